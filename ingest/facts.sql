@@ -1,0 +1,137 @@
+-- Materialised facts behind the analyst views. Rebuilt by ingest.warehouse.refresh_facts()
+-- after each ingest run, so dashboard queries on 10M rows never pay for the joins.
+-- Parameter $conversion_window_minutes: a conversion counts within this many minutes.
+
+CREATE OR REPLACE TABLE _message_facts AS
+SELECT
+    m.sid,
+    m.account_sid,
+    coalesce(m.messaging_service_sid, m.from_number)                        AS sender,
+    m.messaging_service_sid,
+    m.from_number,
+    m.to_number,
+    m.to_country                                                            AS country_iso2,
+    c.iso3                                                                  AS country_iso3,
+    c.name                                                                  AS country_name,
+    c.region,
+    m.to_carrier                                                            AS carrier,
+    m.status,
+    m.status IN ('delivered', 'read')                                       AS is_delivered,
+    m.status IN ('undelivered', 'failed')                                   AS is_failed,
+    m.status NOT IN ('delivered', 'read', 'undelivered', 'failed', 'canceled') AS is_pending,
+    m.error_code,
+    e.name                                                                  AS error_name,
+    CASE WHEN m.error_code IS NOT NULL THEN coalesce(e.category, 'unknown') END AS error_category,
+    e.retryable                                                             AS error_retryable,
+    m.num_segments,
+    m.body_encoding                                                         AS encoding,
+    CAST(m.price_usd AS DOUBLE)                                             AS cost_usd,
+    m.date_sent                                                             AS sent_at,
+    CAST(timezone('UTC', m.date_sent) AS DATE)                              AS sent_day,
+    CASE WHEN m.status IN ('delivered', 'read')
+         THEN epoch(m.date_updated) - epoch(m.date_sent) END               AS delivery_latency_s,
+    s.event_id,
+    s.purpose,
+    s.template_id,
+    s.experiment_id,
+    s.variant,
+    s.campaign_id,
+    s.user_id,
+    m.source
+FROM twilio_messages m
+LEFT JOIN countries c   ON c.iso2 = m.to_country
+LEFT JOIN error_codes e ON e.code = m.error_code
+LEFT JOIN (SELECT * FROM send_log WHERE provider_sid IS NOT NULL
+           QUALIFY row_number() OVER (PARTITION BY provider_sid ORDER BY sent_at, event_id) = 1) s
+       ON s.provider_sid = m.sid
+WHERE m.direction IS NULL OR m.direction LIKE 'outbound%'
+ORDER BY m.date_sent;
+
+CREATE OR REPLACE TABLE _call_facts AS
+SELECT
+    k.sid,
+    k.account_sid,
+    k.from_number,
+    k.to_number,
+    k.to_country                                                            AS country_iso2,
+    c.iso3                                                                  AS country_iso3,
+    c.name                                                                  AS country_name,
+    c.region,
+    k.to_carrier                                                            AS carrier,
+    k.status,
+    k.status = 'completed'                                                  AS is_answered,
+    k.answered_by,
+    coalesce(k.answered_by LIKE 'machine%' OR k.answered_by = 'fax', false) AS is_machine,
+    k.duration_s,
+    CAST(k.price_usd AS DOUBLE)                                             AS cost_usd,
+    coalesce(k.start_time, k.date_created)                                  AS started_at,
+    CAST(timezone('UTC', coalesce(k.start_time, k.date_created)) AS DATE)   AS start_day,
+    s.event_id,
+    s.purpose,
+    s.template_id,
+    s.experiment_id,
+    s.variant,
+    s.campaign_id,
+    s.user_id,
+    s.fallback_of,
+    k.source
+FROM twilio_calls k
+LEFT JOIN countries c ON c.iso2 = k.to_country
+LEFT JOIN (SELECT * FROM send_log WHERE provider_sid IS NOT NULL
+           QUALIFY row_number() OVER (PARTITION BY provider_sid ORDER BY sent_at, event_id) = 1) s
+       ON s.provider_sid = k.sid
+WHERE k.direction IS NULL OR k.direction LIKE 'outbound%'
+ORDER BY started_at;
+
+CREATE OR REPLACE TABLE _attempt_facts AS
+WITH fallbacks AS (
+    SELECT fallback_of AS event_id, min(event_id) AS fallback_event_id
+    FROM send_log WHERE fallback_of IS NOT NULL GROUP BY fallback_of
+),
+attempts AS (
+    SELECT
+        s.event_id, s.sent_at, s.channel, s.purpose, s.template_id, s.experiment_id, s.variant,
+        s.campaign_id, s.user_id, s.locale, s.provider_sid, s.fallback_of,
+        coalesce(m.country_iso2, k.country_iso2, s.country)                 AS country_iso2,
+        coalesce(m.status, k.status)                                        AS provider_status,
+        CASE s.channel WHEN 'sms' THEN m.is_delivered
+                       WHEN 'voice' THEN k.is_answered END                  AS is_delivered,
+        m.error_code,
+        m.error_category,
+        coalesce(m.cost_usd, k.cost_usd)                                    AS cost_usd,
+        m.num_segments,
+        m.encoding,
+        f.fallback_event_id
+    FROM send_log s
+    LEFT JOIN _message_facts m ON s.channel = 'sms'   AND m.sid = s.provider_sid
+    LEFT JOIN _call_facts k    ON s.channel = 'voice' AND k.sid = s.provider_sid
+    LEFT JOIN fallbacks f      ON f.event_id = s.event_id
+)
+SELECT
+    a.event_id,
+    a.sent_at,
+    CAST(timezone('UTC', a.sent_at) AS DATE)                                AS sent_day,
+    a.channel, a.purpose, a.template_id, a.experiment_id, a.variant, a.campaign_id, a.user_id, a.locale,
+    a.country_iso2,
+    c.iso3                                                                  AS country_iso3,
+    c.name                                                                  AS country_name,
+    c.region,
+    a.provider_sid,
+    a.provider_status,
+    a.is_delivered,
+    a.error_code,
+    a.error_category,
+    a.cost_usd,
+    a.num_segments,
+    a.encoding,
+    a.fallback_of,
+    a.fallback_of IS NOT NULL                                               AS is_fallback,
+    a.fallback_event_id,
+    conv.conversion_type,
+    conv.occurred_at                                                        AS converted_at,
+    (epoch(conv.occurred_at) - epoch(a.sent_at)) / 60.0                     AS minutes_to_conversion,
+    coalesce((epoch(conv.occurred_at) - epoch(a.sent_at)) / 60.0 <= $conversion_window_minutes, false) AS converted
+FROM attempts a
+LEFT JOIN countries c ON c.iso2 = a.country_iso2
+ASOF LEFT JOIN conversions conv ON conv.user_id = a.user_id AND conv.occurred_at >= a.sent_at
+ORDER BY a.sent_at;

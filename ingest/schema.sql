@@ -1,0 +1,146 @@
+-- Switchboard warehouse: raw tables (owned by ingest), bookkeeping and dimensions.
+-- Applied idempotently by ingest.warehouse.create_schema(). Analysts: prefer the
+-- *_facts views (views.sql), which are the stable contract.
+
+CREATE SEQUENCE IF NOT EXISTS ingest_run_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS reject_seq START 1;
+
+CREATE TABLE IF NOT EXISTS twilio_messages (
+    sid                    VARCHAR PRIMARY KEY,
+    account_sid            VARCHAR NOT NULL,
+    messaging_service_sid  VARCHAR,
+    direction              VARCHAR,
+    from_number            VARCHAR,
+    to_number              VARCHAR,
+    status                 VARCHAR NOT NULL,
+    error_code             INTEGER,
+    num_segments           INTEGER,
+    num_media              INTEGER,
+    body_encoding          VARCHAR,        -- GSM-7 / UCS-2, computed from the body at ingest; the body itself is never stored
+    body_length            INTEGER,        -- septets (GSM-7) or UTF-16 units (UCS-2)
+    price                  DECIMAL(12, 5), -- as Twilio reports it: negative means a charge; NULL until priced
+    price_unit             VARCHAR,
+    price_usd              DECIMAL(12, 5), -- positive cost in USD (enrichment)
+    date_created           TIMESTAMPTZ,
+    date_sent              TIMESTAMPTZ,
+    date_updated           TIMESTAMPTZ,
+    to_country             VARCHAR,        -- ISO-3166 alpha-2 from phonenumbers (enrichment)
+    to_carrier             VARCHAR,        -- approximate original carrier from phonenumbers' prefix data (enrichment)
+    source                 VARCHAR NOT NULL, -- 'api' or 'bulk_export'
+    ingest_run_id          BIGINT,
+    loaded_at              TIMESTAMPTZ DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS twilio_calls (
+    sid              VARCHAR PRIMARY KEY,
+    account_sid      VARCHAR NOT NULL,
+    parent_call_sid  VARCHAR,
+    direction        VARCHAR,
+    from_number      VARCHAR,
+    to_number        VARCHAR,
+    status           VARCHAR NOT NULL,
+    answered_by      VARCHAR,
+    duration_s       INTEGER,
+    price            DECIMAL(12, 5),
+    price_unit       VARCHAR,
+    price_usd        DECIMAL(12, 5),
+    start_time       TIMESTAMPTZ,
+    end_time         TIMESTAMPTZ,
+    date_created     TIMESTAMPTZ,
+    date_updated     TIMESTAMPTZ,
+    to_country       VARCHAR,
+    to_carrier       VARCHAR,
+    source           VARCHAR NOT NULL,
+    ingest_run_id    BIGINT,
+    loaded_at        TIMESTAMPTZ DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS send_log (
+    event_id       VARCHAR PRIMARY KEY,
+    sent_at        TIMESTAMPTZ NOT NULL,
+    channel        VARCHAR NOT NULL,   -- sms | voice | push | email
+    purpose        VARCHAR,            -- password_reset | account_alert | verification | ...
+    template_id    VARCHAR,
+    experiment_id  VARCHAR,
+    variant        VARCHAR,
+    campaign_id    VARCHAR,
+    user_id        VARCHAR NOT NULL,
+    country        VARCHAR,            -- member's country (ISO-2) as the platform knows it
+    locale         VARCHAR,
+    provider_sid   VARCHAR,            -- Twilio SM…/CA… sid; NULL for push/email
+    fallback_of    VARCHAR,            -- event_id of the attempt this one falls back from
+    source_file    VARCHAR,
+    ingest_run_id  BIGINT
+);
+
+CREATE TABLE IF NOT EXISTS conversions (
+    event_id         VARCHAR PRIMARY KEY,
+    user_id          VARCHAR NOT NULL,
+    conversion_type  VARCHAR NOT NULL,  -- e.g. password_reset_completed
+    occurred_at      TIMESTAMPTZ NOT NULL,
+    source_file      VARCHAR,
+    ingest_run_id    BIGINT
+);
+
+CREATE TABLE IF NOT EXISTS ingest_runs (
+    run_id         BIGINT PRIMARY KEY,
+    source         VARCHAR NOT NULL,
+    started_at     TIMESTAMPTZ NOT NULL,
+    finished_at    TIMESTAMPTZ,
+    status         VARCHAR NOT NULL,   -- running | ok | failed
+    rows_read      BIGINT DEFAULT 0,
+    rows_loaded    BIGINT DEFAULT 0,
+    rows_rejected  BIGINT DEFAULT 0,
+    cursor_before  VARCHAR,
+    cursor_after   VARCHAR,
+    error          VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS ingest_state (
+    source      VARCHAR PRIMARY KEY,   -- e.g. 'messages:AC…', 'calls:AC…'
+    cursor      VARCHAR,
+    updated_at  TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS ingest_files (
+    path         VARCHAR PRIMARY KEY,
+    size_bytes   BIGINT,
+    mtime        DOUBLE,
+    rows_loaded  BIGINT,
+    run_id       BIGINT,
+    loaded_at    TIMESTAMPTZ
+);
+
+CREATE TABLE IF NOT EXISTS rejects (
+    reject_id    BIGINT PRIMARY KEY,
+    run_id       BIGINT,
+    source       VARCHAR NOT NULL,
+    location     VARCHAR,   -- file path or API page URI
+    line         BIGINT,
+    raw          VARCHAR,
+    reason       VARCHAR NOT NULL,
+    rejected_at  TIMESTAMPTZ DEFAULT current_timestamp
+);
+
+CREATE TABLE IF NOT EXISTS countries (
+    iso2          VARCHAR PRIMARY KEY,
+    iso3          VARCHAR,
+    name          VARCHAR,
+    region        VARCHAR,
+    calling_code  INTEGER
+);
+
+CREATE TABLE IF NOT EXISTS error_codes (
+    code        INTEGER PRIMARY KEY,
+    name        VARCHAR,
+    channel     VARCHAR,
+    category    VARCHAR,
+    retryable   BOOLEAN,
+    what_to_do  VARCHAR,
+    more_info   VARCHAR
+);
+
+CREATE TABLE IF NOT EXISTS fx_rates (
+    currency     VARCHAR PRIMARY KEY,
+    usd_per_unit DOUBLE
+);

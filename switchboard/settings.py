@@ -1,0 +1,92 @@
+"""One typed settings object with defaults and help text.
+
+Every value can be overridden by an environment variable ``SWITCHBOARD_<NAME>``
+(upper case), so cron jobs, CI and the dashboard share one source of truth.
+Secrets (Twilio credentials) are *not* settings: they are read from the
+environment only where they are used, and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_data_dir() -> Path:
+    return PROJECT_ROOT / "data"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(
+        default_factory=_default_data_dir,
+        metadata={"help": "Folder for the warehouse, send logs and exports."},
+    )
+    ingest_db_name: str = field(
+        default="ingest.duckdb",
+        metadata={"help": "The ingest's private read-write DuckDB file (inside data_dir)."},
+    )
+    warehouse_name: str = field(
+        default="warehouse.duckdb",
+        metadata={"help": "The published read-only snapshot the dashboard and analysts open."},
+    )
+    lag_hours: float = field(
+        default=72.0,
+        metadata={"help": "Ingest re-reads this many hours before its cursor: statuses and prices change late."},
+    )
+    conversion_window_minutes: int = field(
+        default=30,
+        metadata={"help": "A conversion counts for an attempt when it happens within this many minutes."},
+    )
+    alpha: float = field(default=0.05, metadata={"help": "Significance level for A/B tests and insights."})
+    min_sample_size: int = field(
+        default=100, metadata={"help": "Fewer units than this per arm and an A/B result is shown as too early."}
+    )
+    cache_ttl_seconds: int = field(default=300, metadata={"help": "Dashboard result cache lifetime."})
+
+    @property
+    def ingest_db_path(self) -> Path:
+        return self.data_dir / self.ingest_db_name
+
+    @property
+    def warehouse_path(self) -> Path:
+        return self.data_dir / self.warehouse_name
+
+    @property
+    def send_logs_dir(self) -> Path:
+        return self.data_dir / "send_logs"
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "Settings":
+        """Defaults, then ``SWITCHBOARD_*`` environment variables, then explicit overrides."""
+        base = cls()
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = os.environ.get(f"SWITCHBOARD_{f.name.upper()}")
+            if raw is None:
+                continue
+            current = getattr(base, f.name)
+            if isinstance(current, Path):
+                values[f.name] = Path(raw)
+            elif isinstance(current, bool):
+                values[f.name] = raw.lower() in {"1", "true", "yes"}
+            elif isinstance(current, int):
+                values[f.name] = int(raw)
+            elif isinstance(current, float):
+                values[f.name] = float(raw)
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(base, **values)  # type: ignore[arg-type]
+
+
+def settings_help() -> str:
+    """A human-readable table of every setting, its default and its environment variable."""
+    lines = []
+    for f in fields(Settings):
+        default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
+        lines.append(f"SWITCHBOARD_{f.name.upper():<28} {str(default):<40} {f.metadata.get('help', '')}")
+    return "\n".join(lines)
