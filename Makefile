@@ -1,0 +1,42 @@
+# Switchboard: the two commands are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test setup browser lint bench clean
+
+## Set up (if needed) and run the demo: sandbox -> ingest -> dashboard on http://localhost:8501
+demo: $(STAMP)
+	$(VENV)/bin/switchboard demo
+
+## Set up (if needed, including Debian's chromium) and run the whole test suite
+test: $(STAMP) browser
+	$(PY) -m pytest -q -p no:cacheprovider
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,dev]'
+	touch $(STAMP)
+
+## Debian's chromium for the browser tests (no browser download: playwright drives /usr/bin/chromium)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "Installing Debian's chromium for the browser tests…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+## Benchmarks (not part of the tests): make bench MESSAGES=1000000
+MESSAGES ?= 1000000
+bench: $(STAMP) browser
+	$(PY) -m bench --messages $(MESSAGES)
+
+clean:
+	rm -rf $(VENV) data/*.duckdb data/send_logs test-artifacts

@@ -1,0 +1,93 @@
+"""The ``switchboard`` command: one entry point, a subcommand per part.
+
+Each part owns its options (``<package>.cli.add_arguments`` / ``run``); this
+module only dispatches, imports lazily so ``--help`` is instant, and turns any
+error a user can fix into one clear line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+# subcommand -> (module with add_arguments/run, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("switchboard.demo", "Set up and run everything: sandbox -> ingest -> dashboard."),
+    "sandbox": ("sandbox.cli", "Serve a local Twilio-compatible API over a simulated messaging world."),
+    "ingest": ("ingest.cli", "Load Twilio messages/calls and send logs into the DuckDB warehouse."),
+    "dashboard": ("dashboard.cli", "Serve the Streamlit dashboard on the published warehouse."),
+    "send": ("sender.cli", "Plan (dry run) or send a test campaign: SMS with optional voice fallback."),
+    "export": ("ingest.export", "Export every table and view as day-partitioned Parquet (hive layout)."),
+}
+
+EPILOG = """\
+Quick start:  switchboard demo            (sandbox + ingest + dashboard on http://localhost:8501)
+Real Twilio:  export TWILIO_ACCOUNT_SID=AC... TWILIO_AUTH_TOKEN=...; switchboard ingest
+Settings:     switchboard --settings      (every SWITCHBOARD_* variable with its default)
+"""
+
+
+class UserError(Exception):
+    """An error the user can fix; its message says how. Printed without a traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="switchboard",
+        description="Delivery analytics and insights for Twilio SMS and voice.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--settings", action="store_true", help="print every setting, its default and env variable")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:  # a part not installed/built yet: say so instead of crashing --help
+            p.set_defaults(_unavailable=f"'switchboard {name}' is unavailable: {exc}")
+            continue
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.settings:
+        from switchboard.settings import settings_help
+
+        print(settings_help())
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if getattr(args, "_unavailable", None):
+        print(args._unavailable, file=sys.stderr)
+        return 2
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("\nStopped.", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"switchboard {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # never a stack trace to a user; the debug switch shows it
+        if os.environ.get("SWITCHBOARD_DEBUG"):
+            raise
+        print(
+            f"switchboard {args.command}: unexpected error: {type(exc).__name__}: {exc}\n"
+            "Run again with SWITCHBOARD_DEBUG=1 for the full traceback, and report it with that output.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
