@@ -1,0 +1,74 @@
+"""Tiny helpers shared by the analytics modules: named .sql files, dimensions, periods.
+
+* ``load("delivery_by")`` reads ``analytics/delivery_by.sql`` once (cached). Queries
+  carry ``{placeholders}`` only for SQL *fragments we build ourselves*: the WHERE
+  clause from ``analytics.filters.where`` and grouping columns taken from an
+  allow-list. User values are always bound parameters (``$name``).
+* ``dimension(allowed, by)`` resolves an allow-listed grouping name or raises a
+  ValueError listing the allowed ones.
+* ``run(con, sql, params, columns)`` executes and returns a DataFrame that always has
+  the documented columns in order, even when the warehouse is empty.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import duckdb
+import pandas as pd
+
+from analytics.filters import Filters, where
+
+_HERE = Path(__file__).resolve().parent
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> str:
+    """The text of ``analytics/<name>.sql`` (header comment included: DuckDB ignores it)."""
+    path = _HERE / f"{name}.sql"
+    if path.parent != _HERE or not path.is_file():
+        raise FileNotFoundError(f"No analytics query named {name!r}")
+    return path.read_text()
+
+
+def render(name: str, **fragments: str) -> str:
+    """A named query with its trusted fragments (WHERE clauses, allow-listed columns) filled in."""
+    return load(name).format(**fragments)
+
+
+def dimension(allowed: Mapping[str, str], by: str) -> str:
+    """The SQL expression for an allow-listed dimension name."""
+    if not isinstance(by, str) or by not in allowed:
+        raise ValueError(f"Unknown dimension {by!r}; allowed: {', '.join(allowed)}")
+    return allowed[by]
+
+
+def run(con: duckdb.DuckDBPyConnection, sql: str, params: Mapping[str, Any], columns: Iterable[str]) -> pd.DataFrame:
+    """Execute ``sql`` with bound ``params``; return a frame with exactly ``columns``."""
+    cols = list(columns)
+    df = con.execute(sql, dict(params)).df()
+    for c in cols:
+        if c not in df.columns:
+            df[c] = pd.Series(dtype="float64")
+    return df[cols]
+
+
+def empty(columns: Iterable[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="object") for c in columns})
+
+
+def previous_period(start: date, end: date) -> tuple[date, date]:
+    """The period of equal length just before [start, end] (inclusive days)."""
+    days = (end - start).days + 1
+    return start - timedelta(days=days), start - timedelta(days=1)
+
+
+def where_for(view: str, start: date, end: date, filters: Filters | None, prefix: str = "f",
+              alias: str = "") -> tuple[str, dict[str, Any]]:
+    """``analytics.filters.where`` with the day order checked (start after end is a caller bug)."""
+    if end < start:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    return where(view, start, end, filters, alias=alias, prefix=prefix)

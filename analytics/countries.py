@@ -1,0 +1,176 @@
+"""Countries: where we send, how well it arrives, what it costs, and which channel to use.
+
+SMS figures come from ``message_facts``, voice figures from ``call_facts`` (every call,
+fallbacks included). Delivery rate follows analytics.delivery: delivered /
+(delivered + undelivered + failed); pending messages are not in the denominator.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from analytics import _sql
+from analytics.filters import Filters
+from analytics.stats_basic import safe_div, two_proportion_z, wilson_interval
+
+OVERVIEW_COLUMNS = [
+    "country_iso2", "country_iso3", "country_name", "region",
+    "sms_sent", "sms_delivered", "sms_failed", "sms_delivery_rate", "rate_ci_low", "rate_ci_high", "sms_users",
+    "voice_calls", "voice_answered", "answer_rate", "sms_share", "voice_share",
+    "sms_cost_usd", "voice_cost_usd", "cost_usd", "cost_per_sent", "cost_per_delivered",
+    "sms_cost_per_sent", "sms_cost_per_delivered",
+]
+
+CHANNELS = ("sms", "voice", "push")
+RECOMMENDATION_COLUMNS = (
+    ["country_iso2", "country_name", "recommended", "reason", "metric", "enough_data", "p_value_vs_sms"]
+    + [f"{ch}_{m}" for ch in CHANNELS
+       for m in ("attempts", "delivery_rate", "conversion_rate", "cost_per_attempt", "cost_per_conversion")]
+)
+
+
+def country_overview(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
+    """One row per recipient country: volume, delivery, cost and channel mix (for tables and the map).
+
+    Columns: country_iso2, country_iso3 (for plotly's choropleth), country_name, region,
+    sms_sent, sms_delivered, sms_failed, sms_delivery_rate (delivered / final),
+    rate_ci_low, rate_ci_high (95 % Wilson), sms_users (distinct members who got an SMS,
+    HyperLogLog estimate: exact to within ~2 %), voice_calls, voice_answered,
+    answer_rate (answered / calls), sms_share and voice_share (of sms_sent +
+    voice_calls), sms_cost_usd, voice_cost_usd, cost_usd (both), cost_per_sent
+    (cost_usd / (sms_sent + voice_calls)), cost_per_delivered (cost_usd /
+    (sms_delivered + voice_answered)), sms_cost_per_sent, sms_cost_per_delivered.
+    Ordered by total volume, descending.
+    """
+    where_m, params = _sql.where_for("message_facts", start, end, filters, prefix="m")
+    where_c, params_c = _sql.where_for("call_facts", start, end, filters, prefix="c")
+    df = con.execute(_sql.render("country_overview", where_m=where_m, where_c=where_c), params | params_c).df()
+    if df.empty:
+        return _sql.empty(OVERVIEW_COLUMNS)
+    f = {c: df[c].to_numpy("float64") for c in df.columns if c.startswith(("sms_", "voice_"))}
+    df["sms_delivery_rate"] = safe_div(f["sms_delivered"], f["sms_delivered"] + f["sms_failed"])
+    df["rate_ci_low"], df["rate_ci_high"] = wilson_interval(f["sms_delivered"], f["sms_delivered"] + f["sms_failed"])
+    df["answer_rate"] = safe_div(f["voice_answered"], f["voice_calls"])
+    total = f["sms_sent"] + f["voice_calls"]
+    df["sms_share"], df["voice_share"] = safe_div(f["sms_sent"], total), safe_div(f["voice_calls"], total)
+    df["cost_usd"] = f["sms_cost_usd"] + f["voice_cost_usd"]
+    df["cost_per_sent"] = safe_div(df["cost_usd"], total)
+    df["cost_per_delivered"] = safe_div(df["cost_usd"], f["sms_delivered"] + f["voice_answered"])
+    df["sms_cost_per_sent"] = safe_div(f["sms_cost_usd"], f["sms_sent"])
+    df["sms_cost_per_delivered"] = safe_div(f["sms_cost_usd"], f["sms_delivered"])
+    for c in ("sms_sent", "sms_delivered", "sms_failed", "sms_users", "voice_calls", "voice_answered"):
+        df[c] = df[c].astype("int64")
+    df["_total"] = total
+    df = df.sort_values(["_total", "country_iso2"], ascending=[False, True], na_position="last")
+    return df[OVERVIEW_COLUMNS].reset_index(drop=True)
+
+
+def channel_recommendation(con, *, start: date, end: date, filters: Filters | None = None,
+                           min_attempts: int = 30, alpha: float = 0.05) -> pd.DataFrame:
+    """Per country, which channel to try first (SMS, voice or push), with the evidence.
+
+    Evidence per channel from ``attempt_facts``: attempts, delivery_rate (delivered /
+    attempts with a known outcome; push has none), conversion_rate (conversions within
+    the window credited to the attempt / attempts; an attempt that triggered a fallback
+    gets no credit, the fallback might have done the work), cost_per_attempt and
+    cost_per_conversion. Voice attempts are mostly fallbacks: their conversion rate is
+    measured on members SMS did not reach, and the reason says so.
+
+    Rule: the metric is conversion when the country has any conversion, else delivery.
+    Channels with at least ``min_attempts`` attempts compete; the best rate wins, but a
+    channel whose rate is *not significantly lower* (two-proportion test, ``alpha``) and
+    which is cheaper per conversion (per attempt for delivery) wins instead. With no
+    channel above ``min_attempts`` the recommendation is SMS, the default, and
+    enough_data is False.
+
+    Columns: country_iso2, country_name, recommended, reason (one sentence), metric,
+    enough_data, p_value_vs_sms (recommended vs SMS; NaN when SMS is recommended or
+    untestable), then for each of sms, voice, push: <ch>_attempts, <ch>_delivery_rate,
+    <ch>_conversion_rate, <ch>_cost_per_attempt, <ch>_cost_per_conversion.
+    """
+    where, params = _sql.where_for("attempt_facts", start, end, filters)
+    df = con.execute(_sql.render("channel_evidence", where=where), params).df()
+    df = df[df["channel"].isin(CHANNELS)]
+    if df.empty:
+        return _sql.empty(RECOMMENDATION_COLUMNS)
+    df["delivery_rate"] = safe_div(df["delivered"], df["with_outcome"])
+    df["conversion_rate"] = safe_div(df["converted"], df["attempts"])
+    df["cost_per_attempt"] = safe_div(df["cost_usd"], df["attempts"])
+    df["cost_per_conversion"] = safe_div(df["cost_usd"], df["converted"])
+    rows = []
+    for country, part in df.groupby("country_iso2", dropna=False, sort=False):
+        by_ch = part.set_index("channel")
+        rows.append(_recommend(country, part["country_name"].iloc[0], by_ch, min_attempts, alpha))
+    out = pd.DataFrame(rows)
+    volume = df.groupby("country_iso2", dropna=False)["attempts"].sum()
+    out["_volume"] = out["country_iso2"].map(volume).fillna(0)
+    out = out.sort_values(["_volume", "country_iso2"], ascending=[False, True])
+    return out[RECOMMENDATION_COLUMNS].reset_index(drop=True)
+
+
+def _recommend(country, name, by_ch: pd.DataFrame, min_attempts: int, alpha: float) -> dict:
+    row: dict = {"country_iso2": country, "country_name": name}
+    for ch in CHANNELS:
+        for m in ("attempts", "delivery_rate", "conversion_rate", "cost_per_attempt", "cost_per_conversion"):
+            row[f"{ch}_{m}"] = by_ch.at[ch, m] if ch in by_ch.index else (0 if m == "attempts" else np.nan)
+        row[f"{ch}_attempts"] = int(row[f"{ch}_attempts"])
+    use_conversion = by_ch["converted"].sum() > 0
+    metric = "conversion" if use_conversion else "delivery"
+    rate_col, num, den = (("conversion_rate", "converted", "attempts") if use_conversion
+                          else ("delivery_rate", "delivered", "with_outcome"))
+    cost_col = "cost_per_conversion" if use_conversion else "cost_per_attempt"
+    eligible = [ch for ch in CHANNELS if ch in by_ch.index and by_ch.at[ch, den] >= min_attempts
+                and np.isfinite(by_ch.at[ch, rate_col])]
+    place = name or country or "this country"
+    row["metric"], row["enough_data"], row["p_value_vs_sms"] = metric, bool(eligible), np.nan
+    if not eligible:
+        row["recommended"] = "sms"
+        row["reason"] = (f"Not enough attempts in {place} to compare channels (need {min_attempts} per channel); "
+                         "keep SMS, the default.")
+        return row
+    best = max(eligible, key=lambda ch: (by_ch.at[ch, rate_col], -CHANNELS.index(ch)))
+
+    def p_vs(a: str, b: str) -> float:
+        t = two_proportion_z(by_ch.at[a, num], by_ch.at[a, den], by_ch.at[b, num], by_ch.at[b, den])
+        return float(t.p_value)
+
+    # Channels statistically as good as the best: among them, the cheapest wins.
+    as_good = [ch for ch in eligible if ch == best or p_vs(ch, best) >= alpha]
+    cost = {ch: by_ch.at[ch, cost_col] for ch in as_good}
+    chosen = min(as_good, key=lambda ch: (np.nan_to_num(cost[ch], nan=np.inf), -by_ch.at[ch, rate_col],
+                                          CHANNELS.index(ch)))
+    row["recommended"] = chosen
+    if chosen != "sms" and "sms" in eligible:
+        row["p_value_vs_sms"] = p_vs(chosen, "sms")
+    verb = "converts" if use_conversion else "delivers"
+    parts = [f"{_label(chosen)} {verb} {by_ch.at[chosen, rate_col]:.0%} of {int(by_ch.at[chosen, den]):,} attempts"]
+    others = [ch for ch in eligible if ch != chosen]
+    if others:
+        parts.append("against " + ", ".join(
+            f"{by_ch.at[ch, rate_col]:.0%} for {_label(ch)}" for ch in others))
+    why = ""
+    if chosen != best:
+        why = (f", not significantly worse than {_label(best)} and cheaper "
+               f"({_money(cost[chosen])} vs {_money(cost[best])} per {metric})")
+    elif others:
+        worse = [ch for ch in others if p_vs(ch, chosen) < alpha]
+        why = " (significantly better)" if len(worse) == len(others) else ""
+        tied = [ch for ch in others if ch not in worse]
+        if tied:
+            why = f", as good as {' and '.join(_label(t) for t in tied)} and no dearer"
+    fallback_note = ""
+    if chosen == "voice" and use_conversion:
+        fallback_note = "; voice was measured mostly on members SMS did not reach"
+    row["reason"] = f"In {place}, " + " ".join(parts) + why + fallback_note + "."
+    return row
+
+
+def _label(ch: str) -> str:
+    return {"sms": "SMS", "voice": "voice", "push": "push"}.get(ch, ch)
+
+
+def _money(x: float) -> str:
+    return "n/a" if not np.isfinite(x) else f"${x:,.3f}"

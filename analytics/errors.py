@@ -1,0 +1,174 @@
+"""Errors: which Twilio error codes cost us deliveries, whether they are new or rising, and what to do.
+
+A **failure** is an SMS whose final status is undelivered or failed (``is_failed``),
+attributed to its ``error_code``. ``share_of_failures`` divides by *all* failed
+messages of the period (including failures Twilio reported without a code), so the
+shares of the listed codes add up to at most 1. ``error_rate`` = failures / sent.
+The previous period has the same length and ends the day before ``start``.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from analytics import _sql
+from analytics.filters import Filters, day_bounds
+from analytics.stats_basic import benjamini_hochberg, relative_change, safe_div, two_proportion_z
+
+TOP_ERRORS_COLUMNS = [
+    "error_code", "error_name", "category", "failures", "share_of_failures", "error_rate", "failures_prev",
+    "error_rate_prev", "rate_change", "trend", "retryable", "what_to_do", "more_info",
+]
+NEW_OR_RISING_COLUMNS = [
+    "error_code", "error_name", "category", "status", "failures", "failures_prev", "sent", "sent_prev",
+    "error_rate", "error_rate_prev", "rate_ratio", "excess_failures", "p_value", "q_value", "what_to_do",
+]
+SAMPLE_COLUMNS = ["sid", "sent_at", "country_iso2", "carrier", "sender", "template_id", "status", "error_code"]
+TREND_COLUMNS = ["day", "error_code", "error_name", "failures", "sent", "error_rate"]
+
+# A trend is called rising/falling only when the change is both significant and this large.
+TREND_MIN_RELATIVE_CHANGE = 0.2
+TREND_ALPHA = 0.05
+
+
+def _by_code(con, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
+    prev_start, _ = _sql.previous_period(start, end)
+    where, params = _sql.where_for("message_facts", prev_start, end, filters)
+    params["cur_start"] = day_bounds(start, start)[0]
+    return con.execute(_sql.render("errors_by_code", where=where), params).df()
+
+
+def _code_table(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Split the per-code frame into failing codes and period totals."""
+    totals = {c: float(df[c].sum()) for c in ("sent", "failed", "sent_prev", "failed_prev")}
+    codes = df[df["error_code"].notna()].copy()
+    codes["error_code"] = codes["error_code"].astype("int64")
+    return codes, totals
+
+
+def top_errors(con, *, start: date, end: date, filters: Filters | None = None, limit: int = 10) -> pd.DataFrame:
+    """The error codes behind most failed SMS in the period, with the catalogue's advice.
+
+    Columns: error_code, error_name (official name), category, failures,
+    share_of_failures (of all failed messages), error_rate (failures / sent),
+    failures_prev, error_rate_prev (previous period of equal length), rate_change
+    (relative change of error_rate, NaN when it was 0), trend ("new" when absent
+    before, "rising"/"falling" when the error rate changed by ≥20 % and a two-sided
+    two-proportion test gives p < 0.05, else "steady"), retryable, what_to_do,
+    more_info. Ordered by failures, descending; at most ``limit`` rows.
+    """
+    df = _by_code(con, start, end, filters)
+    if df.empty:
+        return _sql.empty(TOP_ERRORS_COLUMNS)
+    codes, totals = _code_table(df)
+    codes = codes[codes["failed"] > 0]
+    if codes.empty:
+        return _sql.empty(TOP_ERRORS_COLUMNS)
+    failures, failures_prev = codes["failed"].to_numpy("float64"), codes["failed_prev"].to_numpy("float64")
+    codes["failures"] = codes["failed"].astype("int64")
+    codes["failures_prev"] = codes["failed_prev"].astype("int64")
+    codes["share_of_failures"] = safe_div(failures, totals["failed"])
+    codes["error_rate"] = safe_div(failures, totals["sent"])
+    codes["error_rate_prev"] = safe_div(failures_prev, totals["sent_prev"])
+    codes["rate_change"] = relative_change(codes["error_rate"], codes["error_rate_prev"])
+    test = two_proportion_z(failures, totals["sent"], failures_prev, totals["sent_prev"])
+    significant = np.nan_to_num(test.p_value, nan=1.0) < TREND_ALPHA
+    change = np.nan_to_num(codes["rate_change"].to_numpy("float64"))
+    codes["trend"] = np.select(
+        [failures_prev == 0, significant & (change >= TREND_MIN_RELATIVE_CHANGE),
+         significant & (change <= -TREND_MIN_RELATIVE_CHANGE)],
+        ["new", "rising", "falling"], default="steady")
+    codes = codes.sort_values(["failures", "error_code"], ascending=[False, True]).head(int(limit))
+    return codes[TOP_ERRORS_COLUMNS].reset_index(drop=True)
+
+
+def new_or_rising_errors(con, *, start: date, end: date, filters: Filters | None = None, alpha: float = 0.01,
+                         min_failures: int = 20, min_ratio: float = 1.5) -> pd.DataFrame:
+    """Error codes that are new or rising against the previous period, and really so.
+
+    A code is reported when (1) it failed at least ``min_failures`` messages this
+    period, (2) its error rate (failures / sent) rose by at least ``min_ratio`` times (or
+    it did not occur before: status "new"), and (3) a one-sided two-proportion z test
+    of the two error rates is significant after a Benjamini–Hochberg correction over
+    every code seen in either period (q_value ≤ ``alpha``).
+
+    Columns: error_code, error_name, category, status ("new" or "rising"), failures,
+    failures_prev, sent, sent_prev, error_rate, error_rate_prev, rate_ratio,
+    excess_failures (failures beyond what the previous rate predicts), p_value,
+    q_value, what_to_do. Ordered by excess_failures, descending.
+    """
+    df = _by_code(con, start, end, filters)
+    if df.empty:
+        return _sql.empty(NEW_OR_RISING_COLUMNS)
+    codes, totals = _code_table(df)
+    codes = codes[(codes["failed"] > 0) | (codes["failed_prev"] > 0)].copy()
+    if codes.empty:
+        return _sql.empty(NEW_OR_RISING_COLUMNS)
+    f1, f0 = codes["failed"].to_numpy("float64"), codes["failed_prev"].to_numpy("float64")
+    test = two_proportion_z(f1, totals["sent"], f0, totals["sent_prev"], alternative="greater")
+    codes["failures"], codes["failures_prev"] = codes["failed"].astype("int64"), codes["failed_prev"].astype("int64")
+    codes["sent"], codes["sent_prev"] = int(totals["sent"]), int(totals["sent_prev"])
+    codes["error_rate"], codes["error_rate_prev"] = test.p1, test.p0
+    codes["rate_ratio"] = safe_div(test.p1, test.p0)
+    codes["excess_failures"] = f1 - np.nan_to_num(test.p0) * totals["sent"]
+    codes["p_value"] = test.p_value
+    codes["q_value"] = benjamini_hochberg(test.p_value)
+    is_new = f0 == 0
+    big = is_new | (np.nan_to_num(codes["rate_ratio"].to_numpy("float64"), nan=np.inf) >= min_ratio)
+    keep = (f1 >= min_failures) & big & (np.nan_to_num(codes["q_value"].to_numpy("float64"), nan=1.0) <= alpha)
+    codes["status"] = np.where(is_new, "new", "rising")
+    out = codes[keep].sort_values(["excess_failures", "error_code"], ascending=[False, True])
+    if out.empty:
+        return _sql.empty(NEW_OR_RISING_COLUMNS)
+    return out[NEW_OR_RISING_COLUMNS].reset_index(drop=True)
+
+
+def error_samples(con, code: int, *, start: date, end: date, filters: Filters | None = None,
+                  n: int = 5) -> pd.DataFrame:
+    """Up to ``n`` message sids that failed with ``code`` in the period, newest first.
+
+    For pasting into a Twilio support ticket or the console. Columns: sid, sent_at,
+    country_iso2, carrier, sender, template_id, status, error_code.
+    """
+    n = int(n)
+    if n < 0:
+        raise ValueError("n must be >= 0")
+    where, params = _sql.where_for("message_facts", start, end, filters)
+    params |= {"code": int(code), "n": n}
+    sql = (f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM message_facts WHERE {where} AND error_code = $code "
+           "ORDER BY sent_at DESC, sid LIMIT $n")
+    return _sql.run(con, sql, params, SAMPLE_COLUMNS).reset_index(drop=True)
+
+
+def error_trend(con, *, start: date, end: date, filters: Filters | None = None, top_n: int = 5) -> pd.DataFrame:
+    """Daily failures of the period's ``top_n`` error codes (by failures), zero-filled.
+
+    Columns: day, error_code, error_name, failures, sent (all SMS that day),
+    error_rate (failures / sent). One row per day × code; ordered by day then by the
+    code's rank.
+    """
+    where, params = _sql.where_for("message_facts", start, end, filters)
+    df = con.execute(_sql.render("errors_daily", where=where), params).df()
+    failing = df[df["error_code"].notna() & (df["failed"] > 0)]
+    if failing.empty:
+        return _sql.empty(TREND_COLUMNS)
+    ranked = failing.groupby("error_code")["failed"].sum().reset_index()
+    ranked = ranked.sort_values(["failed", "error_code"], ascending=[False, True]).head(int(top_n))
+    top = ranked["error_code"].astype("int64").tolist()
+    df["day"] = pd.to_datetime(df["day"]).dt.date
+    sent = df.groupby("day")["sent"].sum()
+    days = pd.date_range(start, end, freq="D").date
+    grid = pd.MultiIndex.from_product([days, top], names=["day", "error_code"]).to_frame(index=False)
+    counts = failing.assign(error_code=failing["error_code"].astype("int64"), day=pd.to_datetime(
+        failing["day"]).dt.date).groupby(["day", "error_code"])["failed"].sum().rename("failures").reset_index()
+    out = grid.merge(counts, on=["day", "error_code"], how="left")
+    out["failures"] = out["failures"].fillna(0).astype("int64")
+    out["sent"] = out["day"].map(sent).fillna(0).astype("int64")
+    out["error_rate"] = safe_div(out["failures"], out["sent"])
+    names = con.execute("SELECT code, name FROM error_codes WHERE list_contains($codes, code)",
+                        {"codes": top}).df().set_index("code")["name"]
+    out["error_name"] = out["error_code"].map(names)
+    return out[TREND_COLUMNS].reset_index(drop=True)

@@ -1,0 +1,68 @@
+"""Fallback: how often an SMS attempt fell back to another channel (voice), and what it saved.
+
+A *chain* starts with an SMS attempt that is not itself a fallback (``attempt_facts``,
+``channel = 'sms' AND NOT is_fallback``) sent in the period; its fallback is the attempt
+whose ``fallback_of`` points to it (sent whenever, so a fallback just after ``end``
+still counts). A chain *succeeds* when its SMS is delivered or, failing that, its
+fallback is delivered (a call answered). *Rescued* chains are those the fallback alone
+saved: SMS not delivered, fallback delivered.
+
+Rates: ``fallback_rate = fell_back_to_voice / sms_attempts``;
+``fallback_success_rate = fallback_delivered / fell_back``.
+Times are seconds from the first SMS attempt to success: the delivered receipt of the
+SMS, or the start of the answered fallback call.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+
+from analytics import _sql
+from analytics.filters import Filters
+from analytics.stats_basic import safe_div
+
+_COUNTS = ["sms_attempts", "sms_delivered", "fell_back", "fell_back_to_voice", "fallback_delivered", "rescued",
+           "members_rescued"]
+METRIC_COLUMNS = _COUNTS[:4] + ["fallback_rate"] + _COUNTS[4:5] + ["fallback_success_rate"] + _COUNTS[5:] + [
+    "reached_rate", "seconds_to_success_p50", "seconds_to_success_p90", "rescue_seconds_p50", "rescue_seconds_p90"]
+COUNTRY_COLUMNS = ["country_iso2", "country_name"] + METRIC_COLUMNS
+
+
+def _chains(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
+    where, params = _sql.where_for("attempt_facts", start, end, filters, alias="a")
+    df = con.execute(_sql.render("fallback_chains", key=key, where=where), params).df()
+    for c in _COUNTS:
+        df[c] = df[c].astype("int64")
+    df["fallback_rate"] = safe_div(df["fell_back_to_voice"], df["sms_attempts"])
+    df["fallback_success_rate"] = safe_div(df["fallback_delivered"], df["fell_back"])
+    df["reached_rate"] = safe_div(df["sms_delivered"] + df["rescued"], df["sms_attempts"])
+    return df
+
+
+def fallback_by_country(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
+    """SMS-to-voice fallback per country.
+
+    Columns: country_iso2, country_name, sms_attempts (chains), sms_delivered,
+    fell_back (any fallback), fell_back_to_voice, fallback_rate, fallback_delivered,
+    fallback_success_rate, rescued (chains reached only thanks to the fallback),
+    members_rescued (distinct members among them), reached_rate ((sms_delivered +
+    rescued) / sms_attempts), seconds_to_success_p50/_p90 (all successful chains),
+    rescue_seconds_p50/_p90 (rescued chains only). Ordered by sms_attempts, descending.
+    """
+    df = _chains(con, "country_iso2", start, end, filters)
+    if df.empty:
+        return _sql.empty(COUNTRY_COLUMNS)
+    return df.rename(columns={"key": "country_iso2"})[COUNTRY_COLUMNS].reset_index(drop=True)
+
+
+def fallback_summary(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
+    """The fallback_by_country metrics over every country, one row (zeros and NaN when empty)."""
+    df = _chains(con, "'all'", start, end, filters)
+    if df.empty:
+        df = pd.DataFrame([{c: 0 for c in _COUNTS}])
+        for c in METRIC_COLUMNS:
+            if c not in df:
+                df[c] = float("nan")
+    return df[METRIC_COLUMNS].reset_index(drop=True)

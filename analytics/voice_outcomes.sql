@@ -1,0 +1,24 @@
+-- voice_outcomes: call outcomes, durations, machine answers and cost per {key}.
+-- Output columns: key, country_iso3, country_name, calls, completed, busy, no_answer, failed,
+--                 canceled, in_progress, machine_answered, duration_p50_s, duration_p90_s,
+--                 duration_mean_s, cost_usd
+SELECT
+    {key}                                                                   AS key,
+    any_value(country_iso3)                                                 AS country_iso3,
+    any_value(country_name)                                                 AS country_name,
+    count(*)                                                                AS calls,
+    count(*) FILTER (WHERE status = 'completed')                            AS completed,
+    count(*) FILTER (WHERE status = 'busy')                                 AS busy,
+    count(*) FILTER (WHERE status = 'no-answer')                            AS no_answer,
+    count(*) FILTER (WHERE status = 'failed')                               AS failed,
+    count(*) FILTER (WHERE status = 'canceled')                             AS canceled,
+    count(*) FILTER (WHERE status NOT IN ('completed', 'busy', 'no-answer', 'failed', 'canceled')) AS in_progress,
+    count(*) FILTER (WHERE status = 'completed' AND is_machine)             AS machine_answered,
+    quantile_cont(duration_s, 0.5) FILTER (WHERE status = 'completed')      AS duration_p50_s,
+    quantile_cont(duration_s, 0.9) FILTER (WHERE status = 'completed')      AS duration_p90_s,
+    avg(duration_s) FILTER (WHERE status = 'completed')                     AS duration_mean_s,
+    coalesce(sum(cost_usd), 0)                                              AS cost_usd
+FROM call_facts
+WHERE {where}
+GROUP BY ALL
+ORDER BY calls DESC, key
