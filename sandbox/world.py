@@ -1,0 +1,933 @@
+"""A seeded, simulated messaging world: what a Twilio account and the platform's own
+send logs would hold after ``days`` of traffic.
+
+Everything is generated with numpy, column by column, so 10 million messages take
+minutes and a 1,000-message fixture takes a fraction of a second. Records are kept
+as compact columns (categoricals, integer seconds); the server renders Twilio JSON
+a page at a time.
+
+Time columns are integer seconds since the Unix epoch (UTC). A message has a final
+status decided at generation, and the moment it becomes final (``final_at``); what
+the API shows depends on the server's clock, so a message near the end of the
+history is still ``sent`` when ingested early and ``delivered`` later.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import zlib
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from sandbox import catalog
+from sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
+from sandbox.numbers import draw_numbers
+from sandbox.sids import sid_strings
+
+try:  # the analytics module is the reference implementation of Twilio's segment rules
+    from analytics.templates_segments import segment_info as _segment_info
+
+    def segment_info(body: str) -> tuple[str, int]:
+        info = _segment_info(body)
+        return info.encoding, info.segments
+except ImportError:  # pragma: no cover - only while analytics is missing
+    from sandbox.segments import segment_info  # type: ignore[assignment]
+
+
+# ----------------------------------------------------------------------------- knobs
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A known problem injected into the world; ``kind`` is ``carrier_filtering`` or ``landline_heavy``."""
+
+    kind: str
+    country: str
+    error_code: int
+    carrier: str | None = None
+    days_before_end: int = 30  # the incident starts this many days before the end (clipped to the history)
+    ramp_days: int = 7  # the extra error rate grows linearly over these days
+    extra_rate: float = 0.25  # extra share of the carrier's messages failing with error_code at full strength
+    landline_share: float = 0.0  # landline_heavy: share of the country's members with a landline number
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """An A/B test on one purpose; effects apply to members of ``countries`` (all when empty)."""
+
+    experiment_id: str
+    purpose: str
+    variants: tuple[str, str]  # control, treatment
+    templates: tuple[str, str]  # template per variant
+    countries: tuple[str, ...] = ()
+    region_name: str = "all"
+    conversion_lift: float = 0.0  # absolute lift of P(convert | delivered) for the treatment in the region
+    delivery_lift: float = 0.0  # absolute change of the delivery rate for the treatment in the region
+    treatment_sender: str | None = None  # "alpha": the treatment sends from an alphanumeric sender ID
+
+
+@dataclass(frozen=True)
+class AccountSpec:
+    friendly_name: str
+    share: float
+    subaccount: bool = False
+
+
+DEFAULT_INCIDENTS: tuple[Incident, ...] = (
+    Incident("carrier_filtering", "ID", 30007, carrier="Indosat Ooredoo Hutchison", days_before_end=30,
+             ramp_days=7, extra_rate=0.3),
+    Incident("landline_heavy", "EG", 30006, landline_share=0.22),
+)
+LATAM = ("BR", "MX", "CO", "AR", "PE", "CL")
+DEFAULT_EXPERIMENTS: tuple[Experiment, ...] = (
+    Experiment("exp_pr_short_template", "password_reset", ("control", "short"), ("pr_standard", "pr_short"),
+               countries=LATAM, region_name="LATAM", conversion_lift=0.1),
+    Experiment("exp_alpha_sender", "verification", ("long_code", "alpha_sender"), ("ver_code", "ver_code"),
+               countries=("IN", "PK", "BD"), region_name="South Asia", delivery_lift=-0.08,
+               treatment_sender="alpha"),
+)
+DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
+    AccountSpec("Acme Production", 0.85),
+    AccountSpec("Acme Marketing (subaccount)", 0.15, subaccount=True),
+)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    seed: int = 7
+    days: int = 90
+    messages: int = 200_000
+    calls: int = 20_000
+    end: datetime | None = None  # history ends here (exclusive); None: today 00:00 UTC
+    countries: tuple[tuple[str, float], ...] | None = None  # (ISO-2, weight) mix; None: the catalog's mix
+    incidents: tuple[Incident, ...] = DEFAULT_INCIDENTS
+    experiments: tuple[Experiment, ...] = DEFAULT_EXPERIMENTS
+    accounts: tuple[AccountSpec, ...] = DEFAULT_ACCOUNTS
+    fallback_rate: float = 0.6  # share of failed OTP SMS that fall back to a voice call (calls permitting)
+    other_channels_share: float = 0.12  # push/email attempts, relative to SMS, in the send log
+    opt_out_share: float = 0.006  # members who replied STOP: every SMS to them fails with 21610
+
+    def end_datetime(self) -> datetime:
+        if self.end is None:
+            now = datetime.now(UTC)
+            return datetime(now.year, now.month, now.day, tzinfo=UTC)
+        return self.end if self.end.tzinfo else self.end.replace(tzinfo=UTC)
+
+
+@dataclass
+class World:
+    scenario: Scenario
+    start: datetime
+    end: datetime
+    accounts: list[dict[str, Any]]  # sid, auth_token, friendly_name, owner_account_sid, date_created
+    senders: pd.DataFrame  # sender numbers / IDs and messaging services
+    users: pd.DataFrame
+    messages: pd.DataFrame
+    calls: pd.DataFrame
+    send_log: pd.DataFrame
+    conversions: pd.DataFrame
+    ground_truth: dict[str, Any]
+    salts: dict[str, int] = field(default_factory=dict)  # sid salts for messages / calls
+
+    @property
+    def account_sids(self) -> list[str]:
+        return [a["sid"] for a in self.accounts]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _hex(seed: int, label: str, n: int = 32) -> str:
+    return hashlib.sha256(f"switchboard-sandbox:{seed}:{label}".encode()).hexdigest()[:n]
+
+
+def account_credentials(seed: int, specs: tuple[AccountSpec, ...]) -> list[dict[str, Any]]:
+    out = []
+    for i, spec in enumerate(specs):
+        out.append(
+            {
+                "sid": "AC" + _hex(seed, f"account:{i}"),
+                "auth_token": _hex(seed, f"token:{i}"),
+                "friendly_name": spec.friendly_name,
+                "subaccount": spec.subaccount,
+            }
+        )
+    parent = out[0]["sid"]
+    for a in out:
+        a["owner_account_sid"] = parent
+    return out
+
+
+def _cat(values, categories) -> pd.Categorical:
+    return pd.Categorical(values, categories=list(categories))
+
+
+def _codes(n_or_idx, categories) -> pd.Categorical:
+    return pd.Categorical.from_codes(np.asarray(n_or_idx), categories=list(categories))
+
+
+def _lang(locale: str) -> str:
+    return locale.split("-")[0]
+
+
+DIURNAL = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4, 5, 5.2, 5, 4.8, 4.8, 4.9, 5, 5, 5.2, 5.3, 5, 4.4,
+                    3.6, 2.6, 1.6], dtype=float)
+
+
+def iso_ms(ms: np.ndarray) -> np.ndarray:
+    """ISO-8601 UTC with milliseconds and Z, vectorised."""
+    s = np.datetime_as_string(np.asarray(ms, dtype="int64").astype("datetime64[ms]"), unit="ms")
+    return np.char.add(s.astype(str), "Z").astype(object)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | None = None) -> World:
+    """Build the world of ``scenario``: deterministic for a given scenario."""
+    say = progress or (lambda _msg: None)
+    rng = np.random.default_rng(scenario.seed)
+    end = scenario.end_datetime()
+    start = end - timedelta(days=scenario.days)
+    t0 = int(start.timestamp())
+    t1 = int(end.timestamp())
+    accounts = account_credentials(scenario.seed, scenario.accounts)
+    for i, a in enumerate(accounts):
+        a["date_created"] = t0 - 86400 * (400 - 30 * i)
+
+    # --- countries and members
+    mix = scenario.countries or tuple((c.iso2, c.weight) for c in COUNTRIES)
+    iso = [c for c, _ in mix]
+    for c in iso:
+        if c not in COUNTRY_BY_ISO:
+            raise ValueError(f"country {c!r} has no profile in sandbox.catalog")
+    cweights = np.array([w for _, w in mix], dtype=float)
+    cweights /= cweights.sum()
+    profiles = [COUNTRY_BY_ISO[c] for c in iso]
+    n_sms = int(scenario.messages)
+    n_users = int(np.clip(n_sms // 3, min(len(iso) * 5, max(n_sms, 1)), 2_000_000))
+    say(f"members: {n_users:,}")
+    users = _make_users(scenario, rng, iso, cweights, profiles, n_users)
+
+    # --- SMS
+    say(f"messages: {n_sms:,}")
+    msgs, sends_sms = _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts)
+    say(f"calls: {scenario.calls:,}")
+    calls, sends_voice = _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, accounts)
+    say("send logs and conversions")
+    send_log, conversions = _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0, t1)
+    senders = _SENDERS_CACHE.pop("frame")
+    world = World(
+        scenario=scenario, start=start, end=end, accounts=accounts, senders=senders, users=users,
+        messages=msgs, calls=calls, send_log=send_log, conversions=conversions, ground_truth={},
+        salts={"SM": _salt(scenario.seed, "SM"), "CA": _salt(scenario.seed, "CA")},
+    )
+    world.ground_truth = _ground_truth(world)
+    return world
+
+
+def _salt(seed: int, kind: str) -> int:
+    return int(_hex(seed, f"salt:{kind}", 16), 16)
+
+
+def _make_users(scenario, rng, iso, cweights, profiles, n_users) -> pd.DataFrame:
+    country_idx = rng.choice(len(iso), size=n_users, p=cweights)
+    country_idx.sort(kind="stable")  # group by country: numbers are drawn per country
+    number = np.empty(n_users, dtype=object)
+    carrier = np.empty(n_users, dtype=object)
+    line = np.full(n_users, "mobile", dtype=object)
+    landline_share = {i.country: i.landline_share for i in scenario.incidents if i.kind == "landline_heavy"}
+    from sandbox.numbers import landline_plan, mobile_plan
+
+    for ci, c in enumerate(iso):
+        idx = np.flatnonzero(country_idx == ci)
+        if idx.size == 0:
+            continue
+        is_land = rng.random(idx.size) < landline_share.get(c, 0.0)
+        mob = idx[~is_land]
+        if mob.size:
+            nums, which = draw_numbers(c, mob.size, rng)
+            plan = mobile_plan(c)
+            number[mob] = nums
+            carrier[mob] = np.array([p.carrier for p in plan], dtype=object)[which]
+        land = idx[is_land]
+        if land.size:
+            nums, _ = draw_numbers(c, land.size, rng, landline=True)
+            landline_plan(c)
+            number[land] = nums
+            carrier[land] = None
+            line[land] = "landline"
+    locale = np.empty(n_users, dtype=object)
+    for ci, prof in enumerate(profiles):
+        idx = np.flatnonzero(country_idx == ci)
+        if idx.size:
+            names = [loc for loc, _ in prof.locales]
+            p = np.array([s for _, s in prof.locales])
+            locale[idx] = np.array(names, dtype=object)[rng.choice(len(names), size=idx.size, p=p / p.sum())]
+    # Shuffle so user ids are not sorted by country.
+    perm = rng.permutation(n_users)
+    frame = pd.DataFrame(
+        {
+            "user_id": np.char.add("usr_", np.char.zfill(np.arange(n_users).astype(str), 7)).astype(object),
+            "country": _codes(country_idx[perm], iso),
+            "locale": pd.Categorical(locale[perm]),
+            "number": number[perm],
+            "carrier": pd.Categorical(carrier[perm]),
+            "line_type": pd.Categorical(line[perm], categories=["mobile", "landline"]),
+            "opted_out": rng.random(n_users) < scenario.opt_out_share,
+            "bucket": rng.random(n_users),  # A/B assignment unit
+            "prefers_voice": rng.random(n_users) < 0.04,
+        }
+    )
+    frame["user_id"] = frame["user_id"].astype("string")
+    return frame
+
+
+_SENDERS_CACHE: dict[str, pd.DataFrame] = {}
+
+
+def _senders(seed: int, rng: np.random.Generator, accounts) -> pd.DataFrame:
+    """Long codes (one of them unregistered for A2P 10DLC), a toll-free number, an alphanumeric ID
+    and two messaging services per account."""
+    rows = []
+    for ai, acct in enumerate(accounts):
+        longs, _ = draw_numbers("US", 6, np.random.default_rng(seed * 100 + ai))
+        for k, num in enumerate(longs):
+            rows.append({"account": ai, "kind": "long_code", "sender": num, "registered": k != 5})
+        rows.append({"account": ai, "kind": "toll_free", "sender": f"+1833{555 + ai:03d}{1000 + seed % 9000:04d}",
+                     "registered": True})
+        rows.append({"account": ai, "kind": "alpha", "sender": "ACME", "registered": True})
+    frame = pd.DataFrame(rows)
+    services = []
+    for ai, acct in enumerate(accounts):
+        for name in ("otp", "notifications"):
+            services.append({"account": ai, "service": name, "sid": "MG" + _hex(seed, f"mg:{ai}:{name}")})
+    frame.attrs["services"] = services
+    return frame
+
+
+def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
+    n = int(scenario.messages)
+    n_users = len(users)
+    # --- who and when
+    user = rng.integers(0, n_users, size=n)
+    ucountry = users["country"].cat.codes.to_numpy()
+    cidx = ucountry[user]
+    offsets = np.array([p.utc_offset for p in profiles])
+    days = scenario.days
+    dw = 1 + 0.3 * np.arange(days) / max(days, 1)
+    weekday = np.array([(datetime.fromtimestamp(t0 + 86400 * d, UTC).weekday()) for d in range(days)])
+    dw = dw * np.where(weekday >= 5, 0.75, 1.0)
+    day = rng.choice(days, size=n, p=dw / dw.sum())
+    hour = rng.choice(24, size=n, p=DIURNAL / DIURNAL.sum())
+    ts = t0 + day * 86400 + hour * 3600 + rng.integers(0, 3600, size=n) - offsets[cidx] * 3600
+    ts = np.clip(ts, t0, t1 - 2)
+    order = np.argsort(ts, kind="stable")
+    ts, user, cidx = ts[order], user[order], cidx[order]
+    day = (ts - t0) // 86400
+
+    # --- purpose, account, template, experiments
+    purposes = list(PURPOSES)
+    pshare = np.array([PURPOSES[p]["share"] for p in purposes])
+    purpose = rng.choice(len(purposes), size=n, p=pshare / pshare.sum())
+    n_acc = len(accounts)
+    ashare = np.array([s.share for s in scenario.accounts])
+    account = rng.choice(n_acc, size=n, p=ashare / ashare.sum()).astype(np.int8)
+    # The subaccount sends marketing and alerts; OTP traffic stays on the main account.
+    otp = np.isin(purpose, [purposes.index("verification"), purposes.index("password_reset")])
+    account[otp] = 0
+    template_ids = sorted(TEMPLATES)
+    base_template = np.array([template_ids.index(catalog.PURPOSE_TEMPLATE[p]) for p in purposes])
+    template = base_template[purpose]
+    bucket = users["bucket"].to_numpy()[user]
+    exp_idx = np.full(n, -1, dtype=np.int8)
+    variant = np.full(n, -1, dtype=np.int8)
+    for ei, exp in enumerate(scenario.experiments):
+        sel = purpose == purposes.index(exp.purpose)
+        exp_idx[sel] = ei
+        treat = bucket >= 0.5
+        variant[sel] = treat[sel].astype(np.int8)
+        tmpl = np.array([template_ids.index(t) for t in exp.templates])
+        template[sel] = tmpl[variant[sel]]
+
+    # --- senders
+    senders = _senders(scenario.seed, rng, accounts)
+    _SENDERS_CACHE["frame"] = senders
+    is_alpha_country = np.array([p.alpha_sender for p in profiles])[cidx]
+    sender = np.empty(n, dtype=np.int32)
+    for ai in range(n_acc):
+        rows = senders.index[senders["account"] == ai].to_numpy()
+        kinds = senders.loc[rows, "kind"].to_numpy()
+        longs = rows[kinds == "long_code"]
+        alpha = rows[kinds == "alpha"][0]
+        tollfree = rows[kinds == "toll_free"][0]
+        sel = account == ai
+        pick = longs[rng.integers(0, len(longs), size=n)]
+        use_tf = rng.random(n) < 0.15
+        pick = np.where(use_tf, tollfree, pick)
+        pick = np.where(is_alpha_country, alpha, pick)
+        sender[sel] = pick[sel]
+    for ei, exp in enumerate(scenario.experiments):
+        if exp.treatment_sender == "alpha":
+            # In the experiment's region the control sends from a long code, the treatment from "ACME".
+            region = np.isin(cidx, [iso.index(c) for c in exp.countries if c in iso])
+            alpha_rows = senders.index[(senders["kind"] == "alpha")].to_numpy()
+            long_rows = senders.index[(senders["kind"] == "long_code") & senders["registered"] & (senders["account"] == 0)].to_numpy()
+            sel = (exp_idx == ei) & region
+            treat = sel & (variant == 1)
+            control = sel & (variant == 0)
+            sender[treat] = alpha_rows[account[treat]]
+            sender[control] = long_rows[rng.integers(0, long_rows.size, size=int(control.sum()))]
+    services = senders.attrs["services"]
+    service = np.where(otp, 0, 1) + 2 * account  # index into services list
+    no_service = rng.random(n) < 0.08
+    service = np.where(no_service, -1, service)
+
+    # --- locale, body, segments
+    ulocale = users["locale"]
+    loc_codes = ulocale.cat.codes.to_numpy()[user]
+    loc_names = list(ulocale.cat.categories)
+    combos = {}
+    body_key = np.empty(n, dtype=np.int32)
+    pair = template.astype(np.int64) * 1000 + loc_codes
+    uniq, inv = np.unique(pair, return_inverse=True)
+    texts, encs, segs, tmpl_lang = [], [], [], []
+    for k, key in enumerate(uniq.tolist()):
+        tid, li = divmod(key, 1000)
+        lang = _lang(loc_names[li])
+        table = TEMPLATES[template_ids[tid]]
+        text = table.get(lang, table["en"])
+        enc, nseg = segment_info(text.replace("{code}", "000000"))
+        texts.append(text)
+        encs.append(enc)
+        segs.append(nseg)
+        combos[key] = k
+    body_key = inv.astype(np.int32)
+    num_segments = np.array(segs, dtype=np.int16)[body_key]
+    encoding = np.array(encs, dtype=object)[body_key]
+
+    # --- outcome
+    deliv = np.array([p.delivery_rate for p in profiles])[cidx]
+    for ei, exp in enumerate(scenario.experiments):
+        if exp.delivery_lift:
+            region = np.isin(cidx, [iso.index(c) for c in exp.countries if c in iso]) if exp.countries else True
+            sel = (exp_idx == ei) & (variant == 1) & region
+            deliv = np.where(sel, deliv + exp.delivery_lift, deliv)
+    error = np.zeros(n, dtype=np.int32)
+    u = rng.random(n)
+    not_delivered = u >= deliv
+    codes = np.array(list(catalog.BASE_ERROR_MIX))
+    cshares = np.array(list(catalog.BASE_ERROR_MIX.values()))
+    # Each country has its own mix: a seeded perturbation of the base mix.
+    cmix = np.random.default_rng(scenario.seed + 1).dirichlet(cshares * 40, size=len(iso))
+    cum = np.cumsum(cmix, axis=1)
+    pick = (rng.random(n)[:, None] > cum[cidx]).sum(axis=1)
+    error[not_delivered] = codes[np.minimum(pick, len(codes) - 1)][not_delivered]
+    # US sends from an unregistered long code fail with 30034.
+    unregistered = ~senders["registered"].to_numpy()[sender] & (cidx == iso.index("US") if "US" in iso else False)
+    error[unregistered & (rng.random(n) < 0.85)] = 30034
+    # Incidents.
+    line = users["line_type"].to_numpy()[user]
+    ucarrier = users["carrier"].astype(object).to_numpy()[user]
+    for inc in scenario.incidents:
+        if inc.country not in iso:
+            continue
+        in_country = cidx == iso.index(inc.country)
+        if inc.kind == "carrier_filtering":
+            start_day = max(days - inc.days_before_end, days // 2)
+            ramp = np.clip((day - start_day + 1) / max(inc.ramp_days, 1), 0, 1)
+            sel = in_country & (ucarrier == inc.carrier) & (day >= start_day)
+            hit = sel & (rng.random(n) < inc.extra_rate * ramp)
+            error[hit] = inc.error_code
+        elif inc.kind == "landline_heavy":
+            sel = in_country & (line == "landline")
+            error[sel & (rng.random(n) < 0.96)] = inc.error_code
+    opted = users["opted_out"].to_numpy()[user]
+    error[opted] = 21610
+    status_code = np.zeros(n, dtype=np.int8)  # 0 delivered, 1 undelivered, 2 failed
+    failed_codes = [c for c, (st, _) in ERRORS.items() if st == "failed"]
+    status_code[error > 0] = 1
+    status_code[np.isin(error, failed_codes)] = 2
+
+    # --- lifecycle times (seconds)
+    date_sent = ts + 1
+    ttd = np.array([p.ttd_median_s for p in profiles])[cidx] * rng.lognormal(0, 0.6, size=n)
+    slow = rng.random(n) < 0.02  # late delivery receipts: minutes to a day
+    ttd = np.where(slow, rng.lognormal(np.log(1800), 1.3, size=n), ttd)
+    ttd = np.minimum(ttd, 86400 * 2)
+    final_at = date_sent + np.ceil(ttd).astype(np.int64)
+    final_at = np.where(status_code == 2, ts + 1, final_at)
+
+    # --- prices (USD, positive here; the API shows them negative)
+    sms_price = np.array([p.sms_price for p in profiles])[cidx]
+    price = np.round(sms_price * num_segments, 5)
+    price = np.where(status_code == 2, 0.001, price)  # failed-message processing fee
+
+    ids = np.arange(n, dtype=np.int64)
+    salt = _salt(scenario.seed, "SM")
+    msgs = pd.DataFrame(
+        {
+            "sid": sid_strings("SM", ids, salt),
+            "account_idx": account,
+            "date_created": ts,
+            "date_sent": date_sent,
+            "final_at": final_at,
+            "status": _codes(status_code, ["delivered", "undelivered", "failed"]),
+            "error_code": error,
+            "to": users["number"].to_numpy()[user],
+            "from": senders["sender"].to_numpy()[sender],
+            "messaging_service_sid": np.array([s["sid"] for s in services] + [None], dtype=object)[service],
+            "body_key": body_key,
+            "code": (ids * 7919 + scenario.seed * 104729) % 900000 + 100000,
+            "num_segments": num_segments,
+            "encoding": pd.Categorical(encoding, categories=["GSM-7", "UCS-2"]),
+            "price": price,
+            "country": _codes(cidx, iso),
+            "carrier": pd.Categorical(ucarrier),
+            "line_type": pd.Categorical(line, categories=["mobile", "landline"]),
+            "purpose": _codes(purpose, purposes),
+            "template_id": _codes(template, template_ids),
+            "locale": _codes(loc_codes, loc_names),
+            "user_idx": user.astype(np.int32),
+            "experiment_idx": exp_idx,
+            "variant_idx": variant,
+        }
+    )
+    msgs["to"] = msgs["to"].astype("category")
+    msgs["from"] = msgs["from"].astype("category")
+    msgs["messaging_service_sid"] = msgs["messaging_service_sid"].astype("category")
+    msgs.attrs["bodies"] = texts
+    sends = {"day": day}
+    return msgs, sends
+
+
+def message_body(world: World, idx: int) -> str:
+    m = world.messages
+    text = m.attrs["bodies"][int(m["body_key"].iat[idx])]
+    return text.replace("{code}", str(int(m["code"].iat[idx])))
+
+
+CALL_STATUSES = ["completed", "busy", "no-answer", "failed", "canceled"]
+
+
+def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, accounts):
+    n_total = int(scenario.calls)
+    # Fallbacks: OTP SMS that failed or were undelivered, followed by a voice call.
+    otp = msgs["purpose"].isin(["verification", "password_reset"]).to_numpy()
+    bad = msgs["status"].to_numpy() != "delivered"
+    eligible = np.flatnonzero(otp & bad & (msgs["error_code"].to_numpy() != 21610))
+    take = eligible[rng.random(eligible.size) < scenario.fallback_rate]
+    if take.size > n_total:
+        take = np.sort(rng.choice(take, size=n_total, replace=False))
+    n_direct = n_total - take.size
+    cidx_all = msgs["country"].cat.codes.to_numpy()
+    fb_user = msgs["user_idx"].to_numpy()[take]
+    fb_ts = msgs["final_at"].to_numpy()[take] + rng.integers(20, 120, size=take.size)
+    # Direct voice verifications, by members who prefer voice (and anyone, when too few).
+    prefers = np.flatnonzero(users["prefers_voice"].to_numpy())
+    pool = prefers if prefers.size else np.arange(len(users))
+    d_user = pool[rng.integers(0, pool.size, size=n_direct)]
+    d_ts = rng.integers(t0, t1 - 600, size=n_direct)
+    user = np.concatenate([fb_user, d_user]).astype(np.int64)
+    ts = np.concatenate([fb_ts, d_ts]).astype(np.int64)
+    fallback_of = np.concatenate([take, np.full(n_direct, -1)]).astype(np.int64)
+    order = np.argsort(ts, kind="stable")
+    user, ts, fallback_of = user[order], ts[order], fallback_of[order]
+    n = ts.size
+    ucountry = users["country"].cat.codes.to_numpy()
+    cidx = ucountry[user]
+    line = users["line_type"].to_numpy()[user]
+    answer = np.array([p.call_answer_rate for p in profiles])[cidx]
+    answer = np.where(line == "landline", np.minimum(answer + 0.1, 0.97), answer)
+    u = rng.random(n)
+    status = np.full(n, 0, dtype=np.int8)
+    rest = u >= answer
+    v = rng.random(n)
+    status[rest & (v < 0.3)] = 1  # busy
+    status[rest & (v >= 0.3) & (v < 0.85)] = 2  # no-answer
+    status[rest & (v >= 0.85) & (v < 0.98)] = 3  # failed
+    status[rest & (v >= 0.98)] = 4  # canceled
+    start_time = ts + rng.integers(1, 4, size=n)
+    ring = rng.integers(4, 25, size=n)
+    ring = np.where(status == 2, 60, ring)
+    ring = np.where(status == 3, 1, ring)
+    answered_at = start_time + ring
+    duration = np.where(status == 0, np.clip(rng.lognormal(np.log(38), 0.5, size=n), 8, 900), 0).astype(np.int64)
+    end_time = np.where(status == 0, answered_at + duration, start_time + ring)
+    answered_by = np.where(status == 0, np.where(rng.random(n) < 0.84, "human", "machine_end_beep"), None)
+    voice_price = np.array([p.voice_price for p in profiles])[cidx]
+    price = np.where(status == 0, np.round(voice_price * np.ceil(duration / 60), 5), np.nan)
+    account = np.zeros(n, dtype=np.int8)
+    senders = _SENDERS_CACHE["frame"]
+    longs = senders.index[(senders["account"] == 0) & (senders["kind"] == "long_code") & senders["registered"]]
+    from_ = senders["sender"].to_numpy()[longs.to_numpy()[rng.integers(0, len(longs), size=n)]]
+    ids = np.arange(n, dtype=np.int64)
+    salt = _salt(scenario.seed, "CA")
+    calls = pd.DataFrame(
+        {
+            "sid": sid_strings("CA", ids, salt),
+            "account_idx": account,
+            "date_created": ts,
+            "start_time": start_time,
+            "answered_at": answered_at,
+            "end_time": end_time,
+            "status": _codes(status, CALL_STATUSES),
+            "duration": duration,
+            "answered_by": pd.Categorical(answered_by, categories=["human", "machine_end_beep"]),
+            "price": price,
+            "to": pd.Categorical(users["number"].to_numpy()[user]),
+            "from": pd.Categorical(from_),
+            "country": _codes(cidx, iso),
+            "line_type": pd.Categorical(line, categories=["mobile", "landline"]),
+            "user_idx": user.astype(np.int32),
+            "fallback_of_msg": fallback_of,
+        }
+    )
+    return calls, {}
+
+
+def _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0, t1):
+    n_sms = len(msgs)
+    n_calls = len(calls)
+    uid = users["user_id"].to_numpy(dtype=object)
+    ucountry = users["country"]
+    ulocale = users["locale"]
+    exp_ids = [e.experiment_id for e in scenario.experiments]
+    # SMS attempts: the platform logs the attempt a few hundred ms before Twilio creates the message.
+    sms_ms = msgs["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_sms)
+    e_idx = msgs["experiment_idx"].to_numpy()
+    v_idx = msgs["variant_idx"].to_numpy()
+    variant_names = np.array(
+        [[e.variants[0], e.variants[1]] for e in scenario.experiments] + [[None, None]], dtype=object
+    )
+    exp_arr = np.array(exp_ids + [None], dtype=object)
+    sms_event = np.char.add("evt_s", np.char.zfill(np.arange(n_sms).astype(str), 9)).astype(object)
+    purpose = msgs["purpose"].astype(object).to_numpy()
+    week = ((msgs["date_created"].to_numpy() - t0) // (7 * 86400)).astype(int)
+    campaign = np.where(purpose == "marketing", np.char.add("cmp_week", week.astype(str)).astype(object), None)
+    su = msgs["user_idx"].to_numpy()
+    sms = pd.DataFrame(
+        {
+            "event_id": sms_event,
+            "_ms": sms_ms,
+            "channel": "sms",
+            "purpose": purpose,
+            "template_id": msgs["template_id"].astype(object).to_numpy(),
+            "experiment_id": exp_arr[e_idx],
+            "variant": variant_names[e_idx, np.maximum(v_idx, 0)],
+            "campaign_id": campaign,
+            "_user": su,
+            "provider_sid": msgs["sid"].to_numpy(dtype=object),
+            "fallback_of": None,
+        }
+    )
+    # Voice attempts.
+    fb = calls["fallback_of_msg"].to_numpy()
+    cu = calls["user_idx"].to_numpy()
+    call_ms = calls["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_calls)
+    voice = pd.DataFrame(
+        {
+            "event_id": np.char.add("evt_v", np.char.zfill(np.arange(n_calls).astype(str), 9)).astype(object),
+            "_ms": call_ms,
+            "channel": "voice",
+            "purpose": np.where(fb >= 0, purpose[np.maximum(fb, 0)], "verification").astype(object),
+            "template_id": "voice_otp",
+            "experiment_id": None,
+            "variant": None,
+            "campaign_id": None,
+            "_user": cu,
+            "provider_sid": calls["sid"].to_numpy(dtype=object),
+            "fallback_of": np.where(fb >= 0, sms_event[np.maximum(fb, 0)], None).astype(object),
+        }
+    )
+    # Push and email attempts, with no provider sid.
+    n_other = int(n_sms * scenario.other_channels_share)
+    ou = rng.integers(0, len(users), size=n_other)
+    other = pd.DataFrame(
+        {
+            "event_id": np.char.add("evt_o", np.char.zfill(np.arange(n_other).astype(str), 9)).astype(object),
+            "_ms": np.sort(rng.integers(t0 * 1000, t1 * 1000 - 1000, size=n_other)),
+            "channel": np.where(rng.random(n_other) < 0.6, "push", "email").astype(object),
+            "purpose": np.where(rng.random(n_other) < 0.7, "account_alert", "marketing").astype(object),
+            "template_id": None,
+            "experiment_id": None,
+            "variant": None,
+            "campaign_id": None,
+            "_user": ou,
+            "provider_sid": None,
+            "fallback_of": None,
+        }
+    )
+    other["template_id"] = np.where(other["channel"] == "push", "push_" + other["purpose"], "email_" + other["purpose"])
+
+    # Conversions: one per converting attempt, minutes after the outcome.
+    now_final = msgs["final_at"].to_numpy()
+    delivered = msgs["status"].to_numpy() == "delivered"
+    p_del = np.array([PURPOSES[p]["p_del"] for p in msgs["purpose"].cat.categories])[msgs["purpose"].cat.codes]
+    p_not = np.array([PURPOSES[p]["p_not"] for p in msgs["purpose"].cat.categories])[msgs["purpose"].cat.codes]
+    scountry = msgs["country"].astype(object).to_numpy()
+    for ei, exp in enumerate(scenario.experiments):
+        if exp.conversion_lift:
+            region = np.isin(scountry, list(exp.countries)) if exp.countries else np.ones(n_sms, bool)
+            sel = (e_idx == ei) & (v_idx == 1) & region
+            p_del = np.where(sel, p_del + exp.conversion_lift, p_del)
+    p = np.where(delivered, p_del, p_not)
+    conv_sms = rng.random(n_sms) < p
+    conv_type_sms = np.array([PURPOSES[c]["conversion"] for c in msgs["purpose"].cat.categories], dtype=object)[
+        msgs["purpose"].cat.codes
+    ]
+    c_ms_sms = (np.maximum(now_final, msgs["date_created"].to_numpy()) * 1000
+                + (rng.exponential(240, size=n_sms) * 1000).astype(np.int64))
+    completed = calls["status"].to_numpy() == "completed"
+    human = calls["answered_by"].astype(object).to_numpy() == "human"
+    conv_call = rng.random(n_calls) < np.where(completed & human, 0.72, np.where(completed, 0.2, 0.02))
+    voice_purpose = voice["purpose"].to_numpy()
+    conv_type_call = np.array([PURPOSES[p]["conversion"] for p in voice_purpose], dtype=object)
+    c_ms_call = calls["end_time"].to_numpy() * 1000 + (rng.exponential(90, size=n_calls) * 1000).astype(np.int64)
+    conv_other = rng.random(n_other) < np.where(other["purpose"].to_numpy() == "account_alert", 0.15, 0.02)
+    conv_type_other = np.where(other["purpose"].to_numpy() == "account_alert", "alert_acknowledged", "campaign_click")
+    c_ms_other = other["_ms"].to_numpy() + (rng.exponential(600, size=n_other) * 1000).astype(np.int64)
+    conv = pd.DataFrame(
+        {
+            "_user": np.concatenate([su[conv_sms], cu[conv_call], ou[conv_other]]),
+            "conversion_type": np.concatenate(
+                [conv_type_sms[conv_sms], conv_type_call[conv_call], conv_type_other[conv_other].astype(object)]
+            ),
+            "_ms": np.concatenate([c_ms_sms[conv_sms], c_ms_call[conv_call], c_ms_other[conv_other]]),
+            "_attempt": np.concatenate(
+                [sms_event[conv_sms], voice["event_id"].to_numpy()[conv_call], other["event_id"].to_numpy()[conv_other]]
+            ),
+        }
+    )
+    conv = conv[conv["_ms"] < t1 * 1000].sort_values("_ms", kind="stable").reset_index(drop=True)
+    conv.insert(0, "event_id", np.char.add("cnv_", np.char.zfill(np.arange(len(conv)).astype(str), 9)).astype(object))
+    conv["user_id"] = uid[conv["_user"].to_numpy()]
+    conv["occurred_at"] = iso_ms(conv["_ms"].to_numpy())
+
+    log = pd.concat([sms, voice, other], ignore_index=True)
+    log = log.sort_values("_ms", kind="stable").reset_index(drop=True)
+    lu = log["_user"].to_numpy()
+    log["user_id"] = uid[lu]
+    log["country"] = ucountry.astype(object).to_numpy()[lu]
+    log["locale"] = ulocale.astype(object).to_numpy()[lu]
+    log["sent_at"] = iso_ms(log["_ms"].to_numpy())
+    cols = ["event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
+            "user_id", "country", "locale", "provider_sid", "fallback_of", "_ms"]
+    log = log[cols]
+    conv = conv[["event_id", "user_id", "conversion_type", "occurred_at", "_ms", "_attempt"]]
+    return log, conv
+
+
+# ----------------------------------------------------------------------------- ground truth
+
+
+def _rate(mask_num: np.ndarray, mask_den: np.ndarray) -> float | None:
+    d = int(mask_den.sum())
+    return None if d == 0 else round(float((mask_num & mask_den).sum()) / d, 4)
+
+
+def _ground_truth(world: World) -> dict[str, Any]:
+    sc = world.scenario
+    m = world.messages
+    t0 = int(world.start.timestamp())
+    day = (m["date_created"].to_numpy() - t0) // 86400
+    status = m["status"].astype(object).to_numpy()
+    err = m["error_code"].to_numpy()
+    country = m["country"].astype(object).to_numpy()
+    carrier = m["carrier"].astype(object).to_numpy()
+    delivered = status == "delivered"
+    per_country = (
+        pd.DataFrame({"country": country, "delivered": delivered})
+        .groupby("country", observed=True)["delivered"].agg(["mean", "size"])
+    )
+    incidents = []
+    for inc in sc.incidents:
+        entry = asdict(inc)
+        in_c = country == inc.country
+        if inc.kind == "carrier_filtering":
+            start_day = max(sc.days - inc.days_before_end, sc.days // 2)
+            entry["start_date"] = (world.start + timedelta(days=int(start_day))).date().isoformat()
+            on = in_c & (carrier == inc.carrier)
+            before = on & (day < start_day)
+            after = on & (day >= start_day + inc.ramp_days)
+            entry["observed_error_rate_before"] = _rate(err == inc.error_code, before)
+            entry["observed_error_rate_after_ramp"] = _rate(err == inc.error_code, after)
+            others = in_c & (carrier != inc.carrier) & (day >= start_day + inc.ramp_days)
+            entry["observed_error_rate_other_carriers_after"] = _rate(err == inc.error_code, others)
+        else:
+            land = m["line_type"].to_numpy() == "landline"
+            entry["observed_landline_share_of_messages"] = _rate(land, in_c)
+            entry["observed_error_rate_landline"] = _rate(err == inc.error_code, in_c & land)
+            entry["observed_error_rate_country"] = _rate(err == inc.error_code, in_c)
+        incidents.append(entry)
+    experiments = []
+    log = world.send_log
+    conv_attempts = set(world.conversions["_attempt"].tolist()) if len(world.conversions) else set()
+    converted = np.fromiter((e in conv_attempts for e in log["event_id"].tolist()), dtype=bool, count=len(log))
+    sms_rows = log["channel"].to_numpy() == "sms"
+    conv_by_msg = np.zeros(len(m), dtype=bool)
+    sms_idx = np.array([int(e[5:]) for e in log["event_id"].to_numpy()[sms_rows]], dtype=np.int64)
+    conv_by_msg[sms_idx] = converted[sms_rows]
+    e_idx = m["experiment_idx"].to_numpy()
+    v_idx = m["variant_idx"].to_numpy()
+    for ei, exp in enumerate(sc.experiments):
+        entry = asdict(exp)
+        region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
+        arms = {}
+        for vi, vname in enumerate(exp.variants):
+            for label, reg in (("in_region", region), ("outside_region", ~region)):
+                sel = (e_idx == ei) & (v_idx == vi) & reg
+                arms.setdefault(vname, {})[label] = {
+                    "attempts": int(sel.sum()),
+                    "delivery_rate": _rate(delivered, sel),
+                    "conversion_rate": _rate(conv_by_msg, sel),
+                }
+        base = PURPOSES[exp.purpose]
+        entry["true_conversion_rate_if_delivered"] = {
+            exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
+        }
+        entry["observed"] = arms
+        experiments.append(entry)
+    calls = world.calls
+    fb = calls["fallback_of_msg"].to_numpy() >= 0
+    return {
+        "seed": sc.seed,
+        "start": world.start.isoformat().replace("+00:00", "Z"),
+        "end": world.end.isoformat().replace("+00:00", "Z"),
+        "days": sc.days,
+        "messages": int(len(m)),
+        "calls": int(len(calls)),
+        "send_log_events": int(len(log)),
+        "conversions": int(len(world.conversions)),
+        "countries": sorted(set(country.tolist())),
+        "accounts": [{"sid": a["sid"], "friendly_name": a["friendly_name"], "subaccount": a["subaccount"]}
+                     for a in world.accounts],
+        "status_counts": {k: int(v) for k, v in pd.Series(status).value_counts().items()},
+        "error_code_counts": {int(k): int(v) for k, v in pd.Series(err[err > 0]).value_counts().items()},
+        "delivery_rate_by_country": {k: round(float(r["mean"]), 4) for k, r in per_country.iterrows()},
+        "true_delivery_rate_by_country": {c: COUNTRY_BY_ISO[c].delivery_rate for c in sorted(set(country.tolist()))},
+        "incidents": incidents,
+        "experiments": experiments,
+        "voice_fallbacks": {
+            "calls": int(fb.sum()),
+            "completed": int((fb & (calls["status"].to_numpy() == "completed")).sum()),
+            "fallback_rate": sc.fallback_rate,
+        },
+        "segments": {
+            "ucs2_share": round(float((m["encoding"].to_numpy() == "UCS-2").mean()), 4) if len(m) else None,
+            "by_template": {
+                str(k): int(v)
+                for k, v in m.groupby("template_id", observed=True)["num_segments"].max().items()
+            },
+        },
+        "opted_out_members": int(world.users["opted_out"].sum()),
+    }
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def _day_files(frame: pd.DataFrame, ms_col: str):
+    days = frame[ms_col].to_numpy() // 86_400_000
+    if len(days) == 0:
+        return
+    bounds = np.flatnonzero(np.diff(days)) + 1
+    starts = np.concatenate([[0], bounds])
+    stops = np.concatenate([bounds, [len(days)]])
+    for a, b in zip(starts, stops):
+        d = date(1970, 1, 1) + timedelta(days=int(days[a]))
+        yield d, frame.iloc[a:b]
+
+
+SEND_COLUMNS = ["event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant",
+                "campaign_id", "user_id", "country", "locale", "provider_sid", "fallback_of"]
+CONVERSION_COLUMNS = ["event_id", "user_id", "conversion_type", "occurred_at"]
+
+
+def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    if fmt == "jsonl":
+        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+    elif fmt == "csv":
+        frame.to_csv(tmp, index=False)
+    elif fmt == "parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        raise ValueError(f"unknown send-log format {fmt!r} (jsonl, csv or parquet)")
+    tmp.replace(path)  # readers never see a half-written file
+
+
+def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[Path]:
+    """One ``sends-YYYY-MM-DD.<ext>`` and ``conversions-YYYY-MM-DD.<ext>`` per UTC day, plus
+    ``ground_truth.json``. Returns the paths written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for d, part in _day_files(world.send_log, "_ms"):
+        path = directory / f"sends-{d.isoformat()}.{fmt}"
+        _write(part[SEND_COLUMNS].reset_index(drop=True), path, fmt)
+        written.append(path)
+    for d, part in _day_files(world.conversions, "_ms"):
+        path = directory / f"conversions-{d.isoformat()}.{fmt}"
+        _write(part[CONVERSION_COLUMNS].reset_index(drop=True), path, fmt)
+        written.append(path)
+    gt = directory / "ground_truth.json"
+    gt.write_text(json.dumps(world.ground_truth, indent=2, default=str))
+    written.append(gt)
+    return written
+
+
+def write_bulk_export(world: World, directory: Path, account_sid: str | None = None) -> list[Path]:
+    """Twilio BulkExport-style day files ``Messages/YYYY-MM-DD.json.gz``: gzipped JSON lines, one
+    message per line, ISO-8601 times, final statuses, fewer fields than the API (no uri,
+    subresource_uris, api_version or error_message)."""
+    from sandbox.render import iso_seconds
+
+    directory = Path(directory) / "Messages"
+    directory.mkdir(parents=True, exist_ok=True)
+    m = world.messages
+    acct = account_sid or world.accounts[0]["sid"]
+    ai = world.account_sids.index(acct)
+    m = m[m["account_idx"].to_numpy() == ai]
+    frame = pd.DataFrame({"_ms": m["date_created"].to_numpy() * 1000})
+    written = []
+    bodies = world.messages.attrs["bodies"]
+    for d, part in _day_files(frame, "_ms"):
+        a, b = int(part.index[0]), int(part.index[-1]) + 1
+        rows = m.iloc[a:b]
+        cols = {c: rows[c].astype(object).to_numpy() if isinstance(rows[c].dtype, pd.CategoricalDtype)
+                else rows[c].to_numpy() for c in rows.columns}
+        path = directory / f"{d.isoformat()}.json.gz"
+        tmp = path.with_name(path.name + ".tmp")
+        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
+            for k in range(b - a):
+                err = int(cols["error_code"][k])
+                mg = cols["messaging_service_sid"][k]
+                fh.write(json.dumps({
+                    "sid": cols["sid"][k],
+                    "account_sid": acct,
+                    "messaging_service_sid": mg if isinstance(mg, str) else None,
+                    "from": cols["from"][k],
+                    "to": cols["to"][k],
+                    "body": bodies[int(cols["body_key"][k])].replace("{code}", str(int(cols["code"][k]))),
+                    "status": cols["status"][k],
+                    "direction": "outbound-api",
+                    "num_segments": int(cols["num_segments"][k]),
+                    "num_media": 0,
+                    "price": round(-float(cols["price"][k]), 5),
+                    "price_unit": "USD",
+                    "error_code": err or None,
+                    "date_created": iso_seconds(int(cols["date_created"][k])),
+                    "date_sent": iso_seconds(int(cols["date_sent"][k])),
+                    "date_updated": iso_seconds(int(cols["final_at"][k])),
+                }, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+        written.append(path)
+    return written
