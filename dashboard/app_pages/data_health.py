@@ -1,0 +1,105 @@
+"""Data: how fresh the warehouse is, what ingest did and rejected, the schema, and a read-only SQL box."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import components as ui
+from dashboard import data, sql_box
+
+view = ui.page_header(
+    "Data",
+    "Freshness per source, ingest runs, rejected records, the analyst views' schema, and a read-only SQL box.",
+    needs_data=False,
+)
+bounds = st.session_state.get(ui.BOUNDS_KEY)
+if bounds is None or bounds.empty:
+    ui.no_data()
+
+snapshot = data.current_snapshot()
+st.caption(f"Snapshot `{snapshot.path}`, {snapshot.size / 1e6:,.1f} MB.")
+
+tab_fresh, tab_rejects, tab_schema, tab_sql = st.tabs(["Freshness & runs", "Rejects", "Schema", "SQL"])
+
+with tab_fresh:
+    fresh = data.freshness()
+    if fresh.empty:
+        st.info(f"No ingest has run yet. {data.GET_DATA_HINT}")
+    else:
+        cols = st.columns(min(len(fresh), 4))
+        for i, row in enumerate(fresh.itertuples()):
+            with cols[i % len(cols)]:
+                hours = row.hours_since
+                label = "never" if pd.isna(hours) else (f"{hours:.1f} h ago" if hours < 48 else f"{hours / 24:.1f} days ago")
+                st.metric(row.source, label, help=f"Cursor: {row.cursor}. Last run status: {row.last_status}.",
+                          border=True)
+        failed = fresh[fresh["last_status"] == "failed"]
+        for row in failed.itertuples():
+            st.warning(f"Last run of **{row.source}** failed: {ui.mask_text(row.last_error)}")
+    st.subheader("Ingest runs")
+    runs = data.ingest_runs()
+    if runs.empty:
+        st.caption("No runs recorded.")
+    else:
+        ui.table(ui.privacy(runs, view, text_columns=["error"]), columns={
+            "run_id": "Run", "source": "Source", "status": "Status", "started_at": "Started (UTC)",
+            "seconds": st.column_config.NumberColumn("Took", format="%.1f s"),
+            "rows_read": ui.count_column("Read"), "rows_loaded": ui.count_column("Loaded"),
+            "rows_rejected": ui.count_column("Rejected"), "cursor_before": "Cursor before",
+            "cursor_after": "Cursor after", "error": "Error",
+        }, key="runs")
+
+with tab_rejects:
+    by_reason = data.rejects_by_reason()
+    if by_reason.empty:
+        st.success("No records were rejected.")
+    else:
+        st.subheader("Rejects by reason")
+        ui.table(by_reason, columns={"source": "Source", "reason": "Reason", "rejects": ui.count_column("Rejected"),
+                                     "last_seen": "Last seen (UTC)"}, key="rejects_by_reason")
+        st.subheader("Latest rejected records")
+        st.caption("Raw lines as ingest read them; phone numbers are masked unless *Show full numbers* is on.")
+        ui.table(ui.privacy(data.rejects(), view, text_columns=["raw"]), columns={
+            "run_id": "Run", "source": "Source", "location": "File or page", "line": "Line",
+            "reason": "Reason", "raw": "Raw record", "rejected_at": "Rejected at (UTC)",
+        }, key="rejects")
+
+with tab_schema:
+    st.caption("The analyst views are the stable contract: query these, not the raw tables.")
+    described = data.view_descriptions()
+    schema = data.schema()
+    for row in described.itertuples():
+        with st.expander(f"**{row.view_name}**: {row.comment}", expanded=row.view_name == "message_facts"):
+            ui.table(schema[schema["view_name"] == row.view_name], columns={
+                "column_name": "Column", "data_type": "Type", "comment": "Meaning"}, key=f"schema_{row.view_name}")
+
+with tab_sql:
+    st.caption(
+        "Read-only: one SELECT / WITH / DESCRIBE / SHOW / SUMMARIZE / EXPLAIN statement, no file access, "
+        f"at most {sql_box.DEFAULT_MAX_ROWS:,} rows, {sql_box.DEFAULT_TIMEOUT_S:.0f} s. "
+        "`to_number` holds phone numbers (masked below unless *Show full numbers* is on)."
+    )
+    with st.form("sql"):
+        query = st.text_area(
+            "SQL", key="sql_query", height=140,
+            value="SELECT country_name, count(*) AS sent, avg(is_delivered::INT) AS delivery_rate\n"
+                  "FROM message_facts\nGROUP BY ALL\nORDER BY sent DESC\nLIMIT 20",
+        )
+        submitted = st.form_submit_button("Run", type="primary")
+    if submitted:
+        try:
+            result = sql_box.run_query(snapshot.path, query)
+        except sql_box.SqlBoxError as err:
+            st.error(str(err))
+        else:
+            frame = ui.privacy(result.frame, view)
+            st.caption(f"{len(frame):,} rows" + (f" (cut at {result.max_rows:,})" if result.truncated else "") + ".")
+            st.dataframe(frame, hide_index=True, key="sql_result")
+            left, right, _ = st.columns([1, 1, 4])
+            with left:
+                st.download_button("Download CSV", sql_box.to_csv_bytes(frame), "switchboard_query.csv",
+                                   "text/csv", key="dl_csv", on_click="ignore")
+            with right:
+                st.download_button("Download Parquet", sql_box.to_parquet_bytes(frame), "switchboard_query.parquet",
+                                   "application/vnd.apache.parquet", key="dl_parquet", on_click="ignore")

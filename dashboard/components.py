@@ -1,0 +1,407 @@
+"""Shared drawing helpers: every chart, card and table format lives here, so pages stay declarative.
+
+Conventions: Plotly figures with a title that says what and in which unit, hover text
+with the exact numbers, rates as percentages, money as USD, countries by name (ISO-3
+only as the map's key). Phone numbers are masked unless the viewer turned on
+"show full numbers" in the sidebar; message bodies are never shown (the warehouse
+does not hold them).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+import phonenumbers
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics.filters import Filters
+
+# Streamlit serves dashboard/static/ at /app/static/ (enableStaticServing): Plotly's geo
+# charts fetch world_110m.json from there instead of the CDN, so maps draw offline.
+PLOTLY_CONFIG: dict[str, Any] = {"topojsonURL": "/app/static/", "displaylogo": False}
+RATE_SCALE = "RdYlGn"
+MASK = "•"
+
+
+# --- the view every page renders -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class View:
+    """What the sidebar selected: the period, the filters and the privacy switch."""
+
+    start: date
+    end: date
+    filters: Filters
+    show_full_numbers: bool = False
+
+    @property
+    def period(self) -> dict[str, Any]:
+        """Keyword arguments every analytics function takes."""
+        return {"start": self.start, "end": self.end, "filters": self.filters}
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+VIEW_KEY = "switchboard_view"
+BOUNDS_KEY = "switchboard_bounds"
+
+
+def current_view() -> View:
+    """The view app.py stored for this run (pages call this first)."""
+    view = st.session_state.get(VIEW_KEY)
+    if view is None:  # a page run on its own (AppTest of a single page file)
+        raise RuntimeError("Run the dashboard through dashboard/app.py: it builds the sidebar filters.")
+    return view
+
+
+def page_header(title: str, caption: str | None = None, *, needs_data: bool = True) -> View:
+    """Title, caption and the view; on an empty warehouse says what to run and stops the page."""
+    st.title(title)
+    view = current_view()
+    if caption:
+        st.caption(caption)
+    bounds = st.session_state.get(BOUNDS_KEY)
+    if needs_data and (bounds is None or bounds.empty):
+        no_data()
+        st.stop()
+    return view
+
+
+def period_caption(view: View) -> str:
+    return f"{view.start:%d %b %Y} – {view.end:%d %b %Y} (UTC), {view.days} days."
+
+
+# --- formatting ----------------------------------------------------------------------------------
+
+
+def _nan(x: Any) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA or x is pd.NaT
+
+
+def pct(x: Any, digits: int = 1) -> str:
+    return "–" if _nan(x) else f"{float(x) * 100:.{digits}f}%"
+
+
+def usd(x: Any) -> str:
+    if _nan(x):
+        return "–"
+    x = float(x)
+    if abs(x) >= 1000:
+        return f"${x:,.0f}"
+    if abs(x) >= 1:
+        return f"${x:,.2f}"
+    return f"${x:.4f}"
+
+
+def count(x: Any) -> str:
+    return "–" if _nan(x) else f"{int(x):,}"
+
+
+def seconds(x: Any) -> str:
+    if _nan(x):
+        return "–"
+    x = float(x)
+    return f"{x:.1f} s" if x < 120 else f"{x / 60:.1f} min"
+
+
+def mask_number(number: Any) -> Any:
+    """``+447700900123`` → ``+44 7•••• ••123``: country code, first digit and last three stay.
+
+    Values that are not phone numbers (alphanumeric sender IDs, SIDs, None) come back
+    unchanged; a digit string that phonenumbers cannot parse is still masked.
+    """
+    if not isinstance(number, str):
+        return number
+    raw = number.strip()
+    digits = re.sub(r"\D", "", raw)
+    if len(digits) < 6 or re.search(r"[A-Za-z]", raw):
+        return number
+    try:
+        parsed = phonenumbers.parse(raw if raw.startswith("+") else "+" + digits, None)
+        cc, national = str(parsed.country_code), str(parsed.national_number)
+    except phonenumbers.NumberParseException:
+        cc, national = "", digits
+    if len(national) <= 4:
+        body = MASK * len(national)
+    else:
+        body = national[0] + MASK * (len(national) - 4) + national[-3:]
+    grouped = body[:5] + (" " + body[5:] if len(body) > 5 else "")
+    return f"+{cc} {grouped}" if cc else grouped
+
+
+_NUMBER_IN_TEXT = re.compile(r"\+?\d[\d \-().]{6,}\d")
+
+
+def mask_text(text: Any) -> Any:
+    """Mask every phone-number-looking run inside free text (reject lines, error messages)."""
+    if not isinstance(text, str):
+        return text
+    return _NUMBER_IN_TEXT.sub(lambda m: str(mask_number(m.group(0))), text)
+
+
+PHONE_COLUMNS = ("to_number", "from_number", "to", "from", "number", "phone")
+
+
+def privacy(df: pd.DataFrame, view: View | None = None, *, text_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """Mask phone-number columns (and numbers inside ``text_columns``) unless the viewer unmasked them.
+
+    Also drops any ``body`` column defensively: bodies may hold one-time codes.
+    """
+    df = df.drop(columns=[c for c in df.columns if c.lower() in ("body", "message_body")], errors="ignore")
+    if view is not None and view.show_full_numbers:
+        return df
+    df = df.copy()
+    for c in df.columns:
+        if c.lower() in PHONE_COLUMNS:
+            df[c] = df[c].map(mask_number)
+    for c in text_columns:
+        if c in df.columns:
+            df[c] = df[c].map(mask_text)
+    return df
+
+
+# --- messages to the user ------------------------------------------------------------------------
+
+
+def no_data(what: str = "messages or calls") -> None:
+    from dashboard.data import GET_DATA_HINT
+
+    st.info(f"No {what} in the warehouse yet. {GET_DATA_HINT}", icon=":material/inbox:")
+
+
+def nothing_in_period(view: View, what: str = "messages") -> None:
+    st.info(
+        f"No {what} between {view.start:%d %b %Y} and {view.end:%d %b %Y} with these filters. "
+        "Widen the date range or clear filters in the sidebar.",
+        icon=":material/filter_alt_off:",
+    )
+
+
+# --- metric cards --------------------------------------------------------------------------------
+
+
+def _change(value: Any, kind: str) -> str | None:
+    if _nan(value):
+        return None
+    if kind == "points":
+        return f"{float(value) * 100:+.1f} pts"
+    return f"{float(value) * 100:+.1f}%"
+
+
+def metric_card(
+    label: str,
+    value: str,
+    change: Any = None,
+    *,
+    change_kind: str = "relative",
+    higher_is_better: bool = True,
+    help: str | None = None,
+) -> None:
+    """``st.metric`` with the change vs the previous period, coloured by whether up is good."""
+    st.metric(
+        label,
+        value,
+        _change(change, change_kind),
+        delta_color="normal" if higher_is_better else "inverse",
+        help=help,
+        border=True,
+    )
+
+
+def summary_cards(row: pd.Series, *, previous: str) -> None:
+    """The headline row: sent, delivered, delivery rate, failed, cost, cost per delivered."""
+    cols = st.columns(6)
+    vs = f"Change vs the previous period ({previous})."
+    with cols[0]:
+        metric_card("Sent", count(row["sent"]), row.get("sent_change"), help=f"Outbound SMS sent. {vs}")
+    with cols[1]:
+        metric_card("Delivered", count(row["delivered"]), row.get("delivered_change"),
+                    help=f"Status delivered or read. {vs}")
+    with cols[2]:
+        metric_card("Delivery rate", pct(row["delivery_rate"]), row.get("delivery_rate_change"),
+                    change_kind="points",
+                    help=f"Delivered / (delivered + undelivered + failed); pending messages are left out. "
+                         f"Change in percentage points. {vs}")
+    with cols[3]:
+        failed = row["failed"] + row["undelivered"]
+        prev = row.get("failed_prev", math.nan) + row.get("undelivered_prev", math.nan)
+        change = (failed - prev) / prev if prev and not _nan(prev) else None
+        metric_card("Failed", count(failed), change, higher_is_better=False,
+                    help=f"Undelivered + failed. {count(row['pending'])} still pending. {vs}")
+    with cols[4]:
+        metric_card("Cost", usd(row["cost_usd"]), row.get("cost_usd_change"), higher_is_better=False,
+                    help=f"Twilio price of the messages, USD. {vs}")
+    with cols[5]:
+        metric_card("Cost per delivered", usd(row["cost_per_delivered"]), row.get("cost_per_delivered_change"),
+                    higher_is_better=False, help=f"Cost / delivered messages, USD. {vs}")
+
+
+# --- charts --------------------------------------------------------------------------------------
+
+
+def _layout(fig: go.Figure, title: str, *, height: int = 360) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "xanchor": "left"},
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        hoverlabel={"namelength": -1},
+        legend={"orientation": "h", "y": -0.15},
+    )
+    return fig
+
+
+def show(fig: go.Figure, *, key: str | None = None) -> None:
+    st.plotly_chart(fig, config=PLOTLY_CONFIG, key=key)
+
+
+def rate_trend(df: pd.DataFrame, *, x: str = "day", title: str = "Delivery rate per day (%)",
+               rate: str = "delivery_rate", volume: str = "sent") -> go.Figure:
+    """Line of a rate with its 95 % interval band; hover shows volume."""
+    d = df.sort_values(x)
+    fig = go.Figure()
+    if "rate_ci_low" in d and "rate_ci_high" in d:
+        fig.add_trace(go.Scatter(x=d[x], y=d["rate_ci_high"], line={"width": 0}, hoverinfo="skip",
+                                 showlegend=False, mode="lines"))
+        fig.add_trace(go.Scatter(x=d[x], y=d["rate_ci_low"], line={"width": 0}, fill="tonexty",
+                                 fillcolor="rgba(31,119,180,0.15)", hoverinfo="skip", name="95% interval",
+                                 mode="lines"))
+    custom = d[[volume]].to_numpy() if volume in d else None
+    fig.add_trace(go.Scatter(
+        x=d[x], y=d[rate], mode="lines+markers", name="Delivery rate", line={"color": "#1f77b4"},
+        customdata=custom,
+        hovertemplate="%{x|%a %d %b %Y}<br>Delivery rate %{y:.1%}" + ("<br>Sent %{customdata[0]:,}" if custom is not None else "") + "<extra></extra>",
+    ))
+    fig.update_yaxes(tickformat=".0%", title="Delivery rate", rangemode="tozero")
+    fig.update_xaxes(title=None)
+    return _layout(fig, title)
+
+
+def world_map(df: pd.DataFrame, *, value: str = "delivery_rate", title: str = "Delivery rate by country (%)",
+              hover: dict[str, str] | None = None, percent: bool = True, money: bool = False) -> go.Figure:
+    """Choropleth keyed by ISO-3 (``country_iso3``), named by ``country_name``.
+
+    ``hover``: extra columns → d3-format to show in the tooltip (``{"sms_sent": ",", "cost_usd": "$.2f"}``).
+    Countries without data stay grey (land), so gaps are visible rather than hidden.
+    """
+    d = df.dropna(subset=["country_iso3", value])
+    hover = hover or {}
+    value_format = ":.1%" if percent else (":$.4f" if money else ":,")
+    label = "Delivery rate" if value == "delivery_rate" else value.replace("_", " ").capitalize()
+    fig = px.choropleth(
+        d, locations="country_iso3", locationmode="ISO-3", color=value, hover_name="country_name",
+        hover_data={"country_iso3": False, value: value_format,
+                    **{c: f":{fmt}" for c, fmt in hover.items() if c in d}},
+        color_continuous_scale=RATE_SCALE if percent else ("YlOrRd" if money else "Blues"),
+        range_color=(max(0.0, float(d[value].quantile(0.02))), 1.0) if percent and len(d) else None,
+        labels={value: label, **{c: c.replace("_", " ").capitalize() for c in hover}},
+    )
+    fig.update_geos(showcountries=True, countrycolor="#999", showland=True, landcolor="#e8e8e8",
+                    showframe=False, projection_type="natural earth", showcoastlines=False,
+                    lataxis_range=[-58, 85])
+    fig.update_coloraxes(colorbar={"tickformat": ".0%" if percent else ("$.3f" if money else ","), "title": ""})
+    fig = _layout(fig, title, height=430)
+    fig.update_layout(margin={"l": 0, "r": 0, "t": 50, "b": 0})
+    return fig
+
+
+def bar(df: pd.DataFrame, *, x: str, y: str, title: str, x_title: str | None = None, y_title: str | None = None,
+        percent: bool = False, money: bool = False, horizontal: bool = False, color: str | None = None,
+        hover: dict[str, str] | None = None, height: int = 360) -> go.Figure:
+    hover_data = {c: f":{fmt}" for c, fmt in (hover or {}).items() if c in df}
+    if horizontal:
+        fig = px.bar(df, x=y, y=x, orientation="h", color=color, hover_data=hover_data)
+        fig.update_yaxes(title=x_title, autorange="reversed", type="category")
+        axis = fig.update_xaxes
+    else:
+        fig = px.bar(df, x=x, y=y, color=color, hover_data=hover_data)
+        fig.update_xaxes(title=x_title)
+        axis = fig.update_yaxes
+    axis(title=y_title, tickformat=".0%" if percent else ("$,.2f" if money else ","))
+    if percent:
+        fig.update_traces(hovertemplate=None)
+    return _layout(fig, title, height=height)
+
+
+def lines(df: pd.DataFrame, *, x: str, y: str, color: str, title: str, y_title: str, percent: bool = False,
+          stacked: bool = False) -> go.Figure:
+    if stacked:
+        fig = px.area(df, x=x, y=y, color=color)
+    else:
+        fig = px.line(df, x=x, y=y, color=color, markers=True)
+    fig.update_yaxes(title=y_title, tickformat=".0%" if percent else ",")
+    fig.update_xaxes(title=None)
+    return _layout(fig, title)
+
+
+def donut(labels: Iterable[Any], values: Iterable[Any], *, title: str, colors: Iterable[str] | None = None) -> go.Figure:
+    """A donut of the non-zero parts."""
+    parts = [(lab, val, col) for lab, val, col in zip(labels, values, colors or [None] * 99) if val]
+    fig = go.Figure(go.Pie(labels=[p[0] for p in parts], values=[p[1] for p in parts], hole=0.5, sort=False,
+                           marker={"colors": [p[2] for p in parts]} if colors else None,
+                           hovertemplate="%{label}<br>%{value:,} (%{percent})<extra></extra>"))
+    return _layout(fig, title)
+
+
+# --- tables --------------------------------------------------------------------------------------
+
+
+def percent_column(label: str, help: str | None = None) -> Any:
+    # Values are fractions (0.95); "percent" formats them as 95.00%.
+    return st.column_config.NumberColumn(label, format="percent", help=help)
+
+
+def money_column(label: str, help: str | None = None, *, precise: bool = False) -> Any:
+    # SMS prices are fractions of a cent in many countries: per-message columns need 4 decimals.
+    return st.column_config.NumberColumn(label, format="$%.4f" if precise else "dollar", help=help)
+
+
+def count_column(label: str, help: str | None = None) -> Any:
+    return st.column_config.NumberColumn(label, format="localized", help=help)
+
+
+def table(df: pd.DataFrame, *, columns: dict[str, Any], key: str | None = None, height: int | str = "auto",
+          selectable: bool = False) -> Any:
+    """A sortable dataframe showing only ``columns`` (name → column config or label)."""
+    config = {c: (st.column_config.Column(v) if isinstance(v, str) else v) for c, v in columns.items()}
+    present = [c for c in columns if c in df.columns]
+    kwargs: dict[str, Any] = {}
+    if selectable:
+        kwargs = {"on_select": "rerun", "selection_mode": "single-row"}
+    return st.dataframe(df[present], column_config=config, column_order=present, hide_index=True,
+                        key=key, height=height, **kwargs)
+
+
+# --- insights ------------------------------------------------------------------------------------
+
+
+def insights_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("analytics.insights") is not None
+
+
+def what_changed(view: View, *, recent_days: int = 7, baseline_days: int = 28, limit: int = 5) -> None:
+    """The top sentences from ``analytics.insights.what_changed`` for the period's last week."""
+    from analytics import insights
+    from dashboard import data
+
+    found = data.run(insights.what_changed, end=view.end, recent_days=recent_days, baseline_days=baseline_days,
+                     filters=view.filters)
+    if found.empty:
+        st.success(f"Nothing changed significantly in the {recent_days} days to {view.end:%d %b} against the "
+                   f"{baseline_days} days before.", icon=":material/check_circle:")
+        return
+    st.caption(f"The {recent_days} days to {view.end:%d %b %Y} against the {baseline_days} days before.")
+    for sentence in found["sentence"].head(limit):
+        st.markdown(f"- {sentence}")

@@ -1,0 +1,354 @@
+"""The dashboard's only door to the warehouse.
+
+* Opens the **published snapshot** (``Settings.warehouse_path``) read-only, never
+  the ingest's own file, so the dashboard never competes for DuckDB's writer lock
+  (ARCHITECTURE.md, "one writer, many readers").
+* Notices a new snapshot by its *version* (inode, mtime, size): ingest publishes by
+  rename, so a new file has a new inode. The next query opens the new file; no
+  restart is needed. Sessions still holding the old connection keep reading the old
+  inode safely until they finish.
+* Never lets a lock or "file missing" error reach the page: it raises
+  :class:`WarehouseUnavailable`, whose message names the command to run.
+* Caches analytics results with ``st.cache_data`` keyed by function, arguments,
+  filters and snapshot version, with the TTL from ``Settings.cache_ttl_seconds``.
+
+Pages call :func:`run` with an ``analytics`` function and draw what comes back; the
+few bookkeeping queries the Data page and the sidebar need (freshness, filter
+choices) live here, not in pages.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import streamlit as st
+
+from analytics.filters import Filters
+from switchboard.settings import Settings
+
+GET_DATA_HINT = (
+    "Run `switchboard ingest` to load your Twilio history (or `make demo` for the simulated "
+    "sandbox world), then reload this page."
+)
+
+
+class WarehouseUnavailable(RuntimeError):
+    """The snapshot is missing, being replaced, or cannot be opened: show ``str(err)`` to the user."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Identifies one published warehouse file: a new ingest gives a new version."""
+
+    path: str
+    inode: int
+    mtime_ns: int
+    size: int
+
+    @property
+    def key(self) -> tuple[str, int, int, int]:
+        return (self.path, self.inode, self.mtime_ns, self.size)
+
+
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+def current_snapshot(path: Path | None = None) -> Snapshot:
+    """The published snapshot's version, or :class:`WarehouseUnavailable` when there is none."""
+    path = Path(path or settings().warehouse_path)
+    try:
+        st_ = os.stat(path)
+    except FileNotFoundError:
+        raise WarehouseUnavailable(
+            f"No warehouse yet: `{path}` does not exist. {GET_DATA_HINT}"
+        ) from None
+    return Snapshot(str(path), st_.st_ino, st_.st_mtime_ns, st_.st_size)
+
+
+# One open read-only connection per snapshot file path, replaced when its version changes.
+_lock = threading.Lock()
+_connections: dict[str, tuple[Snapshot, duckdb.DuckDBPyConnection]] = {}
+
+
+def _open(snap: Snapshot) -> duckdb.DuckDBPyConnection:
+    from ingest.warehouse import connect
+
+    try:
+        return connect(snap.path, read_only=True)
+    except duckdb.Error as err:  # lock held by a writer, half-copied file, …
+        raise WarehouseUnavailable(
+            f"The warehouse `{snap.path}` cannot be opened right now ({type(err).__name__}). "
+            "If an ingest is publishing a new snapshot, wait a few seconds and reload. "
+            "Only `switchboard ingest` should write it; analysts should open it read-only. "
+            f"If it is missing or broken: {GET_DATA_HINT}"
+        ) from None
+
+
+def cursor(snap: Snapshot | None = None) -> duckdb.DuckDBPyConnection:
+    """A fresh cursor on the current snapshot (one per query: DuckDB connections are not thread-safe)."""
+    snap = snap or current_snapshot()
+    with _lock:
+        held = _connections.get(snap.path)
+        if held is None or held[0] != snap:
+            # The old connection is not closed here: another session may be mid-query on it.
+            # Dropping our reference lets it close once the last cursor is gone.
+            _connections[snap.path] = (snap, _open(snap))
+        cur = _connections[snap.path][1].cursor()
+    cur.execute("SET TimeZone = 'UTC'")
+    return cur
+
+
+def forget_connections() -> None:
+    """Drop every held connection (tests, and before a test rewrites a warehouse file)."""
+    with _lock:
+        _connections.clear()
+    st.cache_data.clear()
+
+
+# --- cached analytics calls --------------------------------------------------------------------
+
+
+def _resolve(dotted: str) -> Callable[..., Any]:
+    module, _, name = dotted.rpartition(".")
+    return getattr(importlib.import_module(module), name)
+
+
+def _freeze(value: Any) -> Any:
+    """Make arguments hashable and cache-key friendly (Filters → tagged tuple)."""
+    if isinstance(value, Filters):
+        return ("__filters__", dataclasses.astuple(value))
+    if isinstance(value, list):
+        return ("__list__", tuple(_freeze(v) for v in value))
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "__filters__":
+        return Filters(*value[1])
+    if isinstance(value, tuple) and len(value) == 2 and value[0] == "__list__":
+        return [_thaw(v) for v in value[1]]
+    return value
+
+
+@st.cache_data(ttl=Settings.from_env().cache_ttl_seconds, show_spinner=False, max_entries=4096)
+def _cached_call(fn: str, snapshot_key: tuple, args: tuple, kwargs: tuple) -> Any:
+    snap = Snapshot(*snapshot_key)
+    cur = cursor(snap)
+    try:
+        return _resolve(fn)(cur, *[_thaw(a) for a in args], **{k: _thaw(v) for k, v in kwargs})
+    finally:
+        cur.close()
+
+
+def run(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn(con, *args, **kwargs)`` on the current snapshot, cached per snapshot version.
+
+    ``fn`` is an analytics function (or its dotted name). Results are shared between
+    sessions until the TTL expires or a new snapshot is published.
+    """
+    name = fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}"
+    snap = current_snapshot()
+    return _cached_call(
+        name,
+        snap.key,
+        tuple(_freeze(a) for a in args),
+        tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())),
+    )
+
+
+# --- bookkeeping the sidebar and the Data page need ----------------------------------------------
+# These read the warehouse's own tables (not analytics): what exists, how fresh it is.
+
+
+@dataclass(frozen=True)
+class DataBounds:
+    first_day: date | None
+    last_day: date | None
+    messages: int
+    calls: int
+    attempts: int
+
+    @property
+    def empty(self) -> bool:
+        return self.first_day is None
+
+
+def _bounds(con: duckdb.DuckDBPyConnection) -> DataBounds:
+    row = con.execute(
+        """
+        WITH d AS (
+            SELECT min(sent_day) AS lo, max(sent_day) AS hi, count(*) AS n FROM message_facts
+            UNION ALL SELECT min(start_day), max(start_day), count(*) FROM call_facts
+            UNION ALL SELECT min(sent_day), max(sent_day), count(*) FROM attempt_facts
+        )
+        SELECT min(lo), max(hi),
+               (SELECT count(*) FROM message_facts), (SELECT count(*) FROM call_facts),
+               (SELECT count(*) FROM attempt_facts)
+        FROM d
+        """
+    ).fetchone()
+    assert row is not None
+    return DataBounds(row[0], row[1], int(row[2]), int(row[3]), int(row[4]))
+
+
+def data_bounds() -> DataBounds:
+    """First and last day with data, and row counts; ``.empty`` when nothing was ingested yet."""
+    return run(_bounds)
+
+
+def _filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame | list[str]]:
+    countries = con.execute(
+        """
+        SELECT country_iso2 AS iso2, any_value(country_name) AS name, count(*) AS n
+        FROM (SELECT country_iso2, country_name FROM message_facts
+              UNION ALL SELECT country_iso2, country_name FROM call_facts)
+        WHERE country_iso2 IS NOT NULL
+        GROUP BY 1 ORDER BY name
+        """
+    ).df()
+    countries["name"] = countries["name"].fillna(countries["iso2"])
+
+    def distinct(column: str) -> list[str]:
+        rows = con.execute(
+            f"SELECT DISTINCT {column} FROM attempt_facts WHERE {column} IS NOT NULL ORDER BY 1"  # fixed names
+        ).fetchall()
+        return [r[0] for r in rows]
+
+    return {
+        "countries": countries,
+        "channels": distinct("channel"),
+        "purposes": distinct("purpose"),
+        "templates": distinct("template_id"),
+    }
+
+
+def filter_options() -> dict[str, Any]:
+    """Choices for the sidebar: countries (iso2, name), channels, purposes, templates present in the data."""
+    return run(_filter_options)
+
+
+def _freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        """
+        WITH last_run AS (
+            SELECT source, max(finished_at) FILTER (WHERE status = 'ok') AS last_ok_run,
+                   max(started_at) AS last_attempt,
+                   arg_max(status, started_at) AS last_status,
+                   arg_max(error, started_at) AS last_error
+            FROM ingest_runs GROUP BY source
+        )
+        SELECT coalesce(s.source, r.source) AS source, s.cursor, s.updated_at AS cursor_updated_at,
+               r.last_ok_run, r.last_attempt, r.last_status, r.last_error,
+               date_diff('minute', coalesce(r.last_ok_run, s.updated_at), current_timestamp) / 60.0 AS hours_since
+        FROM ingest_state s FULL OUTER JOIN last_run r ON r.source = s.source
+        ORDER BY source
+        """
+    ).df()
+
+
+def freshness() -> pd.DataFrame:
+    """Per source: its cursor, last successful run and hours since (ingest_state + ingest_runs)."""
+    return run(_freshness)
+
+
+def _ingest_runs(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    return con.execute(
+        """
+        SELECT run_id, source, status, started_at, finished_at,
+               date_diff('millisecond', started_at, finished_at) / 1000.0 AS seconds,
+               rows_read, rows_loaded, rows_rejected, cursor_before, cursor_after, error
+        FROM ingest_runs ORDER BY started_at DESC, run_id DESC LIMIT $limit
+        """,
+        {"limit": limit},
+    ).df()
+
+
+def ingest_runs(limit: int = 200) -> pd.DataFrame:
+    return run(_ingest_runs, limit)
+
+
+def _rejects(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    return con.execute(
+        """
+        SELECT reject_id, run_id, source, location, line, reason, raw, rejected_at
+        FROM rejects ORDER BY rejected_at DESC, reject_id DESC LIMIT $limit
+        """,
+        {"limit": limit},
+    ).df()
+
+
+def rejects(limit: int = 500) -> pd.DataFrame:
+    """The latest rejected records with the reason. ``raw`` may hold phone numbers: mask before showing."""
+    return run(_rejects, limit)
+
+
+def _rejects_by_reason(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        "SELECT source, reason, count(*) AS rejects, max(rejected_at) AS last_seen "
+        "FROM rejects GROUP BY ALL ORDER BY rejects DESC"
+    ).df()
+
+
+def rejects_by_reason() -> pd.DataFrame:
+    return run(_rejects_by_reason)
+
+
+def _schema(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    from ingest.warehouse import view_comments
+
+    return view_comments(con)
+
+
+def schema() -> pd.DataFrame:
+    """The analyst views' columns with their comments (the documented contract)."""
+    return run(_schema)
+
+
+def _view_descriptions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    return con.execute(
+        "SELECT view_name, comment FROM duckdb_views() "
+        "WHERE view_name IN ('message_facts', 'call_facts', 'attempt_facts') ORDER BY view_name"
+    ).df()
+
+
+def view_descriptions() -> pd.DataFrame:
+    return run(_view_descriptions)
+
+
+def _segment_prices(con: duckdb.DuckDBPyConnection, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
+    from analytics.filters import where
+
+    clause, params = where("message_facts", start, end, filters)
+    return con.execute(
+        f"""
+        SELECT country_iso2, any_value(country_name) AS country_name, count(*) AS messages,
+               sum(cost_usd) / nullif(sum(num_segments) FILTER (WHERE cost_usd IS NOT NULL), 0)
+                   AS price_per_segment_usd
+        FROM message_facts
+        WHERE {clause} AND country_iso2 IS NOT NULL
+        GROUP BY country_iso2
+        HAVING price_per_segment_usd IS NOT NULL
+        ORDER BY messages DESC
+        """,
+        params,
+    ).df()
+
+
+def segment_prices(start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
+    """What one SMS segment cost per country in the period, from what Twilio billed.
+
+    Columns: country_iso2, country_name, messages, price_per_segment_usd. Used by the
+    template checker to price a draft body; kept here until analytics offers it.
+    """
+    return run(_segment_prices, start, end, filters)
