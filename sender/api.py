@@ -1,0 +1,178 @@
+"""What the dashboard's "Send test campaign" page (and any script) calls. No Streamlit here.
+
+Typical use::
+
+    campaign = load_campaign("examples/campaign.toml")      # or the TOML text from an editor
+    preview = preview_campaign(campaign)                     # plan, totals per country, safety
+    client = client_from_env()                               # TWILIO_* and SWITCHBOARD_TWILIO_BASE_URL
+    result = run_campaign(campaign, client, data_dir="data", progress_callback=cb)
+    result.summary(); result.to_frame()
+
+Every function here either returns data or raises one of the errors in ``USER_ERRORS``,
+whose message says what to fix (file, field, line) and is safe to show: no credentials,
+no full phone numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from twilio.rest import Client
+
+from sender import planning
+from sender.campaign import Campaign, CampaignError, load_campaign_text
+from sender.campaign import load_campaign as _load_campaign_file
+from sender.ledger import Ledger, LedgerBusy, ledger_path
+from sender.runner import (
+    CampaignResult,
+    RunOptions,
+    SendAborted,
+    SendOutcome,
+    UnsafeCampaign,
+    check_safety,
+)
+from sender.runner import run_campaign as _run_campaign
+from sender.sendlog import send_log_path
+from sender.transport import CredentialsMissing, credentials_from_env, make_client
+
+__all__ = [
+    "USER_ERRORS",
+    "Campaign",
+    "CampaignError",
+    "CampaignPreview",
+    "CampaignResult",
+    "CredentialsMissing",
+    "LedgerBusy",
+    "SendAborted",
+    "SendOutcome",
+    "UnsafeCampaign",
+    "campaign_progress",
+    "check_safety",
+    "client_from_env",
+    "dashboard_filters",
+    "load_campaign",
+    "plan",
+    "plan_totals",
+    "preview_campaign",
+    "run_campaign",
+]
+
+# Errors a user can fix; their messages are complete sentences meant to be shown as they are.
+USER_ERRORS: tuple[type[Exception], ...] = (CampaignError, UnsafeCampaign, LedgerBusy, CredentialsMissing, SendAborted)
+
+
+def load_campaign(source: str | Path, *, base_dir: str | Path | None = None, recipients_text: str | None = None,
+                  allow_list_text: str | None = None) -> Campaign:
+    """A campaign from a TOML file path, or from TOML text (the dashboard's editor).
+
+    A ``Path``, or a one-line string naming an existing file, is read as a file; anything
+    else is TOML text whose relative paths resolve against ``base_dir`` (default: cwd).
+    ``recipients_text`` / ``allow_list_text`` override the files the TOML names (uploads).
+    """
+    is_path = isinstance(source, Path) or ("\n" not in source and "=" not in source and Path(source).is_file())
+    if is_path and recipients_text is None and allow_list_text is None:
+        return _load_campaign_file(source)
+    if is_path:
+        path = Path(source)
+        return load_campaign_text(path.read_text(encoding="utf-8"), base_dir=base_dir or path.resolve().parent,
+                                  source=str(path), recipients_text=recipients_text, allow_list_text=allow_list_text)
+    return load_campaign_text(str(source), base_dir=base_dir or Path.cwd(), source="campaign.toml",
+                              recipients_text=recipients_text, allow_list_text=allow_list_text)
+
+
+def plan(campaign: Campaign) -> pd.DataFrame:
+    """One row per recipient; columns ``planning.PLAN_COLUMNS`` (numbers masked, cost an estimate)."""
+    return planning.plan(campaign)
+
+
+def plan_totals(plan_frame: pd.DataFrame) -> pd.DataFrame:
+    """Per country: recipients, segments, estimated_cost_usd, price_known."""
+    return planning.plan_totals(plan_frame)
+
+
+@dataclass(frozen=True)
+class CampaignPreview:
+    """Everything the preview/confirmation step shows before anything is sent."""
+
+    campaign_id: str
+    name: str
+    sender: str
+    plan: pd.DataFrame
+    totals: pd.DataFrame
+    recipients: int
+    estimated_cost_usd: float  # an estimate: SMS only, from sender.prices
+    outside_allow_list: int  # recipients that need --allow-any-number and a confirmation
+    variant_counts: dict[str, int]
+    fallback_after_seconds: float | None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def needs_confirmation(self) -> bool:
+        return self.outside_allow_list > 0
+
+
+def preview_campaign(campaign: Campaign) -> CampaignPreview:
+    frame = plan(campaign)
+    return CampaignPreview(
+        campaign_id=campaign.id,
+        name=campaign.name,
+        sender=campaign.sender,
+        plan=frame,
+        totals=plan_totals(frame),
+        recipients=len(frame),
+        estimated_cost_usd=round(float(frame["estimated_cost_usd"].sum()), 4) if len(frame) else 0.0,
+        outside_allow_list=len(campaign.outside_allow_list()),
+        variant_counts={str(k): int(v) for k, v in frame["variant"].value_counts().sort_index().items()},
+        fallback_after_seconds=campaign.fallback.after_seconds if campaign.fallback else None,
+        warnings=campaign.warnings,
+    )
+
+
+def client_from_env() -> Client:
+    """A Twilio client from ``TWILIO_*`` (and ``SWITCHBOARD_TWILIO_BASE_URL`` for the sandbox)."""
+    return make_client(credentials_from_env())
+
+
+def run_campaign(campaign: Campaign, client: Client, *, data_dir: str | Path,
+                 progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
+                 allow_any_number: bool = False, options: RunOptions | None = None) -> CampaignResult:
+    """Send the campaign (resuming any earlier run of the same id). ``allow_any_number`` means the user
+    confirmed sending outside the allow-list. ``progress_callback(outcome, done, total)`` after each send."""
+    if options is None:
+        options = RunOptions(allow_any_number=allow_any_number)
+    elif allow_any_number and not options.allow_any_number:
+        from dataclasses import replace
+
+        options = replace(options, allow_any_number=True)
+    return _run_campaign(campaign, client, data_dir=data_dir, progress_callback=progress_callback, options=options)
+
+
+def campaign_progress(data_dir: str | Path, campaign_id: str) -> pd.DataFrame:
+    """The ledger of a campaign (running or finished), read-only, numbers masked: for a progress view."""
+    path = ledger_path(data_dir, campaign_id)
+    columns = ["user_id", "step", "state", "status", "error_code", "error_name", "provider_sid", "recovered",
+               "number_masked", "intent_at", "done_at"]
+    if not path.exists():
+        return pd.DataFrame(columns=columns)
+    ledger = Ledger.open_readonly(path)
+    try:
+        rows = ledger.as_dicts()
+    finally:
+        ledger.close()
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        return pd.DataFrame(columns=columns)
+    frame["number_masked"] = frame["to_number"].map(planning.mask_number)
+    return frame[columns]
+
+
+def dashboard_filters(campaign_id: str) -> dict[str, str]:
+    """Query parameters that open the dashboard's pages filtered to this campaign."""
+    return {"campaign_id": campaign_id}
+
+
+def paths(data_dir: str | Path, campaign_id: str) -> dict[str, Path]:
+    return {"send_log": send_log_path(data_dir, campaign_id), "ledger": ledger_path(data_dir, campaign_id)}

@@ -1,0 +1,552 @@
+"""Running a campaign: SMS to every recipient, exactly once, then voice fallbacks.
+
+The order of effects for every send is fixed (see ``sender.ledger``): ledger intent →
+API call → ledger sent/failed → send-log record → ledger logged. On start, the runner
+first *recovers* from whatever a previous run left behind:
+
+* an ``intent`` without an outcome: the process died around the API call. Twilio is
+  asked whether a message to that number, from our sender, with our body, was created
+  since the intent (``messages.list(to=..., date_sent_after=...)``, plus the newest page
+  for messages still queued, whose ``date_sent`` is not set yet). Found: recorded as sent
+  (``recovered``), not sent again. Not found: sent now. Either way nobody receives twice
+  and nobody is skipped.
+* an outcome without its send-log record: the record is written.
+
+Twilio errors on create (21211 invalid number, 21610 unsubscribed, 21614 not a mobile…)
+are recorded per recipient with the catalogue's official name, never raised; 429s are
+waited out by the transport (``Retry-After``). A request whose fate is unknown (timeout,
+connection reset, 5xx) is treated like a crash: look at the provider, then retry.
+
+Voice fallback: once every SMS is out, statuses are polled (``messages(sid).fetch()``)
+until each is delivered, fails, or ``after_seconds`` pass since it was sent; then a call
+reads the body with ``<Say language=...>`` and its send-log record carries
+``fallback_of`` = the SMS's event id. SMS rejected with an error in
+``fallback.on_error_categories`` (default: landline) are called right away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
+
+from sender.campaign import Campaign
+from sender.ledger import Ledger, LedgerRow, ledger_path
+from sender.planning import (
+    PlannedSend,
+    event_id_for,
+    idempotency_key,
+    mask_number,
+    planned_sends,
+    say_language_for,
+)
+from sender.ratelimit import TokenBucket
+from sender.sendlog import SendLog, SendLogRecord, iso_z, send_log_path
+from sender.transport import ensure_retrying
+
+__all__ = [
+    "CampaignResult",
+    "RunOptions",
+    "SendAborted",
+    "SendOutcome",
+    "UnsafeCampaign",
+    "check_safety",
+    "run_campaign",
+]
+
+log = logging.getLogger(__name__)
+
+DELIVERED = frozenset({"delivered", "read"})
+FAILED_FINAL = frozenset({"undelivered", "failed", "canceled"})
+CRASH_ENV = "SWITCHBOARD_SENDER_CRASH_AT"  # test hook: "point:n" SIGKILLs this process at the n-th point
+
+
+class SendAborted(RuntimeError):
+    """The run stopped on a problem that is not about one recipient (account, network); it can be resumed."""
+
+
+class UnsafeCampaign(RuntimeError):
+    """The campaign would send to numbers outside the allow-list without permission."""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    allow_any_number: bool = False  # the caller has confirmed sending outside the allow-list
+    poll_interval: float | None = None  # seconds between status polls; default from the fallback delay
+    reconcile_margin: timedelta = timedelta(minutes=10)  # clock skew tolerated when matching a lost send
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    max_ambiguous_retries: int = 3
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to one planned send (``step`` sms or voice)."""
+
+    user_id: str
+    step: str
+    number_masked: str
+    country: str | None
+    variant: str | None
+    event_id: str
+    state: str  # sent | failed
+    provider_sid: str | None
+    status: str | None  # the provider's last known status
+    error_code: int | None
+    error_name: str | None
+    fallback_of: str | None
+    recovered: bool  # found at the provider after a crash instead of being sent again
+    resumed: bool  # already done by an earlier run of this campaign
+
+
+OUTCOME_COLUMNS = list(SendOutcome.__dataclass_fields__)
+
+
+@dataclass
+class CampaignResult:
+    campaign_id: str
+    outcomes: list[SendOutcome]
+    send_log_path: Path
+    ledger_path: Path
+    retried_429: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(o) for o in self.outcomes], columns=OUTCOME_COLUMNS)
+
+    def _sms(self) -> list[SendOutcome]:
+        return [o for o in self.outcomes if o.step == "sms"]
+
+    @property
+    def sent(self) -> int:
+        return sum(o.state == "sent" for o in self._sms())
+
+    @property
+    def failed(self) -> int:
+        return sum(o.state == "failed" for o in self._sms())
+
+    @property
+    def delivered(self) -> int:
+        return sum(o.status in DELIVERED for o in self._sms())
+
+    @property
+    def fallbacks(self) -> int:
+        return sum(o.step == "voice" and o.state == "sent" for o in self.outcomes)
+
+    @property
+    def failed_by_error(self) -> dict[str, int]:
+        """Failed sends (SMS and calls) per official error name, most frequent first."""
+        counts = Counter(o.error_name or "unknown error" for o in self.outcomes if o.state == "failed")
+        return dict(counts.most_common())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "recipients": len(self._sms()),
+            "sent": self.sent,
+            "failed": self.failed,
+            "delivered": self.delivered,
+            "fallback_calls": self.fallbacks,
+            "failed_by_error": self.failed_by_error,
+            "recovered_after_crash": sum(o.recovered for o in self.outcomes),
+            "already_done_before": sum(o.resumed for o in self.outcomes),
+            "retried_429": self.retried_429,
+            "send_log": str(self.send_log_path),
+        }
+
+
+def check_safety(campaign: Campaign, *, allow_any_number: bool) -> None:
+    """Refuse numbers outside the allow-list unless the caller has explicit, confirmed permission."""
+    outside = campaign.outside_allow_list()
+    if outside and not allow_any_number:
+        shown = ", ".join(f"line {r.line} ({mask_number(r.number)})" for r in outside[:5])
+        more = f" and {len(outside) - 5} more" if len(outside) > 5 else ""
+        raise UnsafeCampaign(
+            f"{len(outside)} recipient(s) are not in the allow-list: {shown}{more}. Add them to the allow-list "
+            "file if they are test phones, or pass --allow-any-number and confirm"
+        )
+    if len(campaign.recipients) > campaign.max_size:
+        raise UnsafeCampaign(f"{len(campaign.recipients)} recipients exceed max_size = {campaign.max_size}")
+
+
+def run_campaign(campaign: Campaign, client: Client, *, data_dir: str | Path,
+                 progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
+                 options: RunOptions | None = None) -> CampaignResult:
+    """Send (or resume) the campaign; returns every outcome. Safe to call again after any crash."""
+    options = options or RunOptions()
+    check_safety(campaign, allow_any_number=options.allow_any_number)
+    retrying = ensure_retrying(client, sleep=options.sleep)
+    retries_before = retrying.retries
+    with Ledger.open(ledger_path(data_dir, campaign.id)) as ledger:
+        run = _Run(campaign, client, ledger, SendLog(send_log_path(data_dir, campaign.id)), options,
+                   progress_callback)
+        run.check_fingerprint()
+        run.recover()
+        run.send_all_sms()
+        if campaign.fallback is not None:
+            run.fallbacks()
+        outcomes = run.outcomes()
+        return CampaignResult(campaign.id, outcomes, run.log.path, ledger.path,
+                              retried_429=retrying.retries - retries_before, warnings=run.warnings)
+
+
+# --- internals ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One API call to make: an SMS or a fallback call."""
+
+    key: str
+    step: str
+    event_id: str
+    plan: PlannedSend
+    sender: str
+    body_hashes: str
+    fallback_of: str | None
+
+
+def body_hashes(body: str) -> str:
+    """sha256 of the body and of its GSM-7 rewrite (what Smart Encoding may store instead)."""
+    from analytics.templates_segments import to_gsm7
+
+    forms = dict.fromkeys([body, to_gsm7(body)])
+    return ",".join(hashlib.sha256(f.encode()).hexdigest() for f in forms)
+
+
+def _sha(text: str | None) -> str:
+    return hashlib.sha256((text or "").encode()).hexdigest()
+
+
+_crash_counts: Counter[str] = Counter()
+
+
+def _crash_point(name: str) -> None:
+    """Test hook: ``SWITCHBOARD_SENDER_CRASH_AT=after_create:3`` SIGKILLs the process the 3rd time here."""
+    spec = os.environ.get(CRASH_ENV)
+    if not spec:
+        return
+    point, _, nth = spec.partition(":")
+    if point != name:
+        return
+    _crash_counts[name] += 1
+    if _crash_counts[name] == int(nth or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _is_account_level(exc: TwilioRestException) -> bool:
+    """Authentication, permission, unknown account or resource: no recipient is to blame."""
+    if exc.status in (401, 403, 404):
+        return True
+    code = exc.code if isinstance(exc.code, int) else None
+    return code is not None and 20000 <= code < 21000 and code != 20429
+
+
+def _error_info(code: int | None) -> tuple[str, str]:
+    """(official name, category) of a Twilio error code, from the error catalogue."""
+    if code is None:
+        return "Unknown error (no code)", "unknown"
+    try:
+        from ingest.error_catalog import describe
+
+        info = describe(code)
+        return info.name, info.category
+    except Exception:  # noqa: BLE001 - the catalogue is advisory here: never let it stop a send
+        return f"Twilio error {code}", "unknown"
+
+
+class _Run:
+    def __init__(self, campaign: Campaign, client: Client, ledger: Ledger, send_log: SendLog, options: RunOptions,
+                 progress: Callable[[SendOutcome, int, int], None] | None):
+        self.campaign = campaign
+        self.client = client
+        self.ledger = ledger
+        self.log = send_log
+        self.options = options
+        self.progress = progress
+        self.plans = planned_sends(campaign)
+        self.by_user = {p.recipient.user_id: p for p in self.plans}
+        self.bucket = TokenBucket(campaign.rate_limit, clock=options.monotonic, sleep=options.sleep)
+        self.warnings: list[str] = []
+        self.resumed: set[str] = set()
+        self.done = 0
+        self.total = len(self.plans)
+
+    # -- start-up
+    def check_fingerprint(self) -> None:
+        fingerprint = self.campaign.fingerprint()
+        previous = self.ledger.get_meta("fingerprint")
+        if previous is None:
+            self.ledger.set_meta("fingerprint", fingerprint)
+            self.ledger.set_meta("campaign_id", self.campaign.id)
+        elif previous != fingerprint:
+            self.warnings.append(
+                "the campaign file changed since this campaign first ran; recipients already sent to are not "
+                "sent again (use a new id to send the new version to everyone)"
+            )
+        for row in self.ledger.rows():
+            if row.state != "intent":
+                self.resumed.add(row.key)
+
+    def recover(self) -> None:
+        for row in self.ledger.rows(state="intent"):
+            found = self._find_at_provider(row)
+            if found is not None:
+                log.info("recovered %s: created before the crash as %s", row.key, found["sid"])
+                self.ledger.record_sent(row.key, sid=found["sid"], status=found["status"],
+                                        created_at=found["created"], recovered=True)
+        for row in self.ledger.rows():
+            if row.state in ("sent", "failed") and not row.logged:
+                self._write_log(row)
+
+    # -- SMS
+    def send_all_sms(self) -> None:
+        for plan in self.plans:
+            step = _Step(plan.key, "sms", plan.event_id, plan, self.campaign.sender, body_hashes(plan.body), None)
+            self._execute(step)
+
+    def _execute(self, step: _Step) -> None:
+        row = self.ledger.get(step.key)
+        if row is None or row.state == "intent":
+            row = self._send(step)
+        self.done += step.step == "sms"
+        if self.progress is not None:
+            self.progress(self._outcome(row), self.done, self.total)
+
+    def _send(self, step: _Step) -> LedgerRow:
+        for attempt in range(self.options.max_ambiguous_retries + 1):
+            self.bucket.acquire()
+            self.ledger.record_intent(
+                key=step.key, campaign_id=self.campaign.id, user_id=step.plan.recipient.user_id, step=step.step,
+                event_id=step.event_id, to_number=step.plan.recipient.number, sender=step.sender,
+                body_hashes=step.body_hashes, variant=step.plan.variant.name, fallback_of=step.fallback_of,
+                at=self.options.clock(),
+            )
+            _crash_point("after_intent")
+            try:
+                resource = self._create(step)
+            except TwilioRestException as exc:
+                if _is_account_level(exc):
+                    name = _error_info(exc.code)[0] if isinstance(exc.code, int) else f"HTTP {exc.status}"
+                    raise SendAborted(
+                        f"Twilio refused the request for the whole account: {name} (HTTP {exc.status}). Check the "
+                        "credentials, the account and the sender; nothing was sent for this recipient, and running "
+                        "the campaign again resumes where it stopped"
+                    ) from None
+                if exc.status == 429 or exc.status >= 500:
+                    # 429 after the transport's retries, or a server error (the message may exist)
+                    if exc.status >= 500 and self._recovered_after_ambiguity(step):
+                        break
+                    if attempt < self.options.max_ambiguous_retries:
+                        self.options.sleep(0.5 * 2**attempt)
+                        continue
+                    raise SendAborted(
+                        f"Twilio kept answering HTTP {exc.status}; stopped after {attempt + 1} attempts. Run the "
+                        "campaign again later: it resumes where it stopped, without sending anyone a second message"
+                    ) from None
+                code = exc.code if isinstance(exc.code, int) else None
+                name = _error_info(code)[0] if code is not None else f"HTTP {exc.status}: {exc.msg}"
+                self.ledger.record_failed(step.key, error_code=code, error_name=name)
+                break
+            except (requests.ConnectionError, requests.Timeout, TwilioException) as exc:
+                log.warning("send %s: outcome unknown (%s); checking the provider", step.key, type(exc).__name__)
+                if self._recovered_after_ambiguity(step):
+                    break
+                if attempt < self.options.max_ambiguous_retries:
+                    self.options.sleep(0.5 * 2**attempt)
+                    continue
+                raise SendAborted(
+                    f"cannot reach Twilio ({type(exc).__name__}) after {attempt + 1} attempts. Run the campaign "
+                    "again when the network is back: it resumes where it stopped"
+                ) from None
+            _crash_point("after_create")
+            self.ledger.record_sent(step.key, sid=resource.sid, status=resource.status,
+                                    created_at=resource.date_created)
+            break
+        _crash_point("after_done")
+        row = self.ledger.get(step.key)
+        assert row is not None
+        self._write_log(row)
+        _crash_point("after_log")
+        return self.ledger.get(step.key) or row
+
+    def _recovered_after_ambiguity(self, step: _Step) -> bool:
+        row = self.ledger.get(step.key)
+        assert row is not None
+        found = self._find_at_provider(row)
+        if found is None:
+            return False
+        self.ledger.record_sent(step.key, sid=found["sid"], status=found["status"], created_at=found["created"],
+                                recovered=True)
+        return True
+
+    def _create(self, step: _Step) -> Any:
+        to = step.plan.recipient.number
+        if step.step == "sms":
+            kwargs: dict[str, Any] = {"to": to, "body": step.plan.body}
+            if self.campaign.messaging_service_sid:
+                kwargs["messaging_service_sid"] = self.campaign.messaging_service_sid
+            else:
+                kwargs["from_"] = self.campaign.from_number
+            if self.campaign.status_callback:
+                kwargs["status_callback"] = self.campaign.status_callback
+            return self.client.messages.create(**kwargs)
+        return self.client.calls.create(to=to, from_=step.sender, twiml=voice_twiml(step.plan))
+
+    # -- asking the provider what happened to a send whose outcome we did not record
+    def _find_at_provider(self, row: LedgerRow) -> dict[str, Any] | None:
+        since = row.intent_time - self.options.reconcile_margin
+        known = self.ledger.known_sids()
+        try:
+            if row.step == "sms":
+                return self._find_message(row, since, known)
+            return self._find_call(row, since, known)
+        except (TwilioException, requests.RequestException) as exc:
+            # Cannot tell: do not risk a duplicate. The row stays at intent and is retried next run.
+            raise SendAborted(
+                f"cannot check with Twilio whether {row.step} to {mask_number(row.to_number)} was sent before an "
+                f"interruption ({type(exc).__name__}); run the campaign again when Twilio is reachable"
+            ) from None
+
+    def _find_message(self, row: LedgerRow, since: datetime, known: set[str]) -> dict[str, Any] | None:
+        hashes = set(row.body_hashes.split(","))
+
+        def matches(m: Any) -> bool:
+            ours = m.from_ == row.sender or m.messaging_service_sid == row.sender
+            return (m.sid not in known and ours and _sha(m.body) in hashes
+                    and (m.direction or "outbound-api").startswith("outbound"))
+
+        candidates = list(self.client.messages.list(to=row.to_number, date_sent_after=since, limit=100))
+        # Queued messages have no date_sent yet and escape that filter: also read the newest page.
+        recent = self.client.messages.list(to=row.to_number, limit=50, page_size=50)
+        candidates += [m for m in recent if m.date_sent is None and (m.date_created is None or m.date_created >= since)]
+        found = [m for m in candidates if matches(m)]
+        if not found:
+            return None
+        first = min(found, key=lambda m: m.date_created or datetime.max.replace(tzinfo=UTC))
+        return {"sid": first.sid, "status": first.status, "created": first.date_created}
+
+    def _find_call(self, row: LedgerRow, since: datetime, known: set[str]) -> dict[str, Any] | None:
+        calls = self.client.calls.list(to=row.to_number, from_=row.sender, limit=50, page_size=50)
+        found = [c for c in calls if c.sid not in known and (c.date_created is None or c.date_created >= since)]
+        if not found:
+            return None
+        first = min(found, key=lambda c: c.date_created or datetime.max.replace(tzinfo=UTC))
+        return {"sid": first.sid, "status": first.status, "created": first.date_created}
+
+    # -- send log
+    def _write_log(self, row: LedgerRow) -> None:
+        plan = self.by_user.get(row.user_id)
+        if plan is None:  # a recipient removed from the file after sending: log what the ledger knows
+            self.warnings.append(f"user {row.user_id} is in the ledger but no longer in the recipients file")
+        sent_at = row.provider_created_at or row.done_at or row.intent_at
+        record = SendLogRecord(
+            event_id=row.event_id,
+            sent_at=iso_z(datetime.fromisoformat(sent_at)),
+            channel="sms" if row.step == "sms" else "voice",
+            purpose=self.campaign.purpose,
+            template_id=plan.variant.template_id if plan else None,
+            experiment_id=self.campaign.experiment_id,
+            variant=row.variant,
+            campaign_id=self.campaign.id,
+            user_id=row.user_id,
+            country=plan.country if plan else None,
+            locale=plan.recipient.locale if plan else None,
+            provider_sid=row.provider_sid,
+            fallback_of=row.fallback_of,
+        )
+        self.log.append(record)
+        self.ledger.mark_logged(row.key)
+
+    # -- voice fallback
+    def fallbacks(self) -> None:
+        fallback = self.campaign.fallback
+        assert fallback is not None
+        caller = fallback.from_number or self.campaign.from_number or ""
+        after = timedelta(seconds=fallback.after_seconds)
+        interval = self.options.poll_interval
+        if interval is None:
+            interval = min(15.0, max(0.2, fallback.after_seconds / 10))
+        pending: dict[str, LedgerRow] = {}
+        for row in self.ledger.rows(step="sms"):
+            voice_key = idempotency_key(self.campaign.id, row.user_id, "voice")
+            voice = self.ledger.get(voice_key)
+            if voice is not None and voice.state != "intent":
+                continue
+            if row.user_id not in self.by_user:
+                continue
+            rejected = row.state == "failed" and _error_info(row.error_code)[1] in fallback.on_error_categories
+            if voice is not None or rejected:  # a call interrupted last run, or an SMS the API refused
+                self._call(row, caller)
+            elif row.state == "sent" and row.status not in DELIVERED:
+                pending[row.key] = row
+        while pending:
+            now = self.options.clock()
+            for key, row in list(pending.items()):
+                status, _code = self._fetch_status(row)
+                if status in DELIVERED:
+                    del pending[key]
+                    continue
+                sent_at = datetime.fromisoformat(row.done_at or row.intent_at)
+                if status in FAILED_FINAL or now >= sent_at + after:
+                    del pending[key]
+                    self._call(self.ledger.get(key) or row, caller)
+            if pending:
+                self.options.sleep(interval)
+
+    def _fetch_status(self, row: LedgerRow) -> tuple[str | None, int | None]:
+        try:
+            message = self.client.messages(row.provider_sid).fetch()
+        except TwilioRestException as exc:
+            log.warning("status of %s unavailable: HTTP %s", row.provider_sid, exc.status)
+            return row.status, None
+        code = message.error_code
+        name = _error_info(code)[0] if code else None
+        if message.status != row.status or code:
+            self.ledger.record_status(row.key, message.status, error_code=code, error_name=name)
+        return message.status, code
+
+    def _call(self, sms_row: LedgerRow, caller: str) -> None:
+        plan = self.by_user[sms_row.user_id]
+        key = idempotency_key(self.campaign.id, sms_row.user_id, "voice")
+        step = _Step(key, "voice", event_id_for(key), plan, caller, body_hashes(plan.body), sms_row.event_id)
+        row = self.ledger.get(key)
+        if row is None or row.state == "intent":
+            row = self._send(step)
+        if self.progress is not None:
+            self.progress(self._outcome(row), self.done, self.total)
+
+    # -- results
+    def _outcome(self, row: LedgerRow) -> SendOutcome:
+        plan = self.by_user.get(row.user_id)
+        return SendOutcome(
+            user_id=row.user_id, step=row.step, number_masked=mask_number(row.to_number),
+            country=plan.country if plan else None, variant=row.variant, event_id=row.event_id, state=row.state,
+            provider_sid=row.provider_sid, status=row.status, error_code=row.error_code, error_name=row.error_name,
+            fallback_of=row.fallback_of, recovered=bool(row.recovered), resumed=row.key in self.resumed,
+        )
+
+    def outcomes(self) -> list[SendOutcome]:
+        return [self._outcome(r) for r in self.ledger.rows() if r.state != "intent"]
+
+
+def voice_twiml(plan: PlannedSend) -> str:
+    """``<Response><Say language="es-MX">…</Say></Response>`` reading the SMS body in the recipient's language."""
+    response = VoiceResponse()
+    response.say(plan.body, language=say_language_for(plan))
+    return str(response)
