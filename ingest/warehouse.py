@@ -29,15 +29,44 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 
 def _statements(sql_file: Path) -> list[str]:
-    text = "\n".join(line for line in sql_file.read_text().splitlines() if not line.strip().startswith("--"))
-    return [s.strip() for s in text.split(";") if s.strip()]
+    """Split a .sql file into statements: ``--`` comments dropped, ``;`` inside quotes kept."""
+    out: list[str] = []
+    buf: list[str] = []
+    text = sql_file.read_text()
+    i, n, quote = 0, len(text), ""
+    while i < n:
+        ch = text[i]
+        if quote:
+            buf.append(ch)
+            if ch == quote:
+                quote = ""
+        elif ch in "'\"":
+            quote = ch
+            buf.append(ch)
+        elif text.startswith("--", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        elif ch == ";":
+            out.append("".join(buf).strip())
+            buf = []
+        else:
+            buf.append(ch)
+        i += 1
+    out.append("".join(buf).strip())
+    return [s for s in out if s]
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table (idempotent) and (re)load the dimensions; facts untouched."""
+    for stmt in _statements(SCHEMA_SQL):
+        con.execute(stmt)
+    refresh_dimensions(con)
 
 
 def create_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create every table (idempotent), the dimension tables' contents and empty facts + views."""
-    for stmt in _statements(SCHEMA_SQL):
-        con.execute(stmt)
-    refresh_dimensions(con)
+    ensure_schema(con)
     refresh_facts(con)
 
 
@@ -48,7 +77,9 @@ def refresh_dimensions(con: duckdb.DuckDBPyConnection) -> None:
     countries = enrich.countries_frame()
     con.execute("DELETE FROM countries")
     con.register("_countries_df", countries)
-    con.execute("INSERT INTO countries SELECT iso2, iso3, name, region, calling_code FROM _countries_df")
+    con.execute(
+        "INSERT INTO countries SELECT iso2, iso3, name, region, calling_code, subregion FROM _countries_df"
+    )
     con.unregister("_countries_df")
 
     errors = enrich.error_codes_frame()
@@ -89,6 +120,30 @@ def view_comments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     ).df()
 
 
+def schema_markdown(con: duckdb.DuckDBPyConnection) -> str:
+    """The analyst views and their columns as Markdown, from the live COMMENTs (ingest/SCHEMA.md)."""
+    views = dict(
+        con.execute(
+            "SELECT view_name, comment FROM duckdb_views() WHERE view_name IN ('message_facts', 'call_facts', "
+            "'attempt_facts')"
+        ).fetchall()
+    )
+    cols = view_comments(con)
+    out = [
+        "# Warehouse schema: the analyst views",
+        "",
+        "Generated from the `COMMENT ON` statements of `ingest/views.sql` by",
+        "`ingest.warehouse.schema_markdown()`; `tests/test_ingest_schema_docs.py` fails when they disagree.",
+        "Regenerate with `python -m ingest.warehouse > ingest/SCHEMA.md`.",
+    ]
+    for view in ANALYST_VIEWS:
+        out += ["", f"## `{view}`", "", views.get(view) or "", "", "| column | type | meaning |", "| --- | --- | --- |"]
+        for r in cols[cols.view_name == view].itertuples():
+            comment = (r.comment or "").replace("|", "\\|")
+            out.append(f"| `{r.column_name}` | {r.data_type} | {comment} |")
+    return "\n".join(out) + "\n"
+
+
 def publish_snapshot(ingest_db: Path, warehouse: Path) -> Path:
     """Copy the (closed, checkpointed) ingest database to ``warehouse`` atomically.
 
@@ -99,3 +154,9 @@ def publish_snapshot(ingest_db: Path, warehouse: Path) -> Path:
     shutil.copyfile(ingest_db, tmp)
     os.replace(tmp, warehouse)
     return warehouse
+
+
+if __name__ == "__main__":  # python -m ingest.warehouse > ingest/SCHEMA.md
+    _con = connect(":memory:")
+    create_schema(_con)
+    print(schema_markdown(_con), end="")

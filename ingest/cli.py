@@ -1,0 +1,49 @@
+"""``switchboard ingest``: Twilio messages/calls, send logs and BulkExport files into the warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ingest.pipeline import SOURCES, IngestError, run_ingest
+from switchboard.settings import Settings
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", choices=[*SOURCES, "all"], default="all", help="what to ingest")
+    parser.add_argument("--since", default=None, help="read Twilio records sent on/after this date (YYYY-MM-DD)")
+    parser.add_argument("--until", default=None, help="read Twilio records sent before this date (YYYY-MM-DD)")
+    parser.add_argument("--full-refresh", action="store_true",
+                        help="ignore cursors and loaded-file records: read everything again (upserts, no duplicates)")
+    parser.add_argument("--lag-hours", type=float, default=None,
+                        help="re-read this many hours before the cursor (default: setting lag_hours, 72)")
+    parser.add_argument("--send-logs", action="append", default=None, metavar="GLOB",
+                        help="send-log/conversion files to load (repeatable; default data/send_logs/sends-* and "
+                             "conversions-*)")
+    parser.add_argument("--bulk-export", type=Path, default=None, metavar="DIR",
+                        help="folder of Twilio BulkExport day files (default data/bulk_export when present)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars; print only failures (for cron)")
+    parser.add_argument("--data-dir", type=Path, default=None, help="warehouse folder (default: data/)")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env(data_dir=args.data_dir)
+    try:
+        report = run_ingest(
+            settings,
+            sources=args.source,
+            since=args.since,
+            until=args.until,
+            full_refresh=args.full_refresh,
+            progress=not args.quiet,
+            send_logs=args.send_logs,
+            bulk_export_dir=args.bulk_export,
+            lag_hours=args.lag_hours,
+        )
+    except IngestError as exc:
+        print(f"switchboard ingest: {exc}", file=sys.stderr)
+        return 2
+    if not args.quiet or not report.ok:
+        print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    return 0 if report.ok else 1

@@ -1,0 +1,119 @@
+"""Audit bookkeeping shared by every source: ``ingest_runs`` rows, rejects and the run report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import duckdb
+
+
+@dataclass
+class SourceResult:
+    """What one source did in one run. ``read == loaded + rejected`` always."""
+
+    source: str
+    status: str = "ok"  # ok | failed | skipped
+    read: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    seconds: float = 0.0
+    cursor: str | None = None
+    error: str | None = None
+    detail: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        text = (
+            f"{self.source:<12} {self.status:<7} read {self.read:>10,}  loaded {self.loaded:>10,}  "
+            f"rejected {self.rejected:>7,}  {self.seconds:6.1f} s  {self.rate:>9,.0f}/s"
+        )
+        if self.detail:
+            text += f"  {self.detail}"
+        if self.error:
+            text += f"\n{'':<13}error: {self.error}"
+        return text
+
+
+@dataclass
+class IngestReport:
+    results: list[SourceResult] = field(default_factory=list)
+    published: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return all(r.status != "failed" for r in self.results)
+
+    def result(self, source: str) -> SourceResult:
+        for r in self.results:
+            if r.source == source:
+                return r
+        raise KeyError(source)
+
+    @property
+    def loaded(self) -> int:
+        return sum(r.loaded for r in self.results)
+
+    @property
+    def rejected(self) -> int:
+        return sum(r.rejected for r in self.results)
+
+    def summary(self) -> str:
+        lines = [r.line() for r in self.results]
+        verdict = "ok" if self.ok else "FAILED: " + ", ".join(r.source for r in self.results if r.status == "failed")
+        lines.append(f"ingest {verdict} in {self.seconds:.1f} s; snapshot: {self.published or 'not published'}")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        parts = ", ".join(f"{r.source} {r.loaded:,} loaded/{r.rejected:,} rejected ({r.status})" for r in self.results)
+        return f"{'ok' if self.ok else 'FAILED'}: {parts}"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def start_run(con: duckdb.DuckDBPyConnection, source: str, cursor_before: str | None = None) -> int:
+    run_id = con.execute("SELECT nextval('ingest_run_seq')").fetchone()[0]  # type: ignore[index]
+    con.execute(
+        "INSERT INTO ingest_runs (run_id, source, started_at, status, cursor_before) VALUES (?, ?, ?, 'running', ?)",
+        [run_id, source, now(), cursor_before],
+    )
+    return int(run_id)
+
+
+def progress_run(con: duckdb.DuckDBPyConnection, run_id: int, result: SourceResult) -> None:
+    """Counts so far; called inside each page's/file's transaction so the audit survives a kill."""
+    con.execute(
+        "UPDATE ingest_runs SET rows_read = ?, rows_loaded = ?, rows_rejected = ?, cursor_after = ? WHERE run_id = ?",
+        [result.read, result.loaded, result.rejected, result.cursor, run_id],
+    )
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, result: SourceResult) -> None:
+    con.execute(
+        """UPDATE ingest_runs SET finished_at = ?, status = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?,
+                  cursor_after = ?, error = ? WHERE run_id = ?""",
+        [now(), result.status, result.read, result.loaded, result.rejected, result.cursor, result.error, run_id],
+    )
+
+
+def add_rejects(
+    con: duckdb.DuckDBPyConnection,
+    run_id: int,
+    source: str,
+    location: str,
+    rows: list[tuple[int | None, str | None, str]],
+) -> None:
+    """``rows``: (line or record index, raw text, reason)."""
+    if not rows:
+        return
+    con.executemany(
+        "INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason) "
+        "VALUES (nextval('reject_seq'), ?, ?, ?, ?, ?, ?)",
+        [[run_id, source, location, line, raw, reason] for line, raw, reason in rows],
+    )
