@@ -81,18 +81,29 @@ _lock = threading.Lock()
 _connections: dict[str, tuple[Snapshot, duckdb.DuckDBPyConnection]] = {}
 
 
-def _open(snap: Snapshot) -> duckdb.DuckDBPyConnection:
-    from ingest.warehouse import connect
+ALIAS = "warehouse"
 
+
+def _open(snap: Snapshot) -> duckdb.DuckDBPyConnection:
+    """A private in-memory DuckDB that ATTACHes this snapshot read-only.
+
+    Not ``duckdb.connect(path)``: DuckDB caches one database instance per path inside a
+    process, so after ingest renames a new snapshot into place, connect(path) would
+    hand back the instance still reading the *old* inode while any cursor on it lives.
+    A fresh in-memory instance + ATTACH opens the file the path names now.
+    """
+    con = duckdb.connect(":memory:")
     try:
-        return connect(snap.path, read_only=True)
+        con.execute(f"ATTACH '{snap.path.replace(chr(39), chr(39) * 2)}' AS {ALIAS} (READ_ONLY)")
     except duckdb.Error as err:  # lock held by a writer, half-copied file, …
+        con.close()
         raise WarehouseUnavailable(
             f"The warehouse `{snap.path}` cannot be opened right now ({type(err).__name__}). "
             "If an ingest is publishing a new snapshot, wait a few seconds and reload. "
             "Only `switchboard ingest` should write it; analysts should open it read-only. "
             f"If it is missing or broken: {GET_DATA_HINT}"
         ) from None
+    return con
 
 
 def cursor(snap: Snapshot | None = None) -> duckdb.DuckDBPyConnection:
@@ -105,6 +116,7 @@ def cursor(snap: Snapshot | None = None) -> duckdb.DuckDBPyConnection:
             # Dropping our reference lets it close once the last cursor is gone.
             _connections[snap.path] = (snap, _open(snap))
         cur = _connections[snap.path][1].cursor()
+    cur.execute(f"USE {ALIAS}")
     cur.execute("SET TimeZone = 'UTC'")
     return cur
 

@@ -1,0 +1,65 @@
+"""Formatting and privacy helpers of the dashboard (no Streamlit runtime needed)."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from analytics.filters import Filters
+from dashboard import components as ui
+
+
+@pytest.mark.parametrize(("number", "masked"), [
+    ("+447700900123", "+44 7•••• ••123"),
+    ("+14155550123", "+1 4•••• ••123"),
+    ("+5511987654321", "+55 1•••• •••321"),
+    ("+44 7700 900123", "+44 7•••• ••123"),
+])
+def test_mask_number(number: str, masked: str) -> None:
+    assert ui.mask_number(number) == masked
+
+
+@pytest.mark.parametrize("value", ["MG" + "1" * 32, "Switchbd", None, 42, "12"])
+def test_non_numbers_are_left_alone(value: object) -> None:
+    assert ui.mask_number(value) == value
+
+
+def test_mask_text_finds_numbers_inside_lines() -> None:
+    line = '{"to": "+447700900123", "event_id": "E17", "sent_at": "2026-11-20"}'
+    masked = ui.mask_text(line)
+    assert "+447700900123" not in masked and "+44 7•••• ••123" in masked
+    assert "E17" in masked
+
+
+def test_privacy_masks_phone_columns_and_drops_bodies() -> None:
+    df = pd.DataFrame({"sid": ["SM1"], "to_number": ["+447700900123"], "body": ["Your code is 123456"]})
+    view = ui.View(date(2026, 1, 1), date(2026, 1, 2), Filters())
+    out = ui.privacy(df, view)
+    assert "body" not in out.columns
+    assert out["to_number"].iloc[0] == "+44 7•••• ••123"
+    shown = ui.privacy(df, ui.View(date(2026, 1, 1), date(2026, 1, 2), Filters(), show_full_numbers=True))
+    assert shown["to_number"].iloc[0] == "+447700900123"
+    assert "body" not in shown.columns  # bodies never, whatever the toggle
+
+
+def test_formats() -> None:
+    assert ui.pct(0.9571) == "95.7%"
+    assert ui.pct(math.nan) == "–"
+    assert ui.usd(1234.5) == "$1,234"
+    assert ui.usd(0.0079) == "$0.0079"
+    assert ui.count(12345) == "12,345"
+
+
+def test_world_map_uses_iso3_and_names() -> None:
+    df = pd.DataFrame({"country_iso3": ["GBR", "IDN", None], "country_name": ["United Kingdom", "Indonesia", None],
+                       "delivery_rate": [0.97, 0.6, 0.5], "sms_sent": [10, 20, 1]})
+    fig = ui.world_map(df, hover={"sms_sent": ","})
+    trace = fig.data[0]
+    assert list(trace.locations) == ["GBR", "IDN"]
+    assert trace.locationmode == "ISO-3"
+    assert "United Kingdom" in list(trace.hovertext)
+    assert fig.layout.coloraxis.colorbar.tickformat == ".0%"
+    assert ui.PLOTLY_CONFIG["topojsonURL"] == "/app/static/"

@@ -1,0 +1,78 @@
+"""The dashboard's data layer: read-only snapshot, new snapshots picked up, no lock errors shown."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import delivery
+from dashboard import data
+from ingest import warehouse
+from tests.browser_util import REPO, build_demo_warehouse, build_empty_warehouse
+
+APP = str(REPO / "dashboard" / "app.py")
+
+
+def test_missing_snapshot_names_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    with pytest.raises(data.WarehouseUnavailable, match="switchboard ingest.*make demo"):
+        data.current_snapshot()
+
+
+def test_snapshot_is_read_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_empty_warehouse(tmp_path / "warehouse.duckdb")
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    cur = data.cursor()
+    with pytest.raises(Exception, match="(?i)read.only"):
+        cur.execute("CREATE TABLE x AS SELECT 1")
+
+
+def test_new_snapshot_is_picked_up_and_cache_invalidated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    build_empty_warehouse(tmp_path / "warehouse.duckdb")
+    before = data.current_snapshot()
+    assert data.data_bounds().empty
+    held = data.cursor()  # a session mid-query on the old snapshot keeps working
+    build_demo_warehouse(tmp_path / "ingest.duckdb", days=7)
+    warehouse.publish_snapshot(tmp_path / "ingest.duckdb", tmp_path / "warehouse.duckdb")
+    after = data.current_snapshot()
+    assert after != before
+    bounds = data.data_bounds()
+    assert not bounds.empty and bounds.messages > 0
+    assert held.execute("SELECT count(*) FROM message_facts").fetchone()[0] == 0
+    row = data.run(delivery.summary, start=bounds.first_day, end=bounds.last_day)
+    assert int(row["sent"].iloc[0]) == bounds.messages
+
+
+def _hold_write_lock(path: Path) -> subprocess.Popen[str]:
+    code = (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+        "print('locked', flush=True); time.sleep(60)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def test_a_writer_holding_the_file_gives_a_friendly_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = build_empty_warehouse(tmp_path / "warehouse.duckdb")
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    proc = _hold_write_lock(path)
+    try:
+        with pytest.raises(data.WarehouseUnavailable, match="cannot be opened right now"):
+            data.cursor()
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.run()
+        assert not at.exception
+        text = " ".join(w.value for w in at.warning)
+        assert "cannot be opened right now" in text and "lock" not in text.lower()
+    finally:
+        proc.kill()
+        proc.wait()
+    time.sleep(0.1)
+    assert data.data_bounds().empty  # once the writer is gone, it opens
