@@ -328,7 +328,7 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     day = rng.choice(days, size=n, p=dw / dw.sum())
     hour = rng.choice(24, size=n, p=DIURNAL / DIURNAL.sum())
     ts = t0 + day * 86400 + hour * 3600 + rng.integers(0, 3600, size=n) - offsets[cidx] * 3600
-    ts = np.clip(ts, t0, t1 - 2)
+    ts = t0 + (ts - t0) % (t1 - 2 - t0)  # wrap local-time shifts at the edges instead of piling them up
     order = np.argsort(ts, kind="stable")
     ts, user, cidx = ts[order], user[order], cidx[order]
     day = (ts - t0) // 86400
