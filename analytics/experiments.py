@@ -248,13 +248,20 @@ def _with_rates(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _control_first(variants: Sequence[str], control: str | None = None) -> list[str]:
-    """Control first, then the treatments in name order.
+def _control_first(variants: Sequence[str], control: str | None = None,
+                   planned: Sequence[str] | None = None) -> list[str]:
+    """Control first, then the treatments (in planned order, else name order).
 
-    The control is ``control`` when given, else a variant called control / A / baseline
-    (case-insensitive), else the first name in sort order.
+    The control is ``control`` when given, else the first planned variant (the
+    experiment's recorded plan lists the control first), else a variant called
+    control / A / baseline (case-insensitive), else the first name in sort order.
     """
     names = sorted(variants)
+    if planned:
+        rank = {v: i for i, v in enumerate(planned)}
+        names = sorted(names, key=lambda v: (rank.get(v, len(rank)), v))
+        if control is None and planned[0] in names:
+            control = planned[0]
     if control is None or control not in names:
         by_lower = {v.lower(): v for v in names}
         control = next((by_lower[c] for c in CONTROL_NAMES if c in by_lower), names[0] if names else None)
@@ -270,8 +277,12 @@ def variant_metrics(
     filters: Filters | None = None,
     window_minutes: float | None = None,
     control: str | None = None,
+    plan: ExperimentPlan | None = None,
 ) -> pd.DataFrame:
     """One row per variant of ``experiment_id``, control first (``VARIANT_COLUMNS``).
+
+    The control is ``control`` when given, else the first variant of the recorded plan
+    (``experiment_plan``), else one named control / A / baseline, else the first by name.
 
     Counts (members): users, delivery_known_users, delivered_users, conversions,
     fallback_users, switched_users; attempts (exposures, fallbacks excluded).
@@ -284,15 +295,29 @@ def variant_metrics(
     experiment has no exposures.
     """
     df = _aggregates(con, [experiment_id], start=start, end=end, filters=filters, window_minutes=window_minutes)
-    order = _control_first(df["variant"].tolist(), control)
+    plan = plan or experiment_plan(experiment_id)
+    order = _control_first(df["variant"].tolist(), control, plan.variants)
     df = df.set_index("variant").loc[order].reset_index() if order else df
     return _with_rates(df)[VARIANT_COLUMNS].reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- #
-# Planned weights
+# The experiment's plan: variant order (control first) and planned weights
 # --------------------------------------------------------------------------- #
-def _weights_files() -> list[Path]:
+@dataclass(frozen=True)
+class ExperimentPlan:
+    """What the sandbox / platform recorded about an experiment beside the send logs.
+
+    ``variants``: the planned variants in order, control first (None if unknown);
+    ``weights``: planned weight per variant (None if not recorded); ``source``: the file.
+    """
+
+    variants: tuple[str, ...] | None
+    weights: Mapping[str, float] | None
+    source: str | None
+
+
+def _plan_files() -> list[Path]:
     from switchboard.settings import Settings
 
     s = Settings.from_env()
@@ -301,69 +326,86 @@ def _weights_files() -> list[Path]:
     return [d / n for d in dirs for n in names]
 
 
-def _find_weights(node: Any, experiment_id: str, variants: Sequence[str], inside: bool = False) -> dict[str, float] | None:
-    """Search a JSON document for the planned split of ``experiment_id``, tolerating layouts:
+def _find_entry(node: Any, experiment_id: str) -> dict[str, Any] | None:
+    """The JSON object describing ``experiment_id``, in any of these layouts:
 
-    ``{"experiments": [{"experiment_id"|"id"|"name": ..., "weights": {"A": .5, "B": .5}}]}``,
-    ``{"experiments": {"<id>": {"weights": [0.5, 0.5], "variants": ["A", "B"]}}}``, and
-    ``"variants": [{"name"|"variant": "A", "weight": 0.5}, ...]``.
+    ``{"experiments": [{"experiment_id"|"id"|"name": "<id>", ...}]}`` (the sandbox's
+    ground_truth.json) or ``{"experiments": {"<id>": {...}}}``.
     """
     if isinstance(node, dict):
-        ident = next((node.get(k) for k in ("experiment_id", "experiment", "id", "name") if k in node), None)
-        here = inside or ident == experiment_id
-        if here:
-            found = _weights_in(node, variants)
-            if found:
-                return found
-        for key, value in node.items():
-            found = _find_weights(value, experiment_id, variants, here or key == experiment_id)
-            if found:
-                return found
+        for key in ("experiment_id", "experiment", "id", "name"):
+            if node.get(key) == experiment_id:
+                return node
+        if isinstance(node.get(experiment_id), dict):
+            return node[experiment_id]
+        children = node.values()
     elif isinstance(node, list):
-        for value in node:
-            found = _find_weights(value, experiment_id, variants, False)
-            if found:
-                return found
+        children = node
+    else:
+        return None
+    for child in children:
+        found = _find_entry(child, experiment_id)
+        if found is not None:
+            return found
     return None
 
 
-def _weights_in(node: dict[str, Any], variants: Sequence[str]) -> dict[str, float] | None:
+def _plan_from_entry(entry: dict[str, Any]) -> tuple[tuple[str, ...] | None, dict[str, float] | None]:
+    """Variant order and weights from an entry: ``"variants": ["A", "B"]`` with ``"weights":
+    [.5, .5]`` or ``{"A": .5, ...}``, or ``"variants": [{"name": "A", "weight": .5}, ...]``."""
+    raw = entry.get("variants") or entry.get("arms")
+    names: tuple[str, ...] | None = None
+    weights: dict[str, float] | None = None
+    if isinstance(raw, list) and raw:
+        if all(isinstance(v, str) for v in raw):
+            names = tuple(raw)
+        elif all(isinstance(v, dict) for v in raw):
+            names = tuple(str(v.get("name") or v.get("variant") or v.get("id")) for v in raw)
+            if all(v.get("weight") is not None for v in raw):
+                weights = {n: float(v["weight"]) for n, v in zip(names, raw)}
     for key in ("weights", "planned_weights", "split", "traffic_split", "allocation"):
-        w = node.get(key)
+        w = entry.get(key)
         if isinstance(w, dict):
-            return {str(k): float(v) for k, v in w.items()}
-        if isinstance(w, list) and isinstance(node.get("variants"), list) and len(w) == len(node["variants"]):
-            names = [v if isinstance(v, str) else (v.get("name") or v.get("variant")) for v in node["variants"]]
-            return {str(n): float(x) for n, x in zip(names, w)}
-    arms = node.get("variants") or node.get("arms")
-    if isinstance(arms, list) and arms and all(isinstance(a, dict) for a in arms):
-        out = {}
-        for a in arms:
-            name, weight = a.get("name") or a.get("variant") or a.get("id"), a.get("weight")
-            if name is None or weight is None:
-                return None
-            out[str(name)] = float(weight)
-        return out
-    return None
+            weights = {str(k): float(v) for k, v in w.items()}
+        elif isinstance(w, list) and names is not None and len(w) == len(names):
+            weights = {n: float(x) for n, x in zip(names, w)}
+    if names is None and weights:
+        names = tuple(weights)
+    return names, weights
 
 
-def planned_weights(
-    experiment_id: str, variants: Sequence[str], files: Sequence[Path] | None = None
-) -> tuple[tuple[float, ...], str]:
-    """The planned split for ``variants`` (in that order) and where it came from.
+def experiment_plan(experiment_id: str, files: Sequence[Path] | None = None) -> ExperimentPlan:
+    """The recorded plan of ``experiment_id`` from the first of ``files`` that mentions it.
 
-    Reads the first of ``files`` (default: ground_truth.json / experiments.json in the
-    send-log folder, the data folder and data/sandbox) that names the experiment's
-    weights for every variant; otherwise an equal split, said so in the source text.
+    Default files: ground_truth.json / experiments.json in the send-log folder, the data
+    folder and data/sandbox (the sandbox writes ground_truth.json beside its send logs).
+    Unreadable files are skipped; nothing found gives an empty plan.
     """
-    for path in files if files is not None else _weights_files():
+    for path in files if files is not None else _plan_files():
         try:
             doc = json.loads(Path(path).read_text())
         except (OSError, ValueError):
             continue
-        found = _find_weights(doc, experiment_id, variants)
-        if found and all(v in found and found[v] > 0 for v in variants):
-            return tuple(found[v] for v in variants), f"planned split from {Path(path).name}"
+        entry = _find_entry(doc, experiment_id)
+        if entry is not None:
+            names, weights = _plan_from_entry(entry)
+            return ExperimentPlan(names, weights, Path(path).name)
+    return ExperimentPlan(None, None, None)
+
+
+def planned_weights(
+    experiment_id: str, variants: Sequence[str], files: Sequence[Path] | None = None,
+    plan: ExperimentPlan | None = None,
+) -> tuple[tuple[float, ...], str]:
+    """The planned split for ``variants`` (in that order) and a sentence saying where it came from.
+
+    From the experiment's plan when it gives a positive weight for every variant;
+    otherwise an equal split, and the sentence says it was assumed.
+    """
+    plan = plan or experiment_plan(experiment_id, files)
+    w = plan.weights
+    if w and all(v in w and w[v] > 0 for v in variants):
+        return tuple(float(w[v]) for v in variants), f"planned split from {plan.source}"
     equal = tuple(1.0 for _ in variants)
     return equal, "no planned split recorded for this experiment: assuming an equal split"
 
@@ -536,6 +578,7 @@ def analyse_frame(
     window_minutes: float | None = None,
     start: date | None = None,
     end: date | None = None,
+    plan: ExperimentPlan | None = None,
 ) -> ExperimentAnalysis:
     """``analyse_experiment`` on an already-aggregated ``variant_metrics`` frame (control first)."""
     if min_sample_size is None:
@@ -547,7 +590,7 @@ def analyse_frame(
     control = names[0] if names else None
     treatments = tuple(names[1:])
     notes: list[str] = []
-    planned, source = _resolve_weights(experiment_id, names, weights, weights_source)
+    planned, source = _resolve_weights(experiment_id, names, weights, weights_source, plan)
     if len(arms) < 2:
         sentence = ("Keep running: no members exposed to this experiment yet." if not names else
                     f"Keep running: only {names[0]} has members so far; nothing to compare yet.")
@@ -599,9 +642,9 @@ def analyse_frame(
 
 
 def _resolve_weights(experiment_id: str, names: Sequence[str], weights: Mapping[str, float] | Sequence[float] | None,
-                     source: str | None) -> tuple[tuple[float, ...], str]:
+                     source: str | None, plan: ExperimentPlan | None = None) -> tuple[tuple[float, ...], str]:
     if weights is None:
-        return planned_weights(experiment_id, names)
+        return planned_weights(experiment_id, names, plan=plan)
     if isinstance(weights, Mapping):
         missing = [n for n in names if n not in weights]
         if missing:
@@ -655,11 +698,12 @@ def analyse_experiment(
     relative conversion lift the power plan targets. ``min_sample_size`` (default:
     the setting): below this many members in any arm the verdict is "too early".
     """
+    plan = experiment_plan(experiment_id)
     arms = variant_metrics(con, experiment_id, start=start, end=end, filters=filters,
-                           window_minutes=window_minutes, control=control)
+                           window_minutes=window_minutes, control=control, plan=plan)
     return analyse_frame(arms, experiment_id, alpha=alpha, sequential=sequential, weights=weights,
                          mde_relative=mde_relative, min_sample_size=min_sample_size,
-                         window_minutes=window_minutes, start=start, end=end)
+                         window_minutes=window_minutes, start=start, end=end, plan=plan)
 
 
 # --------------------------------------------------------------------------- #
@@ -689,10 +733,12 @@ def list_experiments(
     last_data_day = con.execute("SELECT max(sent_day) FROM attempt_facts").fetchone()[0]
     rows = []
     for experiment_id, part in df.groupby("experiment_id", sort=False):
-        order = _control_first(part["variant"].tolist())
+        plan = experiment_plan(str(experiment_id))
+        order = _control_first(part["variant"].tolist(), None, plan.variants)
         arms = _with_rates(part.set_index("variant").loc[order].reset_index())[VARIANT_COLUMNS]
         analysis = analyse_frame(arms, str(experiment_id), alpha=alpha, sequential=sequential,
-                                 mde_relative=mde_relative, window_minutes=window_minutes, start=start, end=end)
+                                 mde_relative=mde_relative, window_minutes=window_minutes, start=start, end=end,
+                                 plan=plan)
         first, last = pd.to_datetime(arms["first_day"]).min(), pd.to_datetime(arms["last_day"]).max()
         running = last_data_day is not None and (pd.Timestamp(last_data_day) - last).days <= 1
         rows.append(dict(
@@ -736,7 +782,7 @@ def country_breakdown(
     top = list(totals.index[:top_n])
     df.loc[~df["segment"].isin(top), ["segment", "segment_name"]] = ["OTHER", "Other"]
     sums = df.groupby(["segment", "segment_name", "variant"], as_index=False)[["users", "conversions"]].sum()
-    order = _control_first(sums["variant"].unique().tolist(), control)
+    order = _control_first(sums["variant"].unique().tolist(), control, experiment_plan(experiment_id).variants)
     rows = []
     for segment in top + (["OTHER"] if (sums["segment"] == "OTHER").any() else []):
         part = sums[sums["segment"] == segment].set_index("variant")
@@ -868,6 +914,6 @@ def summary_csv(analysis: ExperimentAnalysis) -> str:
 
 __all__ = [
     "DEFAULT_MDE", "EXPERIMENT_COLUMNS", "METRICS", "METRIC_COLUMNS", "VARIANT_COLUMNS", "COUNTRY_COLUMNS",
-    "ExperimentAnalysis", "PowerPlan", "analyse_experiment", "analyse_frame", "country_breakdown",
+    "ExperimentAnalysis", "ExperimentPlan", "PowerPlan", "experiment_plan", "analyse_experiment", "analyse_frame", "country_breakdown",
     "list_experiments", "metric_display", "planned_weights", "summary_csv", "summary_markdown", "variant_metrics",
 ]
