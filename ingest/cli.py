@@ -46,4 +46,6 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    if any(r.auth_failed for r in report.results):
+        return 2
     return 0 if report.ok else 1

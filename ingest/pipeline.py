@@ -187,7 +187,7 @@ def run_ingest(
                         result.status = "skipped"
                         result.detail = f"no folder {folder}"
             except TwilioAuthError as exc:
-                result.status, result.error = "failed", str(exc)
+                result.status, result.error, result.auth_failed = "failed", str(exc), True
             except Exception as exc:  # noqa: BLE001 - recorded in ingest_runs and the report, run continues
                 result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
             finally:

@@ -21,6 +21,7 @@ class SourceResult:
     cursor: str | None = None
     error: str | None = None
     detail: str = ""
+    auth_failed: bool = False  # Twilio refused the credentials: the CLI exits 2
 
     @property
     def rate(self) -> float:
