@@ -318,7 +318,7 @@ class SandboxServer:
         handler = type("Handler", (_Handler,), {"sandbox": self})
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="sandbox-http", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="sandbox-http", daemon=True)
         self._thread.start()
         self._callbacks.start()
         return self.base_url
