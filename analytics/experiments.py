@@ -828,10 +828,19 @@ def _fmt(x: Any, kind: str) -> str:
     return str(x)
 
 
-def metric_display(analysis: ExperimentAnalysis) -> pd.DataFrame:
-    """The metrics table formatted as text for people (the page and the Markdown summary)."""
+DISPLAY_COLUMNS = ["Metric", "Variant", "Members", "Value", "Relative lift (CI)", "Absolute lift (CI)",
+                   "p-value (adj.)", "Chance to win", "Note"]
+
+
+def metric_display(analysis: ExperimentAnalysis, metric: str | None = None) -> pd.DataFrame:
+    """The metrics table (or one ``metric``'s rows) formatted as text for people (``DISPLAY_COLUMNS``).
+
+    Relative lift: percent of the control's value, with its interval. Absolute lift:
+    percentage points ("pp") for rates, USD or minutes otherwise (interval for rates only).
+    """
     out = []
-    for r in analysis.metrics.itertuples():
+    rows = analysis.metrics if metric is None else analysis.metrics[analysis.metrics["metric"] == metric]
+    for r in rows.itertuples():
         abs_kind = "pp" if r.abs_unit == "pp" else r.abs_unit
         if r.abs_unit == "pp":
             absolute = (f"{_fmt(r.abs_lift, 'pp')} ({_fmt(r.abs_ci_low, 'pp')} to {_fmt(r.abs_ci_high, 'pp')})"
@@ -849,8 +858,22 @@ def metric_display(analysis: ExperimentAnalysis) -> pd.DataFrame:
             "Absolute lift (CI)": "" if r.is_control else absolute,
             "p-value (adj.)": "" if r.is_control else _fmt(r.p_value_adjusted, "p"),
             "Chance to win": "" if r.is_control else _fmt(r.chance_to_win, "prob"),
+            "Note": "" if r.is_control else r.note,
         })
-    return pd.DataFrame(out)
+    return pd.DataFrame(out, columns=DISPLAY_COLUMNS)
+
+
+INTERVAL_COLUMNS = ["metric", "label", "variant", "role", "relative_lift", "rel_ci_low", "rel_ci_high",
+                    "higher_is_better", "direction"]
+
+
+def lift_intervals(analysis: ExperimentAnalysis, roles: Sequence[str] = ("primary", "guardrail")) -> pd.DataFrame:
+    """Treatment rows with a relative interval, for the interval plot (``INTERVAL_COLUMNS``, fractions)."""
+    m = analysis.metrics
+    if m.empty:
+        return pd.DataFrame(columns=INTERVAL_COLUMNS)
+    keep = (~m["is_control"].astype(bool)) & m["role"].isin(list(roles)) & m["rel_ci_low"].notna()
+    return m.loc[keep, INTERVAL_COLUMNS].reset_index(drop=True)
 
 
 def summary_markdown(analysis: ExperimentAnalysis) -> str:
@@ -889,8 +912,8 @@ def summary_markdown(analysis: ExperimentAnalysis) -> str:
         lines += ["", "## Metrics", "",
                   "Relative lift is the change as a percentage of the control; absolute lift of a rate is in "
                   "percentage points (pp).", "",
-                  "| " + " | ".join(display.columns) + " |", "|" + "---|" * len(display.columns)]
-        for _, row in display.iterrows():
+                  "| " + " | ".join(display.columns[:-1]) + " |", "|" + "---|" * (len(display.columns) - 1)]
+        for _, row in display.drop(columns=["Note"]).iterrows():
             lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
     lines += ["", "## Chance to win", "", CHANCE_TO_WIN_EXPLAINED, ""]
     return "\n".join(lines)
@@ -915,5 +938,5 @@ def summary_csv(analysis: ExperimentAnalysis) -> str:
 __all__ = [
     "DEFAULT_MDE", "EXPERIMENT_COLUMNS", "METRICS", "METRIC_COLUMNS", "VARIANT_COLUMNS", "COUNTRY_COLUMNS",
     "ExperimentAnalysis", "ExperimentPlan", "PowerPlan", "experiment_plan", "analyse_experiment", "analyse_frame", "country_breakdown",
-    "list_experiments", "metric_display", "planned_weights", "summary_csv", "summary_markdown", "variant_metrics",
+    "list_experiments", "lift_intervals", "metric_display", "planned_weights", "summary_csv", "summary_markdown", "variant_metrics",
 ]

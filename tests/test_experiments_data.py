@@ -103,8 +103,8 @@ class Builder:
                                          conversion_type="password_reset_completed",
                                          occurred_at=sent + timedelta(minutes=e.convert_after)))
 
-    def build(self):
-        con = warehouse.connect(":memory:")
+    def build(self, path: str = ":memory:"):
+        con = warehouse.connect(path)
         warehouse.create_schema(con)
         for table, rows in (("twilio_messages", self.messages), ("twilio_calls", self.calls),
                             ("send_log", self.sends), ("conversions", self.conversions)):

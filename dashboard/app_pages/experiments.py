@@ -1,0 +1,207 @@
+"""Experiments: what each A/B test says, in words a product manager can act on.
+
+Everything shown comes from ``analytics.experiments`` (SQL aggregates per variant,
+statistics from ``analytics.experiments_stats``); this page only lays it out.
+"""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+import streamlit as st
+
+from analytics import experiments as ex
+from analytics.experiments_stats import CHANCE_TO_WIN_EXPLAINED
+from dashboard import components as ui
+from dashboard import data
+
+DECISION_STYLE = {
+    "ship": (st.success, ":material/rocket_launch:"),
+    "do not ship": (st.error, ":material/block:"),
+    "blocked: SRM": (st.error, ":material/report:"),
+    "stop: no effect likely": (st.warning, ":material/stop_circle:"),
+    "keep running": (st.info, ":material/hourglass_top:"),
+}
+
+
+def interval_plot(intervals, level: str) -> go.Figure:
+    """Relative lift of each treatment with its interval, against 0 (no change).
+
+    Green: interval entirely on the good side; red: entirely on the bad side; grey: unclear.
+    """
+    colours = {"better": "#2ca02c", "worse": "#d62728", "unclear": "#7f7f7f"}
+    d = intervals
+    fig = go.Figure(go.Scatter(
+        x=100 * d["relative_lift"], y=d["label"] + " · " + d["variant"], mode="markers", showlegend=False,
+        marker={"size": 11, "color": [colours.get(x, "#1f77b4") for x in d["direction"]]},
+        error_x={"type": "data", "symmetric": False, "array": 100 * (d["rel_ci_high"] - d["relative_lift"]),
+                 "arrayminus": 100 * (d["relative_lift"] - d["rel_ci_low"]), "thickness": 2, "width": 6},
+        customdata=100 * d[["rel_ci_low", "rel_ci_high"]].to_numpy(),
+        hovertemplate="%{y}<br>Lift %{x:+.1f}%<br>" + level + " CI %{customdata[0]:+.1f}% to "
+                      "%{customdata[1]:+.1f}%<extra></extra>",
+    ))
+    fig.add_vline(x=0, line_dash="dash", line_color="#444")
+    fig.update_xaxes(title="Relative lift vs control (%)", ticksuffix="%", zeroline=False)
+    fig.update_yaxes(title=None, autorange="reversed", type="category")
+    fig.update_layout(title={"text": f"Relative lift with {level} intervals (vs 0 = no change)", "x": 0},
+                      height=140 + 50 * len(intervals), margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      )
+    return fig
+
+
+def power_text(p: ex.PowerPlan | None) -> str:
+    if p is None:
+        return ""
+    target = f"a {100 * p.mde_relative:.3g}% lift"
+    if p.days_more is None:
+        plan = f"Not enough traffic yet to estimate how long it takes to detect {target}."
+    elif p.days_more == 0:
+        plan = f"Enough members to detect {target} ({p.required_users_per_arm:,} per arm needed)."
+    else:
+        plan = (f"About {p.days_more} more days to detect {target}: needs {p.required_users_per_arm:,} members per "
+                f"arm, has {p.users_per_arm:,} after {p.days_so_far} days.")
+    if p.detectable_now is not None:
+        plan += f" With the members so far it can detect a lift of about {100 * p.detectable_now:.3g}%."
+    return plan
+
+
+view = ui.page_header("Experiments")
+settings = data.settings()
+alpha = settings.alpha
+st.caption(
+    ui.period_caption(view) + " Members are assigned by their first send in the experiment. The sidebar's "
+    "template and channel filters are not applied here: they are what experiments vary."
+)
+
+left, mid, right = st.columns(3)
+with left:
+    sequential = st.toggle(
+        "I look every day (sequential)", value=False, key="exp_sequential",
+        help="Always-valid intervals: safe to check results daily without inflating false positives. "
+             "They are wider than the fixed-horizon ones, which are only valid when read once at the planned end.",
+    )
+with mid:
+    window = st.number_input(
+        "Conversion window (minutes)", min_value=1, max_value=7 * 24 * 60,
+        value=int(settings.conversion_window_minutes), step=5, key="exp_window",
+        help="A member converts when the conversion happens within this many minutes of their first send.",
+    )
+with right:
+    mde_pct = st.number_input(
+        "Lift to detect (%)", min_value=0.5, max_value=100.0, value=100 * ex.DEFAULT_MDE, step=0.5,
+        key="exp_mde", help="The smallest relative conversion lift worth detecting; sets the days-needed estimate.",
+    )
+mde = float(mde_pct) / 100.0
+options = dict(window_minutes=float(window), sequential=sequential, alpha=alpha, mde_relative=mde)
+
+experiments = data.run(ex.list_experiments, **view.period, **options)
+if experiments.empty:
+    st.info(
+        f"No experiments between {view.start:%d %b %Y} and {view.end:%d %b %Y} with these filters. Experiments "
+        "come from the send logs' `experiment_id` and `variant` columns: run `make demo` (the sandbox world has "
+        "two experiments) or `switchboard ingest` with send logs that carry them, or widen the dates.",
+        icon=":material/science:",
+    )
+    st.stop()
+
+st.subheader("All experiments")
+ui.table(experiments, key="experiment_list", columns={
+    "experiment_id": "Experiment",
+    "variants": st.column_config.TextColumn("Variants", help="Control first."),
+    "users": ui.count_column("Members"),
+    "first_day": st.column_config.DateColumn("First day"),
+    "last_day": st.column_config.DateColumn("Last day"),
+    "days_running": ui.count_column("Days"),
+    "status": "Status",
+    "decision": "Decision so far",
+})
+
+ids = experiments["experiment_id"].tolist()
+chosen = st.selectbox("Experiment", ids, key="experiment", bind="query-params")
+if chosen is None:
+    st.stop()
+analysis: ex.ExperimentAnalysis = data.run(ex.analyse_experiment, chosen, **view.period, **options)
+level = analysis.level
+
+# --- the verdict, in words ---------------------------------------------------------------------
+show, icon = DECISION_STYLE.get(analysis.verdict.decision, (st.info, None))
+show(analysis.verdict.sentence, icon=icon)
+if analysis.srm is not None and not analysis.srm.ok:
+    st.error(f"**Sample ratio mismatch - this blocks shipping.** {analysis.srm.message}", icon=":material/warning:")
+elif analysis.srm is not None:
+    st.caption(f"Traffic split: {analysis.srm.message} Planned split: {analysis.weights_source}.")
+if len(analysis.treatment_verdicts) > 1:
+    for treatment, v in analysis.treatment_verdicts.items():
+        st.caption(f"{treatment} vs {analysis.control}: {v.sentence}")
+for note in analysis.notes:
+    st.caption(note)
+st.caption(
+    f"Intervals: {level}, " + ("sequential (always valid): you can look every day."
+                               if sequential else "fixed horizon: valid when read once, at the planned end. "
+                               "Turn on 'I look every day' if you check daily.")
+)
+if analysis.power is not None:
+    st.caption(power_text(analysis.power))
+
+if analysis.metrics.empty:
+    st.stop()
+
+# --- metrics -----------------------------------------------------------------------------------
+st.subheader("Results per metric")
+st.caption(
+    "**Relative lift** is the change as a percentage of the control's value (+10% on a 50% rate means 55%). "
+    "**Absolute lift** of a rate is in **percentage points** (pp): 50% → 55% is +5 pp. "
+    "p-values are adjusted for the number of variants (Holm)."
+)
+intervals = ex.lift_intervals(analysis)
+if not intervals.empty:
+    ui.show(interval_plot(intervals, level), key="lift_intervals")
+for spec in ex.METRICS:
+    rows = ex.metric_display(analysis, spec.key)
+    if rows.empty:
+        continue
+    role = {"primary": "primary metric", "guardrail": "guardrail", "secondary": "secondary"}[spec.role]
+    st.markdown(f"**{spec.label}** ({role}{', lower is better' if not spec.higher_is_better else ''})")
+    st.dataframe(rows.drop(columns=["Metric"]), hide_index=True, key=f"metric_{spec.key}")
+
+with st.expander("What does “chance to win” mean?", expanded=False):
+    st.write(CHANCE_TO_WIN_EXPLAINED)
+
+# --- guardrails --------------------------------------------------------------------------------
+st.subheader("Guardrails")
+if analysis.guardrails.empty:
+    st.caption("No guardrail could be measured yet.")
+else:
+    st.caption("A guardrail is hurt when its whole interval lies on the bad side; that blocks shipping.")
+    ui.table(analysis.guardrails, key="guardrails", columns={
+        "guardrail": "Guardrail", "variant": "Variant", "effect": f"Relative change ({level} CI)",
+        "direction": "Direction", "hurt": st.column_config.CheckboxColumn("Hurt"),
+    })
+
+# --- country breakdown (exploratory) -----------------------------------------------------------
+st.subheader("By country (exploratory)")
+st.caption(
+    "Exploratory: with many countries some will look different by chance, so these intervals are not corrected "
+    "and the verdict never uses them. Use them to plan a follow-up experiment, not to ship."
+)
+countries = data.run(ex.country_breakdown, chosen, 5, start=view.start, end=view.end, filters=view.filters,
+                     window_minutes=float(window), alpha=alpha, sequential=sequential)
+if countries.empty:
+    st.caption("No members with a known country.")
+else:
+    ui.table(countries, key="country_breakdown", columns={
+        "country_name": "Country", "variant": "Variant", "users": ui.count_column("Members"),
+        "conversions": ui.count_column("Conversions"), "conversion_rate": ui.percent_column("Conversion"),
+        "relative_lift": ui.percent_column("Relative lift"), "rel_ci_low": ui.percent_column("CI low"),
+        "rel_ci_high": ui.percent_column("CI high"),
+        "abs_lift": st.column_config.NumberColumn("Absolute lift (pp)", format="%+.2f pp"),
+    })
+
+# --- exports -----------------------------------------------------------------------------------
+st.subheader("Export for the review")
+c1, c2 = st.columns(2)
+with c1:
+    st.download_button("Download summary (Markdown)", ex.summary_markdown(analysis),
+                       file_name=f"{chosen}-summary.md", mime="text/markdown", key="download_md")
+with c2:
+    st.download_button("Download metrics (CSV)", ex.summary_csv(analysis), file_name=f"{chosen}-metrics.csv",
+                       mime="text/csv", key="download_csv")

@@ -1,0 +1,145 @@
+"""The Experiments page through Streamlit's AppTest (dashboard/app.py + navigation, as a user opens it).
+
+Checks: no exception; the verdict shown is analytics' verdict; the sequential toggle
+widens the plotted interval; SRM and ship cases read in words; downloads are offered;
+an empty warehouse and a warehouse without experiments say what to run.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analytics import experiments as ex
+from ingest import warehouse
+from tests.browser_util import build_demo_warehouse, build_empty_warehouse
+from tests.test_experiments_data import D0, Builder, Exposure, arm
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGE = "app_pages/experiments.py"
+DEMO_END = date(2026, 11, 20)
+
+
+def open_experiments(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(data_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Experiments"
+    return at
+
+
+def alerts(at: AppTest) -> list[str]:
+    return [a.value for kind in ("success", "info", "warning", "error") for a in getattr(at, kind)]
+
+
+def interval_widths(at: AppTest) -> list[float]:
+    charts = at.get("plotly_chart")
+    assert charts, "no interval plot"
+    trace = json.loads(charts[0].proto.spec)["data"][0]
+    err = trace["error_x"]
+
+    def values(v):  # plotly serialises numpy arrays as base64 typed arrays
+        if isinstance(v, list):
+            return v
+        return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist()
+
+    return [hi + lo for hi, lo in zip(values(err["array"]), values(err["arrayminus"]))]
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("exp_demo")
+    build_demo_warehouse(d / "warehouse.duckdb", end=DEMO_END)
+    return d
+
+
+@pytest.fixture(scope="module")
+def hand_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A warehouse with a clear winner ("exp_ship", balanced) and a skewed split ("exp_srm")."""
+    d = tmp_path_factory.mktemp("exp_hand")
+    b = Builder()
+    for e in (arm("A", 400, 100, experiment="exp_ship") + arm("B", 400, 160, experiment="exp_ship")
+              + arm("A", 400, 100, experiment="exp_srm") + arm("B", 250, 80, experiment="exp_srm")):
+        b.add(e)
+    con = b.build(str(d / "warehouse.duckdb"))
+    con.execute("CHECKPOINT")
+    con.close()
+    return d
+
+
+def test_demo_page_shows_analytics_verdict(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(demo_dir, monkeypatch)
+    assert at.selectbox(key="experiment").value == "otp_copy_test"
+    con = warehouse.connect(demo_dir / "warehouse.duckdb", read_only=True)
+    try:
+        expected = ex.analyse_experiment(
+            con, "otp_copy_test", start=DEMO_END - timedelta(days=29), end=DEMO_END, window_minutes=30.0,
+            alpha=0.05, mde_relative=ex.DEFAULT_MDE)
+    finally:
+        con.close()
+    assert expected.verdict.sentence in alerts(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "percentage points" in captions and "exploratory" in captions.lower()
+    assert any("chance to win" in e.label.lower() for e in at.expander)
+    assert len(at.get("download_button")) == 2
+    assert len(at.dataframe) >= 4  # list, metric tables, guardrails, countries
+
+
+def test_sequential_toggle_widens_the_interval(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(hand_dir, monkeypatch)
+    at.selectbox(key="experiment").set_value("exp_ship").run()
+    fixed = interval_widths(at)
+    at.toggle(key="exp_sequential").set_value(True).run()
+    assert not at.exception
+    sequential = interval_widths(at)
+    assert len(fixed) == len(sequential) > 0
+    assert all(s > f for s, f in zip(sequential, fixed))
+    assert any("sequential (always valid)" in c.value for c in at.caption)
+
+
+def test_ship_and_srm_read_in_words(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(hand_dir, monkeypatch)
+    at.selectbox(key="experiment").set_value("exp_ship").run()
+    assert any(s.value.startswith("Ship B: conversion +60.0% (95% CI") for s in at.success)
+    at.selectbox(key="experiment").set_value("exp_srm").run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert any("Sample ratio mismatch" in e and "blocks shipping" in e for e in errors)
+    assert not at.success  # never "ship" while the split is broken
+
+
+def test_window_input_changes_conversions(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(hand_dir, monkeypatch)
+    at.selectbox(key="experiment").set_value("exp_ship").run()
+    assert at.success  # conversions 5 minutes after the send count in the default 30-minute window
+    at.number_input(key="exp_window").set_value(1).run()
+    assert not at.exception and not at.success  # with a 1-minute window nobody converts
+    assert any("Keep running" in a or "Stop" in a or "Control is 0" in a for a in alerts(at))
+
+
+def test_empty_warehouse_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    build_empty_warehouse(tmp_path / "warehouse.duckdb")
+    at = open_experiments(tmp_path, monkeypatch)
+    assert any("switchboard ingest" in a or "make demo" in a for a in alerts(at))
+
+
+def test_no_experiments_says_where_they_come_from(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    b = Builder()
+    b.add(Exposure("u1", "A", experiment=None))  # a send outside any experiment
+    con = b.build(str(tmp_path / "warehouse.duckdb"))
+    con.execute("UPDATE send_log SET variant = NULL")
+    warehouse.refresh_facts(con)
+    con.execute("CHECKPOINT")
+    con.close()
+    at = open_experiments(tmp_path, monkeypatch)
+    assert any("No experiments" in a and "experiment_id" in a for a in alerts(at)), alerts(at)
+    assert D0  # the hand warehouse's first day is inside the default range
+
