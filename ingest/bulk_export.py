@@ -56,9 +56,9 @@ def _stage_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
                 SELECT idx, ok, CASE WHEN ok AND json_type(raw) = 'OBJECT' THEN from_json(raw, '{struct}') END AS j
                 FROM (
                     SELECT column0 AS raw, row_number() OVER () AS idx, coalesce(json_valid(column0), false) AS ok
-                    FROM read_csv({_q(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0),
+                    FROM read_csv({_q(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0) || chr(31) || chr(30) || chr(0),
                                   quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=10000000)
-                ) WHERE raw IS NOT NULL AND trim(raw) <> ''
+                ) WHERE raw IS NOT NULL AND trim(raw, chr(32) || chr(9) || chr(13)) <> ''
             )"""
     )
 
@@ -72,7 +72,7 @@ def _raw_lines(con: duckdb.DuckDBPyConnection, path: str, idxs: list[int]) -> di
                         THEN json_merge_patch(raw, '{{"body": "<dropped>"}}')::VARCHAR
                         ELSE left(raw, 10000) END
             FROM (SELECT column0 AS raw, row_number() OVER () AS idx
-                  FROM read_csv({_q(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0),
+                  FROM read_csv({_q(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0) || chr(31) || chr(30) || chr(0),
                                 quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=10000000))
             WHERE idx IN (SELECT unnest($idxs))""",
         {"idxs": idxs},
@@ -83,7 +83,7 @@ def _raw_lines(con: duckdb.DuckDBPyConnection, path: str, idxs: list[int]) -> di
 def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source: str, force: bool = False) -> tuple[int, int, int] | None:
     """(read, loaded, rejected) or None when the file is unchanged since it was loaded."""
     st = os.stat(path)
-    known = con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchone()
+    known = next(iter(con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchall()), None)
     if known and not force and known[0] == st.st_size and known[1] == st.st_mtime:
         return None
     con.execute("BEGIN")
@@ -94,7 +94,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source:
             con.execute("ROLLBACK")
             con.execute("BEGIN")
             _stage_lines(con, path)
-        read = con.execute("SELECT count(*) FROM _page").fetchone()[0]  # type: ignore[index]
+        read = con.execute("SELECT count(*) FROM _page").fetchall()[0][0]
         bad, _top = apply_staged(con, MESSAGES, run_id=run_id, source="bulk_export")
         con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [source, path])
         raws = _raw_lines(con, path, [i for i, _ in bad])

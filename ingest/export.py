@@ -53,7 +53,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
         target = out / name
         if target.exists():
             shutil.rmtree(target)
-        n = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]  # type: ignore[index]
+        n = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
         counts[name] = int(n)
         day = DAY_OF.get(name)
         if day and n:
@@ -64,7 +64,7 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
                 f"COPY ({select} WHERE {part if col is None else day} IS NOT NULL) TO {_q(str(target))} "
                 f"(FORMAT parquet, PARTITION_BY ({part}), OVERWRITE_OR_IGNORE true)"
             )
-            nulls = con.execute(f'SELECT count(*) FROM ({select}) WHERE {part} IS NULL').fetchone()[0]  # type: ignore[index]
+            nulls = con.execute(f'SELECT count(*) FROM ({select}) WHERE {part} IS NULL').fetchall()[0][0]
             if nulls:  # rows without a day (e.g. a call never started) keep a partition of their own
                 (target / f"{part}=__HIVE_DEFAULT_PARTITION__").mkdir(parents=True, exist_ok=True)
                 con.execute(

@@ -79,7 +79,7 @@ def now() -> datetime:
 
 
 def start_run(con: duckdb.DuckDBPyConnection, source: str, cursor_before: str | None = None) -> int:
-    run_id = con.execute("SELECT nextval('ingest_run_seq')").fetchone()[0]  # type: ignore[index]
+    run_id = con.execute("SELECT nextval('ingest_run_seq')").fetchall()[0][0]
     con.execute(
         "INSERT INTO ingest_runs (run_id, source, started_at, status, cursor_before) VALUES (?, ?, ?, 'running', ?)",
         [run_id, source, now(), cursor_before],

@@ -153,10 +153,10 @@ def _line_relation(path: str, kind: Kind) -> str:
                    CASE WHEN ok AND json_type(raw) = 'OBJECT' THEN from_json(raw, '{struct}') END AS j
             FROM (
                 SELECT column0 AS raw, row_number() OVER () AS line, coalesce(json_valid(column0), false) AS ok
-                FROM read_csv({_quote(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0),
+                FROM read_csv({_quote(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0) || chr(31) || chr(30) || chr(0),
                               quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=10000000)
             )
-            WHERE raw IS NOT NULL AND trim(raw) <> ''
+            WHERE raw IS NOT NULL AND trim(raw, chr(32) || chr(9) || chr(13)) <> ''
         )"""
 
 
@@ -181,7 +181,7 @@ def load_file(
 ) -> FileOutcome:
     """Load one file in one transaction (see the module docstring)."""
     st = os.stat(path)  # taken before reading: if the file grows meanwhile, the next run reloads it
-    known = con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchone()
+    known = next(iter(con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchall()), None)
     if known and not force and known[0] == st.st_size and known[1] == st.st_mtime:
         return FileOutcome(path, "skipped")
     kind, fmt = kind_of(path), format_of(path)
@@ -220,11 +220,11 @@ def _replace_rows(
     con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM ({good_sql}))")
     n = con.execute(
         f"INSERT INTO {kind.table} SELECT {kind.select_sql}, {_quote(path)}, {int(run_id)} FROM ({good_sql})"
-    ).fetchone()[0]  # type: ignore[index]
+    ).fetchall()[0][0]
     dups = con.execute(
         f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE source_file = ? AND ingest_run_id = ?",
         [path, run_id],
-    ).fetchone()[0]  # type: ignore[index]
+    ).fetchall()[0][0]
     if dups:  # the same event twice in one file: the later line wins, as it would across files
         con.execute(
             f"""DELETE FROM {kind.table} WHERE rowid IN (
@@ -244,7 +244,7 @@ def _replace_rejects(con: duckdb.DuckDBPyConnection, rejects_sql: str, path: str
             f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
                 SELECT nextval('reject_seq'), {int(run_id)}, {_quote(source)}, {_quote(path)}, line, raw, reason
                 FROM ({rejects_sql})"""
-        ).fetchone()[0]  # type: ignore[index]
+        ).fetchall()[0][0]
     )
 
 

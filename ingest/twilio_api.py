@@ -210,7 +210,7 @@ def apply_staged(
         "SELECT idx, reason FROM _page WHERE reason IS NOT NULL ORDER BY idx").fetchall()]
     top = con.execute(
         f"SELECT max({_ts(res.cursor_field)}) FROM _page WHERE reason IS NULL"
-    ).fetchone()[0]  # type: ignore[index]
+    ).fetchall()[0][0]
     return bad, (top.astimezone(timezone.utc).isoformat() if top else None)
 
 
@@ -227,10 +227,10 @@ class State:
 
 
 def load_state(con: duckdb.DuckDBPyConnection, key: str) -> State:
-    row = con.execute(
+    rows = con.execute(
         "SELECT cursor, window_lo, window_hi, resume_uri, window_max FROM ingest_state WHERE source = ?", [key]
-    ).fetchone()
-    return State(*row) if row else State(None, None, None, None, None)
+    ).fetchall()
+    return State(*rows[0]) if rows else State(None, None, None, None, None)
 
 
 def save_state(con: duckdb.DuckDBPyConnection, key: str, st: State) -> None:
