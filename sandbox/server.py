@@ -26,7 +26,7 @@ import phonenumbers
 
 from sandbox.catalog import COUNTRY_BY_ISO, ERRORS
 from sandbox.render import rfc2822
-from sandbox.sids import id_for, sid_for
+from sandbox.sids import id_for, sid_for, sid_list
 from sandbox.world import CALL_STATUSES, World, segment_info
 
 API = "/2010-04-01"
@@ -173,7 +173,6 @@ class _Resource:
                 self.cats[name] = cats + [None]  # code -1 indexes None
             else:
                 self.cols[name] = s.to_numpy()
-        self.sids = frame["sid"].to_numpy(dtype=object)
         self.live: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self._by_account: dict[int, np.ndarray] = {}
@@ -204,7 +203,7 @@ class _Resource:
 
     def sid(self, rid: int) -> str:
         if rid < self.n:
-            return self.sids[rid]
+            return sid_for(self.prefix, rid, self.salt)
         return self.live[rid - self.n]["sid"]
 
     def rid(self, sid: str) -> int | None:
@@ -469,9 +468,10 @@ class SandboxServer:
             cats = r.cats
             acct_sids = self.world.account_sids
             bodies = self.bodies
+            sids = sid_list(r.prefix, hist, r.salt)
             for k, rid in enumerate(hist.tolist()):
                 out[rid] = self._message_json(
-                    sid=r.sids[rid], account_sid=acct_sids[cols["account_idx"][k]],
+                    sid=sids[k], account_sid=acct_sids[cols["account_idx"][k]],
                     created=cols["date_created"][k], sent=cols["date_sent"][k], final=cols["final_at"][k],
                     final_status=cats["status"][cols["status"][k]], error=cols["error_code"][k],
                     to=cats["to"][cols["to"][k]], frm=cats["from"][cols["from"][k]],
@@ -677,9 +677,10 @@ class SandboxServer:
                                                      "end_time", "status", "duration", "answered_by", "price",
                                                      "to", "from")}
             cats = r.cats
+            sids = sid_list(r.prefix, hist, r.salt)
             for k, rid in enumerate(hist.tolist()):
                 out[rid] = self._call_json(
-                    sid=r.sids[rid], account_sid=self.world.account_sids[cols["account_idx"][k]],
+                    sid=sids[k], account_sid=self.world.account_sids[cols["account_idx"][k]],
                     created=cols["date_created"][k], start=cols["start_time"][k], answered=cols["answered_at"][k],
                     end=cols["end_time"][k], final_status=cats["status"][cols["status"][k]],
                     duration=cols["duration"][k], answered_by=cats["answered_by"][cols["answered_by"][k]],

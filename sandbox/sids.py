@@ -35,15 +35,36 @@ def _hex16(values: np.ndarray) -> np.ndarray:
     return parts.view("S16").reshape(-1)
 
 
+def _sid_bytes(prefix: str, ids: np.ndarray, salt: int) -> np.ndarray:
+    ids = np.asarray(ids, dtype=np.int64)
+    hi = _hex16(_splitmix(ids.astype(np.uint64) + np.uint64(salt & _MASK)))
+    lo = _hex16(_mix(ids, salt))
+    return np.char.add(np.char.add(prefix.encode(), hi), lo)
+
+
 def sid_strings(prefix: str, ids: np.ndarray, salt: int) -> np.ndarray:
     """Object array of sids for integer ids (vectorised)."""
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size == 0:
         return np.array([], dtype=object)
-    hi = _hex16(_splitmix(ids.astype(np.uint64) + np.uint64(salt & _MASK)))
-    lo = _hex16(_mix(ids, salt))
-    raw = np.char.add(np.char.add(prefix.encode(), hi), lo)
-    return raw.astype("U34").astype(object)
+    return _sid_bytes(prefix, ids, salt).astype("U34").astype(object)
+
+
+def sid_list(prefix: str, ids, salt: int) -> list[str]:
+    ids = np.asarray(ids, dtype=np.int64)
+    if ids.size == 0:
+        return []
+    return [b.decode() for b in _sid_bytes(prefix, ids, salt).tolist()]
+
+
+def sid_series(prefix: str, ids: np.ndarray, salt: int):
+    """A pandas string Series (Arrow-backed, compact) of sids."""
+    import pyarrow as pa
+
+    ids = np.asarray(ids, dtype=np.int64)
+    chunks = [pa.array(_sid_bytes(prefix, ids[i : i + 1_000_000], salt), pa.binary(34)).cast(pa.string())
+              for i in range(0, max(ids.size, 1), 1_000_000)] if ids.size else [pa.array([], pa.string())]
+    return pa.chunked_array(chunks, pa.string()).to_pandas()
 
 
 def sid_for(prefix: str, record_id: int, salt: int) -> str:

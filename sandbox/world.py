@@ -25,11 +25,13 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from sandbox import catalog
 from sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
 from sandbox.numbers import draw_numbers
-from sandbox.sids import sid_strings
+from sandbox.sids import sid_series
 
 try:  # the analytics module is the reference implementation of Twilio's segment rules
     from analytics.templates_segments import segment_info as _segment_info
@@ -173,18 +175,45 @@ def _codes(n_or_idx, categories) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(n_or_idx), categories=list(categories))
 
 
+def _take_categorical(values: np.ndarray, index: np.ndarray) -> pd.Categorical:
+    """``values[index]`` as a categorical, hashing only the (few) distinct values."""
+    cats, inv = np.unique(values.astype(object), return_inverse=True)
+    return pd.Categorical.from_codes(inv[index], categories=cats)
+
+
 def _lang(locale: str) -> str:
     return locale.split("-")[0]
 
+
+MAX_MEMBERS = 600_000  # every distinct number is validated once: this bounds the cost
 
 DIURNAL = np.array([1, 0.6, 0.4, 0.3, 0.3, 0.5, 1.2, 2.5, 4, 5, 5.2, 5, 4.8, 4.8, 4.9, 5, 5, 5.2, 5.3, 5, 4.4,
                     3.6, 2.6, 1.6], dtype=float)
 
 
-def iso_ms(ms: np.ndarray) -> np.ndarray:
-    """ISO-8601 UTC with milliseconds and Z, vectorised."""
-    s = np.datetime_as_string(np.asarray(ms, dtype="int64").astype("datetime64[ms]"), unit="ms")
-    return np.char.add(s.astype(str), "Z").astype(object)
+def iso_ms_arrow(ms: np.ndarray) -> pa.Array:
+    """ISO-8601 UTC with milliseconds and Z ('2026-05-24T23:59:59.112Z'), vectorised with Arrow."""
+    ms = np.asarray(ms, dtype=np.int64)
+    if ms.size == 0:
+        return pa.array([], pa.string())
+    day, rem = np.divmod(ms, 86_400_000)
+    days, inv = np.unique(day, return_inverse=True)
+    prefixes = pa.array([(date(1970, 1, 1) + timedelta(days=int(d))).isoformat() + "T" for d in days])
+    parts = [prefixes.take(pa.array(inv))]
+    for value, width, sep in ((rem // 3_600_000, 2, ":"), (rem // 60_000 % 60, 2, ":"), (rem // 1000 % 60, 2, "."),
+                              (rem % 1000, 3, "Z")):
+        parts += [pc.utf8_lpad(pa.array(value).cast(pa.string()), width, "0"), sep]
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def iso_ms(ms: np.ndarray) -> pd.Series:
+    return iso_ms_arrow(ms).to_pandas()
+
+
+def _ids_arrow(prefix: str, n: int, width: int = 9) -> pa.Array:
+    """'evt_s000000042'-style ids for 0..n-1."""
+    digits = pc.utf8_lpad(pa.array(np.arange(n, dtype=np.int64)).cast(pa.string()), width, "0")
+    return pc.binary_join_element_wise(prefix, digits, "")
 
 
 # ----------------------------------------------------------------------------- generation
@@ -212,7 +241,7 @@ def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | 
     cweights /= cweights.sum()
     profiles = [COUNTRY_BY_ISO[c] for c in iso]
     n_sms = int(scenario.messages)
-    n_users = int(np.clip(n_sms // 3, min(len(iso) * 5, max(n_sms, 1)), 2_000_000))
+    n_users = int(np.clip(n_sms // 3, min(len(iso) * 5, max(n_sms, 1)), MAX_MEMBERS))
     say(f"members: {n_users:,}")
     users = _make_users(scenario, rng, iso, cweights, profiles, n_users)
 
@@ -275,7 +304,7 @@ def _make_users(scenario, rng, iso, cweights, profiles, n_users) -> pd.DataFrame
     perm = rng.permutation(n_users)
     frame = pd.DataFrame(
         {
-            "user_id": np.char.add("usr_", np.char.zfill(np.arange(n_users).astype(str), 7)).astype(object),
+            "user_id": _ids_arrow("usr_", n_users, 7).to_pandas(),
             "country": _codes(country_idx[perm], iso),
             "locale": pd.Categorical(locale[perm]),
             "number": number[perm],
@@ -286,7 +315,6 @@ def _make_users(scenario, rng, iso, cweights, profiles, n_users) -> pd.DataFrame
             "prefers_voice": rng.random(n_users) < 0.04,
         }
     )
-    frame["user_id"] = frame["user_id"].astype("string")
     return frame
 
 
@@ -411,7 +439,7 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
         combos[key] = k
     body_key = inv.astype(np.int32)
     num_segments = np.array(segs, dtype=np.int16)[body_key]
-    encoding = np.array(encs, dtype=object)[body_key]
+    encoding_code = np.array([0 if e == "GSM-7" else 1 for e in encs], dtype=np.int8)[body_key]
 
     # --- outcome
     deliv = np.array([p.delivery_rate for p in profiles])[cidx]
@@ -434,8 +462,9 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     unregistered = ~senders["registered"].to_numpy()[sender] & (cidx == iso.index("US") if "US" in iso else False)
     error[unregistered & (rng.random(n) < 0.85)] = 30034
     # Incidents.
-    line = users["line_type"].to_numpy()[user]
-    ucarrier = users["carrier"].astype(object).to_numpy()[user]
+    line_code = users["line_type"].cat.codes.to_numpy()[user]
+    carrier_cats = list(users["carrier"].cat.categories)
+    carrier_code = users["carrier"].cat.codes.to_numpy()[user]
     for inc in scenario.incidents:
         if inc.country not in iso:
             continue
@@ -443,11 +472,12 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
         if inc.kind == "carrier_filtering":
             start_day = max(days - inc.days_before_end, days // 2)
             ramp = np.clip((day - start_day + 1) / max(inc.ramp_days, 1), 0, 1)
-            sel = in_country & (ucarrier == inc.carrier) & (day >= start_day)
+            target = carrier_cats.index(inc.carrier) if inc.carrier in carrier_cats else -2
+            sel = in_country & (carrier_code == target) & (day >= start_day)
             hit = sel & (rng.random(n) < inc.extra_rate * ramp)
             error[hit] = inc.error_code
         elif inc.kind == "landline_heavy":
-            sel = in_country & (line == "landline")
+            sel = in_country & (line_code == 1)
             error[sel & (rng.random(n) < 0.96)] = inc.error_code
     opted = users["opted_out"].to_numpy()[user]
     error[opted] = 21610
@@ -474,24 +504,24 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     salt = _salt(scenario.seed, "SM")
     msgs = pd.DataFrame(
         {
-            "sid": sid_strings("SM", ids, salt),
+            "sid": sid_series("SM", ids, salt),
             "account_idx": account,
             "date_created": ts,
             "date_sent": date_sent,
             "final_at": final_at,
             "status": _codes(status_code, ["delivered", "undelivered", "failed"]),
             "error_code": error,
-            "to": users["number"].to_numpy()[user],
-            "from": senders["sender"].to_numpy()[sender],
-            "messaging_service_sid": np.array([s["sid"] for s in services] + [None], dtype=object)[service],
+            "to": _take_categorical(users["number"].to_numpy(), user),
+            "from": _take_categorical(senders["sender"].to_numpy(), sender),
+            "messaging_service_sid": pd.Categorical.from_codes(service, categories=[s["sid"] for s in services]),
             "body_key": body_key,
             "code": (ids * 7919 + scenario.seed * 104729) % 900000 + 100000,
             "num_segments": num_segments,
-            "encoding": pd.Categorical(encoding, categories=["GSM-7", "UCS-2"]),
+            "encoding": pd.Categorical.from_codes(encoding_code, categories=["GSM-7", "UCS-2"]),
             "price": price,
             "country": _codes(cidx, iso),
-            "carrier": pd.Categorical(ucarrier),
-            "line_type": pd.Categorical(line, categories=["mobile", "landline"]),
+            "carrier": pd.Categorical.from_codes(carrier_code, categories=carrier_cats),
+            "line_type": pd.Categorical.from_codes(line_code, categories=["mobile", "landline"]),
             "purpose": _codes(purpose, purposes),
             "template_id": _codes(template, template_ids),
             "locale": _codes(loc_codes, loc_names),
@@ -500,9 +530,6 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
             "variant_idx": variant,
         }
     )
-    msgs["to"] = msgs["to"].astype("category")
-    msgs["from"] = msgs["from"].astype("category")
-    msgs["messaging_service_sid"] = msgs["messaging_service_sid"].astype("category")
     msgs.attrs["bodies"] = texts
     sends = {"day": day}
     return msgs, sends
@@ -543,9 +570,9 @@ def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, ac
     n = ts.size
     ucountry = users["country"].cat.codes.to_numpy()
     cidx = ucountry[user]
-    line = users["line_type"].to_numpy()[user]
+    line_code = users["line_type"].cat.codes.to_numpy()[user]
     answer = np.array([p.call_answer_rate for p in profiles])[cidx]
-    answer = np.where(line == "landline", np.minimum(answer + 0.1, 0.97), answer)
+    answer = np.where(line_code == 1, np.minimum(answer + 0.1, 0.97), answer)
     u = rng.random(n)
     status = np.full(n, 0, dtype=np.int8)
     rest = u >= answer
@@ -572,7 +599,7 @@ def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, ac
     salt = _salt(scenario.seed, "CA")
     calls = pd.DataFrame(
         {
-            "sid": sid_strings("CA", ids, salt),
+            "sid": sid_series("CA", ids, salt),
             "account_idx": account,
             "date_created": ts,
             "start_time": start_time,
@@ -582,10 +609,10 @@ def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, ac
             "duration": duration,
             "answered_by": pd.Categorical(answered_by, categories=["human", "machine_end_beep"]),
             "price": price,
-            "to": pd.Categorical(users["number"].to_numpy()[user]),
+            "to": _take_categorical(users["number"].to_numpy(), user),
             "from": pd.Categorical(from_),
             "country": _codes(cidx, iso),
-            "line_type": pd.Categorical(line, categories=["mobile", "landline"]),
+            "line_type": pd.Categorical.from_codes(line_code, categories=["mobile", "landline"]),
             "user_idx": user.astype(np.int32),
             "fallback_of_msg": fallback_of,
         }
@@ -594,134 +621,143 @@ def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, ac
 
 
 def _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0, t1):
+    """The platform's send log (every attempt, all channels) and the members' conversions.
+
+    Built with Arrow string kernels: 10 million rows of ids and timestamps in seconds."""
     n_sms = len(msgs)
     n_calls = len(calls)
-    uid = users["user_id"].to_numpy(dtype=object)
-    ucountry = users["country"]
-    ulocale = users["locale"]
-    exp_ids = [e.experiment_id for e in scenario.experiments]
-    # SMS attempts: the platform logs the attempt a few hundred ms before Twilio creates the message.
-    sms_ms = msgs["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_sms)
+    uid = pa.array(users["user_id"]).cast(pa.string())
+    ucountry = pa.array(users["country"].astype(str))
+    ulocale = pa.array(users["locale"].astype(str))
+    purposes = list(msgs["purpose"].cat.categories)
+    p_codes = msgs["purpose"].cat.codes.to_numpy()
+    purpose = np.array(purposes, dtype=object)[p_codes]
     e_idx = msgs["experiment_idx"].to_numpy()
     v_idx = msgs["variant_idx"].to_numpy()
-    variant_names = np.array(
-        [[e.variants[0], e.variants[1]] for e in scenario.experiments] + [[None, None]], dtype=object
-    )
-    exp_arr = np.array(exp_ids + [None], dtype=object)
-    sms_event = np.char.add("evt_s", np.char.zfill(np.arange(n_sms).astype(str), 9)).astype(object)
-    purpose = msgs["purpose"].astype(object).to_numpy()
-    week = ((msgs["date_created"].to_numpy() - t0) // (7 * 86400)).astype(int)
-    campaign = np.where(purpose == "marketing", np.char.add("cmp_week", week.astype(str)).astype(object), None)
-    su = msgs["user_idx"].to_numpy()
-    sms = pd.DataFrame(
-        {
-            "event_id": sms_event,
-            "_ms": sms_ms,
-            "channel": "sms",
-            "purpose": purpose,
-            "template_id": msgs["template_id"].astype(object).to_numpy(),
-            "experiment_id": exp_arr[e_idx],
-            "variant": variant_names[e_idx, np.maximum(v_idx, 0)],
-            "campaign_id": campaign,
-            "_user": su,
-            "provider_sid": msgs["sid"].to_numpy(dtype=object),
-            "fallback_of": None,
-        }
-    )
+    exps = scenario.experiments
+
+    # SMS attempts: the platform logs the attempt a few hundred ms before Twilio creates the message.
+    sms_ms = msgs["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_sms)
+    sms_event = _ids_arrow("evt_s", n_sms)
+    exp_names = pa.array([e.experiment_id for e in exps] + [None], pa.string())
+    variant_names = pa.array([v for e in exps for v in e.variants] + [None], pa.string())
+    has_exp = e_idx >= 0
+    week = (msgs["date_created"].to_numpy() - t0) // (7 * 86400)
+    campaign_names = pa.array([f"cmp_week{w}" for w in range(scenario.days // 7 + 2)] + [None], pa.string())
+    marketing = purpose == "marketing"
+    template_ids = list(msgs["template_id"].cat.categories)
+    sms = {
+        "event_id": sms_event,
+        "_ms": pa.array(sms_ms),
+        "channel": pa.array(np.full(n_sms, "sms", dtype=object), pa.string()),
+        "purpose": pa.array(purpose, pa.string()),
+        "template_id": pa.array(np.array(template_ids, dtype=object)[msgs["template_id"].cat.codes.to_numpy()],
+                                pa.string()),
+        "experiment_id": exp_names.take(pa.array(np.where(has_exp, e_idx, len(exps)))),
+        "variant": variant_names.take(pa.array(np.where(has_exp, 2 * e_idx + np.maximum(v_idx, 0), 2 * len(exps)))),
+        "campaign_id": campaign_names.take(pa.array(np.where(marketing, week, len(campaign_names) - 1))),
+        "_user": pa.array(msgs["user_idx"].to_numpy().astype(np.int64)),
+        "provider_sid": pa.array(msgs["sid"]).cast(pa.string()),
+        "fallback_of": pa.nulls(n_sms, pa.string()),
+    }
     # Voice attempts.
     fb = calls["fallback_of_msg"].to_numpy()
-    cu = calls["user_idx"].to_numpy()
+    is_fb = fb >= 0
     call_ms = calls["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_calls)
-    voice = pd.DataFrame(
-        {
-            "event_id": np.char.add("evt_v", np.char.zfill(np.arange(n_calls).astype(str), 9)).astype(object),
-            "_ms": call_ms,
-            "channel": "voice",
-            "purpose": np.where(fb >= 0, purpose[np.maximum(fb, 0)], "verification").astype(object),
-            "template_id": "voice_otp",
-            "experiment_id": None,
-            "variant": None,
-            "campaign_id": None,
-            "_user": cu,
-            "provider_sid": calls["sid"].to_numpy(dtype=object),
-            "fallback_of": np.where(fb >= 0, sms_event[np.maximum(fb, 0)], None).astype(object),
-        }
-    )
+    voice_purpose = np.where(is_fb, purpose[np.maximum(fb, 0)] if n_sms else "verification", "verification")
+    voice = {
+        "event_id": _ids_arrow("evt_v", n_calls),
+        "_ms": pa.array(call_ms),
+        "channel": pa.array(np.full(n_calls, "voice", dtype=object), pa.string()),
+        "purpose": pa.array(voice_purpose.astype(object), pa.string()),
+        "template_id": pa.array(np.full(n_calls, "voice_otp", dtype=object), pa.string()),
+        "experiment_id": pa.nulls(n_calls, pa.string()),
+        "variant": pa.nulls(n_calls, pa.string()),
+        "campaign_id": pa.nulls(n_calls, pa.string()),
+        "_user": pa.array(calls["user_idx"].to_numpy().astype(np.int64)),
+        "provider_sid": pa.array(calls["sid"]).cast(pa.string()),
+        "fallback_of": pc.if_else(pa.array(is_fb), sms_event.take(pa.array(np.maximum(fb, 0))) if n_sms
+                                  else pa.nulls(n_calls, pa.string()), pa.scalar(None, pa.string())),
+    }
     # Push and email attempts, with no provider sid.
     n_other = int(n_sms * scenario.other_channels_share)
     ou = rng.integers(0, len(users), size=n_other)
-    other = pd.DataFrame(
-        {
-            "event_id": np.char.add("evt_o", np.char.zfill(np.arange(n_other).astype(str), 9)).astype(object),
-            "_ms": np.sort(rng.integers(t0 * 1000, t1 * 1000 - 1000, size=n_other)),
-            "channel": np.where(rng.random(n_other) < 0.6, "push", "email").astype(object),
-            "purpose": np.where(rng.random(n_other) < 0.7, "account_alert", "marketing").astype(object),
-            "template_id": None,
-            "experiment_id": None,
-            "variant": None,
-            "campaign_id": None,
-            "_user": ou,
-            "provider_sid": None,
-            "fallback_of": None,
-        }
-    )
-    other["template_id"] = np.where(other["channel"] == "push", "push_" + other["purpose"], "email_" + other["purpose"])
+    o_ms = np.sort(rng.integers(t0 * 1000, t1 * 1000 - 1000, size=n_other))
+    o_channel = np.where(rng.random(n_other) < 0.6, "push", "email").astype(object)
+    o_purpose = np.where(rng.random(n_other) < 0.7, "account_alert", "marketing").astype(object)
+    other = {
+        "event_id": _ids_arrow("evt_o", n_other),
+        "_ms": pa.array(o_ms),
+        "channel": pa.array(o_channel, pa.string()),
+        "purpose": pa.array(o_purpose, pa.string()),
+        "template_id": pa.array((o_channel + "_" + o_purpose).astype(object), pa.string()),
+        "experiment_id": pa.nulls(n_other, pa.string()),
+        "variant": pa.nulls(n_other, pa.string()),
+        "campaign_id": pa.nulls(n_other, pa.string()),
+        "_user": pa.array(ou.astype(np.int64)),
+        "provider_sid": pa.nulls(n_other, pa.string()),
+        "fallback_of": pa.nulls(n_other, pa.string()),
+    }
 
     # Conversions: one per converting attempt, minutes after the outcome.
-    now_final = msgs["final_at"].to_numpy()
-    delivered = msgs["status"].to_numpy() == "delivered"
-    p_del = np.array([PURPOSES[p]["p_del"] for p in msgs["purpose"].cat.categories])[msgs["purpose"].cat.codes]
-    p_not = np.array([PURPOSES[p]["p_not"] for p in msgs["purpose"].cat.categories])[msgs["purpose"].cat.codes]
-    scountry = msgs["country"].astype(object).to_numpy()
-    for ei, exp in enumerate(scenario.experiments):
+    delivered = msgs["status"].cat.codes.to_numpy() == 0
+    p_del = np.array([PURPOSES[p]["p_del"] for p in purposes])[p_codes]
+    p_not = np.array([PURPOSES[p]["p_not"] for p in purposes])[p_codes]
+    iso = list(msgs["country"].cat.categories)
+    ccodes = msgs["country"].cat.codes.to_numpy()
+    for ei, exp in enumerate(exps):
         if exp.conversion_lift:
-            region = np.isin(scountry, list(exp.countries)) if exp.countries else np.ones(n_sms, bool)
+            region = np.isin(ccodes, [iso.index(c) for c in exp.countries if c in iso]) if exp.countries else True
             sel = (e_idx == ei) & (v_idx == 1) & region
             p_del = np.where(sel, p_del + exp.conversion_lift, p_del)
-    p = np.where(delivered, p_del, p_not)
-    conv_sms = rng.random(n_sms) < p
-    conv_type_sms = np.array([PURPOSES[c]["conversion"] for c in msgs["purpose"].cat.categories], dtype=object)[
-        msgs["purpose"].cat.codes
-    ]
-    c_ms_sms = (np.maximum(now_final, msgs["date_created"].to_numpy()) * 1000
+    conv_sms = rng.random(n_sms) < np.where(delivered, p_del, p_not)
+    conv_kind = np.array([PURPOSES[p]["conversion"] for p in purposes], dtype=object)
+    c_ms_sms = (np.maximum(msgs["final_at"].to_numpy(), msgs["date_created"].to_numpy()) * 1000
                 + (rng.exponential(240, size=n_sms) * 1000).astype(np.int64))
-    completed = calls["status"].to_numpy() == "completed"
-    human = calls["answered_by"].astype(object).to_numpy() == "human"
+    completed = calls["status"].cat.codes.to_numpy() == 0
+    human = calls["answered_by"].cat.codes.to_numpy() == 0
     conv_call = rng.random(n_calls) < np.where(completed & human, 0.72, np.where(completed, 0.2, 0.02))
-    voice_purpose = voice["purpose"].to_numpy()
-    conv_type_call = np.array([PURPOSES[p]["conversion"] for p in voice_purpose], dtype=object)
     c_ms_call = calls["end_time"].to_numpy() * 1000 + (rng.exponential(90, size=n_calls) * 1000).astype(np.int64)
-    conv_other = rng.random(n_other) < np.where(other["purpose"].to_numpy() == "account_alert", 0.15, 0.02)
-    conv_type_other = np.where(other["purpose"].to_numpy() == "account_alert", "alert_acknowledged", "campaign_click")
-    c_ms_other = other["_ms"].to_numpy() + (rng.exponential(600, size=n_other) * 1000).astype(np.int64)
-    conv = pd.DataFrame(
-        {
-            "_user": np.concatenate([su[conv_sms], cu[conv_call], ou[conv_other]]),
-            "conversion_type": np.concatenate(
-                [conv_type_sms[conv_sms], conv_type_call[conv_call], conv_type_other[conv_other].astype(object)]
-            ),
-            "_ms": np.concatenate([c_ms_sms[conv_sms], c_ms_call[conv_call], c_ms_other[conv_other]]),
-            "_attempt": np.concatenate(
-                [sms_event[conv_sms], voice["event_id"].to_numpy()[conv_call], other["event_id"].to_numpy()[conv_other]]
-            ),
-        }
-    )
-    conv = conv[conv["_ms"] < t1 * 1000].sort_values("_ms", kind="stable").reset_index(drop=True)
-    conv.insert(0, "event_id", np.char.add("cnv_", np.char.zfill(np.arange(len(conv)).astype(str), 9)).astype(object))
-    conv["user_id"] = uid[conv["_user"].to_numpy()]
-    conv["occurred_at"] = iso_ms(conv["_ms"].to_numpy())
+    alert = o_purpose == "account_alert"
+    conv_other = rng.random(n_other) < np.where(alert, 0.15, 0.02)
+    c_ms_other = o_ms + (rng.exponential(600, size=n_other) * 1000).astype(np.int64)
+    conv_ms = np.concatenate([c_ms_sms[conv_sms], c_ms_call[conv_call], c_ms_other[conv_other]])
+    conv_user = np.concatenate([msgs["user_idx"].to_numpy()[conv_sms], calls["user_idx"].to_numpy()[conv_call],
+                                ou[conv_other]]).astype(np.int64)
+    conv_type = np.concatenate([
+        conv_kind[p_codes[conv_sms]],
+        np.array([PURPOSES[p]["conversion"] for p in voice_purpose[conv_call]], dtype=object),
+        np.where(alert[conv_other], "alert_acknowledged", "campaign_click").astype(object),
+    ])
+    # Which attempt each conversion answers (for ground truth): channel code * 2**40 + row.
+    conv_attempt = np.concatenate([np.flatnonzero(conv_sms), (1 << 40) + np.flatnonzero(conv_call),
+                                   (2 << 40) + np.flatnonzero(conv_other)]).astype(np.int64)
+    keep = conv_ms < t1 * 1000
+    order = np.argsort(conv_ms[keep], kind="stable")
+    conv_ms, conv_user, conv_type, conv_attempt = (x[keep][order] for x in (conv_ms, conv_user, conv_type, conv_attempt))
+    converted_msg = np.zeros(n_sms, dtype=bool)
+    sms_conv = conv_attempt[conv_attempt < (1 << 40)]
+    converted_msg[sms_conv] = True
+    msgs["converted"] = converted_msg  # ground truth: this SMS attempt led to a conversion
+    conv = pd.DataFrame({
+        "event_id": _ids_arrow("cnv_", len(conv_ms)).to_pandas(),
+        "user_id": uid.take(pa.array(conv_user)).to_pandas(),
+        "conversion_type": pd.Series(conv_type, dtype="str"),
+        "occurred_at": iso_ms(conv_ms),
+        "_ms": conv_ms,
+        "_attempt": conv_attempt,
+    })
 
-    log = pd.concat([sms, voice, other], ignore_index=True)
-    log = log.sort_values("_ms", kind="stable").reset_index(drop=True)
-    lu = log["_user"].to_numpy()
-    log["user_id"] = uid[lu]
-    log["country"] = ucountry.astype(object).to_numpy()[lu]
-    log["locale"] = ulocale.astype(object).to_numpy()[lu]
-    log["sent_at"] = iso_ms(log["_ms"].to_numpy())
+    table = pa.concat_tables([pa.table(sms), pa.table(voice), pa.table(other)])
+    table = table.take(pc.sort_indices(table, sort_keys=[("_ms", "ascending")]))
+    users_idx = table.column("_user")
+    table = table.append_column("user_id", uid.take(users_idx))
+    table = table.append_column("country", ucountry.take(users_idx))
+    table = table.append_column("locale", ulocale.take(users_idx))
+    table = table.append_column("sent_at", iso_ms_arrow(table.column("_ms").to_numpy()))
     cols = ["event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
             "user_id", "country", "locale", "provider_sid", "fallback_of", "_ms"]
-    log = log[cols]
-    conv = conv[["event_id", "user_id", "conversion_type", "occurred_at", "_ms", "_attempt"]]
+    log = table.select(cols).to_pandas()
     return log, conv
 
 
@@ -769,12 +805,7 @@ def _ground_truth(world: World) -> dict[str, Any]:
         incidents.append(entry)
     experiments = []
     log = world.send_log
-    conv_attempts = set(world.conversions["_attempt"].tolist()) if len(world.conversions) else set()
-    converted = np.fromiter((e in conv_attempts for e in log["event_id"].tolist()), dtype=bool, count=len(log))
-    sms_rows = log["channel"].to_numpy() == "sms"
-    conv_by_msg = np.zeros(len(m), dtype=bool)
-    sms_idx = np.array([int(e[5:]) for e in log["event_id"].to_numpy()[sms_rows]], dtype=np.int64)
-    conv_by_msg[sms_idx] = converted[sms_rows]
+    conv_by_msg = m["converted"].to_numpy()
     e_idx = m["experiment_idx"].to_numpy()
     v_idx = m["variant_idx"].to_numpy()
     for ei, exp in enumerate(sc.experiments):
