@@ -1,0 +1,177 @@
+"""Ingest benchmark: ``python -m bench.bench_ingest --rows N [--api-messages M]``.
+
+1. Send-log files (Parquet, then JSONL) of ``N`` synthetic rows, written by DuckDB into a
+   temp folder: ``run_ingest(sources='send-logs')`` (validation, rejects, upsert, file
+   records; facts and publishing timed apart) against the baseline DuckDB's bare
+   ``CREATE TABLE t AS SELECT * FROM read_…`` (+ CHECKPOINT) of the same files, same process.
+2. Twilio API: a sandbox world of ``M`` messages (and M/10 calls) served by a separate
+   process; ``run_ingest(sources='twilio')`` through the real SDK, records/s end to end.
+3. Peak resident memory of this process (``resource.getrusage``).
+
+Targets (issue 4): Parquet >= 1,000,000 rows/s, JSONL >= 250,000 rows/s, each <= 2x the
+bare read; API >= 20,000 records/s; peak memory < 2 GB at 10M rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def write_send_logs(folder: Path, rows: int, files: int, fmt: str) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    per = -(-rows // files)
+    out = []
+    for f in range(files):
+        lo, hi = f * per, min(rows, (f + 1) * per)
+        path = folder / f"sends-{f:03d}.{fmt}"
+        sent = "strftime(TIMESTAMPTZ '2026-10-01 00:00:00+00' + to_seconds(i), '%Y-%m-%dT%H:%M:%SZ')"
+        select = f"""SELECT 'ev' || i AS event_id, {sent} AS sent_at,
+                 (['sms', 'sms', 'sms', 'voice', 'push', 'email'])[1 + i % 6] AS channel,
+                 (['password_reset', 'verification', 'account_alert'])[1 + i % 3] AS purpose,
+                 'tpl' || (i % 20) AS template_id,
+                 CASE WHEN i % 3 = 0 THEN 'exp_pr_short_template' END AS experiment_id,
+                 CASE WHEN i % 3 = 0 THEN (['control', 'short'])[1 + i % 2] END AS variant,
+                 NULL::VARCHAR AS campaign_id, 'u' || (i % 300000) AS user_id,
+                 (['BR', 'IN', 'ID', 'US', 'GB', 'EG'])[1 + i % 6] AS country, 'pt-BR' AS locale,
+                 'SM' || md5(i::VARCHAR) AS provider_sid, NULL::VARCHAR AS fallback_of
+                 FROM range({lo}, {hi}) t(i)"""
+        if fmt == "parquet":
+            con.execute(f"COPY ({select}) TO '{path}' (FORMAT parquet)")
+        else:
+            con.execute(f"COPY ({select}) TO '{path}' (FORMAT json)")
+        out.append(path)
+    return out
+
+
+def bare_read(files_glob: str, fmt: str, db: Path) -> float:
+    reader = f"read_parquet('{files_glob}')" if fmt == "parquet" else \
+        f"read_json('{files_glob}', format='newline_delimited')"
+    if db.exists():
+        db.unlink()
+    con = duckdb.connect(str(db))
+    t = time.perf_counter()
+    con.execute(f"CREATE TABLE t AS SELECT * FROM {reader}")
+    con.execute("CHECKPOINT")
+    elapsed = time.perf_counter() - t
+    con.close()
+    db.unlink()
+    return elapsed
+
+
+def our_ingest(files_glob: str, data_dir: Path) -> tuple[float, float, int]:
+    from ingest.pipeline import run_ingest
+    from switchboard.settings import Settings
+
+    shutil.rmtree(data_dir, ignore_errors=True)
+    t = time.perf_counter()
+    report = run_ingest(Settings(data_dir=data_dir), sources="send-logs", send_logs=[files_glob], progress=False)
+    total = time.perf_counter() - t
+    r = report.result("send-logs")
+    assert report.ok and r.rejected == 0, report.summary()
+    return r.seconds, total, r.loaded
+
+
+def _serve(messages: int, conn) -> None:  # runs in the child process
+    from sandbox.server import SandboxServer, SimClock
+    from sandbox.world import Scenario, generate
+
+    world = generate(Scenario(seed=21, days=30, messages=messages, calls=messages // 10, end=END))
+    with SandboxServer(world, clock=SimClock(END)) as server:
+        conn.send((server.base_url, server.account_sid, server.auth_token, len(world.messages) + len(world.calls)))
+        conn.recv()  # until told to stop
+
+
+def api_ingest(messages: int, data_dir: Path) -> tuple[float, int, str]:
+    from twilio.rest import Client
+
+    from ingest.http import RetryingHttpClient
+    from ingest.pipeline import run_ingest
+    from switchboard.settings import Settings
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_serve, args=(messages, child), daemon=True)
+    proc.start()
+    try:
+        base_url, sid, token, expected = parent.recv()
+
+        def factory():
+            client = Client(sid, token, http_client=RetryingHttpClient())
+            client.api.base_url = base_url
+            return client
+
+        shutil.rmtree(data_dir, ignore_errors=True)
+        report = run_ingest(Settings(data_dir=data_dir), sources="twilio", client_factory=factory, progress=False)
+        r = report.result("twilio")
+        assert report.ok and r.loaded == expected, report.summary()
+        return r.seconds, r.loaded, r.detail
+    finally:
+        parent.send("stop")
+        proc.join(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", type=int, default=1_000_000, help="send-log rows per format")
+    ap.add_argument("--files", type=int, default=4, help="files the rows are split into")
+    ap.add_argument("--api-messages", type=int, default=100_000, help="messages in the API world (0: skip)")
+    ap.add_argument("--formats", default="parquet,jsonl")
+    ap.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    args = ap.parse_args(argv)
+
+    scratch = Path(args.tmp or tempfile.mkdtemp(prefix="bench_ingest_"))
+    scratch.mkdir(parents=True, exist_ok=True)
+    rows: list[tuple[str, str, str, str]] = []
+    try:
+        for fmt in args.formats.split(","):
+            folder = scratch / f"logs_{fmt}"
+            write_send_logs(folder, args.rows, args.files, fmt)
+            glob = str(folder / f"sends-*.{fmt}")
+            bare = bare_read(glob, fmt, scratch / "bare.duckdb")
+            source_s, total_s, loaded = our_ingest(glob, scratch / f"wh_{fmt}")
+            target = 1_000_000 if fmt == "parquet" else 250_000
+            rate = loaded / source_s
+            rows.append((f"send logs {fmt}: ingest", f"{rate:,.0f} rows/s", f">= {target:,}",
+                         "ok" if rate >= target else "MISS"))
+            rows.append((f"send logs {fmt}: bare CTAS", f"{args.rows / bare:,.0f} rows/s", "", ""))
+            ratio = source_s / bare
+            rows.append((f"send logs {fmt}: time vs bare", f"{ratio:.2f}x", "<= 2x", "ok" if ratio <= 2 else "MISS"))
+            rows.append((f"send logs {fmt}: run incl. facts+publish", f"{total_s:.1f} s", "", ""))
+            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(scratch / f"wh_{fmt}", ignore_errors=True)
+        if args.api_messages:
+            secs, loaded, detail = api_ingest(args.api_messages, scratch / "wh_api")
+            rate = loaded / secs
+            rows.append(("twilio API via SDK (sandbox process)", f"{rate:,.0f} rec/s", ">= 20,000",
+                         "ok" if rate >= 20_000 else "MISS"))
+            rows.append(("  records, time", f"{loaded:,} in {secs:.1f} s", "", detail))
+    finally:
+        if args.tmp is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rows.append(("peak memory (this process)", f"{peak_mb:,.0f} MB", "< 2,048 MB", "ok" if peak_mb < 2048 else "MISS"))
+
+    w = max(len(r[0]) for r in rows)
+    print(f"\n{'measure':<{w}}  {'value':>22}  {'target':>12}  verdict")
+    for name, value, target, verdict in rows:
+        print(f"{name:<{w}}  {value:>22}  {target:>12}  {verdict}")
+    print(f"\n(rows={args.rows:,} in {args.files} file(s), api messages={args.api_messages:,}, "
+          f"DuckDB {duckdb.__version__})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
