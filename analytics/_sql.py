@@ -72,3 +72,22 @@ def where_for(view: str, start: date, end: date, filters: Filters | None, prefix
     if end < start:
         raise ValueError(f"end ({end}) is before start ({start})")
     return where(view, start, end, filters, alias=alias, prefix=prefix)
+
+
+def country_names(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """iso2 -> iso3, name from the countries dimension (250 rows).
+
+    Attached after aggregation: carrying a name string through a 10M-row GROUP BY
+    (``any_value(country_name)``) costs more than the aggregate itself.
+    """
+    return con.execute("SELECT iso2, iso3, name FROM countries").df().set_index("iso2")
+
+
+def add_country_names(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, key: str = "country_iso2",
+                      iso3: str | None = None, name: str | None = "country_name") -> pd.DataFrame:
+    names = country_names(con)
+    if iso3:
+        df[iso3] = df[key].map(names["iso3"])
+    if name:
+        df[name] = df[key].map(names["name"])
+    return df

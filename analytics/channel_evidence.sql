@@ -1,11 +1,10 @@
 -- channel_evidence: per country and channel, first attempts and fallbacks with their outcomes
 -- and conversions. A conversion is credited to an attempt only when that attempt did not
 -- trigger a fallback (otherwise the fallback, not this attempt, may have reached the member).
--- Output columns: country_iso2, country_name, channel, attempts, with_outcome, delivered,
+-- Output columns: country_iso2, channel, attempts, with_outcome, delivered,
 --                 converted, cost_usd
 SELECT
     country_iso2,
-    any_value(country_name)                                                    AS country_name,
     channel,
     count(*)                                                                   AS attempts,
     count(*) FILTER (WHERE is_delivered IS NOT NULL)                           AS with_outcome,

@@ -18,7 +18,7 @@ from analytics.stats_basic import safe_div, two_proportion_z, wilson_interval
 
 OVERVIEW_COLUMNS = [
     "country_iso2", "country_iso3", "country_name", "region",
-    "sms_sent", "sms_delivered", "sms_failed", "sms_delivery_rate", "rate_ci_low", "rate_ci_high", "sms_users",
+    "sms_sent", "sms_delivered", "sms_failed", "sms_delivery_rate", "rate_ci_low", "rate_ci_high",
     "voice_calls", "voice_answered", "answer_rate", "sms_share", "voice_share",
     "sms_cost_usd", "voice_cost_usd", "cost_usd", "cost_per_sent", "cost_per_delivered",
     "sms_cost_per_sent", "sms_cost_per_delivered",
@@ -37,8 +37,7 @@ def country_overview(con, *, start: date, end: date, filters: Filters | None = N
 
     Columns: country_iso2, country_iso3 (for plotly's choropleth), country_name, region,
     sms_sent, sms_delivered, sms_failed, sms_delivery_rate (delivered / final),
-    rate_ci_low, rate_ci_high (95 % Wilson), sms_users (distinct members who got an SMS,
-    HyperLogLog estimate: exact to within ~2 %), voice_calls, voice_answered,
+    rate_ci_low, rate_ci_high (95 % Wilson), voice_calls, voice_answered,
     answer_rate (answered / calls), sms_share and voice_share (of sms_sent +
     voice_calls), sms_cost_usd, voice_cost_usd, cost_usd (both), cost_per_sent
     (cost_usd / (sms_sent + voice_calls)), cost_per_delivered (cost_usd /
@@ -61,11 +60,37 @@ def country_overview(con, *, start: date, end: date, filters: Filters | None = N
     df["cost_per_delivered"] = safe_div(df["cost_usd"], f["sms_delivered"] + f["voice_answered"])
     df["sms_cost_per_sent"] = safe_div(f["sms_cost_usd"], f["sms_sent"])
     df["sms_cost_per_delivered"] = safe_div(f["sms_cost_usd"], f["sms_delivered"])
-    for c in ("sms_sent", "sms_delivered", "sms_failed", "sms_users", "voice_calls", "voice_answered"):
+    for c in ("sms_sent", "sms_delivered", "sms_failed", "voice_calls", "voice_answered"):
         df[c] = df[c].astype("int64")
     df["_total"] = total
     df = df.sort_values(["_total", "country_iso2"], ascending=[False, True], na_position="last")
     return df[OVERVIEW_COLUMNS].reset_index(drop=True)
+
+
+USERS_COLUMNS = ["country_iso2", "country_iso3", "country_name", "sms_users", "sms_sent", "sms_per_user"]
+
+
+def sms_users_by_country(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
+    """Where the most SMS users are: distinct members who were sent an SMS, per country.
+
+    Columns: country_iso2, country_iso3, country_name, sms_users (distinct user_id of
+    SMS with a send-log record; HyperLogLog estimate, within ~2 % of exact),
+    sms_sent, sms_per_user. Ordered by sms_users, descending.
+    Kept apart from country_overview: counting distinct members is the one costly
+    aggregate here, and only the map of users needs it.
+    """
+    where, params = _sql.where_for("message_facts", start, end, filters)
+    sql = (f"SELECT country_iso2, approx_count_distinct(user_id) AS sms_users, count(*) AS sms_sent "
+           f"FROM message_facts WHERE {where} GROUP BY country_iso2")
+    df = con.execute(sql, params).df()
+    if df.empty:
+        return _sql.empty(USERS_COLUMNS)
+    df = _sql.add_country_names(con, df, iso3="country_iso3")
+    df["sms_users"] = df["sms_users"].astype("int64")
+    df["sms_sent"] = df["sms_sent"].astype("int64")
+    df["sms_per_user"] = safe_div(df["sms_sent"], df["sms_users"])
+    df = df.sort_values(["sms_users", "country_iso2"], ascending=[False, True])
+    return df[USERS_COLUMNS].reset_index(drop=True)
 
 
 def channel_recommendation(con, *, start: date, end: date, filters: Filters | None = None,
@@ -93,9 +118,10 @@ def channel_recommendation(con, *, start: date, end: date, filters: Filters | No
     """
     where, params = _sql.where_for("attempt_facts", start, end, filters)
     df = con.execute(_sql.render("channel_evidence", where=where), params).df()
-    df = df[df["channel"].isin(CHANNELS)]
+    df = df[df["channel"].isin(CHANNELS)].copy()
     if df.empty:
         return _sql.empty(RECOMMENDATION_COLUMNS)
+    df = _sql.add_country_names(con, df)
     df["delivery_rate"] = safe_div(df["delivered"], df["with_outcome"])
     df["conversion_rate"] = safe_div(df["converted"], df["attempts"])
     df["cost_per_attempt"] = safe_div(df["cost_usd"], df["attempts"])

@@ -1,13 +1,12 @@
 -- country_overview: SMS and voice volume, outcomes and cost per recipient country.
 -- Fragments: {where_m} (message_facts), {where_c} (call_facts).
 -- Output columns: country_iso2, country_iso3, country_name, region, sms_sent, sms_delivered,
---                 sms_failed, sms_users, sms_cost_usd, voice_calls, voice_answered, voice_cost_usd
+--                 sms_failed, sms_cost_usd, voice_calls, voice_answered, voice_cost_usd
 WITH sms AS (
     SELECT country_iso2,
            count(*)                                  AS sms_sent,
            count(*) FILTER (WHERE is_delivered)      AS sms_delivered,
            count(*) FILTER (WHERE is_failed)         AS sms_failed,
-           approx_count_distinct(user_id)            AS sms_users,
            coalesce(sum(cost_usd), 0)                AS sms_cost_usd
     FROM message_facts
     WHERE {where_m}
@@ -30,7 +29,6 @@ SELECT
     coalesce(s.sms_sent, 0)                          AS sms_sent,
     coalesce(s.sms_delivered, 0)                     AS sms_delivered,
     coalesce(s.sms_failed, 0)                        AS sms_failed,
-    coalesce(s.sms_users, 0)                         AS sms_users,
     coalesce(s.sms_cost_usd, 0)                      AS sms_cost_usd,
     coalesce(v.voice_calls, 0)                       AS voice_calls,
     coalesce(v.voice_answered, 0)                    AS voice_answered,

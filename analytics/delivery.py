@@ -190,9 +190,12 @@ def latency_by_country(con, *, start: date, end: date, filters: Filters | None =
     latency_mean_s. Ordered by delivered, descending.
     """
     where, params = _sql.where_for("message_facts", start, end, filters)
-    df = _sql.run(con, _sql.render("latency_by_country", where=where), params, LATENCY_COLUMNS)
+    df = con.execute(_sql.render("latency_by_country", where=where), params).df()
+    if df.empty:
+        return _sql.empty(LATENCY_COLUMNS)
+    df = _sql.add_country_names(con, df)
     df["delivered"] = df["delivered"].astype("int64")
-    return df.reset_index(drop=True)
+    return df[LATENCY_COLUMNS].reset_index(drop=True)
 
 
 __all__ = ["summary", "summary_with_change", "delivery_by", "latency_by_country", "DIMENSIONS", "add_rates",

@@ -38,7 +38,21 @@ def _by_code(con, start: date, end: date, filters: Filters | None) -> pd.DataFra
     prev_start, _ = _sql.previous_period(start, end)
     where, params = _sql.where_for("message_facts", prev_start, end, filters)
     params["cur_start"] = day_bounds(start, start)[0]
-    return con.execute(_sql.render("errors_by_code", where=where), params).df()
+    long = con.execute(_sql.render("errors_by_code", where=where), params).df()
+    columns = ["error_code", "sent", "failed", "sent_prev", "failed_prev", "error_name", "category", "retryable",
+               "what_to_do", "more_info"]
+    if long.empty:
+        return _sql.empty(columns)
+    long["error_code"] = long["error_code"].fillna(-1).astype("int64")
+    cur = long[long["is_current"]].set_index("error_code")[["sent", "failed"]]
+    prev = long[~long["is_current"]].set_index("error_code")[["sent", "failed"]].add_suffix("_prev")
+    df = cur.join(prev, how="outer").fillna(0).reset_index()
+    catalogue = con.execute("SELECT code AS error_code, name AS error_name, category, retryable, what_to_do, "
+                            "more_info FROM error_codes").df()
+    df = df.merge(catalogue, on="error_code", how="left")
+    df.loc[df["error_code"] >= 0, "category"] = df.loc[df["error_code"] >= 0, "category"].fillna("unknown")
+    df["error_code"] = df["error_code"].astype("float64").where(df["error_code"] >= 0)
+    return df[columns]
 
 
 def _code_table(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:

@@ -9,8 +9,10 @@ saved: SMS not delivered, fallback delivered.
 
 Rates: ``fallback_rate = fell_back_to_voice / sms_attempts``;
 ``fallback_success_rate = fallback_delivered / fell_back``.
-Times are seconds from the first SMS attempt to success: the delivered receipt of the
-SMS, or the start of the answered fallback call.
+Time to success of a rescued chain: seconds from the first SMS attempt to the start of
+the answered fallback call (or the delivered receipt of an SMS fallback). For chains the
+SMS itself delivered, time to success is the delivery latency:
+``analytics.delivery.latency_by_country``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from analytics.stats_basic import safe_div
 _COUNTS = ["sms_attempts", "sms_delivered", "fell_back", "fell_back_to_voice", "fallback_delivered", "rescued",
            "members_rescued"]
 METRIC_COLUMNS = _COUNTS[:4] + ["fallback_rate"] + _COUNTS[4:5] + ["fallback_success_rate"] + _COUNTS[5:] + [
-    "reached_rate", "seconds_to_success_p50", "seconds_to_success_p90", "rescue_seconds_p50", "rescue_seconds_p90"]
+    "reached_rate", "rescue_seconds_p50", "rescue_seconds_p90"]
 COUNTRY_COLUMNS = ["country_iso2", "country_name"] + METRIC_COLUMNS
+
+
+def _names(con) -> pd.Series:
+    return con.execute("SELECT iso2, name FROM countries").df().set_index("iso2")["name"]
 
 
 def _chains(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
@@ -48,18 +54,20 @@ def fallback_by_country(con, *, start: date, end: date, filters: Filters | None 
     fell_back (any fallback), fell_back_to_voice, fallback_rate, fallback_delivered,
     fallback_success_rate, rescued (chains reached only thanks to the fallback),
     members_rescued (distinct members among them), reached_rate ((sms_delivered +
-    rescued) / sms_attempts), seconds_to_success_p50/_p90 (all successful chains),
-    rescue_seconds_p50/_p90 (rescued chains only). Ordered by sms_attempts, descending.
+    rescued) / sms_attempts), rescue_seconds_p50/_p90 (first attempt to success, rescued
+    chains). Ordered by sms_attempts, descending.
     """
     df = _chains(con, "country_iso2", start, end, filters)
     if df.empty:
         return _sql.empty(COUNTRY_COLUMNS)
-    return df.rename(columns={"key": "country_iso2"})[COUNTRY_COLUMNS].reset_index(drop=True)
+    df = df.rename(columns={"key": "country_iso2"})
+    df["country_name"] = df["country_iso2"].map(_names(con))
+    return df[COUNTRY_COLUMNS].reset_index(drop=True)
 
 
 def fallback_summary(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
     """The fallback_by_country metrics over every country, one row (zeros and NaN when empty)."""
-    df = _chains(con, "'all'", start, end, filters)
+    df = _chains(con, "channel", start, end, filters)  # every chain starts with an SMS: one group
     if df.empty:
         df = pd.DataFrame([{c: 0 for c in _COUNTS}])
         for c in METRIC_COLUMNS:

@@ -1,8 +1,7 @@
 -- latency_by_country: seconds from sent to delivered, per recipient country (delivered SMS only).
--- Output columns: country_iso2, country_name, delivered, latency_p50_s, latency_p90_s, latency_mean_s
+-- Output columns: country_iso2, delivered, latency_p50_s, latency_p90_s, latency_mean_s
 SELECT
     country_iso2,
-    any_value(country_name)                          AS country_name,
     count(*)                                         AS delivered,
     quantile_cont(delivery_latency_s, 0.5)           AS latency_p50_s,
     quantile_cont(delivery_latency_s, 0.9)           AS latency_p90_s,

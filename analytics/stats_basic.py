@@ -147,3 +147,23 @@ def change_point(successes: object, trials: object) -> int | None:
         return None
     score = np.where(valid, left + right, -np.inf)
     return int(np.argmax(score)) + 1
+
+
+def mean_change_point(sums: object, counts: object) -> int | None:
+    """Index of the first point after the most likely single shift in a mean (weighted by counts).
+
+    Maximises the between-segment sum of squares N_L (m_L - m)^2 + N_R (m_R - m)^2; None
+    when the series is too short or empty. Used to date a cost rise.
+    """
+    s, n = _arr(sums), _arr(counts)
+    if s.size < 2 or n.sum() == 0:
+        return None
+    cs, cn = np.cumsum(s)[:-1], np.cumsum(n)[:-1]
+    ts, tn = s.sum(), n.sum()
+    m = ts / tn
+    left, right = safe_div(cs, cn), safe_div(ts - cs, tn - cn)
+    score = cn * (left - m) ** 2 + (tn - cn) * (right - m) ** 2
+    score = np.where((cn > 0) & (tn - cn > 0), np.nan_to_num(score), -np.inf)
+    if not np.isfinite(score).any():
+        return None
+    return int(np.argmax(score)) + 1

@@ -54,7 +54,8 @@ def voice_by_country(con, *, start: date, end: date, filters: Filters | None = N
     df = _outcomes(con, "country_iso2", start, end, filters)
     if df.empty:
         return _sql.empty(COUNTRY_COLUMNS)
-    return df.rename(columns={"key": "country_iso2"})[COUNTRY_COLUMNS].reset_index(drop=True)
+    df = _sql.add_country_names(con, df.rename(columns={"key": "country_iso2"}), iso3="country_iso3")
+    return df[COUNTRY_COLUMNS].reset_index(drop=True)
 
 
 def voice_summary(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:

@@ -1,11 +1,9 @@
 -- voice_outcomes: call outcomes, durations, machine answers and cost per {key}.
--- Output columns: key, country_iso3, country_name, calls, completed, busy, no_answer, failed,
+-- Output columns: key, calls, completed, busy, no_answer, failed,
 --                 canceled, in_progress, machine_answered, duration_p50_s, duration_p90_s,
 --                 duration_mean_s, cost_usd
 SELECT
     {key}                                                                   AS key,
-    any_value(country_iso3)                                                 AS country_iso3,
-    any_value(country_name)                                                 AS country_name,
     count(*)                                                                AS calls,
     count(*) FILTER (WHERE status = 'completed')                            AS completed,
     count(*) FILTER (WHERE status = 'busy')                                 AS busy,

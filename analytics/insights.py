@@ -1,0 +1,500 @@
+"""Insights: what changed, said in plain sentences, ranked by what it costs us.
+
+``what_changed`` compares the last ``recent_days`` (ending on ``end``) with the
+``baseline_days`` before them, for every country × carrier × template × error-code
+cell of SMS in ``message_facts`` and their roll-ups.
+
+How (SQL aggregates, Python does statistics):
+
+1. One scan of the warehouse groups messages by country, carrier, template, error
+   code and period; GROUPING SETS over that small result give every roll-up
+   (``insights_cells.sql``).
+2. Every cell gets a test, all p-values pooled into one Benjamini–Hochberg
+   correction (false discovery rate ``alpha``):
+
+   * **error_rise**: error rate of one code (failures with the code / messages with a
+     final status) in a country [× carrier] [× template] rose; one-sided
+     two-proportion z test. Impact: lost deliveries = failures beyond the baseline
+     rate.
+   * **delivery_drop**: delivery rate of a segment fell (any mix of errors).
+   * **cost_rise**: mean cost per SMS of a segment rose (Welch z test). Impact:
+     USD added over the recent period.
+   * **persistent_error** (``persistent=True``): a code fails far more SMS in a
+     country than in every other country, now — a standing problem (e.g. a country
+     where many members have landlines: 30006) that a before/after comparison
+     cannot see.
+
+   A finding must be significant (q ≤ ``alpha``) **and** large: the rate moved by at
+   least ``min_effect`` (absolute) and by ``min_ratio`` times (error rates), with at
+   least ``min_lost`` lost deliveries, or cost rose ``min_cost_ratio`` times and by at
+   least ``min_cost_added`` USD; persistent errors need ``persistent_min_effect`` and
+   ``persistent_min_ratio`` against the other countries.
+3. One incident is reported once. Within a country (and error code), the largest
+   finding is refined to the most specific cell (carrier, template, both) that still
+   explains at least ``explain_share`` of it; cells overlapping a reported one are
+   dropped. A delivery drop mostly explained (≥ 50 %) by reported error rises is
+   dropped too, and a persistent error is dropped when the same code also rose.
+4. The onset ("since 12 Nov") is the most likely change point of the finding's
+   daily series over baseline + recent (one query for all findings).
+
+Columns: see FINDING_COLUMNS and ``what_changed``'s docstring.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import numpy as np
+import pandas as pd
+
+from analytics import _sql
+from analytics.filters import Filters, day_bounds
+from analytics.stats_basic import (
+    benjamini_hochberg,
+    change_point,
+    mean_change_point,
+    safe_div,
+    two_proportion_z,
+    welch_z,
+)
+
+FINDING_COLUMNS = [
+    "rank", "kind", "country_iso2", "country_name", "carrier", "template_id", "error_code", "error_name",
+    "error_category", "metric", "baseline_value", "recent_value", "delivery_rate_baseline", "delivery_rate_recent",
+    "messages_baseline", "messages_recent", "lost_deliveries", "cost_added_usd", "p_value", "q_value", "onset",
+    "sentence", "what_to_do",
+]
+
+ALL = "<all>"  # a rolled-up dimension (insights_cells.sql)
+UNKNOWN = "<unknown>"  # a NULL value of a dimension (e.g. carrier not known)
+_KEYS = ["country", "carrier", "template"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    alpha: float = 0.01
+    min_effect: float = 0.02
+    min_ratio: float = 1.5
+    min_lost: float = 10.0
+    min_cost_ratio: float = 1.2
+    min_cost_added: float = 5.0
+    persistent_min_effect: float = 0.05
+    persistent_min_ratio: float = 5.0
+    explain_share: float = 0.75
+
+
+def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 28, filters: Filters | None = None,
+                 alpha: float = 0.01, min_effect: float = 0.02, min_ratio: float = 1.5, min_lost: float = 10,
+                 min_cost_ratio: float = 1.2, min_cost_added: float = 5.0, persistent: bool = True,
+                 persistent_min_effect: float = 0.05, persistent_min_ratio: float = 5.0,
+                 explain_share: float = 0.75, max_findings: int = 20) -> pd.DataFrame:
+    """Statistically real and large changes in SMS delivery and cost, most harmful first.
+
+    Recent period: the ``recent_days`` days ending on ``end`` (inclusive); baseline: the
+    ``baseline_days`` days before it. Thresholds: see the module docstring.
+
+    Columns (one row per finding, at most ``max_findings``):
+    rank (1 = largest impact: lost deliveries, then cost added), kind (error_rise,
+    delivery_drop, cost_rise, persistent_error), country_iso2, country_name, carrier
+    and template_id (NULL when the finding spans all of them, "(unknown)" for messages
+    whose carrier / template is not known), error_code, error_name,
+    error_category (error kinds only), metric (error_rate, delivery_rate,
+    cost_per_message; for persistent_error "error_rate_vs_other_countries"),
+    baseline_value and recent_value of that metric (persistent_error: the rate in the
+    other countries and in this one, recent period), delivery_rate_baseline and
+    delivery_rate_recent of the finding's segment, messages_baseline,
+    messages_recent, lost_deliveries, cost_added_usd, p_value, q_value
+    (Benjamini–Hochberg over every cell tested), onset (first day of the change;
+    NULL for persistent errors), sentence (plain English), what_to_do (error
+    catalogue advice).
+    """
+    th = Thresholds(alpha, min_effect, min_ratio, min_lost, min_cost_ratio, min_cost_added, persistent_min_effect,
+                    persistent_min_ratio, explain_share)
+    if recent_days < 1 or baseline_days < 1:
+        raise ValueError("recent_days and baseline_days must be >= 1")
+    recent_start = end - timedelta(days=recent_days - 1)
+    base_start = recent_start - timedelta(days=baseline_days)
+    where, params = _sql.where_for("message_facts", base_start, end, filters)
+    params["recent_start"] = day_bounds(recent_start, recent_start)[0]
+    raw = {k: np.ma.filled(v, np.nan) if v.dtype.kind == "f" else np.ma.filled(v) for k, v in
+           con.execute(_sql.render("insights_cells", where=where), params).fetchnumpy().items()}
+    if len(raw["code"]) == 0:
+        return _sql.empty(FINDING_COLUMNS)
+    cells = _Cells(raw)
+    cand = _candidates(cells, th, persistent)
+    if cand.empty:
+        return _sql.empty(FINDING_COLUMNS)
+    chosen = _dedupe(cand, th)
+    chosen = chosen.sort_values(["lost_deliveries", "cost_added_usd"], ascending=False,
+                                na_position="last").head(int(max_findings)).reset_index(drop=True)
+    chosen = _attach_segment(chosen, cells)
+    chosen = _date(chosen, _daily(con, chosen, base_start, end, filters), recent_start, th)
+    chosen = chosen.sort_values(["lost_deliveries", "cost_added_usd"], ascending=False, na_position="last")
+    return _describe(con, chosen.reset_index(drop=True), recent_days)
+
+
+# --------------------------------------------------------------------------- cells
+
+
+class _Cells:
+    """The insights_cells result as numpy columns (a few thousand rows: no DataFrame on the hot path)."""
+
+    def __init__(self, raw: dict[str, np.ndarray]):
+        self.country = raw["country"].astype(object)
+        self.carrier = raw["carrier"].astype(object)
+        self.template = raw["template"].astype(object)
+        self.code = raw["code"].astype("int64")
+        for name in ("n1", "n0", "delivered1", "delivered0", "failed1", "failed0", "cost1", "cost0", "cost_sq1",
+                     "cost_sq0", "priced1", "priced0", "seg_final1", "seg_final0"):
+            setattr(self, name, np.nan_to_num(raw[name].astype("float64")))
+        self.final1 = self.delivered1 + self.failed1
+        self.final0 = self.delivered0 + self.failed0
+        is_seg = self.code == -1
+        in_country = self.country != ALL
+        self.seg = np.flatnonzero(is_seg & in_country)
+        self.local_codes = np.flatnonzero(~is_seg & in_country)
+        self.global_codes = np.flatnonzero(~is_seg & ~in_country)
+        total = np.flatnonzero(is_seg & ~in_country)
+        self.total_final1 = float(self.final1[total[0]]) if len(total) else 0.0
+
+    def segment_row(self, country: str, carrier: str, template: str) -> int | None:
+        i = self.seg[(self.country[self.seg] == country) & (self.carrier[self.seg] == carrier)
+                     & (self.template[self.seg] == template)]
+        return int(i[0]) if len(i) else None
+
+
+def _level(df: pd.DataFrame) -> np.ndarray:
+    """How specific a cell is: 0 = whole country, 1 = one carrier or template, 2 = both."""
+    return (df["carrier"] != ALL).to_numpy(int) + (df["template"] != ALL).to_numpy(int)
+
+
+def _block(c: _Cells, idx: np.ndarray, kind: str, metric: str, p0, p1, p, lost, added, large) -> dict:
+    n = len(idx)
+    return {"kind": np.full(n, kind, dtype=object), "metric": np.full(n, metric, dtype=object),
+            "country": c.country[idx], "carrier": c.carrier[idx], "template": c.template[idx],
+            "code": c.code[idx] if kind in ("error_rise", "persistent_error") else np.full(n, -1),
+            "baseline_value": _col(p0, n), "recent_value": _col(p1, n), "p_value": _col(p, n),
+            "lost_deliveries": _col(lost, n), "cost_added_usd": _col(added, n),
+            "large": np.broadcast_to(np.asarray(large, bool), (n,)).copy()}
+
+
+def _col(x: object, n: int) -> np.ndarray:
+    return np.broadcast_to(np.asarray(x, dtype="float64"), (n,)).copy()
+
+
+def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
+    """Every cell's test, one BH correction over all of them; returns the real and large ones."""
+    blocks = []
+    nan = np.nan
+    # error_rise: one code's share of final messages rose in a segment
+    i = c.local_codes
+    t = two_proportion_z(c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i], "greater")
+    p0 = np.nan_to_num(t.p0)
+    lost = c.failed1[i] - p0 * c.seg_final1[i]
+    ratio = safe_div(t.p1, t.p0)
+    large = ((t.p1 - p0 >= th.min_effect) & ((c.failed0[i] == 0) | (np.nan_to_num(ratio, nan=np.inf) >= th.min_ratio))
+             & (lost >= th.min_lost))
+    blocks.append(_block(c, i, "error_rise", "error_rate", t.p0, t.p1, t.p_value, lost, nan, large))
+    # delivery_drop: a segment's delivery rate fell
+    i = c.seg
+    t = two_proportion_z(c.delivered1[i], c.final1[i], c.delivered0[i], c.final0[i], "less")
+    lost = (np.nan_to_num(t.p0) - t.p1) * c.final1[i]
+    large = (np.nan_to_num(t.p0) - t.p1 >= th.min_effect) & (lost >= th.min_lost)
+    blocks.append(_block(c, i, "delivery_drop", "delivery_rate", t.p0, t.p1, t.p_value, lost, nan, large))
+    # cost_rise: mean cost per priced SMS rose
+    m1, m0 = safe_div(c.cost1[i], c.priced1[i]), safe_div(c.cost0[i], c.priced0[i])
+    v1 = np.maximum(safe_div(c.cost_sq1[i], c.priced1[i]) - m1 ** 2, 0)
+    v0 = np.maximum(safe_div(c.cost_sq0[i], c.priced0[i]) - m0 ** 2, 0)
+    p_two = welch_z(m1, v1, c.priced1[i], m0, v0, c.priced0[i])
+    p_one = np.where(np.isnan(p_two), np.nan, np.where(m1 > m0, p_two / 2, 1 - p_two / 2))
+    added = (m1 - m0) * c.priced1[i]
+    large = (np.nan_to_num(safe_div(m1, m0)) >= th.min_cost_ratio) & (np.nan_to_num(added) >= th.min_cost_added)
+    blocks.append(_block(c, i, "cost_rise", "cost_per_message", m0, m1, p_one, nan, added, large))
+    # persistent_error: a code fails far more in a country (or one carrier there) than in all others, now
+    if persistent and c.total_final1 > 0:
+        i = c.local_codes[c.template[c.local_codes] == ALL]
+        g = c.global_codes
+        glob = dict(zip(c.code[g].tolist(), c.failed1[g].tolist()))
+        top = c.local_codes[(c.carrier[c.local_codes] == ALL) & (c.template[c.local_codes] == ALL)]
+        own = dict(zip(zip(c.country[top].tolist(), c.code[top].tolist()), c.failed1[top].tolist()))
+        top_seg = c.seg[(c.carrier[c.seg] == ALL) & (c.template[c.seg] == ALL)]
+        own_final = dict(zip(c.country[top_seg].tolist(), c.final1[top_seg].tolist()))
+        keys = list(zip(c.country[i].tolist(), c.code[i].tolist()))
+        peer_failed = np.array([glob.get(code, 0.0) - own.get((cty, code), 0.0) for cty, code in keys])
+        peer_final = np.array([c.total_final1 - own_final.get(cty, 0.0) for cty, _ in keys])
+        t = two_proportion_z(c.failed1[i], c.seg_final1[i], peer_failed, peer_final, "greater")
+        p0 = np.nan_to_num(t.p0)
+        lost = c.failed1[i] - p0 * c.seg_final1[i]
+        large = ((t.p1 - p0 >= th.persistent_min_effect)
+                 & (np.nan_to_num(safe_div(t.p1, t.p0), nan=np.inf) >= th.persistent_min_ratio)
+                 & (lost >= th.min_lost))
+        blocks.append(_block(c, i, "persistent_error", "error_rate_vs_other_countries", t.p0, t.p1, t.p_value,
+                             lost, nan, large))
+    cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    cols["q_value"] = benjamini_hochberg(cols["p_value"])
+    keep = cols.pop("large") & (np.nan_to_num(cols["q_value"], nan=1.0) <= th.alpha)
+    cand = pd.DataFrame({k: v[keep] for k, v in cols.items()})
+    if cand.empty:
+        return cand
+    for k in _KEYS + ["kind", "metric"]:
+        cand[k] = cand[k].astype(object)
+    cand["level"] = _level(cand)
+    cand["impact"] = np.where(cand["kind"] == "cost_rise", cand["cost_added_usd"], cand["lost_deliveries"])
+    return cand
+
+
+# --------------------------------------------------------------------------- dedupe
+
+
+def _contains(outer: pd.Series, inner: pd.Series) -> bool:
+    return all(outer[k] == ALL or outer[k] == inner[k] for k in ("carrier", "template"))
+
+
+def _overlaps(a: pd.Series, b: pd.Series) -> bool:
+    return all(a[k] == ALL or b[k] == ALL or a[k] == b[k] for k in ("carrier", "template"))
+
+
+def _refine(top: pd.Series, group: pd.DataFrame, share: float) -> pd.Series:
+    """Walk down from ``top`` to the most specific cell that still explains ``share`` of it."""
+    best = top
+    while True:
+        deeper = group[(group["level"] == best["level"] + 1) & (group["impact"] >= share * top["impact"])]
+        deeper = deeper[[_contains(best, row) for _, row in deeper.iterrows()]]
+        if deeper.empty:
+            return best
+        best = deeper.sort_values("impact", ascending=False).iloc[0]
+
+
+def _pick(group: pd.DataFrame, share: float) -> list[pd.Series]:
+    """Greedy: largest finding, refined; drop everything overlapping it; repeat."""
+    picked = []
+    rest = group.sort_values("impact", ascending=False)
+    while not rest.empty:
+        chosen = _refine(rest.iloc[0], rest, share)
+        picked.append(chosen)
+        keep = [not _overlaps(chosen, row) for _, row in rest.iterrows()]
+        rest = rest[keep]
+    return picked
+
+
+def _dedupe(cand: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
+    picked: list[pd.Series] = []
+    for kind, keys in (("error_rise", ["country", "code"]), ("delivery_drop", ["country"]),
+                       ("cost_rise", ["country"]), ("persistent_error", ["country", "code"])):
+        part = cand[cand["kind"] == kind]
+        for _, group in part.groupby(keys, sort=False):
+            picked.extend(_pick(group, th.explain_share))
+    if not picked:
+        return pd.DataFrame(columns=cand.columns)
+    out = pd.DataFrame(picked).reset_index(drop=True)
+    rises = out[out["kind"] == "error_rise"]
+    drop = []
+    for i, row in out.iterrows():
+        if row["kind"] == "delivery_drop":
+            same = rises[rises["country"] == row["country"]]
+            explained = sum(r["lost_deliveries"] for _, r in same.iterrows() if _overlaps(row, r))
+            if explained >= 0.5 * row["lost_deliveries"]:
+                drop.append(i)
+        elif row["kind"] == "persistent_error":
+            if ((rises["country"] == row["country"]) & (rises["code"] == row["code"])).any():
+                drop.append(i)
+    return out.drop(index=drop).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- description
+
+
+def _attach_segment(chosen: pd.DataFrame, c: _Cells) -> pd.DataFrame:
+    out = chosen.copy()
+    rows = [c.segment_row(r.country, r.carrier, r.template) for r in out.itertuples()]
+
+    def pick(arr: np.ndarray) -> np.ndarray:
+        return np.array([arr[i] if i is not None else np.nan for i in rows], dtype="float64")
+
+    out["delivery_rate_recent"] = safe_div(pick(c.delivered1), pick(c.final1))
+    out["delivery_rate_baseline"] = safe_div(pick(c.delivered0), pick(c.final0))
+    out["messages_recent"] = np.nan_to_num(pick(c.n1)).astype("int64")
+    out["messages_baseline"] = np.nan_to_num(pick(c.n0)).astype("int64")
+    return out
+
+
+def _daily(con, chosen: pd.DataFrame, base_start: date, end: date, filters: Filters | None) -> dict[int, pd.DataFrame]:
+    """Daily n / final / delivered / failed / cost of every finding's cell, zero-filled over the window.
+
+    One scan: per finding, conditional aggregates (``FILTER (WHERE <its cell>)``) by day,
+    restricted to the findings' countries. Every value is a bound parameter.
+    """
+    if chosen.empty:
+        return {}
+    where, params = _sql.where_for("message_facts", base_start, end, filters)
+    aggs, countries = [], []
+    for j, r in enumerate(chosen.itertuples()):
+        conds = []
+        for col, key, value in (("country_iso2", "c", r.country), ("carrier", "car", r.carrier),
+                                ("template_id", "tpl", r.template)):
+            if value == ALL:
+                continue
+            if value == UNKNOWN:
+                conds.append(f"{col} IS NULL")
+            else:
+                conds.append(f"{col} = $d{j}_{key}")
+                params[f"d{j}_{key}"] = value
+        cell = " AND ".join(conds) or "true"
+        failed = "is_failed"
+        if r.code >= 0:
+            failed += f" AND error_code = $d{j}_code"
+            params[f"d{j}_code"] = int(r.code)
+        aggs.append(f"count(*) FILTER (WHERE {cell}) AS n_{j}, "
+                    f"count(*) FILTER (WHERE {cell} AND (is_delivered OR is_failed)) AS final_{j}, "
+                    f"count(*) FILTER (WHERE {cell} AND is_delivered) AS delivered_{j}, "
+                    f"count(*) FILTER (WHERE {cell} AND {failed}) AS failed_{j}, "
+                    f"coalesce(sum(cost_usd) FILTER (WHERE {cell}), 0) AS cost_{j}")
+        countries.append(None if r.country in (ALL, UNKNOWN) else r.country)
+    scope = ""
+    if all(c is not None for c in countries):
+        scope = " AND list_contains($d_countries, country_iso2)"
+        params["d_countries"] = sorted(set(countries))
+    sql = (f"SELECT sent_day AS day, {', '.join(aggs)} FROM message_facts WHERE {where}{scope} "
+           "GROUP BY sent_day")
+    daily = con.execute(sql, params).df()
+    calendar = pd.date_range(base_start, end, freq="D").date
+    daily["day"] = pd.to_datetime(daily["day"]).dt.date
+    daily = daily.set_index("day").reindex(calendar, fill_value=0)
+    out = {}
+    for j, i in enumerate(chosen.index):
+        part = daily[[f"n_{j}", f"final_{j}", f"delivered_{j}", f"failed_{j}", f"cost_{j}"]].astype("float64")
+        part.columns = ["n", "final", "delivered", "failed", "cost"]
+        out[int(i)] = part
+    return out
+
+
+def _date(chosen: pd.DataFrame, daily: dict[int, pd.DataFrame], recent_start: date, th: Thresholds) -> pd.DataFrame:
+    """Date every finding; a persistent error with a real step in its series becomes an error_rise.
+
+    The step is tested (one-sided two-proportion test, Bonferroni over the persistent
+    findings) between the days before the change point and the days from it on, and must
+    be large by the same thresholds as any error rise.
+    """
+    out = chosen.copy()
+    out["onset"] = None
+    n_persistent = max(int((out["kind"] == "persistent_error").sum()), 1)
+    for i, r in out.iterrows():
+        series = daily.get(int(i))
+        if series is None or series.empty:
+            continue
+        if r["kind"] == "cost_rise":
+            k = mean_change_point(series["cost"].to_numpy(), series["n"].to_numpy())
+        else:
+            k = change_point(series["failed"].to_numpy(), series["final"].to_numpy())
+        if k is None:
+            continue
+        onset = series.index[k]
+        if r["kind"] != "persistent_error":
+            out.at[i, "onset"] = onset
+            continue
+        before, after = series.iloc[:k].sum(), series.iloc[k:].sum()
+        recent = series[series.index >= recent_start].sum()
+        t = two_proportion_z(after["failed"], after["final"], before["failed"], before["final"], "greater")
+        p1, p0, p = float(t.p1), float(t.p0), float(t.p_value)
+        lost = recent["failed"] - p0 * recent["final"] if np.isfinite(p0) else np.nan
+        real = (np.isfinite(p) and p * n_persistent <= th.alpha and p1 - p0 >= th.min_effect
+                and (before["failed"] == 0 or p1 / p0 >= th.min_ratio) and lost >= th.min_lost)
+        if real:
+            out.at[i, "kind"], out.at[i, "metric"], out.at[i, "onset"] = "error_rise", "error_rate", onset
+            out.at[i, "baseline_value"] = p0
+            out.at[i, "recent_value"] = safe_div(recent["failed"], recent["final"]).item()
+            out.at[i, "lost_deliveries"] = lost
+            out.at[i, "p_value"], out.at[i, "q_value"] = p, min(p * n_persistent, 1.0)
+            out.at[i, "delivery_rate_baseline"] = safe_div(before["delivered"], before["final"]).item()
+            out.at[i, "messages_baseline"] = int(before["n"])
+    return out
+
+
+def _value(v: object) -> object:
+    return None if v in (ALL, UNKNOWN) else v
+
+
+UNKNOWN_LABEL = "(unknown)"
+
+
+def _label(v: object) -> object:
+    """Output value of a carrier/template key: None when rolled up, "(unknown)" when NULL in the data."""
+    return None if v == ALL else UNKNOWN_LABEL if v == UNKNOWN else v
+
+
+def _describe(con, df: pd.DataFrame, recent_days: int) -> pd.DataFrame:
+    names = con.execute("SELECT iso2, name FROM countries").df().set_index("iso2")["name"]
+    catalogue = con.execute("SELECT code, name, category, what_to_do FROM error_codes").df().set_index("code")
+    df["country_iso2"] = df["country"].map(_value)
+    df["country_name"] = df["country_iso2"].map(names)
+    df["carrier"] = df["carrier"].map(_label)
+    df["template_id"] = df["template"].map(_label)
+    is_code = df["code"] >= 0
+    df["error_code"] = pd.Series(df["code"].to_numpy("int64"), index=df.index, dtype="Int64").where(is_code, pd.NA)
+    df["error_name"] = df["error_code"].map(lambda c: catalogue["name"].get(c) if pd.notna(c) else None)
+    df["error_category"] = df["error_code"].map(
+        lambda c: (catalogue["category"].get(c, "unknown") if pd.notna(c) else None))
+    df["what_to_do"] = df["error_code"].map(lambda c: catalogue["what_to_do"].get(c) if pd.notna(c) else None)
+    df["sentence"] = [_sentence(r, recent_days) for _, r in df.iterrows()]
+    df["rank"] = np.arange(1, len(df) + 1)
+    return df[FINDING_COLUMNS].reset_index(drop=True)
+
+
+def _text(v: object) -> str | None:
+    return v if isinstance(v, str) and v else None
+
+
+def _place(r: pd.Series) -> str:
+    place = _text(r["country_name"]) or _text(r["country_iso2"]) or "an unknown country"
+    if r["carrier"] == UNKNOWN_LABEL:
+        place += " on numbers with no known carrier"
+    elif _text(r["carrier"]):
+        place += f" on {r['carrier']}"
+    if r["template_id"] == UNKNOWN_LABEL:
+        place += " for messages without a template"
+    elif _text(r["template_id"]):
+        place += f" for template {r['template_id']}"
+    return place
+
+
+def _pct(x: float) -> str:
+    if not np.isfinite(x):
+        return "n/a"
+    return f"{x:.0%}" if abs(x) >= 0.1 or x == 0 else f"{x:.1%}"
+
+
+def _about(x: float) -> str:
+    """Round to two significant figures: 4,137 -> 4,100."""
+    if not np.isfinite(x):
+        return "an unknown number of"
+    x = int(round(x))
+    if x >= 100:
+        digits = len(str(x)) - 2
+        x = int(round(x, -digits))
+    return f"{x:,}"
+
+
+def _day(d: date | None) -> str:
+    return f" since {d.day} {d:%b}" if d else ""
+
+
+def _error(r: pd.Series) -> str:
+    name = _text(r["error_name"]) or "not in the catalogue"
+    return f"error {int(r['error_code'])} ({name})"
+
+
+def _sentence(r: pd.Series, recent_days: int) -> str:
+    place = _place(r)
+    lost = f"about {_about(r['lost_deliveries'])} lost deliveries"
+    d0, d1 = _pct(r["delivery_rate_baseline"]), _pct(r["delivery_rate_recent"])
+    if r["kind"] == "error_rise":
+        return f"Delivery in {place} fell from {d0} to {d1}{_day(r['onset'])}: {_error(r)}, {lost}."
+    if r["kind"] == "delivery_drop":
+        return (f"Delivery in {place} fell from {d0} to {d1}{_day(r['onset'])}, spread over several error codes, "
+                f"{lost}.")
+    if r["kind"] == "cost_rise":
+        return (f"Cost per SMS in {place} rose from ${r['baseline_value']:.4f} to ${r['recent_value']:.4f}"
+                f"{_day(r['onset'])}, about ${_about(r['cost_added_usd'])} more over the last {recent_days} days.")
+    return (f"In {place}, {_error(r)} fails {_pct(r['recent_value'])} of SMS against {_pct(r['baseline_value'])} "
+            f"in other countries, a standing problem rather than a change: {lost} in the last {recent_days} days.")
