@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import date, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,11 @@ from streamlit.testing.v1 import AppTest
 
 from analytics import experiments as ex
 from ingest import warehouse
-from tests.browser_util import build_demo_warehouse, build_empty_warehouse
+from tests.browser_util import build_empty_warehouse
 from tests.test_experiments_data import D0, Builder, Exposure, arm
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGE = "app_pages/experiments.py"
-DEMO_END = date(2026, 11, 20)
 
 
 def open_experiments(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
@@ -55,13 +54,6 @@ def interval_widths(at: AppTest) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    d = tmp_path_factory.mktemp("exp_demo")
-    build_demo_warehouse(d / "warehouse.duckdb", end=DEMO_END)
-    return d
-
-
-@pytest.fixture(scope="module")
 def hand_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A warehouse with a clear winner ("exp_ship", balanced) and a skewed split ("exp_srm")."""
     d = tmp_path_factory.mktemp("exp_hand")
@@ -75,19 +67,21 @@ def hand_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-def test_demo_page_shows_analytics_verdict(demo_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    at = open_experiments(demo_dir, monkeypatch)
-    assert at.selectbox(key="experiment").value == "otp_copy_test"
-    con = warehouse.connect(demo_dir / "warehouse.duckdb", read_only=True)
+def test_page_shows_analytics_verdict(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(hand_dir, monkeypatch)
+    assert set(at.selectbox(key="experiment").options) == {"exp_ship", "exp_srm"}
+    at.selectbox(key="experiment").set_value("exp_ship").run()
+    con = warehouse.connect(hand_dir / "warehouse.duckdb", read_only=True)
     try:
-        expected = ex.analyse_experiment(
-            con, "otp_copy_test", start=DEMO_END - timedelta(days=29), end=DEMO_END, window_minutes=30.0,
-            alpha=0.05, mde_relative=ex.DEFAULT_MDE)
+        expected = ex.analyse_experiment(con, "exp_ship", start=D0, end=D0 + timedelta(days=6), window_minutes=30.0,
+                                         alpha=0.05, mde_relative=ex.DEFAULT_MDE)
     finally:
         con.close()
     assert expected.verdict.sentence in alerts(at)
+    assert expected.verdict.sentence.startswith("Ship B: conversion +60.0% (95% CI")
     captions = " ".join(c.value for c in at.caption)
     assert "percentage points" in captions and "exploratory" in captions.lower()
+    assert "assuming an equal split" in captions
     assert any("chance to win" in e.label.lower() for e in at.expander)
     assert len(at.get("download_button")) == 2
     assert len(at.dataframe) >= 4  # list, metric tables, guardrails, countries
@@ -108,7 +102,7 @@ def test_sequential_toggle_widens_the_interval(hand_dir: Path, monkeypatch: pyte
 def test_ship_and_srm_read_in_words(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     at = open_experiments(hand_dir, monkeypatch)
     at.selectbox(key="experiment").set_value("exp_ship").run()
-    assert any(s.value.startswith("Ship B: conversion +60.0% (95% CI") for s in at.success)
+    assert at.success and not at.error
     at.selectbox(key="experiment").set_value("exp_srm").run()
     assert not at.exception
     errors = [e.value for e in at.error]

@@ -64,8 +64,8 @@ else:
                        help=f"{ui.count(chains['rescued'])} attempts reached only thanks to the fallback.")
     with c[4]:
         ui.metric_card("Reached overall", ui.pct(chains["reached_rate"]),
-                       help="(SMS delivered + rescued by the fallback) / SMS attempts. Median time to success "
-                            f"{ui.seconds(chains['seconds_to_success_p50'])}.")
+                       help="(SMS delivered + rescued by the fallback) / SMS attempts. A rescued member waited "
+                            f"{ui.seconds(chains['rescue_seconds_p50'])} (median) from the first SMS to the call.")
     by_country = data.run(fallback.fallback_by_country, **view.period)
     by_country = by_country[by_country["fell_back"] > 0]
     if not by_country.empty:
