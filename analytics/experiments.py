@@ -57,7 +57,6 @@ from analytics.experiments_stats import (
     MetricResult,
     ProportionResult,
     RatioStats,
-    RelativeResult,
     SrmResult,
     Verdict,
     compare_variants,
@@ -338,7 +337,7 @@ def _find_entry(node: Any, experiment_id: str) -> dict[str, Any] | None:
                 return node
         if isinstance(node.get(experiment_id), dict):
             return node[experiment_id]
-        children = node.values()
+        children = list(node.values())
     elif isinstance(node, list):
         children = node
     else:
@@ -491,13 +490,13 @@ def _metric_rows(spec: MetricSpec, arms: pd.DataFrame, results: Mapping[str, Met
         variant = str(arm.variant)
         users = int(arm.delivery_known_users if spec.key == "delivery" else
                     arm.conversions if spec.key == "time_to_convert" else arm.users)
-        row: dict[str, Any] = dict(
-            metric=spec.key, label=spec.label, role=spec.role, variant=variant, is_control=i == 0, users=users,
-            value=_value(spec, arm), unit=spec.unit, relative_lift=math.nan, rel_ci_low=math.nan,
-            rel_ci_high=math.nan, abs_lift=math.nan, abs_ci_low=math.nan, abs_ci_high=math.nan,
-            abs_unit="pp" if spec.kind == "proportion" else spec.unit, p_value=math.nan,
-            p_value_adjusted=math.nan, chance_to_win=math.nan, direction="", higher_is_better=spec.higher_is_better,
-            note="control" if i == 0 else "")
+        row: dict[str, Any] = {
+            "metric": spec.key, "label": spec.label, "role": spec.role, "variant": variant, "is_control": i == 0, "users": users,
+            "value": _value(spec, arm), "unit": spec.unit, "relative_lift": math.nan, "rel_ci_low": math.nan,
+            "rel_ci_high": math.nan, "abs_lift": math.nan, "abs_ci_low": math.nan, "abs_ci_high": math.nan,
+            "abs_unit": "pp" if spec.kind == "proportion" else spec.unit, "p_value": math.nan,
+            "p_value_adjusted": math.nan, "chance_to_win": math.nan, "direction": "", "higher_is_better": spec.higher_is_better,
+            "note": "control" if i == 0 else ""}
         result = results.get(variant)
         if i > 0 and result is None:
             row["note"] = "Not enough data in an arm to compare (needs at least 2 units, and users in every arm)."
@@ -540,7 +539,7 @@ def _overall_verdict(per_treatment: Mapping[str, Verdict], conversion: Mapping[s
         return next(iter(per_treatment.values()))
     ships = [t for t, v in per_treatment.items() if v.decision == "ship"]
     if ships:
-        best = max(ships, key=lambda t: conversion[t].relative_lift or conversion[t].abs_lift / 100)
+        best = max(ships, key=lambda t: _lift_for_ranking(conversion[t]))
         return per_treatment[best]
     for decision in ("blocked: SRM", "keep running", "stop: no effect likely", "do not ship"):
         match = [v for v in per_treatment.values() if v.decision == decision]
@@ -550,6 +549,12 @@ def _overall_verdict(per_treatment: Mapping[str, Verdict], conversion: Mapping[s
                     f"{t}: {v.sentence.split(' - ', 1)[-1]}" for t, v in per_treatment.items()), ("inconclusive",))
             return match[0]
     return next(iter(per_treatment.values()))
+
+
+def _lift_for_ranking(result: MetricResult) -> float:
+    if result.relative_lift is not None:
+        return result.relative_lift
+    return result.abs_lift / 100 if isinstance(result, ProportionResult) else 0.0
 
 
 def _too_early(arms: pd.DataFrame, min_sample_size: int) -> Verdict | None:
@@ -616,8 +621,8 @@ def analyse_frame(
         for k, name in GUARDRAIL_NAMES.items():
             if t in results[k]:
                 direction = effect_direction(results[k][t])
-                guard_rows.append(dict(guardrail=name, variant=t, effect=_effect_text(results[k][t]),
-                                       direction=direction, hurt=direction == "worse"))
+                guard_rows.append({"guardrail": name, "variant": t, "effect": _effect_text(results[k][t]),
+                                       "direction": direction, "hurt": direction == "worse"})
         if t not in results["conversion"]:
             continue
         per_treatment[t] = verdict(results["conversion"][t], guardrails=guards, srm=srm, days_more=power.days_more,
@@ -730,7 +735,8 @@ def list_experiments(
     df = _aggregates(con, None, start=start, end=end, filters=filters, window_minutes=window_minutes)
     if df.empty:
         return _sql.empty(EXPERIMENT_COLUMNS)
-    last_data_day = con.execute("SELECT max(sent_day) FROM attempt_facts").fetchone()[0]
+    row = con.execute("SELECT max(sent_day) FROM attempt_facts").fetchone()
+    last_data_day = row[0] if row else None
     rows = []
     for experiment_id, part in df.groupby("experiment_id", sort=False):
         plan = experiment_plan(str(experiment_id))
@@ -741,11 +747,11 @@ def list_experiments(
                                  plan=plan)
         first, last = pd.to_datetime(arms["first_day"]).min(), pd.to_datetime(arms["last_day"]).max()
         running = last_data_day is not None and (pd.Timestamp(last_data_day) - last).days <= 1
-        rows.append(dict(
-            experiment_id=str(experiment_id), variants=", ".join(order), users=int(arms["users"].sum()),
-            first_day=first.date(), last_day=last.date(), days_running=int((last - first).days) + 1,
-            status="running" if running else "ended", decision=analysis.verdict.decision,
-            verdict=analysis.verdict.sentence))
+        rows.append({
+            "experiment_id": str(experiment_id), "variants": ", ".join(order), "users": int(arms["users"].sum()),
+            "first_day": first.date(), "last_day": last.date(), "days_running": int((last - first).days) + 1,
+            "status": "running" if running else "ended", "decision": analysis.verdict.decision,
+            "verdict": analysis.verdict.sentence})
     out = pd.DataFrame(rows, columns=EXPERIMENT_COLUMNS)
     return out.sort_values(["last_day", "experiment_id"], ascending=[False, True]).reset_index(drop=True)
 
@@ -789,12 +795,12 @@ def country_breakdown(
         ctrl = part.loc[order[0]] if order[0] in part.index else None
         for i, variant in enumerate(v for v in order if v in part.index):
             arm = part.loc[variant]
-            row = dict(country_iso2=segment if segment != "OTHER" else None, country_name=arm.segment_name,
-                       variant=variant, is_control=variant == order[0], users=int(arm.users),
-                       conversions=int(arm.conversions),
-                       conversion_rate=arm.conversions / arm.users if arm.users else math.nan,
-                       relative_lift=math.nan, rel_ci_low=math.nan, rel_ci_high=math.nan, abs_lift=math.nan,
-                       abs_ci_low=math.nan, abs_ci_high=math.nan, p_value=math.nan, exploratory=True)
+            row = {"country_iso2": segment if segment != "OTHER" else None, "country_name": arm.segment_name,
+                       "variant": variant, "is_control": variant == order[0], "users": int(arm.users),
+                       "conversions": int(arm.conversions),
+                       "conversion_rate": arm.conversions / arm.users if arm.users else math.nan,
+                       "relative_lift": math.nan, "rel_ci_low": math.nan, "rel_ci_high": math.nan, "abs_lift": math.nan,
+                       "abs_ci_low": math.nan, "abs_ci_high": math.nan, "p_value": math.nan, "exploratory": True}
             if variant != order[0] and ctrl is not None and ctrl.users > 0 and arm.users > 0:
                 r = proportion_test((int(ctrl.users), int(ctrl.conversions)), (int(arm.users), int(arm.conversions)),
                                     alpha, sequential=sequential)
@@ -884,8 +890,8 @@ def summary_markdown(analysis: ExperimentAnalysis) -> str:
     lines = [f"# Experiment `{a.experiment_id}`", "",
              f"**Verdict: {a.verdict.decision}.** {a.verdict.sentence}", "",
              f"- Period: {period}; conversion counted within {window}.",
-             f"- Arms: {', '.join(f'{v} ({u:,} members)' for v, u in zip(a.variants['variant'], a.variants['users']))}; "
-             f"control: {a.control}.",
+             (f"- Arms: {', '.join(f'{v} ({u:,} members)' for v, u in zip(a.variants['variant'], a.variants['users']))}; "
+             f"control: {a.control}."),
              f"- Intervals: {a.level}, " + ("sequential (always valid, safe to look every day)." if a.sequential
                                             else "fixed horizon (read once at the planned end).")]
     if a.srm is not None:
@@ -910,8 +916,8 @@ def summary_markdown(analysis: ExperimentAnalysis) -> str:
     if not a.metrics.empty:
         display = metric_display(a)
         lines += ["", "## Metrics", "",
-                  "Relative lift is the change as a percentage of the control; absolute lift of a rate is in "
-                  "percentage points (pp).", "",
+                  ("Relative lift is the change as a percentage of the control; absolute lift of a rate is in "
+                  "percentage points (pp)."), "",
                   "| " + " | ".join(display.columns[:-1]) + " |", "|" + "---|" * (len(display.columns) - 1)]
         for _, row in display.drop(columns=["Note"]).iterrows():
             lines.append("| " + " | ".join(str(v).replace("|", "/") for v in row) + " |")
@@ -936,7 +942,24 @@ def summary_csv(analysis: ExperimentAnalysis) -> str:
 
 
 __all__ = [
-    "DEFAULT_MDE", "EXPERIMENT_COLUMNS", "METRICS", "METRIC_COLUMNS", "VARIANT_COLUMNS", "COUNTRY_COLUMNS",
-    "ExperimentAnalysis", "ExperimentPlan", "PowerPlan", "experiment_plan", "analyse_experiment", "analyse_frame", "country_breakdown",
-    "list_experiments", "lift_intervals", "metric_display", "planned_weights", "summary_csv", "summary_markdown", "variant_metrics",
+    "COUNTRY_COLUMNS",
+    "DEFAULT_MDE",
+    "EXPERIMENT_COLUMNS",
+    "METRICS",
+    "METRIC_COLUMNS",
+    "VARIANT_COLUMNS",
+    "ExperimentAnalysis",
+    "ExperimentPlan",
+    "PowerPlan",
+    "analyse_experiment",
+    "analyse_frame",
+    "country_breakdown",
+    "experiment_plan",
+    "lift_intervals",
+    "list_experiments",
+    "metric_display",
+    "planned_weights",
+    "summary_csv",
+    "summary_markdown",
+    "variant_metrics",
 ]

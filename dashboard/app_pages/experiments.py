@@ -91,7 +91,7 @@ with right:
         key="exp_mde", help="The smallest relative conversion lift worth detecting; sets the days-needed estimate.",
     )
 mde = float(mde_pct) / 100.0
-options = dict(window_minutes=float(window), sequential=sequential, alpha=alpha, mde_relative=mde)
+options = {"window_minutes": float(window), "sequential": sequential, "alpha": alpha, "mde_relative": mde}
 
 experiments = data.run(ex.list_experiments, **view.period, **options)
 if experiments.empty:
