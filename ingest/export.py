@@ -56,21 +56,12 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
         n = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
         counts[name] = int(n)
         day = DAY_OF.get(name)
-        if day and n:
+        if day and n:  # NULL days go to <col>=__HIVE_DEFAULT_PARTITION__, which readers map back to NULL
             col = DAY_COLUMN.get(name)
             select = f'SELECT *, {day} AS {col} FROM "{name}"' if col else f'SELECT * FROM "{name}"'
-            part = col or day
             con.execute(
-                f"COPY ({select} WHERE {part if col is None else day} IS NOT NULL) TO {_q(str(target))} "
-                f"(FORMAT parquet, PARTITION_BY ({part}), OVERWRITE_OR_IGNORE true)"
+                f"COPY ({select}) TO {_q(str(target))} (FORMAT parquet, PARTITION_BY ({col or day}))"
             )
-            nulls = con.execute(f'SELECT count(*) FROM ({select}) WHERE {part} IS NULL').fetchall()[0][0]
-            if nulls:  # rows without a day (e.g. a call never started) keep a partition of their own
-                (target / f"{part}=__HIVE_DEFAULT_PARTITION__").mkdir(parents=True, exist_ok=True)
-                con.execute(
-                    f"COPY (SELECT * EXCLUDE ({part}) FROM ({select}) WHERE {part} IS NULL) TO "
-                    f"{_q(str(target / f'{part}=__HIVE_DEFAULT_PARTITION__' / 'data_0.parquet'))} (FORMAT parquet)"
-                )
         else:
             target.mkdir(parents=True, exist_ok=True)
             con.execute(f'COPY (SELECT * FROM "{name}") TO {_q(str(target / "data.parquet"))} (FORMAT parquet)')

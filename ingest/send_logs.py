@@ -292,6 +292,111 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Ki
     return FileOutcome(path, "loaded", loaded + rejected, loaded, rejected)
 
 
+# --------------------------------------------------------------------------- batches of files
+
+
+BATCH_FILES = 64
+BATCH_BYTES = {"jsonl": 768 << 20, "parquet": 256 << 20}  # ~2-4M rows: one table scan for the upsert
+
+
+def _list_literal(paths: list[str]) -> str:
+    return "[" + ", ".join(_quote(p) for p in paths) + "]"
+
+
+def load_batch(
+    con: duckdb.DuckDBPyConnection, paths: list[str], stats: dict[str, os.stat_result], run_id: int, *,
+    kind: Kind, fmt: str, source: str,
+) -> list[FileOutcome]:
+    """Several clean files of one kind and format in one transaction: one read, one upsert.
+
+    Raises duckdb.Error (rolled back) when DuckDB's reader refuses any of them; the caller
+    then loads them one by one, where a bad line becomes a reject.
+    """
+    files = _list_literal(paths)
+    if fmt == "parquet":
+        present = {r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({files}, union_by_name = true)").fetchall()}
+        cols = ", ".join(
+            (f'CAST("{c}" AS VARCHAR) AS {c}' if c in present else f"NULL::VARCHAR AS {c}") for c in kind.columns)
+        rel = (f"SELECT {cols}, filename, file_row_number + 1 AS line FROM read_parquet({files}, "
+               "union_by_name = true, filename = true, file_row_number = true)")
+    else:
+        spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in kind.columns) + "}"
+        rel = (f"SELECT {', '.join(kind.columns)}, filename, row_number() OVER (PARTITION BY filename) AS line "
+               f"FROM read_json({files}, format='newline_delimited', columns={spec}, filename = true)")
+    con.execute("BEGIN")
+    try:
+        if fmt == "parquet":  # Parquet is cheap to scan: no staging copy
+            stg = f"(SELECT *, {kind.reason_sql} AS reason FROM ({rel}))"
+        else:  # JSON parsing is the cost: parse once into a temp table
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _stg AS SELECT *, {kind.reason_sql} AS reason FROM ({rel})")
+            stg = "_stg"
+        good = f"SELECT * FROM {stg} WHERE reason IS NULL"
+        con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM ({good}))")
+        con.execute(f"INSERT INTO {kind.table} SELECT {kind.select_sql}, filename, {int(run_id)} FROM ({good})")
+        counts = con.execute(
+            f"""SELECT filename, count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
+                       count(*) FILTER (WHERE reason IS NULL) - count(DISTINCT event_id) FILTER (WHERE reason IS NULL)
+                FROM {stg} GROUP BY filename"""
+        ).fetchall()
+        dups = con.execute(
+            f"SELECT count(*) - count(DISTINCT event_id) FROM {stg} WHERE reason IS NULL").fetchall()[0][0]
+        if dups:  # the same event twice: the later file/line wins
+            con.execute(
+                f"""DELETE FROM {kind.table} WHERE rowid IN (
+                        SELECT rid FROM (
+                            SELECT rowid AS rid,
+                                   row_number() OVER (PARTITION BY event_id ORDER BY rowid DESC) AS rn
+                            FROM {kind.table}
+                            WHERE ingest_run_id = {int(run_id)} AND source_file IN (SELECT unnest({files})))
+                        WHERE rn > 1)"""
+            )
+        con.execute(f"DELETE FROM rejects WHERE source = {_quote(source)} AND location IN (SELECT unnest({files}))")
+        raw_json = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
+        con.execute(
+            f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
+                SELECT nextval('reject_seq'), {int(run_id)}, {_quote(source)}, filename, line, {raw_json}, reason
+                FROM {stg} WHERE reason IS NOT NULL"""
+        )
+        per_file = {f: (int(g), int(b)) for f, g, b, _d in counts}
+        outcomes = []
+        for path in paths:
+            g, b = per_file.get(path, (0, 0))
+            st = stats[path]
+            con.execute(
+                """INSERT INTO ingest_files (path, size_bytes, mtime, rows_loaded, run_id, loaded_at)
+                   VALUES (?, ?, ?, ?, ?, ?)
+                   ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime = excluded.mtime,
+                       rows_loaded = excluded.rows_loaded, run_id = excluded.run_id, loaded_at = excluded.loaded_at""",
+                [path, st.st_size, st.st_mtime, g, run_id, runs.now()],
+            )
+            outcomes.append(FileOutcome(path, "loaded", g + b, g, b))
+        if fmt != "parquet":
+            con.execute("DROP TABLE _stg")
+        con.execute("COMMIT")
+        return outcomes
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+
+
+def _batches(paths: list[str], stats: dict[str, os.stat_result]) -> list[list[str]]:
+    """Consecutive files of the same kind and format, bounded in count and bytes."""
+    out: list[list[str]] = []
+    for path in paths:
+        key = (kind_of(path).name, format_of(path))
+        last = out[-1] if out else None
+        if (last and (kind_of(last[0]).name, format_of(last[0])) == key and len(last) < BATCH_FILES
+                and sum(stats[p].st_size for p in last) + stats[path].st_size <= BATCH_BYTES.get(key[1] or "", 0)):
+            last.append(path)
+        else:
+            out.append([path])
+    return out
+
+
 def ingest_send_logs(
     con: duckdb.DuckDBPyConnection,
     patterns: Iterable[str],
@@ -301,19 +406,46 @@ def ingest_send_logs(
     full_refresh: bool = False,
     on_file: Callable[[FileOutcome], None] | None = None,
 ) -> runs.SourceResult:
-    """Load every new or changed file matched by ``patterns``; counts go into ``result``."""
+    """Load every new or changed file matched by ``patterns``; counts go into ``result``.
+
+    Clean JSONL/Parquet files go in batches (one transaction each); a batch DuckDB's reader
+    refuses, and CSV files, go file by file (malformed lines become rejects).
+    """
     files = discover(patterns)
-    done = skipped = 0
-    for path in files:
-        outcome = load_file(con, path, run_id, source=result.source, force=full_refresh)
-        if outcome.status == "skipped":
-            skipped += 1
-        else:
-            done += 1
-            result.read += outcome.read
-            result.loaded += outcome.loaded
-            result.rejected += outcome.rejected
+    known = {p: (s, m) for p, s, m in con.execute("SELECT path, size_bytes, mtime FROM ingest_files").fetchall()}
+    stats = {p: os.stat(p) for p in files}  # taken before reading: a file growing meanwhile is reloaded next run
+    todo = [p for p in files if full_refresh or known.get(p) != (stats[p].st_size, stats[p].st_mtime)]
+    skipped = len(files) - len(todo)
+    done = 0
+
+    def record(outcome: FileOutcome) -> None:
+        result.read += outcome.read
+        result.loaded += outcome.loaded
+        result.rejected += outcome.rejected
         if on_file:
             on_file(outcome)
-    result.detail = f"{done} file(s) loaded, {skipped} unchanged"
+
+    for batch in _batches(todo, stats):
+        fmt = format_of(batch[0])
+        outcomes: list[FileOutcome] | None = None
+        if fmt in ("jsonl", "parquet"):
+            try:
+                outcomes = load_batch(con, batch, stats, run_id, kind=kind_of(batch[0]), fmt=fmt or "",
+                                      source=result.source)
+            except duckdb.Error:
+                outcomes = None
+        if outcomes is None:
+            outcomes = []
+            for path in batch:
+                try:
+                    outcomes.append(load_file(con, path, run_id, source=result.source, force=True))
+                except duckdb.Error as exc:  # not even readable as lines (e.g. a corrupt Parquet file)
+                    con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [result.source, path])
+                    runs.add_rejects(con, run_id, result.source, path, [(None, None, f"unreadable file: {exc}")])
+                    result.detail += f" unreadable: {os.path.basename(path)};"
+                    outcomes.append(FileOutcome(path, "unreadable"))
+        for outcome in outcomes:
+            done += 1
+            record(outcome)
+    result.detail = f"{done} file(s) loaded, {skipped} unchanged" + (f";{result.detail}" if result.detail else "")
     return result

@@ -191,3 +191,17 @@ def test_bulk_export_never_overwrites_a_newer_api_status(tmp_path):
     con.execute("COMMIT")
     assert con.execute("SELECT status, source, price_usd::DOUBLE FROM twilio_messages").fetchall() == [
         ("delivered", "api", pytest.approx(0.05))]
+
+
+def test_a_batch_of_files_keeps_per_file_lines_and_a_corrupt_file_is_a_reject(tmp_path):
+    write_jsonl(tmp_path / "sends-1.jsonl", [good_send(i) for i in range(5)])
+    write_jsonl(tmp_path / "sends-2.jsonl", [good_send(10), good_send(11), good_send(12, channel="fax")])
+    (tmp_path / "sends-3.parquet").write_bytes(b"PAR1 this is not parquet")
+    con = fresh()
+    result = load(con, str(tmp_path / "sends-*"))
+    assert (result.read, result.loaded, result.rejected) == (8, 7, 1)
+    rejects = con.execute("SELECT location, line, reason FROM rejects ORDER BY location").fetchall()
+    assert rejects[0] == (str(tmp_path / "sends-2.jsonl"), 3, "unknown channel: fax")
+    assert rejects[1][0].endswith("sends-3.parquet") and rejects[1][2].startswith("unreadable file")
+    files = dict(con.execute("SELECT path, rows_loaded FROM ingest_files").fetchall())
+    assert files == {str(tmp_path / "sends-1.jsonl"): 5, str(tmp_path / "sends-2.jsonl"): 2}
