@@ -392,7 +392,8 @@ class _Loader:
             path = f"variants[{i}]"
             for key in item:
                 if key not in {"name", "weight", "template_id", "bodies", "body"}:
-                    self.problem(f"{path}.{key}", "unknown setting; use name, weight, template_id, bodies (or body)")
+                    self.problem(f"{path}.{key}", "unknown setting; use name, weight, template_id, bodies (or body)"
+                                 + _misplaced_hint(key))
             name = self.string(item, "name", f"{path}.name", required=True) or f"variant{i}"
             if name in seen:
                 self.problem(f"{path}.name", f"duplicate variant name {name!r}; give each variant its own name")
@@ -440,7 +441,7 @@ class _Loader:
         for key in raw:
             if key not in {"after_minutes", "after_seconds", "from", "on_error_categories", "enabled"}:
                 self.problem(f"fallback.{key}", "unknown setting; use after_minutes, after_seconds, from, "
-                                                "on_error_categories or enabled")
+                                                "on_error_categories or enabled" + _misplaced_hint(key))
         if raw.get("enabled", True) is False:
             return None
         if "after_minutes" in raw and "after_seconds" in raw:
@@ -560,6 +561,19 @@ def _locate(text: str, field_path: str) -> int | None:
             # an inline table: bodies = { en = "..." } holds its keys on this line
             enclosing = enclosing or line_no
     return enclosing
+
+
+_TOP_LEVEL_KEYS = frozenset({
+    "id", "name", "purpose", "experiment_id", "salt", "recipients", "allow_list", "messaging_service_sid",
+    "rate_limit", "max_size", "default_language", "status_callback", "template_id",
+})
+
+
+def _misplaced_hint(key: str) -> str:
+    if key in _TOP_LEVEL_KEYS:
+        return (f". A key written after a [table] header belongs to that table: move {key} = ... above the first "
+                "[[variants]] or [fallback] header")
+    return ""
 
 
 def _toml_error_line(message: str) -> int | None:

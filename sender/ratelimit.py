@@ -33,10 +33,12 @@ class TokenBucket:
         """Take one token, sleeping until there is one; returns the seconds waited."""
         waited = 0.0
         self._refill()
-        while self.tokens < 1.0:
-            wait = (1.0 - self.tokens) / self.rate
-            self.sleep(wait)
-            waited += wait
+        if self.tokens < 1.0:
+            waited = (1.0 - self.tokens) / self.rate
+            self.sleep(waited)
             self._refill()
+            # The sleep covered the deficit; a clock coarser than the wait (float epoch seconds, a
+            # simulated clock) must not leave us spinning on a rounding error.
+            self.tokens = max(self.tokens, 1.0)
         self.tokens -= 1.0
         return waited

@@ -253,8 +253,10 @@ def _is_account_level(exc: TwilioRestException) -> bool:
     """Authentication, permission, unknown account or resource: no recipient is to blame."""
     if exc.status in (401, 403, 404):
         return True
+    if exc.status == 429 or exc.status >= 500:  # transient: retried, not blamed on the account
+        return False
     code = exc.code if isinstance(exc.code, int) else None
-    return code is not None and 20000 <= code < 21000 and code != 20429
+    return code is not None and 20000 <= code < 21000
 
 
 def _error_info(code: int | None) -> tuple[str, str]:
@@ -410,18 +412,24 @@ class _Run:
 
     # -- asking the provider what happened to a send whose outcome we did not record
     def _find_at_provider(self, row: LedgerRow) -> dict[str, Any] | None:
+        """The message (or call) this intent created before an interruption, if Twilio has one."""
         since = row.intent_time - self.options.reconcile_margin
         known = self.ledger.known_sids()
-        try:
-            if row.step == "sms":
-                return self._find_message(row, since, known)
-            return self._find_call(row, since, known)
-        except (TwilioException, requests.RequestException) as exc:
-            # Cannot tell: do not risk a duplicate. The row stays at intent and is retried next run.
-            raise SendAborted(
-                f"cannot check with Twilio whether {row.step} to {mask_number(row.to_number)} was sent before an "
-                f"interruption ({type(exc).__name__}); run the campaign again when Twilio is reachable"
-            ) from None
+        error: Exception | None = None
+        for attempt in range(self.options.max_ambiguous_retries + 1):
+            try:
+                if row.step == "sms":
+                    return self._find_message(row, since, known)
+                return self._find_call(row, since, known)
+            except (TwilioException, requests.RequestException) as exc:
+                error = exc
+                if attempt < self.options.max_ambiguous_retries:
+                    self.options.sleep(0.5 * 2**attempt)
+        # Cannot tell: do not risk a duplicate. The row stays at intent and is checked again next run.
+        raise SendAborted(
+            f"cannot check with Twilio whether the {row.step} to {mask_number(row.to_number)} was sent before an "
+            f"interruption ({type(error).__name__}); run the campaign again when Twilio is reachable"
+        )
 
     def _find_message(self, row: LedgerRow, since: datetime, known: set[str]) -> dict[str, Any] | None:
         hashes = set(row.body_hashes.split(","))
@@ -512,8 +520,8 @@ class _Run:
     def _fetch_status(self, row: LedgerRow) -> tuple[str | None, int | None]:
         try:
             message = self.client.messages(row.provider_sid).fetch()
-        except TwilioRestException as exc:
-            log.warning("status of %s unavailable: HTTP %s", row.provider_sid, exc.status)
+        except (TwilioException, requests.RequestException) as exc:
+            log.warning("status of %s unavailable (%s); polling again", row.provider_sid, type(exc).__name__)
             return row.status, None
         code = message.error_code
         name = _error_info(code)[0] if code else None
