@@ -385,12 +385,6 @@ def table(df: pd.DataFrame, *, columns: dict[str, Any], key: str | None = None, 
 # --- insights ------------------------------------------------------------------------------------
 
 
-def insights_available() -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec("analytics.insights") is not None
-
-
 def what_changed(view: View, *, recent_days: int = 7, baseline_days: int = 28, limit: int = 5) -> None:
     """The top sentences from ``analytics.insights.what_changed`` for the period's last week."""
     from analytics import insights

@@ -27,6 +27,5 @@ else:
         ui.show(ui.world_map(by_country.rename(columns={"sms_delivery_rate": "delivery_rate"}),
                              hover={"sms_sent": ",", "cost_per_delivered": "$.4f"}), key="map")
 
-if ui.insights_available():
-    st.subheader("What changed")
-    ui.what_changed(view)
+st.subheader("What changed")
+ui.what_changed(view)
