@@ -1,0 +1,58 @@
+"""analytics.voice: call outcomes by hand.
+
+Indonesia: 4 completed calls (10, 20, 30, 40 s; the 40 s one answered by a machine),
+2 busy, 1 no-answer, 1 failed, 1 canceled, 1 still ringing; every call 0.10 USD.
+  final = 9 -> answer_rate 4/9; durations of completed calls: p50 25, p90 37, mean 25;
+  machine_share 1/4; cost 1.00; cost per answered 0.25.
+Brazil: 1 completed call, 60 s.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from analytics import voice
+from analytics.filters import Filters
+from tests.test_analytics_stats import wilson_by_hand
+from tests.test_analytics_warehouse import D0, Hand, empty_warehouse
+
+
+@pytest.fixture(scope="module")
+def con():
+    h = Hand()
+    for d in (10, 20, 30):
+        h.call(duration=d)
+    h.call(duration=40, answered_by="machine_start")
+    for status in ("busy", "busy", "no-answer", "failed", "canceled", "ringing"):
+        h.call(status=status, duration=0, answered_by=None)
+    h.call(country="BR", carrier="Vivo", duration=60)
+    return h.build()
+
+
+def test_voice_by_country(con):
+    df = voice.voice_by_country(con, start=D0, end=D0)
+    assert list(df.columns) == voice.COUNTRY_COLUMNS
+    assert list(df["country_iso2"]) == ["ID", "BR"]
+    r = df.iloc[0]
+    assert (r.country_iso3, r.country_name) == ("IDN", "Indonesia")
+    assert (r.calls, r.completed, r.busy, r.no_answer, r.failed, r.canceled, r.in_progress) == (10, 4, 2, 1, 1, 1, 1)
+    assert r.answer_rate == pytest.approx(4 / 9)
+    assert (r.answer_ci_low, r.answer_ci_high) == pytest.approx(wilson_by_hand(4, 9))
+    assert (r.duration_p50_s, r.duration_p90_s, r.duration_mean_s) == pytest.approx((25, 37, 25))
+    assert r.machine_answered == 1 and r.machine_share == pytest.approx(0.25)
+    assert r.cost_usd == pytest.approx(1.0) and r.cost_per_answered == pytest.approx(0.25)
+
+
+def test_voice_summary_and_filters(con):
+    s = voice.voice_summary(con, start=D0, end=D0).iloc[0]
+    assert s.calls == 11 and s.completed == 5 and s.answer_rate == pytest.approx(5 / 10)
+    br = voice.voice_by_country(con, start=D0, end=D0, filters=Filters(countries=("BR",)))
+    assert list(br["country_iso2"]) == ["BR"] and br.iloc[0].duration_p50_s == 60
+    assert voice.voice_by_country(con, start=D0, end=D0, filters=Filters(channels=("sms",))).empty
+
+
+def test_empty_warehouse():
+    con = empty_warehouse()
+    assert list(voice.voice_by_country(con, start=D0, end=D0).columns) == voice.COUNTRY_COLUMNS
+    s = voice.voice_summary(con, start=D0, end=D0)
+    assert list(s.columns) == voice.SUMMARY_COLUMNS and s.iloc[0].calls == 0
