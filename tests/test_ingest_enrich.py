@@ -129,3 +129,36 @@ def test_retries_are_bounded_and_auth_errors_stop_at_once(monkeypatch):
     with pytest.raises(TwilioAuthError, match="TWILIO_AUTH_TOKEN"):
         client.request("GET", "http://x/y?secret=1")
     assert slept == []
+
+
+def test_credentials_from_env_api_key_or_secrets_toml(tmp_path):
+    from ingest.pipeline import IngestError, find_credentials
+
+    c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok"}, root=tmp_path)
+    assert (c.account_sid, c.username, c.password) == ("AC1", "AC1", "tok")
+    assert "tok" not in repr(c)
+    c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_API_KEY": "SK1", "TWILIO_API_SECRET": "s"},
+                         root=tmp_path)
+    assert (c.account_sid, c.username, c.password) == ("AC1", "SK1", "s")
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "secrets.toml").write_text('[twilio]\naccount_sid = "AC2"\nauth_token = "t2"\n')
+    c = find_credentials({}, root=tmp_path)
+    assert (c.account_sid, c.password) == ("AC2", "t2")
+    with pytest.raises(IngestError, match="TWILIO_ACCOUNT_SID"):
+        find_credentials({}, root=tmp_path / "nowhere")
+
+
+def test_cli_help_lists_the_options():
+    import argparse
+
+    from ingest import cli, export
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    text = p.format_help()
+    for opt in ("--source", "--since", "--until", "--full-refresh", "--lag-hours", "--send-logs", "--bulk-export",
+                "--quiet", "--data-dir"):
+        assert opt in text
+    p = argparse.ArgumentParser()
+    export.add_arguments(p)
+    assert "--parquet" in p.format_help()
