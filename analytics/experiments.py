@@ -828,7 +828,7 @@ def _fmt(x: Any, kind: str) -> str:
     if kind == "min":
         return f"{x:.1f} min"
     if kind == "p":
-        return f"{x:.3g}"
+        return "<0.0001" if x < 1e-4 else f"{x:.3g}"
     if kind == "prob":
         return ">99%" if x > 0.99 else "<1%" if x < 0.01 else f"{100 * x:.0f}%"
     return str(x)
@@ -858,7 +858,8 @@ def metric_display(analysis: ExperimentAnalysis, metric: str | None = None) -> p
             f"{_fmt(r.relative_lift, 'rel')}" + ("" if math.isnan(r.rel_ci_low) else
                                                  f" ({_fmt(r.rel_ci_low, 'rel')} to {_fmt(r.rel_ci_high, 'rel')})"))
         out.append({
-            "Metric": r.label, "Variant": r.variant + (" (control)" if r.is_control else ""),
+            "Metric": r.label,
+            "Variant": r.variant + (" (control)" if r.is_control and r.variant.lower() != "control" else ""),
             "Members": f"{int(r.users):,}", "Value": _fmt(r.value, r.unit),
             "Relative lift (CI)": "" if r.is_control else relative,
             "Absolute lift (CI)": "" if r.is_control else absolute,
@@ -867,6 +868,29 @@ def metric_display(analysis: ExperimentAnalysis, metric: str | None = None) -> p
             "Note": "" if r.is_control else r.note,
         })
     return pd.DataFrame(out, columns=DISPLAY_COLUMNS)
+
+
+COUNTRY_DISPLAY_COLUMNS = ["Country", "Variant", "Members", "Conversions", "Conversion rate",
+                           "Relative lift (CI)", "Absolute lift (CI)"]
+
+
+def country_display(breakdown: pd.DataFrame) -> pd.DataFrame:
+    """``country_breakdown`` formatted as text for people (``COUNTRY_DISPLAY_COLUMNS``)."""
+    out = []
+    for r in breakdown.itertuples():
+        control = bool(r.is_control)
+        relative = "" if control or math.isnan(r.relative_lift) else (
+            _fmt(r.relative_lift, "rel") + ("" if math.isnan(r.rel_ci_low) else
+                                            f" ({_fmt(r.rel_ci_low, 'rel')} to {_fmt(r.rel_ci_high, 'rel')})"))
+        absolute = "" if control or math.isnan(r.abs_lift) else (
+            f"{_fmt(r.abs_lift, 'pp')} ({_fmt(r.abs_ci_low, 'pp')} to {_fmt(r.abs_ci_high, 'pp')})")
+        label = r.variant + (" (control)" if control and r.variant.lower() != "control" else "")
+        out.append({
+            "Country": r.country_name, "Variant": label, "Members": f"{int(r.users):,}",
+            "Conversions": f"{int(r.conversions):,}", "Conversion rate": _fmt(r.conversion_rate, "rate"),
+            "Relative lift (CI)": relative, "Absolute lift (CI)": absolute,
+        })
+    return pd.DataFrame(out, columns=COUNTRY_DISPLAY_COLUMNS)
 
 
 INTERVAL_COLUMNS = ["metric", "label", "variant", "role", "relative_lift", "rel_ci_low", "rel_ci_high",
@@ -954,6 +978,7 @@ __all__ = [
     "analyse_experiment",
     "analyse_frame",
     "country_breakdown",
+    "country_display",
     "experiment_plan",
     "lift_intervals",
     "list_experiments",

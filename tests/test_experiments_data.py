@@ -447,6 +447,11 @@ def test_country_breakdown_top_n_plus_other():
     assert br_b.relative_lift == pytest.approx(direct.relative_lift)
     assert br_b.abs_ci_low == pytest.approx(direct.abs_ci_low)
     assert math.isnan(df.iloc[0]["relative_lift"])  # control row
+    shown = ex.country_display(df)
+    assert list(shown.columns) == ex.COUNTRY_DISPLAY_COLUMNS
+    assert shown.iloc[0]["Variant"] == "A (control)" and shown.iloc[0]["Relative lift (CI)"] == ""
+    assert shown.iloc[1]["Relative lift (CI)"].startswith("+50.0% (")
+    assert shown.iloc[1]["Absolute lift (CI)"].startswith("+16.67 pp (")
 
 
 def test_summary_exports(ab_con):

@@ -188,13 +188,8 @@ countries = data.run(ex.country_breakdown, chosen, 5, start=view.start, end=view
 if countries.empty:
     st.caption("No members with a known country.")
 else:
-    ui.table(countries, key="country_breakdown", columns={
-        "country_name": "Country", "variant": "Variant", "users": ui.count_column("Members"),
-        "conversions": ui.count_column("Conversions"), "conversion_rate": ui.percent_column("Conversion"),
-        "relative_lift": ui.percent_column("Relative lift"), "rel_ci_low": ui.percent_column("CI low"),
-        "rel_ci_high": ui.percent_column("CI high"),
-        "abs_lift": st.column_config.NumberColumn("Absolute lift (pp)", format="%+.2f pp"),
-    })
+    shown = ex.country_display(countries)
+    st.dataframe(shown, hide_index=True, key="country_breakdown", height=38 + 35 * len(shown))
 
 # --- exports -----------------------------------------------------------------------------------
 st.subheader("Export for the review")
