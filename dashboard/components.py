@@ -282,7 +282,11 @@ def rate_trend(df: pd.DataFrame, *, x: str = "day", title: str = "Delivery rate 
         customdata=custom,
         hovertemplate="%{x|%a %d %b %Y}<br>Delivery rate %{y:.1%}" + ("<br>Sent %{customdata[0]:,}" if custom is not None else "") + "<extra></extra>",
     ))
-    fig.update_yaxes(tickformat=".0%", title="Delivery rate", rangemode="tozero")
+    # Rates live in the top of the scale: zoom to the data (down to 0 only when it goes there), up to 100 %.
+    low_col = d["rate_ci_low"] if "rate_ci_low" in d else d[rate]
+    low = low_col.min(skipna=True)
+    bottom = 0.0 if _nan(low) else max(0.0, math.floor(float(low) * 10) / 10 - 0.05)
+    fig.update_yaxes(tickformat=".0%", title="Delivery rate", range=[bottom, 1.005])
     fig.update_xaxes(title=None)
     return _layout(fig, title)
 

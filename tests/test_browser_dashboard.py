@@ -54,13 +54,37 @@ def page(server: StreamlitServer) -> Iterator[object]:
         browser.close()
 
 
-def wait_drawn(pg, testids: list[str], timeout_ms: int = 30_000) -> None:
+SETTLED_JS = """() => {
+  if (!document.querySelector('[data-testid="stMain"] h1')) return false;
+  if (document.querySelector('[data-testid="stStatusWidget"]')) return false;
+  if (document.querySelector('[data-testid="stSkeleton"]')) return false;
+  for (const c of document.querySelectorAll('[data-testid="stPlotlyChart"]')) {
+    if (!c.querySelector('.main-svg')) return false;
+  }
+  return true;
+}"""
+
+
+def wait_drawn(pg, testids: list[str], timeout_ms: int = 30_000, quiet_ms: int = 800) -> None:
+    """Wait for the expected elements, then until the app has been idle and fully drawn for ``quiet_ms``.
+
+    Streamlit shows its "running" widget only after a short delay and may redraw charts
+    when the script finishes, so one look at the DOM can be too early.
+    """
     pg.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     for testid in testids:
         pg.wait_for_selector(f'[data-testid="{testid}"]', state="visible", timeout=timeout_ms)
-    # Streamlit shows a running indicator until the script finishes.
-    pg.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    deadline = time.monotonic() + timeout_ms / 1000
+    quiet_since = None
+    while time.monotonic() < deadline:
+        if pg.evaluate(SETTLED_JS):
+            quiet_since = quiet_since or time.monotonic()
+            if (time.monotonic() - quiet_since) * 1000 >= quiet_ms:
+                return
+        else:
+            quiet_since = None
+        pg.wait_for_timeout(100)
+    raise AssertionError("page did not settle: still running or charts not drawn")
 
 
 def assert_no_exception(pg) -> None:
@@ -99,14 +123,12 @@ def test_every_page_in_the_sidebar_loads(server: StreamlitServer, page) -> None:
     assert len(hrefs) >= len(PAGES)
     for href in hrefs:
         assert href
+        if urlparse(href).path.strip("/") in PAGES:
+            continue  # drawn and checked in detail above
         page.goto(href if href.startswith("http") else server.url + href)
-        page.wait_for_selector('[data-testid="stMain"] h1', timeout=30_000)
-        page.wait_for_function(
-            "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=30_000)
+        wait_drawn(page, [])
         assert_no_exception(page)
-        slug = urlparse(page.url).path.strip("/") or "overview"
-        if slug not in PAGES:
-            page.screenshot(path=str(SCREENSHOTS / f"{slug}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{urlparse(page.url).path.strip('/')}.png"), full_page=True)
 
 
 def test_map_draws_country_shapes_offline(server: StreamlitServer, page) -> None:
