@@ -68,10 +68,7 @@ _COMMON_REASONS = """
     WHEN price IS NOT NULL AND TRY_CAST(price AS DECIMAL(12, 5)) IS NULL THEN 'bad price: ' || left(price, 60)"""
 
 _PRICE = "TRY_CAST(price AS DECIMAL(12, 5))"
-_PRICE_USD = (
-    f"CAST(-{_PRICE} * (SELECT usd_per_unit FROM fx_rates WHERE currency = upper(coalesce(price_unit, 'USD'))) "
-    "AS DECIMAL(12, 5))"
-)
+_PRICE_USD = f"CAST(-{_PRICE} * fx.usd_per_unit AS DECIMAL(12, 5))"  # fx: fx_rates joined on price_unit
 
 MESSAGES = Resource(
     name="messages",
@@ -195,12 +192,18 @@ def apply_staged(
         con.unregister("_numbers_df")
     cols = ", ".join(res.insert_columns)
     updates = ", ".join(f"{c} = excluded.{c}" for c in res.update_columns)
+    dups = con.execute("SELECT count(sid) - count(DISTINCT sid) FROM _page WHERE reason IS NULL").fetchall()[0][0]
+    dedupe = (  # the same sid twice in one batch (a record updated between two pages): keep the newest
+        f"QUALIFY row_number() OVER (PARTITION BY sid ORDER BY {_ts('date_updated')} DESC NULLS LAST, idx DESC) = 1"
+        if dups else ""
+    )
     con.execute(
         f"""INSERT INTO {res.table} ({cols})
             SELECT {res.select_sql}, p.country, p.carrier, $source, $run_id, current_timestamp
             FROM _page LEFT JOIN phone_numbers p ON p.number = _page."to"
+            LEFT JOIN fx_rates fx ON fx.currency = upper(coalesce(_page.price_unit, 'USD'))
             WHERE reason IS NULL
-            QUALIFY row_number() OVER (PARTITION BY sid ORDER BY {_ts('date_updated')} DESC NULLS LAST, idx DESC) = 1
+            {dedupe}
             ON CONFLICT (sid) DO UPDATE SET {updates}
             WHERE {res.table}.date_updated IS NULL OR excluded.date_updated IS NULL
                OR excluded.date_updated >= {res.table}.date_updated""",

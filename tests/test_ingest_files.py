@@ -205,3 +205,18 @@ def test_a_batch_of_files_keeps_per_file_lines_and_a_corrupt_file_is_a_reject(tm
     assert rejects[1][0].endswith("sends-3.parquet") and rejects[1][2].startswith("unreadable file")
     files = dict(con.execute("SELECT path, rows_loaded FROM ingest_files").fetchall())
     assert files == {str(tmp_path / "sends-1.jsonl"): 5, str(tmp_path / "sends-2.jsonl"): 2}
+
+
+def test_the_same_sid_twice_in_one_batch_keeps_the_newest():
+    from ingest.twilio_api import MESSAGES, upsert_records
+
+    con = fresh()
+    base = {"sid": "SM9", "account_sid": "AC1", "to": "+5511987654321", "date_sent": "Mon, 19 Oct 2026 10:00:00 +0000"}
+    recs = [{**base, "status": "delivered", "date_updated": "Mon, 19 Oct 2026 10:00:09 +0000"},
+            {**base, "status": "sent", "date_updated": "Mon, 19 Oct 2026 10:00:01 +0000"}]
+    con.execute("BEGIN")
+    good, bad, top = upsert_records(con, MESSAGES, recs, run_id=1, source="api", location="p", reject_source="t")
+    con.execute("COMMIT")
+    assert (good, bad) == (2, [])
+    assert top.startswith("2026-10-19T10:00:00")
+    assert con.execute("SELECT status FROM twilio_messages").fetchall() == [("delivered",)]
