@@ -545,8 +545,9 @@ def _overall_verdict(per_treatment: Mapping[str, Verdict], conversion: Mapping[s
         match = [v for v in per_treatment.values() if v.decision == decision]
         if match:
             if decision == "stop: no effect likely" and len(match) == len(per_treatment):
-                return Verdict(decision, "Stop: no variant beats the control - " + "; ".join(
-                    f"{t}: {v.sentence.split(' - ', 1)[-1]}" for t, v in per_treatment.items()), ("inconclusive",))
+                details = "; ".join(f"{t}: {v.sentence.split(' - ', 1)[-1].rstrip('.')}"
+                                    for t, v in per_treatment.items())
+                return Verdict(decision, f"Stop: no variant beats the control - {details}.", ("inconclusive",))
             return match[0]
     return next(iter(per_treatment.values()))
 

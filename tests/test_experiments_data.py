@@ -356,6 +356,16 @@ def test_abn_uses_holm_and_bonferroni_intervals():
     assert a.verdict.decision == "ship" and a.verdict.sentence.startswith("Ship B")
 
 
+def test_abn_with_no_winner_stops_or_keeps_running():
+    con = build(arm("A", 3000, 900) + arm("B", 3000, 905) + arm("C", 3000, 898))
+    a = ex.analyse_experiment(con, "exp1", weights=[1, 1, 1], min_sample_size=0, mde_relative=0.2)
+    assert a.verdict.decision == "stop: no effect likely"
+    assert a.verdict.sentence.startswith("Stop: no variant beats the control - B: conversion +0.6% (97.5% CI")
+    assert ".;" not in a.verdict.sentence and set(a.treatment_verdicts) == {"B", "C"}
+    small_mde = ex.analyse_experiment(con, "exp1", weights=[1, 1, 1], min_sample_size=0, mde_relative=0.02)
+    assert small_mde.verdict.decision == "keep running" and "to detect a 2% lift" in small_mde.verdict.sentence
+
+
 def test_srm_flagged_when_the_split_is_skewed():
     con = build(arm("A", 300, 90) + arm("B", 200, 80))
     a = ex.analyse_experiment(con, "exp1", weights={"A": 1, "B": 1}, min_sample_size=0)

@@ -121,6 +121,9 @@ if chosen is None:
     st.stop()
 analysis: ex.ExperimentAnalysis = data.run(ex.analyse_experiment, chosen, **view.period, **options)
 level = analysis.level
+row = experiments.set_index("experiment_id").loc[chosen]
+st.caption(f"`{chosen}` - {row['status']}: {row['first_day']:%d %b %Y} to {row['last_day']:%d %b %Y} "
+           f"({row['days_running']} days in this period), {row['users']:,} members; control: {analysis.control}.")
 
 # --- the verdict, in words ---------------------------------------------------------------------
 show, icon = DECISION_STYLE.get(analysis.verdict.decision, (st.info, None))
