@@ -220,29 +220,27 @@ def data_bounds() -> DataBounds:
 
 
 def _filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame | list[str]]:
+    # One scan per view: distinct keys first, names from the small countries dimension after.
     countries = con.execute(
         """
-        SELECT country_iso2 AS iso2, any_value(country_name) AS name, count(*) AS n
-        FROM (SELECT country_iso2, country_name FROM message_facts
-              UNION ALL SELECT country_iso2, country_name FROM call_facts)
-        WHERE country_iso2 IS NOT NULL
-        GROUP BY 1 ORDER BY name
+        WITH present AS (
+            SELECT DISTINCT country_iso2 FROM message_facts WHERE country_iso2 IS NOT NULL
+            UNION SELECT DISTINCT country_iso2 FROM call_facts WHERE country_iso2 IS NOT NULL
+        )
+        SELECT p.country_iso2 AS iso2, coalesce(c.name, p.country_iso2) AS name
+        FROM present p LEFT JOIN countries c ON c.iso2 = p.country_iso2
+        ORDER BY name
         """
     ).df()
-    countries["name"] = countries["name"].fillna(countries["iso2"])
-
-    def distinct(column: str) -> list[str]:
-        rows = con.execute(
-            f"SELECT DISTINCT {column} FROM attempt_facts WHERE {column} IS NOT NULL ORDER BY 1"  # fixed names
-        ).fetchall()
-        return [r[0] for r in rows]
-
-    return {
-        "countries": countries,
-        "channels": distinct("channel"),
-        "purposes": distinct("purpose"),
-        "templates": distinct("template_id"),
-    }
+    row = con.execute(
+        """
+        SELECT list_sort(list(DISTINCT channel)), list_sort(list(DISTINCT purpose)),
+               list_sort(list(DISTINCT template_id))
+        FROM attempt_facts
+        """
+    ).fetchone()
+    channels, purposes, templates = ([v for v in (values or []) if v is not None] for values in (row or ([], [], [])))
+    return {"countries": countries, "channels": channels, "purposes": purposes, "templates": templates}
 
 
 def filter_options() -> dict[str, Any]:
