@@ -61,26 +61,49 @@ __all__ = [
 ]
 
 # Errors a user can fix; their messages are complete sentences meant to be shown as they are.
-USER_ERRORS: tuple[type[Exception], ...] = (CampaignError, UnsafeCampaign, LedgerBusy, CredentialsMissing, SendAborted)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    CampaignError,
+    UnsafeCampaign,
+    LedgerBusy,
+    CredentialsMissing,
+    SendAborted,
+)
 
 
-def load_campaign(source: str | Path, *, base_dir: str | Path | None = None, recipients_text: str | None = None,
-                  allow_list_text: str | None = None) -> Campaign:
+def load_campaign(
+    source: str | Path,
+    *,
+    base_dir: str | Path | None = None,
+    recipients_text: str | None = None,
+    allow_list_text: str | None = None,
+) -> Campaign:
     """A campaign from a TOML file path, or from TOML text (the dashboard's editor).
 
     A ``Path``, or a one-line string naming an existing file, is read as a file; anything
     else is TOML text whose relative paths resolve against ``base_dir`` (default: cwd).
     ``recipients_text`` / ``allow_list_text`` override the files the TOML names (uploads).
     """
-    is_path = isinstance(source, Path) or ("\n" not in source and "=" not in source and Path(source).is_file())
+    is_path = isinstance(source, Path) or (
+        "\n" not in source and "=" not in source and Path(source).is_file()
+    )
     if is_path and recipients_text is None and allow_list_text is None:
         return _load_campaign_file(source)
     if is_path:
         path = Path(source)
-        return load_campaign_text(path.read_text(encoding="utf-8"), base_dir=base_dir or path.resolve().parent,
-                                  source=str(path), recipients_text=recipients_text, allow_list_text=allow_list_text)
-    return load_campaign_text(str(source), base_dir=base_dir or Path.cwd(), source="campaign.toml",
-                              recipients_text=recipients_text, allow_list_text=allow_list_text)
+        return load_campaign_text(
+            path.read_text(encoding="utf-8"),
+            base_dir=base_dir or path.resolve().parent,
+            source=str(path),
+            recipients_text=recipients_text,
+            allow_list_text=allow_list_text,
+        )
+    return load_campaign_text(
+        str(source),
+        base_dir=base_dir or Path.cwd(),
+        source="campaign.toml",
+        recipients_text=recipients_text,
+        allow_list_text=allow_list_text,
+    )
 
 
 def plan(campaign: Campaign) -> pd.DataFrame:
@@ -136,9 +159,15 @@ def client_from_env() -> Client:
     return make_client(credentials_from_env())
 
 
-def run_campaign(campaign: Campaign, client: Client, *, data_dir: str | Path,
-                 progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
-                 allow_any_number: bool = False, options: RunOptions | None = None) -> CampaignResult:
+def run_campaign(
+    campaign: Campaign,
+    client: Client,
+    *,
+    data_dir: str | Path,
+    progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
+    allow_any_number: bool = False,
+    options: RunOptions | None = None,
+) -> CampaignResult:
     """Send the campaign (resuming any earlier run of the same id). ``allow_any_number`` means the user
     confirmed sending outside the allow-list. ``progress_callback(outcome, done, total)`` after each send."""
     if options is None:
@@ -147,14 +176,27 @@ def run_campaign(campaign: Campaign, client: Client, *, data_dir: str | Path,
         from dataclasses import replace
 
         options = replace(options, allow_any_number=True)
-    return _run_campaign(campaign, client, data_dir=data_dir, progress_callback=progress_callback, options=options)
+    return _run_campaign(
+        campaign, client, data_dir=data_dir, progress_callback=progress_callback, options=options
+    )
 
 
 def campaign_progress(data_dir: str | Path, campaign_id: str) -> pd.DataFrame:
     """The ledger of a campaign (running or finished), read-only, numbers masked: for a progress view."""
     path = ledger_path(data_dir, campaign_id)
-    columns = ["user_id", "step", "state", "status", "error_code", "error_name", "provider_sid", "recovered",
-               "number_masked", "intent_at", "done_at"]
+    columns = [
+        "user_id",
+        "step",
+        "state",
+        "status",
+        "error_code",
+        "error_name",
+        "provider_sid",
+        "recovered",
+        "number_masked",
+        "intent_at",
+        "done_at",
+    ]
     if not path.exists():
         return pd.DataFrame(columns=columns)
     ledger = Ledger.open_readonly(path)

@@ -69,15 +69,53 @@ MAX_BODY_CHARS = 1600  # Twilio rejects longer bodies (error 21617)
 # Where a voice fallback's <Say> has a voice for the recipient's language. A locale that is
 # listed is used as is; otherwise its language's default region; otherwise en-US.
 SAY_LANGUAGES: dict[str, str] = {
-    "en": "en-US", "es": "es-ES", "fr": "fr-FR", "de": "de-DE", "it": "it-IT", "pt": "pt-BR",
-    "nl": "nl-NL", "sv": "sv-SE", "da": "da-DK", "nb": "nb-NO", "fi": "fi-FI", "pl": "pl-PL",
-    "ru": "ru-RU", "ja": "ja-JP", "ko": "ko-KR", "zh": "zh-CN", "ca": "ca-ES",
+    "en": "en-US",
+    "es": "es-ES",
+    "fr": "fr-FR",
+    "de": "de-DE",
+    "it": "it-IT",
+    "pt": "pt-BR",
+    "nl": "nl-NL",
+    "sv": "sv-SE",
+    "da": "da-DK",
+    "nb": "nb-NO",
+    "fi": "fi-FI",
+    "pl": "pl-PL",
+    "ru": "ru-RU",
+    "ja": "ja-JP",
+    "ko": "ko-KR",
+    "zh": "zh-CN",
+    "ca": "ca-ES",
 }
 SAY_LOCALES = frozenset(
     {
-        "en-US", "en-GB", "en-AU", "en-CA", "en-IN", "es-ES", "es-MX", "es-US", "fr-FR", "fr-CA",
-        "de-DE", "it-IT", "pt-BR", "pt-PT", "nl-NL", "sv-SE", "da-DK", "nb-NO", "fi-FI", "pl-PL",
-        "ru-RU", "ja-JP", "ko-KR", "zh-CN", "zh-HK", "zh-TW", "ca-ES",
+        "en-US",
+        "en-GB",
+        "en-AU",
+        "en-CA",
+        "en-IN",
+        "es-ES",
+        "es-MX",
+        "es-US",
+        "fr-FR",
+        "fr-CA",
+        "de-DE",
+        "it-IT",
+        "pt-BR",
+        "pt-PT",
+        "nl-NL",
+        "sv-SE",
+        "da-DK",
+        "nb-NO",
+        "fi-FI",
+        "pl-PL",
+        "ru-RU",
+        "ja-JP",
+        "ko-KR",
+        "zh-CN",
+        "zh-HK",
+        "zh-TW",
+        "ca-ES",
     }
 )
 
@@ -225,7 +263,9 @@ def load_campaign(path: str | Path) -> Campaign:
     except FileNotFoundError:
         raise CampaignError([Problem(str(path), None, "", "file not found; check the path")]) from None
     except UnicodeDecodeError as exc:
-        raise CampaignError([Problem(str(path), None, "", f"not UTF-8 text ({exc.reason}); save it as UTF-8")]) from None
+        raise CampaignError(
+            [Problem(str(path), None, "", f"not UTF-8 text ({exc.reason}); save it as UTF-8")]
+        ) from None
     return load_campaign_text(text, base_dir=path.resolve().parent, source=str(path))
 
 
@@ -254,16 +294,27 @@ class _Loader:
         self.warnings: list[str] = []
 
     # -- helpers
-    def problem(self, field_path: str, message: str, *, file: str | None = None, line: int | None = None) -> None:
+    def problem(
+        self, field_path: str, message: str, *, file: str | None = None, line: int | None = None
+    ) -> None:
         if file is None:
             file, line = self.source, _locate(self.text, field_path)
         self.problems.append(Problem(file, line, field_path, message))
 
-    def string(self, data: Mapping[str, Any], key: str, path: str, *, required: bool, default: str | None = None,
-               pattern: re.Pattern[str] | None = None, hint: str = "") -> str | None:
+    def string(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        *,
+        required: bool,
+        default: str | None = None,
+        pattern: re.Pattern[str] | None = None,
+        hint: str = "",
+    ) -> str | None:
         if key not in data:
             if required:
-                self.problem(path, f"missing; add {key} = \"...\"{(' (' + hint + ')') if hint else ''}")
+                self.problem(path, f'missing; add {key} = "..."{(" (" + hint + ")") if hint else ""}')
             return default
         value = data[key]
         if not isinstance(value, str) or not value.strip():
@@ -275,13 +326,26 @@ class _Loader:
             return default
         return value
 
-    def number(self, data: Mapping[str, Any], key: str, path: str, default: float, *, minimum: float,
-               maximum: float | None = None, integer: bool = False) -> float:
+    def number(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        path: str,
+        default: float,
+        *,
+        minimum: float,
+        maximum: float | None = None,
+        integer: bool = False,
+    ) -> float:
         if key not in data:
             return default
         value = data[key]
         kind = "a whole number" if integer else "a number"
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or (integer and not isinstance(value, int))
+        ):
             self.problem(path, f"must be {kind}, not {value!r}")
             return default
         if value < minimum or (maximum is not None and value > maximum):
@@ -297,59 +361,126 @@ class _Loader:
         except tomllib.TOMLDecodeError as exc:
             line = _toml_error_line(str(exc))
             raise CampaignError(
-                [Problem(self.source, line, "", f"not valid TOML: {exc}. Check quotes, brackets and '=' there")]
+                [
+                    Problem(
+                        self.source, line, "", f"not valid TOML: {exc}. Check quotes, brackets and '=' there"
+                    )
+                ]
             ) from None
         known = {
-            "id", "name", "purpose", "experiment_id", "salt", "recipients", "allow_list", "from",
-            "messaging_service_sid", "rate_limit", "max_size", "default_language", "variants", "fallback",
-            "status_callback", "template_id",
+            "id",
+            "name",
+            "purpose",
+            "experiment_id",
+            "salt",
+            "recipients",
+            "allow_list",
+            "from",
+            "messaging_service_sid",
+            "rate_limit",
+            "max_size",
+            "default_language",
+            "variants",
+            "fallback",
+            "status_callback",
+            "template_id",
         }
         for key in data:
             if key not in known:
                 self.problem(key, f"unknown setting; remove it or use one of {', '.join(sorted(known))}")
 
         name = self.string(data, "name", "name", required=True) or ""
-        campaign_id = self.string(
-            data, "id", "id", required=True, pattern=CAMPAIGN_ID,
-            hint="letters, digits, '-', '_' and '.', starting with a letter or digit (it names files)",
-        ) or ""
+        campaign_id = (
+            self.string(
+                data,
+                "id",
+                "id",
+                required=True,
+                pattern=CAMPAIGN_ID,
+                hint="letters, digits, '-', '_' and '.', starting with a letter or digit (it names files)",
+            )
+            or ""
+        )
         purpose = self.string(data, "purpose", "purpose", required=True, hint="e.g. password_reset") or ""
-        experiment_id = self.string(data, "experiment_id", "experiment_id", required=False, default=campaign_id) or ""
+        experiment_id = (
+            self.string(data, "experiment_id", "experiment_id", required=False, default=campaign_id) or ""
+        )
         salt = self.string(data, "salt", "salt", required=False, default=experiment_id) or ""
         default_language = normalise_locale(
-            self.string(data, "default_language", "default_language", required=False, default="en",
-                        pattern=LOCALE, hint="a language tag such as en or pt-BR") or "en"
+            self.string(
+                data,
+                "default_language",
+                "default_language",
+                required=False,
+                default="en",
+                pattern=LOCALE,
+                hint="a language tag such as en or pt-BR",
+            )
+            or "en"
         )
-        from_number = self.string(data, "from", "from", required=False, pattern=E164,
-                                  hint="an E.164 number such as +15005550006")
-        mg = self.string(data, "messaging_service_sid", "messaging_service_sid", required=False,
-                         pattern=MESSAGING_SERVICE_SID, hint="MG followed by 32 hex digits")
+        from_number = self.string(
+            data, "from", "from", required=False, pattern=E164, hint="an E.164 number such as +15005550006"
+        )
+        mg = self.string(
+            data,
+            "messaging_service_sid",
+            "messaging_service_sid",
+            required=False,
+            pattern=MESSAGING_SERVICE_SID,
+            hint="MG followed by 32 hex digits",
+        )
         if ("from" in data) == ("messaging_service_sid" in data):
-            self.problem("from", "set exactly one of from = \"+1...\" (a Twilio number) or "
-                                 "messaging_service_sid = \"MG...\"")
-        status_callback = self.string(data, "status_callback", "status_callback", required=False,
-                                      pattern=re.compile(r"^https?://\S+$"), hint="an http(s) URL")
+            self.problem(
+                "from",
+                'set exactly one of from = "+1..." (a Twilio number) or messaging_service_sid = "MG..."',
+            )
+        status_callback = self.string(
+            data,
+            "status_callback",
+            "status_callback",
+            required=False,
+            pattern=re.compile(r"^https?://\S+$"),
+            hint="an http(s) URL",
+        )
         rate_limit = float(self.number(data, "rate_limit", "rate_limit", 1.0, minimum=0.01, maximum=100))
-        max_size = int(self.number(data, "max_size", "max_size", DEFAULT_MAX_SIZE, minimum=1,
-                                   maximum=HARD_MAX_SIZE, integer=True))
+        max_size = int(
+            self.number(
+                data, "max_size", "max_size", DEFAULT_MAX_SIZE, minimum=1, maximum=HARD_MAX_SIZE, integer=True
+            )
+        )
         default_template = self.string(data, "template_id", "template_id", required=False)
         variants = self.variants(data.get("variants"), default_template or campaign_id)
         fallback = self.fallback(data.get("fallback"), from_number)
         if fallback is not None and from_number is None and fallback.from_number is None:
-            self.problem("fallback.from", "a voice fallback needs a caller id: add from = \"+1...\" under [fallback]")
+            self.problem(
+                "fallback.from", 'a voice fallback needs a caller id: add from = "+1..." under [fallback]'
+            )
 
-        recipients_name = self.string(data, "recipients", "recipients", required=recipients_text is None,
-                                      hint="path of the recipients CSV, relative to this file")
-        allow_name = self.string(data, "allow_list", "allow_list", required=allow_list_text is None,
-                                 hint="path of the file of test numbers allowed to receive, relative to this file")
+        recipients_name = self.string(
+            data,
+            "recipients",
+            "recipients",
+            required=recipients_text is None,
+            hint="path of the recipients CSV, relative to this file",
+        )
+        allow_name = self.string(
+            data,
+            "allow_list",
+            "allow_list",
+            required=allow_list_text is None,
+            hint="path of the file of test numbers allowed to receive, relative to this file",
+        )
         recipients: list[Recipient] = []
         if recipients_text is not None or recipients_name:
             rtext, rsource = self.read_file(recipients_text, recipients_name, "recipients")
             if rtext is not None:
                 recipients = self.recipients(rtext, rsource, default_language)
                 if len(recipients) > max_size:
-                    self.problem("max_size", f"{rsource} has {len(recipients)} recipients, more than "
-                                             f"max_size = {max_size}; shorten the list or raise max_size")
+                    self.problem(
+                        "max_size",
+                        f"{rsource} has {len(recipients)} recipients, more than "
+                        f"max_size = {max_size}; shorten the list or raise max_size",
+                    )
         allow: frozenset[str] = frozenset()
         if allow_list_text is not None or allow_name:
             atext, asource = self.read_file(allow_list_text, allow_name, "allow_list")
@@ -359,11 +490,23 @@ class _Loader:
         if self.problems:
             raise CampaignError(self.problems)
         return Campaign(
-            id=campaign_id, name=name, purpose=purpose, experiment_id=experiment_id, salt=salt,
-            variants=tuple(variants), recipients=tuple(recipients), allow_list=allow,
-            from_number=from_number, messaging_service_sid=mg, rate_limit=rate_limit, max_size=max_size,
-            default_language=default_language, fallback=fallback, status_callback=status_callback,
-            source=self.source, warnings=tuple(self.warnings),
+            id=campaign_id,
+            name=name,
+            purpose=purpose,
+            experiment_id=experiment_id,
+            salt=salt,
+            variants=tuple(variants),
+            recipients=tuple(recipients),
+            allow_list=allow,
+            from_number=from_number,
+            messaging_service_sid=mg,
+            rate_limit=rate_limit,
+            max_size=max_size,
+            default_language=default_language,
+            fallback=fallback,
+            status_callback=status_callback,
+            source=self.source,
+            warnings=tuple(self.warnings),
         )
 
     def read_file(self, given: str | None, name: str | None, key: str) -> tuple[str | None, str]:
@@ -381,7 +524,9 @@ class _Loader:
 
     def variants(self, raw: Any, default_template: str) -> list[Variant]:
         if raw is None:
-            self.problem("variants", "missing; add at least one [[variants]] table with name, weight and bodies")
+            self.problem(
+                "variants", "missing; add at least one [[variants]] table with name, weight and bodies"
+            )
             return []
         if not isinstance(raw, list) or not raw or not all(isinstance(v, dict) for v in raw):
             self.problem("variants", "must be one or more [[variants]] tables")
@@ -392,18 +537,33 @@ class _Loader:
             path = f"variants[{i}]"
             for key in item:
                 if key not in {"name", "weight", "template_id", "bodies", "body"}:
-                    self.problem(f"{path}.{key}", "unknown setting; use name, weight, template_id, bodies (or body)"
-                                 + _misplaced_hint(key))
+                    self.problem(
+                        f"{path}.{key}",
+                        "unknown setting; use name, weight, template_id, bodies (or body)"
+                        + _misplaced_hint(key),
+                    )
             name = self.string(item, "name", f"{path}.name", required=True) or f"variant{i}"
             if name in seen:
-                self.problem(f"{path}.name", f"duplicate variant name {name!r}; give each variant its own name")
+                self.problem(
+                    f"{path}.name", f"duplicate variant name {name!r}; give each variant its own name"
+                )
             seen.add(name)
             weight = float(self.number(item, "weight", f"{path}.weight", 1.0, minimum=0))
-            template_id = self.string(item, "template_id", f"{path}.template_id", required=False,
-                                      default=f"{default_template}:{name}") or name
+            template_id = (
+                self.string(
+                    item,
+                    "template_id",
+                    f"{path}.template_id",
+                    required=False,
+                    default=f"{default_template}:{name}",
+                )
+                or name
+            )
             bodies: dict[str, str] = {}
             if "body" in item and "bodies" in item:
-                self.problem(f"{path}.body", "set either body = \"...\" or a bodies table per language, not both")
+                self.problem(
+                    f"{path}.body", 'set either body = "..." or a bodies table per language, not both'
+                )
             if "body" in item:
                 body = item["body"]
                 if isinstance(body, str):
@@ -419,17 +579,24 @@ class _Loader:
                     else:
                         bodies[normalise_locale(lang)] = body
             else:
-                self.problem(f"{path}.bodies", "missing; add bodies = { en = \"...\" } (one body per language)")
+                self.problem(f"{path}.bodies", 'missing; add bodies = { en = "..." } (one body per language)')
             for lang, body in bodies.items():
                 field_path = f"{path}.bodies.{lang}" if lang else f"{path}.body"
                 if not body.strip():
-                    self.problem(field_path, "empty body; write the message text (Twilio error 21602 otherwise)")
+                    self.problem(
+                        field_path, "empty body; write the message text (Twilio error 21602 otherwise)"
+                    )
                 elif len(body) > MAX_BODY_CHARS:
-                    self.problem(field_path, f"{len(body)} characters; Twilio's limit is {MAX_BODY_CHARS} (error 21617)")
+                    self.problem(
+                        field_path,
+                        f"{len(body)} characters; Twilio's limit is {MAX_BODY_CHARS} (error 21617)",
+                    )
             if bodies:
                 out.append(Variant(name=name, weight=weight, template_id=template_id, bodies=bodies))
         if out and sum(v.weight for v in out) <= 0:
-            self.problem("variants[0].weight", "all weights are 0; give at least one variant a positive weight")
+            self.problem(
+                "variants[0].weight", "all weights are 0; give at least one variant a positive weight"
+            )
         return out
 
     def fallback(self, raw: Any, from_number: str | None) -> Fallback | None:
@@ -440,8 +607,11 @@ class _Loader:
             return None
         for key in raw:
             if key not in {"after_minutes", "after_seconds", "from", "on_error_categories", "enabled"}:
-                self.problem(f"fallback.{key}", "unknown setting; use after_minutes, after_seconds, from, "
-                                                "on_error_categories or enabled" + _misplaced_hint(key))
+                self.problem(
+                    f"fallback.{key}",
+                    "unknown setting; use after_minutes, after_seconds, from, "
+                    "on_error_categories or enabled" + _misplaced_hint(key),
+                )
         if raw.get("enabled", True) is False:
             return None
         if "after_minutes" in raw and "after_seconds" in raw:
@@ -450,21 +620,36 @@ class _Loader:
         if seconds < 0:
             minutes = self.number(raw, "after_minutes", "fallback.after_minutes", 5, minimum=0, maximum=1440)
             seconds = minutes * 60
-        caller = self.string(raw, "from", "fallback.from", required=False, pattern=E164,
-                             hint="an E.164 number such as +15005550006")
+        caller = self.string(
+            raw,
+            "from",
+            "fallback.from",
+            required=False,
+            pattern=E164,
+            hint="an E.164 number such as +15005550006",
+        )
         categories = raw.get("on_error_categories", ["landline"])
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
-            self.problem("fallback.on_error_categories", "must be a list of error categories, e.g. [\"landline\"]")
+            self.problem(
+                "fallback.on_error_categories", 'must be a list of error categories, e.g. ["landline"]'
+            )
             categories = ["landline"]
-        return Fallback(after_seconds=float(seconds), from_number=caller, on_error_categories=tuple(categories))
+        return Fallback(
+            after_seconds=float(seconds), from_number=caller, on_error_categories=tuple(categories)
+        )
 
     def recipients(self, text: str, source: str, default_language: str) -> list[Recipient]:
         reader = csv.DictReader(io.StringIO(text))
         header = [h.strip() for h in (reader.fieldnames or [])]
         missing = [c for c in RECIPIENT_COLUMNS if c not in header]
         if missing:
-            self.problem("", f"header must include {','.join(RECIPIENT_COLUMNS)}; missing {', '.join(missing)}"
-                             f" (found {','.join(header) or 'nothing'})", file=source, line=1)
+            self.problem(
+                "",
+                f"header must include {','.join(RECIPIENT_COLUMNS)}; missing {', '.join(missing)}"
+                f" (found {','.join(header) or 'nothing'})",
+                file=source,
+                line=1,
+            )
             return []
         reader.fieldnames = header
         out: list[Recipient] = []
@@ -477,30 +662,49 @@ class _Loader:
             locale = normalise_locale(row.get("locale") or "") or default_language
             bad = False
             if not E164.match(number):
-                self.problem("number", f"{number!r} is not an E.164 number; write it as + country code and "
-                                       "digits, no spaces (e.g. +15005550006)", file=source, line=line)
+                self.problem(
+                    "number",
+                    f"{number!r} is not an E.164 number; write it as + country code and "
+                    "digits, no spaces (e.g. +15005550006)",
+                    file=source,
+                    line=line,
+                )
                 bad = True
             if not user_id:
                 self.problem("user_id", "empty; every recipient needs a user_id", file=source, line=line)
                 bad = True
             elif user_id in users:
-                self.problem("user_id", f"duplicate {user_id!r} (also on line {users[user_id]}); user ids must be "
-                                        "unique: they key the idempotency ledger", file=source, line=line)
+                self.problem(
+                    "user_id",
+                    f"duplicate {user_id!r} (also on line {users[user_id]}); user ids must be "
+                    "unique: they key the idempotency ledger",
+                    file=source,
+                    line=line,
+                )
                 bad = True
             if not LOCALE.match(locale):
-                self.problem("locale", f"{row.get('locale')!r} is not a locale; use e.g. en, es-MX or pt-BR "
-                                       "(or leave it empty for the default language)", file=source, line=line)
+                self.problem(
+                    "locale",
+                    f"{row.get('locale')!r} is not a locale; use e.g. en, es-MX or pt-BR "
+                    "(or leave it empty for the default language)",
+                    file=source,
+                    line=line,
+                )
                 bad = True
             if bad:
                 continue
             if number in numbers:
-                self.warnings.append(f"{source} line {line}: number also on line {numbers[number]}; "
-                                     "that phone will receive one message per user")
+                self.warnings.append(
+                    f"{source} line {line}: number also on line {numbers[number]}; "
+                    "that phone will receive one message per user"
+                )
             users[user_id] = line
             numbers.setdefault(number, line)
             out.append(Recipient(number=number, user_id=user_id, locale=locale, line=line))
         if not out and not any(p.file == source for p in self.problems):
-            self.problem("", "no recipients; add one row per test phone under the header", file=source, line=2)
+            self.problem(
+                "", "no recipients; add one row per test phone under the header", file=source, line=2
+            )
         return out
 
     def allow_list(self, text: str, source: str) -> frozenset[str]:
@@ -510,8 +714,13 @@ class _Loader:
             if not entry:
                 continue
             if not E164.match(entry):
-                self.problem("", f"{entry!r} is not an E.164 number; one number per line like +15005550006, "
-                                 "comments after #", file=source, line=line_no)
+                self.problem(
+                    "",
+                    f"{entry!r} is not an E.164 number; one number per line like +15005550006, "
+                    "comments after #",
+                    file=source,
+                    line=line_no,
+                )
                 continue
             numbers.add(entry)
         return frozenset(numbers)
@@ -563,16 +772,31 @@ def _locate(text: str, field_path: str) -> int | None:
     return enclosing
 
 
-_TOP_LEVEL_KEYS = frozenset({
-    "id", "name", "purpose", "experiment_id", "salt", "recipients", "allow_list", "messaging_service_sid",
-    "rate_limit", "max_size", "default_language", "status_callback", "template_id",
-})
+_TOP_LEVEL_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "purpose",
+        "experiment_id",
+        "salt",
+        "recipients",
+        "allow_list",
+        "messaging_service_sid",
+        "rate_limit",
+        "max_size",
+        "default_language",
+        "status_callback",
+        "template_id",
+    }
+)
 
 
 def _misplaced_hint(key: str) -> str:
     if key in _TOP_LEVEL_KEYS:
-        return (f". A key written after a [table] header belongs to that table: move {key} = ... above the first "
-                "[[variants]] or [fallback] header")
+        return (
+            f". A key written after a [table] header belongs to that table: move {key} = ... above the first "
+            "[[variants]] or [fallback] header"
+        )
     return ""
 
 

@@ -30,22 +30,45 @@ __all__ = ["add_arguments", "main", "run"]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("campaign", type=Path, help="campaign TOML file (see examples/campaign.toml)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--dry-run", dest="send", action="store_false",
-                      help="show the plan and estimated cost; send nothing (the default)")
+    mode.add_argument(
+        "--dry-run",
+        dest="send",
+        action="store_false",
+        help="show the plan and estimated cost; send nothing (the default)",
+    )
     mode.add_argument("--send", dest="send", action="store_true", help="send the campaign for real")
     parser.set_defaults(send=False)
-    parser.add_argument("--yes", action="store_true",
-                        help="answer yes to the confirmation (needed with --allow-any-number when not interactive)")
-    parser.add_argument("--allow-any-number", action="store_true",
-                        help="allow recipients that are not in the campaign's allow-list (asks to confirm)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where send logs and the ledger go (default: SWITCHBOARD_DATA_DIR or ./data)")
-    parser.add_argument("--poll-interval", type=float, default=None,
-                        help="seconds between delivery-status polls for the voice fallback")
+    parser.add_argument(
+        "--yes",
+        action="store_true",
+        help="answer yes to the confirmation (needed with --allow-any-number when not interactive)",
+    )
+    parser.add_argument(
+        "--allow-any-number",
+        action="store_true",
+        help="allow recipients that are not in the campaign's allow-list (asks to confirm)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where send logs and the ledger go (default: SWITCHBOARD_DATA_DIR or ./data)",
+    )
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=None,
+        help="seconds between delivery-status polls for the voice fallback",
+    )
 
 
-def run(args: argparse.Namespace, *, stdin: TextIO | None = None, stdout: TextIO | None = None,
-        stderr: TextIO | None = None) -> int:
+def run(
+    args: argparse.Namespace,
+    *,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     inp = stdin or sys.stdin
@@ -81,19 +104,26 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
             return 1
     data_dir = _data_dir(args)
     target = os.environ.get(BASE_URL_ENV) or "Twilio"
-    print(f"Sending campaign {campaign.id!r} ({preview.recipients} recipients, estimated ${preview.estimated_cost_usd:.4f}"
-          f" for SMS) from {campaign.sender} via {target}", file=out)
+    print(
+        f"Sending campaign {campaign.id!r} ({preview.recipients} recipients, estimated ${preview.estimated_cost_usd:.4f}"
+        f" for SMS) from {campaign.sender} via {target}",
+        file=out,
+    )
     client = api.client_from_env()
     options = RunOptions(allow_any_number=args.allow_any_number, poll_interval=args.poll_interval)
-    with tqdm(total=preview.recipients, unit="msg", file=err, desc=campaign.id, dynamic_ncols=True,
-              disable=None) as bar:
+    with tqdm(
+        total=preview.recipients, unit="msg", file=err, desc=campaign.id, dynamic_ncols=True, disable=None
+    ) as bar:
+
         def progress(outcome: SendOutcome, done: int, total: int) -> None:
             bar.n = done
             if outcome.step == "voice":
                 bar.set_postfix_str(f"fallback call {outcome.number_masked}")
             bar.refresh()
 
-        result = api.run_campaign(campaign, client, data_dir=data_dir, progress_callback=progress, options=options)
+        result = api.run_campaign(
+            campaign, client, data_dir=data_dir, progress_callback=progress, options=options
+        )
     _print_summary(result, out)
     return 0
 
@@ -104,19 +134,28 @@ def _confirm(preview: api.CampaignPreview, inp: TextIO, out: TextIO) -> bool:
             f"{preview.outside_allow_list} recipient(s) are outside the allow-list and there is no terminal to "
             "confirm on; pass --yes as well to confirm"
         )
-    print(f"{preview.outside_allow_list} of {preview.recipients} recipients are NOT in the allow-list of test "
-          "numbers: real people may receive this campaign.", file=out)
+    print(
+        f"{preview.outside_allow_list} of {preview.recipients} recipients are NOT in the allow-list of test "
+        "numbers: real people may receive this campaign.",
+        file=out,
+    )
     print(f"Type the campaign id ({preview.campaign_id}) to send anyway: ", end="", file=out, flush=True)
     return inp.readline().strip() == preview.campaign_id
 
 
 def _print_dry_run(preview: api.CampaignPreview, campaign: api.Campaign, out: TextIO) -> None:
     print(f"Dry run of campaign {preview.campaign_id!r} ({preview.name}): nothing is sent.", file=out)
-    print(f"From {preview.sender}; {preview.recipients} recipients; rate limit {campaign.rate_limit:g}/s; "
-          f"variants {preview.variant_counts}", file=out)
+    print(
+        f"From {preview.sender}; {preview.recipients} recipients; rate limit {campaign.rate_limit:g}/s; "
+        f"variants {preview.variant_counts}",
+        file=out,
+    )
     if preview.fallback_after_seconds is not None:
-        print(f"Voice fallback: a call reads the message when the SMS is not delivered within "
-              f"{preview.fallback_after_seconds:g} s", file=out)
+        print(
+            f"Voice fallback: a call reads the message when the SMS is not delivered within "
+            f"{preview.fallback_after_seconds:g} s",
+            file=out,
+        )
     shown = preview.plan.drop(columns=["body", "unit_price_usd"])
     with pd.option_context("display.max_rows", 200, "display.width", 160, "display.max_columns", 20):
         print("\n" + shown.to_string(index=False), file=out)
@@ -124,15 +163,21 @@ def _print_dry_run(preview: api.CampaignPreview, campaign: api.Campaign, out: Te
         print(preview.totals.to_string(index=False), file=out)
     print(f"\nEstimated total: ${preview.estimated_cost_usd:.4f} (estimate)", file=out)
     if preview.outside_allow_list:
-        print(f"Note: {preview.outside_allow_list} recipient(s) are not in the allow-list; --send refuses them "
-              "unless --allow-any-number is given and confirmed.", file=out)
+        print(
+            f"Note: {preview.outside_allow_list} recipient(s) are not in the allow-list; --send refuses them "
+            "unless --allow-any-number is given and confirmed.",
+            file=out,
+        )
     print(f"To send: switchboard send {campaign.source} --send", file=out)
 
 
 def _print_summary(result: api.CampaignResult, out: TextIO) -> None:
     s = result.summary()
-    print(f"\nCampaign {result.campaign_id}: {s['sent']} SMS sent, {s['failed']} failed, "
-          f"{s['fallback_calls']} fallback call(s).", file=out)
+    print(
+        f"\nCampaign {result.campaign_id}: {s['sent']} SMS sent, {s['failed']} failed, "
+        f"{s['fallback_calls']} fallback call(s).",
+        file=out,
+    )
     if s["failed_by_error"]:
         print("Failed by error:", file=out)
         codes = {o.error_name: o.error_code for o in result.outcomes if o.state == "failed"}
@@ -140,15 +185,21 @@ def _print_summary(result: api.CampaignResult, out: TextIO) -> None:
             code = f" ({codes[name]})" if codes.get(name) else ""
             print(f"  {count:>4}  {name}{code}", file=out)
     if s["recovered_after_crash"] or s["already_done_before"]:
-        print(f"Resumed: {s['already_done_before']} already done by an earlier run, {s['recovered_after_crash']} "
-              "found at Twilio after an interruption (not sent twice).", file=out)
+        print(
+            f"Resumed: {s['already_done_before']} already done by an earlier run, {s['recovered_after_crash']} "
+            "found at Twilio after an interruption (not sent twice).",
+            file=out,
+        )
     if s["retried_429"]:
         print(f"Twilio asked to slow down {s['retried_429']} time(s) (429); waited as told.", file=out)
     for warning in result.warnings:
         print(f"warning: {warning}", file=out)
     print(f"Send log: {result.send_log_path}", file=out)
-    print(f"Next: run `switchboard ingest`, then open the dashboard filtered by campaign {result.campaign_id} "
-          f"(campaign_id={result.campaign_id}).", file=out)
+    print(
+        f"Next: run `switchboard ingest`, then open the dashboard filtered by campaign {result.campaign_id} "
+        f"(campaign_id={result.campaign_id}).",
+        file=out,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -164,8 +164,10 @@ class Ledger:
         return None if row is None else str(row["value"])
 
     def set_meta(self, key: str, value: str) -> None:
-        self.con.execute("INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                         (key, value))
+        self.con.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
 
     # -- reads
     def get(self, key: str) -> LedgerRow | None:
@@ -183,15 +185,29 @@ class Ledger:
         return [LedgerRow(**dict(r)) for r in self.con.execute(sql + " ORDER BY rowid", args)]
 
     def known_sids(self) -> set[str]:
-        return {r[0] for r in self.con.execute("SELECT provider_sid FROM sends WHERE provider_sid IS NOT NULL")}
+        return {
+            r[0] for r in self.con.execute("SELECT provider_sid FROM sends WHERE provider_sid IS NOT NULL")
+        }
 
     def __iter__(self) -> Iterator[LedgerRow]:
         return iter(self.rows())
 
     # -- writes: each one is its own committed transaction (autocommit)
-    def record_intent(self, *, key: str, campaign_id: str, user_id: str, step: str, event_id: str, to_number: str,
-                      sender: str, body_hashes: str, variant: str | None, fallback_of: str | None,
-                      at: datetime | None = None) -> None:
+    def record_intent(
+        self,
+        *,
+        key: str,
+        campaign_id: str,
+        user_id: str,
+        step: str,
+        event_id: str,
+        to_number: str,
+        sender: str,
+        body_hashes: str,
+        variant: str | None,
+        fallback_of: str | None,
+        at: datetime | None = None,
+    ) -> None:
         when = (at or datetime.now(UTC)).isoformat()
         self.con.execute(
             """
@@ -202,11 +218,24 @@ class Ledger:
                                            body_hashes = excluded.body_hashes, sender = excluded.sender
             WHERE sends.state = 'intent'
             """,
-            (key, campaign_id, user_id, step, event_id, to_number, sender, body_hashes, variant, fallback_of, when),
+            (
+                key,
+                campaign_id,
+                user_id,
+                step,
+                event_id,
+                to_number,
+                sender,
+                body_hashes,
+                variant,
+                fallback_of,
+                when,
+            ),
         )
 
-    def record_sent(self, key: str, *, sid: str, status: str | None, created_at: datetime | None,
-                    recovered: bool = False) -> None:
+    def record_sent(
+        self, key: str, *, sid: str, status: str | None, created_at: datetime | None, recovered: bool = False
+    ) -> None:
         self.con.execute(
             "UPDATE sends SET state = 'sent', provider_sid = ?, status = ?, provider_created_at = ?, done_at = ?, "
             "recovered = ? WHERE key = ?",
@@ -219,8 +248,9 @@ class Ledger:
             (error_code, error_name, _now(), key),
         )
 
-    def record_status(self, key: str, status: str, *, error_code: int | None = None,
-                      error_name: str | None = None) -> None:
+    def record_status(
+        self, key: str, status: str, *, error_code: int | None = None, error_name: str | None = None
+    ) -> None:
         self.con.execute(
             "UPDATE sends SET status = ?, error_code = COALESCE(?, error_code), error_name = COALESCE(?, error_name) "
             "WHERE key = ?",

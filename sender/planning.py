@@ -34,9 +34,21 @@ __all__ = [
 _EVENT_NAMESPACE = uuid.UUID("5b0f8c1e-3d7a-4c52-9a51-6f3e2d7c9b10")
 
 PLAN_COLUMNS = [
-    "user_id", "number_masked", "country", "locale", "language", "variant", "template_id",
-    "encoding", "segments", "unit_price_usd", "estimated_cost_usd", "price_known", "allowed",
-    "say_language", "body",
+    "user_id",
+    "number_masked",
+    "country",
+    "locale",
+    "language",
+    "variant",
+    "template_id",
+    "encoding",
+    "segments",
+    "unit_price_usd",
+    "estimated_cost_usd",
+    "price_known",
+    "allowed",
+    "say_language",
+    "body",
 ]
 TOTAL_COLUMNS = ["country", "recipients", "segments", "estimated_cost_usd", "price_known"]
 
@@ -82,8 +94,11 @@ def planned_sends(campaign: Campaign) -> list[PlannedSend]:
         variant = assign_variant(campaign.salt, r.user_id, campaign.variants)
         language, body = variant.body_for(r.locale, campaign.default_language)
         key = idempotency_key(campaign.id, r.user_id, "sms")
-        out.append(PlannedSend(r, variant, language or campaign.default_language, body, r.country, key,
-                               event_id_for(key)))
+        out.append(
+            PlannedSend(
+                r, variant, language or campaign.default_language, body, r.country, key, event_id_for(key)
+            )
+        )
     return out
 
 
@@ -122,8 +137,12 @@ def plan_totals(plan_frame: pd.DataFrame) -> pd.DataFrame:
     frame = plan_frame.assign(country=plan_frame["country"].fillna("??"))
     totals = (
         frame.groupby("country", sort=True)
-        .agg(recipients=("user_id", "size"), segments=("segments", "sum"),
-             estimated_cost_usd=("estimated_cost_usd", "sum"), price_known=("price_known", "all"))
+        .agg(
+            recipients=("user_id", "size"),
+            segments=("segments", "sum"),
+            estimated_cost_usd=("estimated_cost_usd", "sum"),
+            price_known=("price_known", "all"),
+        )
         .reset_index()
     )
     totals["estimated_cost_usd"] = totals["estimated_cost_usd"].round(4)

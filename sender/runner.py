@@ -184,25 +184,42 @@ def check_safety(campaign: Campaign, *, allow_any_number: bool) -> None:
         raise UnsafeCampaign(f"{len(campaign.recipients)} recipients exceed max_size = {campaign.max_size}")
 
 
-def run_campaign(campaign: Campaign, client: Client, *, data_dir: str | Path,
-                 progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
-                 options: RunOptions | None = None) -> CampaignResult:
+def run_campaign(
+    campaign: Campaign,
+    client: Client,
+    *,
+    data_dir: str | Path,
+    progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
+    options: RunOptions | None = None,
+) -> CampaignResult:
     """Send (or resume) the campaign; returns every outcome. Safe to call again after any crash."""
     options = options or RunOptions()
     check_safety(campaign, allow_any_number=options.allow_any_number)
     retrying = ensure_retrying(client, sleep=options.sleep)
     retries_before = retrying.retries
     with Ledger.open(ledger_path(data_dir, campaign.id)) as ledger:
-        run = _Run(campaign, client, ledger, SendLog(send_log_path(data_dir, campaign.id)), options,
-                   progress_callback)
+        run = _Run(
+            campaign,
+            client,
+            ledger,
+            SendLog(send_log_path(data_dir, campaign.id)),
+            options,
+            progress_callback,
+        )
         run.check_fingerprint()
         run.recover()
         run.send_all_sms()
         if campaign.fallback is not None:
             run.fallbacks()
         outcomes = run.outcomes()
-        return CampaignResult(campaign.id, outcomes, run.log.path, ledger.path,
-                              retried_429=retrying.retries - retries_before, warnings=run.warnings)
+        return CampaignResult(
+            campaign.id,
+            outcomes,
+            run.log.path,
+            ledger.path,
+            retried_429=retrying.retries - retries_before,
+            warnings=run.warnings,
+        )
 
 
 # --- internals ---------------------------------------------------------------------------
@@ -273,8 +290,15 @@ def _error_info(code: int | None) -> tuple[str, str]:
 
 
 class _Run:
-    def __init__(self, campaign: Campaign, client: Client, ledger: Ledger, send_log: SendLog, options: RunOptions,
-                 progress: Callable[[SendOutcome, int, int], None] | None):
+    def __init__(
+        self,
+        campaign: Campaign,
+        client: Client,
+        ledger: Ledger,
+        send_log: SendLog,
+        options: RunOptions,
+        progress: Callable[[SendOutcome, int, int], None] | None,
+    ):
         self.campaign = campaign
         self.client = client
         self.ledger = ledger
@@ -310,8 +334,13 @@ class _Run:
             found = self._find_at_provider(row)
             if found is not None:
                 log.info("recovered %s: created before the crash as %s", row.key, found["sid"])
-                self.ledger.record_sent(row.key, sid=found["sid"], status=found["status"],
-                                        created_at=found["created"], recovered=True)
+                self.ledger.record_sent(
+                    row.key,
+                    sid=found["sid"],
+                    status=found["status"],
+                    created_at=found["created"],
+                    recovered=True,
+                )
         for row in self.ledger.rows():
             if row.state in ("sent", "failed") and not row.logged:
                 self._write_log(row)
@@ -319,7 +348,9 @@ class _Run:
     # -- SMS
     def send_all_sms(self) -> None:
         for plan in self.plans:
-            step = _Step(plan.key, "sms", plan.event_id, plan, self.campaign.sender, body_hashes(plan.body), None)
+            step = _Step(
+                plan.key, "sms", plan.event_id, plan, self.campaign.sender, body_hashes(plan.body), None
+            )
             self._execute(step)
 
     def _execute(self, step: _Step) -> None:
@@ -332,14 +363,21 @@ class _Run:
 
     def _send(self, step: _Step) -> LedgerRow:
         for attempt in range(self.options.max_ambiguous_retries + 1):
-            self.bucket.acquire()
             self.ledger.record_intent(
-                key=step.key, campaign_id=self.campaign.id, user_id=step.plan.recipient.user_id, step=step.step,
-                event_id=step.event_id, to_number=step.plan.recipient.number, sender=step.sender,
-                body_hashes=step.body_hashes, variant=step.plan.variant.name, fallback_of=step.fallback_of,
+                key=step.key,
+                campaign_id=self.campaign.id,
+                user_id=step.plan.recipient.user_id,
+                step=step.step,
+                event_id=step.event_id,
+                to_number=step.plan.recipient.number,
+                sender=step.sender,
+                body_hashes=step.body_hashes,
+                variant=step.plan.variant.name,
+                fallback_of=step.fallback_of,
                 at=self.options.clock(),
             )
             _crash_point("after_intent")
+            self.bucket.acquire()  # right before the call, so the limit holds on the wire
             try:
                 resource = self._create(step)
             except TwilioRestException as exc:
@@ -366,7 +404,9 @@ class _Run:
                 self.ledger.record_failed(step.key, error_code=code, error_name=name)
                 break
             except (requests.ConnectionError, requests.Timeout, TwilioException) as exc:
-                log.warning("send %s: outcome unknown (%s); checking the provider", step.key, type(exc).__name__)
+                log.warning(
+                    "send %s: outcome unknown (%s); checking the provider", step.key, type(exc).__name__
+                )
                 if self._recovered_after_ambiguity(step):
                     break
                 if attempt < self.options.max_ambiguous_retries:
@@ -377,8 +417,9 @@ class _Run:
                     "again when the network is back: it resumes where it stopped"
                 ) from None
             _crash_point("after_create")
-            self.ledger.record_sent(step.key, sid=resource.sid, status=resource.status,
-                                    created_at=resource.date_created)
+            self.ledger.record_sent(
+                step.key, sid=resource.sid, status=resource.status, created_at=resource.date_created
+            )
             break
         _crash_point("after_done")
         row = self.ledger.get(step.key)
@@ -393,8 +434,9 @@ class _Run:
         found = self._find_at_provider(row)
         if found is None:
             return False
-        self.ledger.record_sent(step.key, sid=found["sid"], status=found["status"], created_at=found["created"],
-                                recovered=True)
+        self.ledger.record_sent(
+            step.key, sid=found["sid"], status=found["status"], created_at=found["created"], recovered=True
+        )
         return True
 
     def _create(self, step: _Step) -> Any:
@@ -436,13 +478,19 @@ class _Run:
 
         def matches(m: Any) -> bool:
             ours = m.from_ == row.sender or m.messaging_service_sid == row.sender
-            return (m.sid not in known and ours and _sha(m.body) in hashes
-                    and (m.direction or "outbound-api").startswith("outbound"))
+            return (
+                m.sid not in known
+                and ours
+                and _sha(m.body) in hashes
+                and (m.direction or "outbound-api").startswith("outbound")
+            )
 
         candidates = list(self.client.messages.list(to=row.to_number, date_sent_after=since, limit=100))
         # Queued messages have no date_sent yet and escape that filter: also read the newest page.
         recent = self.client.messages.list(to=row.to_number, limit=50, page_size=50)
-        candidates += [m for m in recent if m.date_sent is None and (m.date_created is None or m.date_created >= since)]
+        candidates += [
+            m for m in recent if m.date_sent is None and (m.date_created is None or m.date_created >= since)
+        ]
         found = [m for m in candidates if matches(m)]
         if not found:
             return None
@@ -451,7 +499,9 @@ class _Run:
 
     def _find_call(self, row: LedgerRow, since: datetime, known: set[str]) -> dict[str, Any] | None:
         calls = self.client.calls.list(to=row.to_number, from_=row.sender, limit=50, page_size=50)
-        found = [c for c in calls if c.sid not in known and (c.date_created is None or c.date_created >= since)]
+        found = [
+            c for c in calls if c.sid not in known and (c.date_created is None or c.date_created >= since)
+        ]
         if not found:
             return None
         first = min(found, key=lambda c: c.date_created or datetime.max.replace(tzinfo=UTC))
@@ -498,7 +548,9 @@ class _Run:
                 continue
             if row.user_id not in self.by_user:
                 continue
-            rejected = row.state == "failed" and _error_info(row.error_code)[1] in fallback.on_error_categories
+            rejected = (
+                row.state == "failed" and _error_info(row.error_code)[1] in fallback.on_error_categories
+            )
             if voice is not None or rejected:  # a call interrupted last run, or an SMS the API refused
                 self._call(row, caller)
             elif row.state == "sent" and row.status not in DELIVERED:
@@ -543,10 +595,20 @@ class _Run:
     def _outcome(self, row: LedgerRow) -> SendOutcome:
         plan = self.by_user.get(row.user_id)
         return SendOutcome(
-            user_id=row.user_id, step=row.step, number_masked=mask_number(row.to_number),
-            country=plan.country if plan else None, variant=row.variant, event_id=row.event_id, state=row.state,
-            provider_sid=row.provider_sid, status=row.status, error_code=row.error_code, error_name=row.error_name,
-            fallback_of=row.fallback_of, recovered=bool(row.recovered), resumed=row.key in self.resumed,
+            user_id=row.user_id,
+            step=row.step,
+            number_masked=mask_number(row.to_number),
+            country=plan.country if plan else None,
+            variant=row.variant,
+            event_id=row.event_id,
+            state=row.state,
+            provider_sid=row.provider_sid,
+            status=row.status,
+            error_code=row.error_code,
+            error_name=row.error_name,
+            fallback_of=row.fallback_of,
+            recovered=bool(row.recovered),
+            resumed=row.key in self.resumed,
         )
 
     def outcomes(self) -> list[SendOutcome]:

@@ -20,8 +20,19 @@ from typing import Any
 __all__ = ["SEND_LOG_FIELDS", "SendLog", "SendLogRecord", "iso_z", "send_log_path"]
 
 SEND_LOG_FIELDS = (
-    "event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
-    "user_id", "country", "locale", "provider_sid", "fallback_of",
+    "event_id",
+    "sent_at",
+    "channel",
+    "purpose",
+    "template_id",
+    "experiment_id",
+    "variant",
+    "campaign_id",
+    "user_id",
+    "country",
+    "locale",
+    "provider_sid",
+    "fallback_of",
 )
 
 

@@ -53,7 +53,9 @@ class Credentials:
     base_url: str | None = None
 
     def __str__(self) -> str:
-        return f"Credentials(account {describe_account(self.account_sid)}, base_url={self.base_url or 'Twilio'})"
+        return (
+            f"Credentials(account {describe_account(self.account_sid)}, base_url={self.base_url or 'Twilio'})"
+        )
 
 
 def describe_account(account_sid: str) -> str:
@@ -79,13 +81,19 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
     )
 
 
-def make_client(credentials: Credentials, *, sleep: Callable[[float], None] = time.sleep,
-                timeout: float = 30.0, max_retries: int = 6) -> Client:
+def make_client(
+    credentials: Credentials,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = 30.0,
+    max_retries: int = 6,
+) -> Client:
     """A ``twilio.rest.Client`` that retries 429s after ``Retry-After`` and may point at the sandbox."""
     http = RetryAfterHttpClient(TwilioHttpClient(timeout=timeout), sleep=sleep, max_retries=max_retries)
     if credentials.api_key:
-        client = Client(credentials.api_key, credentials.secret, account_sid=credentials.account_sid,
-                        http_client=http)
+        client = Client(
+            credentials.api_key, credentials.secret, account_sid=credentials.account_sid, http_client=http
+        )
     else:
         client = Client(credentials.account_sid, credentials.secret, http_client=http)
     if credentials.base_url:
@@ -130,10 +138,20 @@ def retry_after_seconds(headers: Mapping[str, Any] | None, *, now: datetime | No
 class RetryAfterHttpClient(HttpClient):
     """Delegates to another ``HttpClient``; on 429 waits ``Retry-After`` (or backs off) and repeats."""
 
-    def __init__(self, inner: HttpClient, *, sleep: Callable[[float], None] = time.sleep, max_retries: int = 6,
-                 max_wait: float = 120.0, default_wait: float = 1.0):
-        super().__init__(logger=logging.getLogger("twilio.http_client"), is_async=False,
-                         timeout=getattr(inner, "timeout", None))
+    def __init__(
+        self,
+        inner: HttpClient,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_retries: int = 6,
+        max_wait: float = 120.0,
+        default_wait: float = 1.0,
+    ):
+        super().__init__(
+            logger=logging.getLogger("twilio.http_client"),
+            is_async=False,
+            timeout=getattr(inner, "timeout", None),
+        )
         self.inner = inner
         self.sleep = sleep
         self.max_retries = max_retries
@@ -142,14 +160,29 @@ class RetryAfterHttpClient(HttpClient):
         self.retries = 0  # total 429s waited out, for the summary and the tests
         self.waited_seconds = 0.0
 
-    def request(self, method: str, url: str, params: dict[str, object] | None = None,
-                data: dict[str, object] | None = None, headers: dict[str, str] | None = None,
-                auth: tuple[str, str] | None = None, timeout: float | None = None,
-                allow_redirects: bool = False) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,
+        allow_redirects: bool = False,
+    ) -> Response:
         attempt = 0
         while True:
-            response = self.inner.request(method, url, params=params, data=data, headers=headers, auth=auth,
-                                          timeout=timeout, allow_redirects=allow_redirects)
+            response = self.inner.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                headers=headers,
+                auth=auth,
+                timeout=timeout,
+                allow_redirects=allow_redirects,
+            )
             if response.status_code != 429 or attempt >= self.max_retries:
                 return response
             wait = retry_after_seconds(response.headers)

@@ -94,8 +94,13 @@ def test_plan_masks_numbers_and_totals_per_country() -> None:
     assert mask_number("+15005550010") == "+1500•••••10"
     totals = api.plan_totals(frame)
     assert totals.to_dict("records") == [
-        {"country": "US", "recipients": 3, "segments": 3, "estimated_cost_usd": pytest.approx(3 * 0.0083),
-         "price_known": True}
+        {
+            "country": "US",
+            "recipients": 3,
+            "segments": 3,
+            "estimated_cost_usd": pytest.approx(3 * 0.0083),
+            "price_known": True,
+        }
     ]
 
 
@@ -103,10 +108,12 @@ def test_plan_masks_numbers_and_totals_per_country() -> None:
 
 
 def test_validation_reports_every_problem_with_file_line_and_field() -> None:
-    text = MINIMAL.replace('rate_limit = 5', 'rate_limit = "fast"\nmax_size = 0').replace("weight = 1", "weight = -2")
+    text = MINIMAL.replace("rate_limit = 5", 'rate_limit = "fast"\nmax_size = 0').replace(
+        "weight = 1", "weight = -2"
+    )
     found = problems(text, recipients=RECIPIENTS + "5005550013,u4,en\n+15005550014,u1,en\n")
     joined = "\n".join(found)
-    assert 'c.toml line 6: rate_limit: must be a number' in joined
+    assert "c.toml line 6: rate_limit: must be a number" in joined
     assert "c.toml line 7: max_size: 0 is out of range" in joined
     assert "c.toml line 11: variants[0].weight" in joined
     assert "recipients line 5: number: '5005550013' is not an E.164 number" in joined
@@ -114,7 +121,7 @@ def test_validation_reports_every_problem_with_file_line_and_field() -> None:
 
 
 def test_missing_sender_and_both_body_forms() -> None:
-    text = MINIMAL.replace('from = "+15005550006"\n', "").replace('bodies = {', 'body = "x"\nbodies = {')
+    text = MINIMAL.replace('from = "+15005550006"\n', "").replace("bodies = {", 'body = "x"\nbodies = {')
     joined = "\n".join(problems(text))
     assert "from: set exactly one of from" in joined
     assert "variants[0].body: set either body" in joined
@@ -132,25 +139,39 @@ def test_recipients_over_max_size_are_refused() -> None:
 
 def test_missing_header_and_bad_allow_list_line() -> None:
     joined = "\n".join(problems(recipients="phone,user\n+15005550010,u1\n", allow="+15005550010\n12345\n"))
-    assert "recipients line 1: header must include number,user_id,locale; missing number, user_id, locale" in joined
+    assert (
+        "recipients line 1: header must include number,user_id,locale; missing number, user_id, locale"
+        in joined
+    )
     assert "allow_list line 2: '12345' is not an E.164 number" in joined
 
 
 def test_a_top_level_key_after_a_table_gets_a_hint() -> None:
-    joined = "\n".join(problems(MINIMAL + 'max_size = 3\n'))
-    assert "variants[0].max_size: unknown setting" in joined and "move max_size = ... above the first" in joined
+    joined = "\n".join(problems(MINIMAL + "max_size = 3\n"))
+    assert (
+        "variants[0].max_size: unknown setting" in joined and "move max_size = ... above the first" in joined
+    )
 
 
 def test_subtable_bodies_are_located() -> None:
-    text = MINIMAL.replace('bodies = { en = "Hello", es = "Hola", pt-BR = "Olá" }', '\n[variants.bodies]\nen = ""')
+    text = MINIMAL.replace(
+        'bodies = { en = "Hello", es = "Hola", pt-BR = "Olá" }', '\n[variants.bodies]\nen = ""'
+    )
     assert any(p.startswith("c.toml line 13: variants[0].bodies.en: empty body") for p in problems(text))
 
 
 def test_cli_prints_problems_without_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
-    bad.write_text('recipients = "missing.csv"\nallow_list = "a.txt"\n' + MINIMAL.replace("rate_limit = 5", "rate_limit = -1"))
-    out = subprocess.run([sys.executable, "-m", "sender.cli", str(bad)], cwd=ROOT, capture_output=True, text=True,
-                         timeout=60)
+    top = 'recipients = "missing.csv"\nallow_list = "a.txt"\n'
+    bad.write_text(top + MINIMAL.replace("rate_limit = 5", "rate_limit = -1"))
+    out = subprocess.run(
+        [sys.executable, "-m", "sender.cli", str(bad)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr + out.stdout
     assert "bad.toml line 8: rate_limit: -1 is out of range" in out.stderr
@@ -159,8 +180,15 @@ def test_cli_prints_problems_without_a_traceback(tmp_path: Path) -> None:
 
 def test_dry_run_is_the_default_and_sends_nothing(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_DATA_DIR": str(tmp_path)}
-    out = subprocess.run([sys.executable, "-m", "sender.cli", str(EXAMPLE)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60, env=env)
+    out = subprocess.run(
+        [sys.executable, "-m", "sender.cli", str(EXAMPLE)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     assert "Dry run" in out.stdout and "nothing is sent" in out.stdout
     assert "Estimated total" in out.stdout and "(estimate)" in out.stdout
@@ -172,7 +200,10 @@ def test_dry_run_is_the_default_and_sends_nothing(tmp_path: Path) -> None:
 
 
 def _variants(*weights: float) -> list[Variant]:
-    return [Variant(name=f"v{i}", weight=w, template_id=f"t{i}", bodies={"en": "x"}) for i, w in enumerate(weights)]
+    return [
+        Variant(name=f"v{i}", weight=w, template_id=f"t{i}", bodies={"en": "x"})
+        for i, w in enumerate(weights)
+    ]
 
 
 def test_assignment_honours_weights_over_10k_users() -> None:
@@ -195,13 +226,20 @@ def test_assignment_is_stable_and_salt_dependent() -> None:
 
 def test_assignment_is_the_same_in_another_process() -> None:
     code = "from sender.assignment import bucket; print(repr(bucket('salt', 'user-42')))"
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
     assert float(out.stdout) == bucket("salt", "user-42")
 
 
 @settings(max_examples=200, deadline=None)
-@given(salt=st.text(max_size=20), user=st.text(min_size=1, max_size=30),
-       weights=st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=5).filter(lambda w: sum(w) > 0))
+@given(
+    salt=st.text(max_size=20),
+    user=st.text(min_size=1, max_size=30),
+    weights=st.lists(st.floats(min_value=0, max_value=100), min_size=1, max_size=5).filter(
+        lambda w: sum(w) > 0
+    ),
+)
 def test_assignment_never_picks_a_zero_weight_variant(salt: str, user: str, weights: list[float]) -> None:
     variants = _variants(*weights)
     chosen = assign_variant(salt, user, variants)

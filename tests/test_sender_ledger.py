@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -18,9 +19,18 @@ from sender.transport import RetryAfterHttpClient, retry_after_seconds
 
 
 def _intent(ledger: Ledger, key: str = "c:u1:sms") -> None:
-    ledger.record_intent(key=key, campaign_id="c", user_id=key.split(":")[1], step="sms", event_id=f"ev-{key}",
-                         to_number="+15005550010", sender="+15005550006", body_hashes="h", variant="a",
-                         fallback_of=None)
+    ledger.record_intent(
+        key=key,
+        campaign_id="c",
+        user_id=key.split(":")[1],
+        step="sms",
+        event_id=f"ev-{key}",
+        to_number="+15005550010",
+        sender="+15005550006",
+        body_hashes="h",
+        variant="a",
+        fallback_of=None,
+    )
 
 
 def test_ledger_states_survive_reopening(tmp_path: Path) -> None:
@@ -28,7 +38,9 @@ def test_ledger_states_survive_reopening(tmp_path: Path) -> None:
     with Ledger.open(path) as ledger:
         _intent(ledger, "c:u1:sms")
         _intent(ledger, "c:u2:sms")
-        ledger.record_sent("c:u1:sms", sid="SM1", status="queued", created_at=datetime(2026, 1, 1, tzinfo=UTC))
+        ledger.record_sent(
+            "c:u1:sms", sid="SM1", status="queued", created_at=datetime(2026, 1, 1, tzinfo=UTC)
+        )
         _intent(ledger, "c:u1:sms")  # an intent never overwrites an outcome
     with Ledger.open(path) as ledger:
         assert ledger.get("c:u1:sms").state == "sent"  # type: ignore[union-attr]
@@ -52,10 +64,21 @@ def test_a_second_sender_on_the_same_campaign_is_refused(tmp_path: Path) -> None
 
 
 def _record(event_id: str) -> SendLogRecord:
-    return SendLogRecord(event_id=event_id, sent_at=iso_z(datetime(2026, 11, 25, 15, 0, 1, 234567, tzinfo=UTC)),
-                         channel="sms", purpose="p", template_id="t", experiment_id="e", variant="a",
-                         campaign_id="c", user_id="u", country="US", locale="en", provider_sid="SM1",
-                         fallback_of=None)
+    return SendLogRecord(
+        event_id=event_id,
+        sent_at=iso_z(datetime(2026, 11, 25, 15, 0, 1, 234567, tzinfo=UTC)),
+        channel="sms",
+        purpose="p",
+        template_id="t",
+        experiment_id="e",
+        variant="a",
+        campaign_id="c",
+        user_id="u",
+        country="US",
+        locale="en",
+        provider_sid="SM1",
+        fallback_of=None,
+    )
 
 
 def test_send_log_appends_once_per_event_and_repairs_a_torn_tail(tmp_path: Path) -> None:
@@ -88,7 +111,7 @@ def test_token_bucket_spaces_sends() -> None:
         bucket.acquire()
         times.append(now[0])
     assert times[0] == 0.0
-    assert all(b - a == pytest.approx(0.25) for a, b in zip(times, times[1:]))
+    assert all(b - a == pytest.approx(0.25) for a, b in itertools.pairwise(times))
 
 
 def test_retry_after_header_forms() -> None:
@@ -114,7 +137,9 @@ class _Scripted(HttpClient):
 
 def test_retry_after_client_waits_and_repeats() -> None:
     waits: list[float] = []
-    inner = _Scripted([Response(429, "{}", {"Retry-After": "2"}), Response(429, "{}", {}), Response(201, "{}")])
+    inner = _Scripted(
+        [Response(429, "{}", {"Retry-After": "2"}), Response(429, "{}", {}), Response(201, "{}")]
+    )
     client = RetryAfterHttpClient(inner, sleep=waits.append, default_wait=0.5)
     assert client.request("POST", "http://x").status_code == 201
     assert waits == [2.0, 1.0]  # the header, then exponential backoff without one

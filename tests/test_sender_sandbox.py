@@ -35,12 +35,21 @@ def sandbox_number(i: int) -> str:
     return f"+1500555{100 + i:04d}"
 
 
-def write_campaign(directory: Path, *, campaign_id: str, numbers: list[str], rate_limit: float = 50.0,
-                   fallback_seconds: float | None = None, extra_allowed: list[str] = (),  # type: ignore[assignment]
-                   locales: list[str] | None = None) -> Path:
+def write_campaign(
+    directory: Path,
+    *,
+    campaign_id: str,
+    numbers: list[str],
+    rate_limit: float = 50.0,
+    fallback_seconds: float | None = None,
+    extra_allowed: list[str] = (),  # type: ignore[assignment]
+    locales: list[str] | None = None,
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     locales = locales or ["en-US", "es-MX", "pt-BR", "fr-FR"]
-    rows = ["number,user_id,locale"] + [f"{n},user-{i:03d},{locales[i % len(locales)]}" for i, n in enumerate(numbers)]
+    rows = ["number,user_id,locale"] + [
+        f"{n},user-{i:03d},{locales[i % len(locales)]}" for i, n in enumerate(numbers)
+    ]
     (directory / "recipients.csv").write_text("\n".join(rows) + "\n")
     (directory / "allow.txt").write_text("\n".join([*numbers, *extra_allowed]) + "\n")
     fallback = f"\n[fallback]\nafter_seconds = {fallback_seconds}\n" if fallback_seconds is not None else ""
@@ -97,8 +106,9 @@ def read_send_log(data_dir: Path, campaign_id: str) -> list[dict[str, Any]]:
 # --- sending, errors, idempotent re-run -------------------------------------------------------------
 
 
-def test_campaign_sends_once_records_errors_by_name_and_logs_every_attempt(sandbox: SandboxServer,
-                                                                           tmp_path: Path) -> None:
+def test_campaign_sends_once_records_errors_by_name_and_logs_every_attempt(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     numbers = [sandbox_number(i) for i in range(6)] + list(MAGIC_ERRORS)
     campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="basic", numbers=numbers))
     client = sdk_client(sandbox)
@@ -156,15 +166,20 @@ class _PostTimes(HttpClient):
 
 def test_rate_limit_is_honoured(sandbox: SandboxServer, tmp_path: Path) -> None:
     numbers = [sandbox_number(20 + i) for i in range(8)]
-    campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="rate", numbers=numbers, rate_limit=5))
+    campaign = api.load_campaign(
+        write_campaign(tmp_path / "c", campaign_id="rate", numbers=numbers, rate_limit=5)
+    )
     recorder = _PostTimes()
     client = Client(sandbox.account_sid, sandbox.auth_token, http_client=recorder)
     client.api.base_url = sandbox.base_url
     api.run_campaign(campaign, client, data_dir=tmp_path / "data")
-    gaps = [b - a for a, b in zip(recorder.times, recorder.times[1:])]
-    assert len(recorder.times) == 8
-    assert min(gaps) >= 0.2 * 0.95, gaps  # 5 per second: 200 ms apart
-    assert recorder.times[-1] - recorder.times[0] >= 7 * 0.2 * 0.95
+    times = recorder.times
+    assert len(times) == 8
+    # 5 per second: any k consecutive creates span at least k x 200 ms, give or take 40 ms of jitter
+    # between the limiter and the socket (the SDK building the request, a busy machine).
+    for i, start in enumerate(times):
+        for j in range(i + 1, len(times)):
+            assert times[j] - start >= (j - i) * 0.2 - 0.04, (i, j, [round(t - times[0], 3) for t in times])
 
 
 def test_429s_are_waited_out_as_retry_after_says(world: Any, tmp_path: Path) -> None:
@@ -204,16 +219,21 @@ def test_voice_fallback_calls_when_sms_not_delivered_in_time(world: Any, tmp_pat
     with SandboxServer(world, port=0, clock=sim) as server:
         client = sdk_client(server)
         numbers = [sandbox_number(80 + i) for i in range(12)] + ["+15005550009", "+15005550004"]
-        campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="fb", numbers=numbers,
-                                                    fallback_seconds=6))
+        campaign = api.load_campaign(
+            write_campaign(tmp_path / "c", campaign_id="fb", numbers=numbers, fallback_seconds=6)
+        )
         lock = threading.Lock()
 
         def sleep(seconds: float) -> None:
             with lock:
                 sim.advance(seconds)
 
-        options = RunOptions(clock=lambda: datetime.fromtimestamp(sim.now(), UTC), sleep=sleep,
-                             monotonic=sim.now, poll_interval=1.0)
+        options = RunOptions(
+            clock=lambda: datetime.fromtimestamp(sim.now(), UTC),
+            sleep=sleep,
+            monotonic=sim.now,
+            poll_interval=1.0,
+        )
         result = api.run_campaign(campaign, client, data_dir=tmp_path / "data", options=options)
 
         sms = {o.user_id: o for o in result.outcomes if o.step == "sms"}
@@ -239,8 +259,15 @@ def test_voice_fallback_calls_when_sms_not_delivered_in_time(world: Any, tmp_pat
 
 
 def test_voice_twiml_says_the_body_in_the_recipients_language(tmp_path: Path) -> None:
-    campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="tw", numbers=[sandbox_number(1)],
-                                                locales=["es-MX"], fallback_seconds=1))
+    campaign = api.load_campaign(
+        write_campaign(
+            tmp_path / "c",
+            campaign_id="tw",
+            numbers=[sandbox_number(1)],
+            locales=["es-MX"],
+            fallback_seconds=1,
+        )
+    )
     twiml = voice_twiml(planned_sends(campaign)[0])
     assert twiml.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Say language="es-MX">')
     assert "123456</Say></Response>" in twiml
