@@ -224,6 +224,11 @@ def test_sql_box_errors_are_messages_not_tracebacks(demo: Path) -> None:
     assert not at.error
     shown = at.dataframe[-1].value
     assert shown["to_number"].str.contains("•").all()
+    # The result survives other widgets' reruns; unmasking applies to it too.
+    at.toggle(key="show_full_numbers").set_value(True).run()
+    shown = at.dataframe[-1].value
+    assert not shown["to_number"].str.contains("•").any()
+    assert shown["to_number"].str.startswith("+").all()
 
 
 def _submit(at: AppTest) -> None:

@@ -88,14 +88,20 @@ with tab_sql:
         )
         submitted = st.form_submit_button("Run", type="primary")
     if submitted:
+        # Kept in the session so the result survives other widgets' reruns (downloads, toggles).
         try:
-            result = sql_box.run_query(snapshot.path, query)
+            st.session_state["sql_result"] = (query, sql_box.run_query(snapshot.path, query), None)
         except sql_box.SqlBoxError as err:
-            st.error(str(err))
+            st.session_state["sql_result"] = (query, None, str(err))
+    last = st.session_state.get("sql_result")
+    if last is not None and last[0] == query:
+        _, result, error = last
+        if error is not None:
+            st.error(error)
         else:
             frame = ui.privacy(result.frame, view)
             st.caption(f"{len(frame):,} rows" + (f" (cut at {result.max_rows:,})" if result.truncated else "") + ".")
-            st.dataframe(frame, hide_index=True, key="sql_result")
+            st.dataframe(frame, hide_index=True, key="sql_result_table")
             left, right, _ = st.columns([1, 1, 4])
             with left:
                 st.download_button("Download CSV", sql_box.to_csv_bytes(frame), "switchboard_query.csv",
