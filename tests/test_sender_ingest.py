@@ -1,0 +1,49 @@
+"""The point of the sender: after ``switchboard ingest`` the campaign is in the warehouse like any traffic."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingest.pipeline import run_ingest
+from sandbox.server import SandboxServer
+from sandbox.world import Scenario, generate
+from sender import api
+from switchboard.settings import Settings
+from tests.test_sender_sandbox import sandbox_number, sdk_client, write_campaign
+
+
+@pytest.mark.slow
+def test_campaign_appears_in_the_warehouse_after_ingest(tmp_path: Path) -> None:
+    numbers = [sandbox_number(400 + i) for i in range(5)] + ["+15005550009", "+15005550004"]
+    campaign = api.load_campaign(
+        write_campaign(tmp_path / "c", campaign_id="to-warehouse", numbers=numbers, fallback_seconds=0)
+    )
+    settings = Settings.from_env(data_dir=tmp_path / "data")
+    with SandboxServer(generate(Scenario(messages=200, calls=20, days=2)), port=0) as server:
+        result = api.run_campaign(campaign, sdk_client(server), data_dir=settings.data_dir)
+        report = run_ingest(settings, sources=["twilio", "send-logs"], client_factory=lambda: sdk_client(server),
+                            progress=False)
+    assert all(r.status != "failed" for r in report.results), [(r.source, r.error) for r in report.results]
+
+    con = duckdb.connect(str(settings.warehouse_path), read_only=True)
+    try:
+        rows = con.execute(
+            """SELECT event_id, channel, provider_sid, provider_status, fallback_of, variant, experiment_id
+               FROM attempt_facts WHERE campaign_id = ? ORDER BY channel, event_id""",
+            ["to-warehouse"],
+        ).fetchall()
+    finally:
+        con.close()
+    by_event = {r[0]: r for r in rows}
+    outcomes = {o.event_id: o for o in result.outcomes}
+    assert set(by_event) == set(outcomes)  # every attempt, SMS and fallback calls, and nothing else
+    for event_id, outcome in outcomes.items():
+        _, channel, sid, status, fallback_of, variant, experiment = by_event[event_id]
+        assert channel == outcome.step and sid == outcome.provider_sid and fallback_of == outcome.fallback_of
+        assert variant == outcome.variant and experiment == campaign.experiment_id
+        if sid is not None:
+            assert status is not None  # joined to the Twilio record ingest loaded from the sandbox
+    assert any(r[1] == "voice" and r[4] in by_event for r in rows)
