@@ -36,7 +36,7 @@ from sender.runner import (
 )
 from sender.runner import run_campaign as _run_campaign
 from sender.sendlog import send_log_path
-from sender.transport import CredentialsMissing, credentials_from_env, make_client
+from sender.transport import Credentials, CredentialsMissing, credentials_from_env, make_client
 
 __all__ = [
     "USER_ERRORS",
@@ -51,6 +51,7 @@ __all__ = [
     "UnsafeCampaign",
     "campaign_progress",
     "check_safety",
+    "client_for",
     "client_from_env",
     "dashboard_filters",
     "load_campaign",
@@ -157,6 +158,13 @@ def preview_campaign(campaign: Campaign) -> CampaignPreview:
 def client_from_env() -> Client:
     """A Twilio client from ``TWILIO_*`` (and ``SWITCHBOARD_TWILIO_BASE_URL`` for the sandbox)."""
     return make_client(credentials_from_env())
+
+
+def client_for(
+    account_sid: str, secret: str, *, api_key: str | None = None, base_url: str | None = None
+) -> Client:
+    """A Twilio client from explicit credentials (e.g. the dashboard's ``st.secrets``); 429s retried."""
+    return make_client(Credentials(account_sid, secret, api_key=api_key, base_url=base_url))
 
 
 def run_campaign(

@@ -110,7 +110,6 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
         file=out,
     )
     client = api.client_from_env()
-    options = RunOptions(allow_any_number=args.allow_any_number, poll_interval=args.poll_interval)
     with tqdm(
         total=preview.recipients, unit="msg", file=err, desc=campaign.id, dynamic_ncols=True, disable=None
     ) as bar:
@@ -121,6 +120,11 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
                 bar.set_postfix_str(f"fallback call {outcome.number_masked}")
             bar.refresh()
 
+        options = RunOptions(
+            allow_any_number=args.allow_any_number,
+            poll_interval=args.poll_interval,
+            on_status=bar.set_postfix_str,
+        )
         result = api.run_campaign(
             campaign, client, data_dir=data_dir, progress_callback=progress, options=options
         )

@@ -92,6 +92,7 @@ class RunOptions:
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
     max_ambiguous_retries: int = 3
+    on_status: Callable[[str], None] | None = None  # one-line notes while waiting (progress bars, pages)
 
 
 @dataclass(frozen=True)
@@ -556,6 +557,10 @@ class _Run:
             elif row.state == "sent" and row.status not in DELIVERED:
                 pending[row.key] = row
         while pending:
+            if self.options.on_status is not None:
+                self.options.on_status(
+                    f"waiting for delivery of {len(pending)} SMS (a call after {fallback.after_seconds:g} s)"
+                )
             now = self.options.clock()
             for key, row in list(pending.items()):
                 status, _code = self._fetch_status(row)

@@ -143,6 +143,11 @@ def test_campaign_sends_once_records_errors_by_name_and_logs_every_attempt(
         failed = {r.error_code: r.error_name for r in ledger.rows(state="failed")}
     assert failed == {c: describe(c).name for c in MAGIC_ERRORS.values()}
 
+    # The progress view the dashboard shows: every send, numbers masked.
+    progress = api.campaign_progress(tmp_path / "data", "basic")
+    assert len(progress) == len(numbers) and set(progress["state"]) == {"sent", "failed"}
+    assert not progress.astype(str).apply(lambda col: col.str.contains("+1500555", regex=False)).any().any()
+
     # Running the same campaign again sends nothing and changes nothing.
     again = api.run_campaign(campaign, client, data_dir=tmp_path / "data")
     assert all(o.resumed for o in again.outcomes) and again.sent == 6
