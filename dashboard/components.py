@@ -9,6 +9,7 @@ does not hold them).
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from collections.abc import Iterable
@@ -26,6 +27,7 @@ from analytics.filters import Filters
 
 # Streamlit serves dashboard/static/ at /app/static/ (enableStaticServing): Plotly's geo
 # charts fetch world_110m.json from there instead of the CDN, so maps draw offline.
+_log = logging.getLogger(__name__)
 PLOTLY_CONFIG: dict[str, Any] = {"topojsonURL": "/app/static/", "displaylogo": False}
 RATE_SCALE = "RdYlGn"
 MASK = "•"
@@ -394,8 +396,17 @@ def what_changed(view: View, *, recent_days: int = 7, baseline_days: int = 28, l
     from analytics import insights
     from dashboard import data
 
-    found = data.run(insights.what_changed, end=view.end, recent_days=recent_days, baseline_days=baseline_days,
-                     filters=view.filters)
+    try:
+        found = data.run(insights.what_changed, end=view.end, recent_days=recent_days,
+                         baseline_days=baseline_days, filters=view.filters)
+    except data.WarehouseUnavailable:
+        raise
+    except Exception as err:  # noqa: BLE001 - an optional section must not take the page down
+        # The headline numbers and charts above are still right; say what failed, log the rest.
+        _log.exception("what_changed failed")
+        st.error(f"What changed could not be computed ({type(err).__name__}: {err}). "
+                 "The numbers above are unaffected; the server log has the details.")
+        return
     if found.empty:
         st.success(f"Nothing changed significantly in the {recent_days} days to {view.end:%d %b} against the "
                    f"{baseline_days} days before.", icon=":material/check_circle:")

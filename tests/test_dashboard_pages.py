@@ -93,6 +93,8 @@ def test_overview_headline_equals_analytics(demo: Path, con) -> None:
     assert shown["Failed"] == f"{int(row['failed'] + row['undelivered']):,}"
     assert shown["Cost"] == ui.usd(row["cost_usd"])
     assert len(at.get("plotly_chart")) == 2  # trend and map
+    assert not at.error  # the What changed section computed too
+    assert any("Indonesia" in m.value for m in at.markdown)  # the demo's incident is found
 
 
 def test_sidebar_default_is_last_30_days_of_data(demo: Path) -> None:
