@@ -20,9 +20,11 @@ How (SQL aggregates, Python does statistics):
    * **cost_rise**: mean cost per SMS of a segment rose (Welch z test). Impact:
      USD added over the recent period.
    * **persistent_error** (``persistent=True``): a code fails far more SMS in a
-     country than in every other country, now — a standing problem (e.g. a country
-     where many members have landlines: 30006) that a before/after comparison
-     cannot see.
+     country (or one carrier there) than in every other country, over the whole
+     window — a standing problem (e.g. a country where many members have landlines:
+     30006) that a before/after comparison cannot see. If its daily series shows a
+     real step (change point, Bonferroni over findings × days), it is reported as the
+     error_rise it is, dated from the step.
 
    A finding must be significant (q ≤ ``alpha``) **and** large: the rate moved by at
    least ``min_effect`` (absolute) and by ``min_ratio`` times (error rates), with at
@@ -102,7 +104,7 @@ def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 2
     error_category (error kinds only), metric (error_rate, delivery_rate,
     cost_per_message; for persistent_error "error_rate_vs_other_countries"),
     baseline_value and recent_value of that metric (persistent_error: the rate in the
-    other countries and in this one, recent period), delivery_rate_baseline and
+    other countries and in this cell over baseline + recent), delivery_rate_baseline and
     delivery_rate_recent of the finding's segment, messages_baseline,
     messages_recent, lost_deliveries, cost_added_usd, p_value, q_value
     (Benjamini–Hochberg over every cell tested), onset (first day of the change;
@@ -157,6 +159,7 @@ class _Cells:
         self.global_codes = np.flatnonzero(~is_seg & ~in_country)
         total = np.flatnonzero(is_seg & ~in_country)
         self.total_final1 = float(self.final1[total[0]]) if len(total) else 0.0
+        self.total_final = self.total_final1 + (float(self.final0[total[0]]) if len(total) else 0.0)
 
     def segment_row(self, country: str, carrier: str, template: str) -> int | None:
         i = self.seg[(self.country[self.seg] == country) & (self.carrier[self.seg] == carrier)
@@ -169,9 +172,12 @@ def _level(df: pd.DataFrame) -> np.ndarray:
     return (df["carrier"] != ALL).to_numpy(int) + (df["template"] != ALL).to_numpy(int)
 
 
-def _block(c: _Cells, idx: np.ndarray, kind: str, metric: str, p0, p1, p, lost, added, large) -> dict:
+def _block(c: _Cells, idx: np.ndarray, kind: str, metric: str, p0, p1, p, lost, added, large, volume,
+           counts=(np.nan, np.nan, np.nan, np.nan)) -> dict:
+    """One kind of test over the cells ``idx``; ``counts`` = (k1, n1, k0, n0) of a proportion test."""
     n = len(idx)
-    return {"kind": np.full(n, kind, dtype=object), "metric": np.full(n, metric, dtype=object),
+    k1, n1, k0, n0 = (_col(x, n) for x in counts)
+    return {"volume": _col(volume, n), "k1": k1, "n1": n1, "k0": k0, "n0": n0, "kind": np.full(n, kind, dtype=object), "metric": np.full(n, metric, dtype=object),
             "country": c.country[idx], "carrier": c.carrier[idx], "template": c.template[idx],
             "code": c.code[idx] if kind in ("error_rise", "persistent_error") else np.full(n, -1),
             "baseline_value": _col(p0, n), "recent_value": _col(p1, n), "p_value": _col(p, n),
@@ -195,13 +201,16 @@ def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
     ratio = safe_div(t.p1, t.p0)
     large = ((t.p1 - p0 >= th.min_effect) & ((c.failed0[i] == 0) | (np.nan_to_num(ratio, nan=np.inf) >= th.min_ratio))
              & (lost >= th.min_lost))
-    blocks.append(_block(c, i, "error_rise", "error_rate", t.p0, t.p1, t.p_value, lost, nan, large))
+    blocks.append(_block(c, i, "error_rise", "error_rate", t.p0, t.p1, t.p_value, lost, nan, large,
+                         c.seg_final1[i], (c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i])))
     # delivery_drop: a segment's delivery rate fell
     i = c.seg
     t = two_proportion_z(c.delivered1[i], c.final1[i], c.delivered0[i], c.final0[i], "less")
     lost = (np.nan_to_num(t.p0) - t.p1) * c.final1[i]
     large = (np.nan_to_num(t.p0) - t.p1 >= th.min_effect) & (lost >= th.min_lost)
-    blocks.append(_block(c, i, "delivery_drop", "delivery_rate", t.p0, t.p1, t.p_value, lost, nan, large))
+    blocks.append(_block(c, i, "delivery_drop", "delivery_rate", t.p0, t.p1, t.p_value, lost, nan, large,
+                         c.final1[i], (c.final1[i] - c.delivered1[i], c.final1[i], c.final0[i] - c.delivered0[i],
+                                       c.final0[i])))
     # cost_rise: mean cost per priced SMS rose
     m1, m0 = safe_div(c.cost1[i], c.priced1[i]), safe_div(c.cost0[i], c.priced0[i])
     v1 = np.maximum(safe_div(c.cost_sq1[i], c.priced1[i]) - m1 ** 2, 0)
@@ -210,27 +219,30 @@ def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
     p_one = np.where(np.isnan(p_two), np.nan, np.where(m1 > m0, p_two / 2, 1 - p_two / 2))
     added = (m1 - m0) * c.priced1[i]
     large = (np.nan_to_num(safe_div(m1, m0)) >= th.min_cost_ratio) & (np.nan_to_num(added) >= th.min_cost_added)
-    blocks.append(_block(c, i, "cost_rise", "cost_per_message", m0, m1, p_one, nan, added, large))
-    # persistent_error: a code fails far more in a country (or one carrier there) than in all others, now
-    if persistent and c.total_final1 > 0:
+    blocks.append(_block(c, i, "cost_rise", "cost_per_message", m0, m1, p_one, nan, added, large,
+                         c.priced1[i]))
+    # persistent_error: a code fails far more in a country (or one carrier there) than in all the
+    # others, over the whole window (baseline + recent): a standing problem, not this week's noise
+    if persistent and c.total_final > 0:
         i = c.local_codes[c.template[c.local_codes] == ALL]
         g = c.global_codes
-        glob = dict(zip(c.code[g].tolist(), c.failed1[g].tolist()))
+        glob = dict(zip(c.code[g].tolist(), (c.failed1[g] + c.failed0[g]).tolist()))
         top = c.local_codes[(c.carrier[c.local_codes] == ALL) & (c.template[c.local_codes] == ALL)]
-        own = dict(zip(zip(c.country[top].tolist(), c.code[top].tolist()), c.failed1[top].tolist()))
+        own = dict(zip(zip(c.country[top].tolist(), c.code[top].tolist()), (c.failed1[top] + c.failed0[top]).tolist()))
         top_seg = c.seg[(c.carrier[c.seg] == ALL) & (c.template[c.seg] == ALL)]
-        own_final = dict(zip(c.country[top_seg].tolist(), c.final1[top_seg].tolist()))
+        own_final = dict(zip(c.country[top_seg].tolist(), (c.final1[top_seg] + c.final0[top_seg]).tolist()))
         keys = list(zip(c.country[i].tolist(), c.code[i].tolist()))
         peer_failed = np.array([glob.get(code, 0.0) - own.get((cty, code), 0.0) for cty, code in keys])
-        peer_final = np.array([c.total_final1 - own_final.get(cty, 0.0) for cty, _ in keys])
-        t = two_proportion_z(c.failed1[i], c.seg_final1[i], peer_failed, peer_final, "greater")
+        peer_final = np.array([c.total_final - own_final.get(cty, 0.0) for cty, _ in keys])
+        k, n = c.failed1[i] + c.failed0[i], c.seg_final1[i] + c.seg_final0[i]
+        t = two_proportion_z(k, n, peer_failed, peer_final, "greater")
         p0 = np.nan_to_num(t.p0)
-        lost = c.failed1[i] - p0 * c.seg_final1[i]
+        lost = c.failed1[i] - p0 * c.seg_final1[i]  # this week's failures beyond the other countries' rate
         large = ((t.p1 - p0 >= th.persistent_min_effect)
                  & (np.nan_to_num(safe_div(t.p1, t.p0), nan=np.inf) >= th.persistent_min_ratio)
                  & (lost >= th.min_lost))
         blocks.append(_block(c, i, "persistent_error", "error_rate_vs_other_countries", t.p0, t.p1, t.p_value,
-                             lost, nan, large))
+                             lost, nan, large, n, (k, n, peer_failed, peer_final)))
     cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     cols["q_value"] = benjamini_hochberg(cols["p_value"])
     keep = cols.pop("large") & (np.nan_to_num(cols["q_value"], nan=1.0) <= th.alpha)
@@ -255,25 +267,61 @@ def _overlaps(a: pd.Series, b: pd.Series) -> bool:
     return all(a[k] == ALL or b[k] == ALL or a[k] == b[k] for k in ("carrier", "template"))
 
 
-def _refine(top: pd.Series, group: pd.DataFrame, share: float) -> pd.Series:
-    """Walk down from ``top`` to the most specific cell that still explains ``share`` of it."""
+def _refine(top: pd.Series, group: pd.DataFrame, th: Thresholds) -> pd.Series:
+    """Walk down from ``top`` to the most specific cell that explains it.
+
+    A narrower cell (one more of carrier / template fixed) explains its parent when
+    either it carries ``explain_share`` of the top cell's impact, or what is left of
+    the parent without it shows no real change (one-sided test p >= alpha, or fewer
+    than ``min_lost`` lost deliveries): noise elsewhere in a country must not hide the
+    carrier that broke. It must also *concentrate* the problem: its share of the
+    parent's impact has to exceed its share of the parent's traffic by 10 points, so a
+    template that carries all of a carrier's messages is not named as the cause.
+    """
     best = top
     while True:
-        deeper = group[(group["level"] == best["level"] + 1) & (group["impact"] >= share * top["impact"])]
-        deeper = deeper[[_contains(best, row) for _, row in deeper.iterrows()]]
+        deeper = group[group["level"] == best["level"] + 1]
+        deeper = deeper[np.array([_contains(best, row) for _, row in deeper.iterrows()], dtype=bool)]
+        if deeper.empty:
+            return best
+        if best["volume"] > 0:
+            concentrated = deeper["impact"] / best["impact"] - deeper["volume"] / best["volume"] >= 0.1
+        else:
+            concentrated = deeper["impact"] > 0
+        explains = (deeper["impact"] >= th.explain_share * top["impact"]) | _rest_is_quiet(best, deeper, th)
+        deeper = deeper[concentrated & explains]
         if deeper.empty:
             return best
         best = deeper.sort_values("impact", ascending=False).iloc[0]
 
 
-def _pick(group: pd.DataFrame, share: float) -> list[pd.Series]:
+def _rest_is_quiet(parent: pd.Series, children: pd.DataFrame, th: Thresholds) -> np.ndarray:
+    """For each child: does the parent *without* that child show no real, large change?"""
+    if children.empty or not np.isfinite(parent["k1"]):
+        return np.zeros(len(children), dtype=bool)
+    k1 = parent["k1"] - children["k1"].to_numpy("float64")
+    n1 = parent["n1"] - children["n1"].to_numpy("float64")
+    if parent["kind"] == "persistent_error":  # the comparison group (other countries) stays the same
+        k0 = np.full(len(children), parent["k0"])
+        n0 = np.full(len(children), parent["n0"])
+    else:
+        k0 = parent["k0"] - children["k0"].to_numpy("float64")
+        n0 = parent["n0"] - children["n0"].to_numpy("float64")
+    t = two_proportion_z(k1, n1, k0, n0, "greater")
+    lost = k1 - np.nan_to_num(t.p0) * n1
+    quiet = (np.nan_to_num(t.p_value, nan=1.0) >= th.alpha) | (lost < th.min_lost)
+    return quiet & np.isfinite(children["k1"].to_numpy("float64"))
+
+
+def _pick(group: pd.DataFrame, th: Thresholds) -> list[pd.Series]:
     """Greedy: largest finding, refined; drop everything overlapping it; repeat."""
     picked = []
-    rest = group.sort_values("impact", ascending=False)
+    # largest first; among equal impacts the broadest cell, so refinement starts at the top
+    rest = group.assign(_rounded=group["impact"].round(6)).sort_values(["_rounded", "level"], ascending=[False, True])
     while not rest.empty:
-        chosen = _refine(rest.iloc[0], rest, share)
+        chosen = _refine(rest.iloc[0], rest, th)
         picked.append(chosen)
-        keep = [not _overlaps(chosen, row) for _, row in rest.iterrows()]
+        keep = np.array([not _overlaps(chosen, row) for _, row in rest.iterrows()], dtype=bool)
         rest = rest[keep]
     return picked
 
@@ -284,7 +332,7 @@ def _dedupe(cand: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
                        ("cost_rise", ["country"]), ("persistent_error", ["country", "code"])):
         part = cand[cand["kind"] == kind]
         for _, group in part.groupby(keys, sort=False):
-            picked.extend(_pick(group, th.explain_share))
+            picked.extend(_pick(group, th))
     if not picked:
         return pd.DataFrame(columns=cand.columns)
     out = pd.DataFrame(picked).reset_index(drop=True)
@@ -373,12 +421,15 @@ def _date(chosen: pd.DataFrame, daily: dict[int, pd.DataFrame], recent_start: da
     """Date every finding; a persistent error with a real step in its series becomes an error_rise.
 
     The step is tested (one-sided two-proportion test, Bonferroni over the persistent
-    findings) between the days before the change point and the days from it on, and must
-    be large by the same thresholds as any error rise.
+    findings times the days the change point could have picked) between the days before
+    the change point and the days from it on, and must be large by the same thresholds as
+    any error rise.
     """
     out = chosen.copy()
     out["onset"] = None
-    n_persistent = max(int((out["kind"] == "persistent_error").sum()), 1)
+    # Bonferroni over the persistent findings and over every split the change point could pick
+    n_days = len(next(iter(daily.values()))) if daily else 1
+    n_tests = max(int((out["kind"] == "persistent_error").sum()), 1) * max(n_days, 1)
     for i, r in out.iterrows():
         series = daily.get(int(i))
         if series is None or series.empty:
@@ -398,14 +449,14 @@ def _date(chosen: pd.DataFrame, daily: dict[int, pd.DataFrame], recent_start: da
         t = two_proportion_z(after["failed"], after["final"], before["failed"], before["final"], "greater")
         p1, p0, p = float(t.p1), float(t.p0), float(t.p_value)
         lost = recent["failed"] - p0 * recent["final"] if np.isfinite(p0) else np.nan
-        real = (np.isfinite(p) and p * n_persistent <= th.alpha and p1 - p0 >= th.min_effect
+        real = (np.isfinite(p) and p * n_tests <= th.alpha and p1 - p0 >= th.min_effect
                 and (before["failed"] == 0 or p1 / p0 >= th.min_ratio) and lost >= th.min_lost)
         if real:
             out.at[i, "kind"], out.at[i, "metric"], out.at[i, "onset"] = "error_rise", "error_rate", onset
             out.at[i, "baseline_value"] = p0
             out.at[i, "recent_value"] = safe_div(recent["failed"], recent["final"]).item()
             out.at[i, "lost_deliveries"] = lost
-            out.at[i, "p_value"], out.at[i, "q_value"] = p, min(p * n_persistent, 1.0)
+            out.at[i, "p_value"], out.at[i, "q_value"] = p, min(p * n_tests, 1.0)
             out.at[i, "delivery_rate_baseline"] = safe_div(before["delivered"], before["final"]).item()
             out.at[i, "messages_baseline"] = int(before["n"])
     return out
@@ -428,8 +479,8 @@ def _describe(con, df: pd.DataFrame, recent_days: int) -> pd.DataFrame:
     catalogue = con.execute("SELECT code, name, category, what_to_do FROM error_codes").df().set_index("code")
     df["country_iso2"] = df["country"].map(_value)
     df["country_name"] = df["country_iso2"].map(names)
-    df["carrier"] = df["carrier"].map(_label)
-    df["template_id"] = df["template"].map(_label)
+    df["carrier"] = pd.Series([_label(v) for v in df["carrier"]], index=df.index, dtype=object)
+    df["template_id"] = pd.Series([_label(v) for v in df["template"]], index=df.index, dtype=object)
     is_code = df["code"] >= 0
     df["error_code"] = pd.Series(df["code"].to_numpy("int64"), index=df.index, dtype="Int64").where(is_code, pd.NA)
     df["error_name"] = df["error_code"].map(lambda c: catalogue["name"].get(c) if pd.notna(c) else None)
