@@ -84,9 +84,9 @@ def load_campaign(
     else is TOML text whose relative paths resolve against ``base_dir`` (default: cwd).
     ``recipients_text`` / ``allow_list_text`` override the files the TOML names (uploads).
     """
-    is_path = isinstance(source, Path) or (
-        "\n" not in source and "=" not in source and Path(source).is_file()
-    )
+    # TOML text always has an "=": a one-line string without one is a path (a mistyped one then
+    # gets "file not found" rather than a puzzling TOML error).
+    is_path = isinstance(source, Path) or ("\n" not in source and "=" not in source)
     if is_path and recipients_text is None and allow_list_text is None:
         return _load_campaign_file(source)
     if is_path:

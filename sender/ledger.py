@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
-__all__ = ["Ledger", "LedgerBusy", "LedgerRow", "ledger_path"]
+__all__ = ["Ledger", "LedgerBusy", "LedgerRow", "ledger_path", "sids_in_other_ledgers"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
@@ -104,8 +104,27 @@ def ledger_path(data_dir: str | Path, campaign_id: str) -> Path:
     return Path(data_dir) / "ledger" / f"{campaign_id}.sqlite"
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
+def sids_in_other_ledgers(path: Path) -> set[str]:
+    """Provider SIDs recorded by the other campaigns' ledgers in the same folder (read-only)."""
+    sids: set[str] = set()
+    for other in Path(path).parent.glob("*.sqlite"):
+        if other.resolve() == Path(path).resolve():
+            continue
+        try:
+            con = sqlite3.connect(f"file:{other}?mode=ro", uri=True, timeout=5)
+            try:
+                sids.update(
+                    r[0] for r in con.execute("SELECT provider_sid FROM sends WHERE provider_sid IS NOT NULL")
+                )
+            finally:
+                con.close()
+        except sqlite3.Error:  # not a ledger, or one being created: nothing to exclude
+            continue
+    return sids
+
+
+def _iso(at: datetime | None) -> str:
+    return (at or datetime.now(UTC)).isoformat()
 
 
 class Ledger:
@@ -234,18 +253,27 @@ class Ledger:
         )
 
     def record_sent(
-        self, key: str, *, sid: str, status: str | None, created_at: datetime | None, recovered: bool = False
+        self,
+        key: str,
+        *,
+        sid: str,
+        status: str | None,
+        created_at: datetime | None,
+        recovered: bool = False,
+        at: datetime | None = None,
     ) -> None:
         self.con.execute(
             "UPDATE sends SET state = 'sent', provider_sid = ?, status = ?, provider_created_at = ?, done_at = ?, "
             "recovered = ? WHERE key = ?",
-            (sid, status, created_at.isoformat() if created_at else None, _now(), int(recovered), key),
+            (sid, status, created_at.isoformat() if created_at else None, _iso(at), int(recovered), key),
         )
 
-    def record_failed(self, key: str, *, error_code: int | None, error_name: str) -> None:
+    def record_failed(
+        self, key: str, *, error_code: int | None, error_name: str, at: datetime | None = None
+    ) -> None:
         self.con.execute(
             "UPDATE sends SET state = 'failed', error_code = ?, error_name = ?, done_at = ? WHERE key = ?",
-            (error_code, error_name, _now(), key),
+            (error_code, error_name, _iso(at), key),
         )
 
     def record_status(

@@ -45,7 +45,7 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
 from sender.campaign import Campaign
-from sender.ledger import Ledger, LedgerRow, ledger_path
+from sender.ledger import Ledger, LedgerRow, ledger_path, sids_in_other_ledgers
 from sender.planning import (
     PlannedSend,
     event_id_for,
@@ -341,6 +341,7 @@ class _Run:
                     status=found["status"],
                     created_at=found["created"],
                     recovered=True,
+                    at=self.options.clock(),
                 )
         for row in self.ledger.rows():
             if row.state in ("sent", "failed") and not row.logged:
@@ -402,7 +403,7 @@ class _Run:
                     ) from None
                 code = exc.code if isinstance(exc.code, int) else None
                 name = _error_info(code)[0] if code is not None else f"HTTP {exc.status}: {exc.msg}"
-                self.ledger.record_failed(step.key, error_code=code, error_name=name)
+                self.ledger.record_failed(step.key, error_code=code, error_name=name, at=self.options.clock())
                 break
             except (requests.ConnectionError, requests.Timeout, TwilioException) as exc:
                 log.warning(
@@ -419,7 +420,11 @@ class _Run:
                 ) from None
             _crash_point("after_create")
             self.ledger.record_sent(
-                step.key, sid=resource.sid, status=resource.status, created_at=resource.date_created
+                step.key,
+                sid=resource.sid,
+                status=resource.status,
+                created_at=resource.date_created,
+                at=self.options.clock(),
             )
             break
         _crash_point("after_done")
@@ -436,7 +441,12 @@ class _Run:
         if found is None:
             return False
         self.ledger.record_sent(
-            step.key, sid=found["sid"], status=found["status"], created_at=found["created"], recovered=True
+            step.key,
+            sid=found["sid"],
+            status=found["status"],
+            created_at=found["created"],
+            recovered=True,
+            at=self.options.clock(),
         )
         return True
 
@@ -457,7 +467,8 @@ class _Run:
     def _find_at_provider(self, row: LedgerRow) -> dict[str, Any] | None:
         """The message (or call) this intent created before an interruption, if Twilio has one."""
         since = row.intent_time - self.options.reconcile_margin
-        known = self.ledger.known_sids()
+        # SIDs this or another campaign's ledger already owns cannot be this send (shared test phones).
+        known = self.ledger.known_sids() | sids_in_other_ledgers(self.ledger.path)
         error: Exception | None = None
         for attempt in range(self.options.max_ambiguous_retries + 1):
             try:
@@ -567,7 +578,10 @@ class _Run:
                 if status in DELIVERED:
                     del pending[key]
                     continue
-                sent_at = datetime.fromisoformat(row.done_at or row.intent_at)
+                # A message recovered after a crash went out at its intent, not when it was found again.
+                sent_at = datetime.fromisoformat(
+                    row.intent_at if row.recovered else row.done_at or row.intent_at
+                )
                 if status in FAILED_FINAL or now >= sent_at + after:
                     del pending[key]
                     self._call(self.ledger.get(key) or row, caller)

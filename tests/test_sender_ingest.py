@@ -24,8 +24,12 @@ def test_campaign_appears_in_the_warehouse_after_ingest(tmp_path: Path) -> None:
     settings = Settings.from_env(data_dir=tmp_path / "data")
     with SandboxServer(generate(Scenario(messages=200, calls=20, days=2)), port=0) as server:
         result = api.run_campaign(campaign, sdk_client(server), data_dir=settings.data_dir)
-        report = run_ingest(settings, sources=["twilio", "send-logs"], client_factory=lambda: sdk_client(server),
-                            progress=False)
+        report = run_ingest(
+            settings,
+            sources=["twilio", "send-logs"],
+            client_factory=lambda: sdk_client(server),
+            progress=False,
+        )
     assert all(r.status != "failed" for r in report.results), [(r.source, r.error) for r in report.results]
 
     con = duckdb.connect(str(settings.warehouse_path), read_only=True)

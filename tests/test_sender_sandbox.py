@@ -276,3 +276,71 @@ def test_voice_twiml_says_the_body_in_the_recipients_language(tmp_path: Path) ->
     twiml = voice_twiml(planned_sends(campaign)[0])
     assert twiml.startswith('<?xml version="1.0" encoding="UTF-8"?><Response><Say language="es-MX">')
     assert "123456</Say></Response>" in twiml
+
+
+# --- recovery details -------------------------------------------------------------------------------
+
+
+class _LoseCreateResponses(HttpClient):
+    """Performs every request, but the first ``n`` message creates 'lose' their response (the
+    request reached Twilio, the answer never came back): the worst case for duplicates."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__(TwilioHttpClient().logger, False)
+        self.inner = TwilioHttpClient()
+        self.left = n
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Response:
+        response = self.inner.request(method, url, **kwargs)
+        if method == "POST" and url.endswith("/Messages.json") and self.left > 0:
+            self.left -= 1
+            import requests
+
+            raise requests.ConnectionError("connection reset by peer (simulated, after the server answered)")
+        return response
+
+
+def test_a_lost_response_is_found_at_the_provider_not_resent(sandbox: SandboxServer, tmp_path: Path) -> None:
+    numbers = [sandbox_number(500 + i) for i in range(4)]
+    campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="lost", numbers=numbers))
+    client = Client(sandbox.account_sid, sandbox.auth_token, http_client=_LoseCreateResponses(2))
+    client.api.base_url = sandbox.base_url
+    result = api.run_campaign(
+        campaign, client, data_dir=tmp_path / "data", options=RunOptions(sleep=lambda s: None)
+    )
+    assert result.sent == 4 and sum(o.recovered for o in result.outcomes) == 2
+    created = Counter(m["to"] for m in sandbox.messages.live)
+    assert all(created[n] == 1 for n in numbers)
+
+
+def test_another_campaigns_identical_message_is_not_mistaken_for_ours(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Campaign B died after its intent, before calling Twilio; campaign A had just sent the same
+    body to the same test phone. B's recovery must not adopt A's message: B sends its own."""
+    phone = sandbox_number(520)
+    data_dir = tmp_path / "data"
+    a = api.load_campaign(write_campaign(tmp_path / "a", campaign_id="camp-a", numbers=[phone]))
+    b = api.load_campaign(write_campaign(tmp_path / "b", campaign_id="camp-b", numbers=[phone]))
+    client = sdk_client(sandbox)
+    api.run_campaign(a, client, data_dir=data_dir)
+    plan_b = planned_sends(b)[0]
+    assert plan_b.body == planned_sends(a)[0].body  # same salt-free body: the hard case
+    with Ledger.open(ledger_path(data_dir, "camp-b")) as ledger:  # the state a crash leaves behind
+        from sender.runner import body_hashes
+
+        ledger.record_intent(
+            key=plan_b.key,
+            campaign_id="camp-b",
+            user_id=plan_b.recipient.user_id,
+            step="sms",
+            event_id=plan_b.event_id,
+            to_number=phone,
+            sender="+15005550006",
+            body_hashes=body_hashes(plan_b.body),
+            variant=plan_b.variant.name,
+            fallback_of=None,
+        )
+    result = api.run_campaign(b, client, data_dir=data_dir)
+    assert result.sent == 1 and not result.outcomes[0].recovered
+    assert len(messages_to(client, phone)) == 2  # one per campaign
