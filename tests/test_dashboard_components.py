@@ -63,3 +63,11 @@ def test_world_map_uses_iso3_and_names() -> None:
     assert "United Kingdom" in list(trace.hovertext)
     assert fig.layout.coloraxis.colorbar.tickformat == ".0%"
     assert ui.PLOTLY_CONFIG["topojsonURL"] == "/app/static/"
+
+
+def test_privacy_masks_number_columns_under_any_name() -> None:
+    df = pd.DataFrame({"x": ["+447700900123", "+14155550123"], "sid": ["SM1", "SM2"], "n": [1, 2]})
+    out = ui.privacy(df, ui.View(date(2026, 1, 1), date(2026, 1, 2), Filters()))
+    assert out["x"].tolist() == ["+44 7•••• ••123", "+1 4•••• ••123"]
+    assert out["sid"].tolist() == ["SM1", "SM2"]
+    assert out["n"].tolist() == [1, 2]

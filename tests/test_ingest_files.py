@@ -90,7 +90,7 @@ _junk = st.one_of(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(good=st.integers(0, 20), junk=st.lists(_junk, max_size=15), seed=st.randoms())
 def test_loaded_plus_rejected_equals_read_for_any_lines(tmp_path_factory, good, junk, seed):
     lines = [json.dumps(good_send(i)) for i in range(good)] + list(junk)
