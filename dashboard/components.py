@@ -155,6 +155,21 @@ def mask_text(text: Any) -> Any:
 PHONE_COLUMNS = ("to_number", "from_number", "to", "from", "number", "phone")
 
 
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def _looks_like_numbers(column: pd.Series) -> bool:
+    """A text column whose values are E.164 numbers, whatever its name (``SELECT to_number AS x``).
+
+    Masking is a courtesy against shoulder-surfing and screenshots, not access control:
+    whoever has the SQL box can read the warehouse.
+    """
+    if column.dtype != object and not pd.api.types.is_string_dtype(column):
+        return False
+    sample = column.dropna().head(50)
+    return len(sample) > 0 and all(isinstance(v, str) and _E164.match(v) for v in sample)
+
+
 def privacy(df: pd.DataFrame, view: View | None = None, *, text_columns: Iterable[str] = ()) -> pd.DataFrame:
     """Mask phone-number columns (and numbers inside ``text_columns``) unless the viewer unmasked them.
 
@@ -165,7 +180,7 @@ def privacy(df: pd.DataFrame, view: View | None = None, *, text_columns: Iterabl
         return df
     df = df.copy()
     for c in df.columns:
-        if c.lower() in PHONE_COLUMNS:
+        if c.lower() in PHONE_COLUMNS or _looks_like_numbers(df[c]):
             df[c] = df[c].map(mask_number)
     for c in text_columns:
         if c in df.columns:
