@@ -12,10 +12,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import duckdb
 import pandas as pd
@@ -25,7 +26,7 @@ from analytics.filters import Filters, where
 _HERE = Path(__file__).resolve().parent
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> str:
     """The text of ``analytics/<name>.sql`` (header comment included: DuckDB ignores it)."""
     path = _HERE / f"{name}.sql"

@@ -198,6 +198,13 @@ def latency_by_country(con, *, start: date, end: date, filters: Filters | None =
     return df[LATENCY_COLUMNS].reset_index(drop=True)
 
 
-__all__ = ["summary", "summary_with_change", "delivery_by", "latency_by_country", "DIMENSIONS", "add_rates",
-           "SUMMARY_COLUMNS"]
+__all__ = [
+    "DIMENSIONS",
+    "SUMMARY_COLUMNS",
+    "add_rates",
+    "delivery_by",
+    "latency_by_country",
+    "summary",
+    "summary_with_change",
+]
 

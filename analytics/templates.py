@@ -22,7 +22,7 @@ from analytics.filters import Filters
 from analytics.stats_basic import safe_div, wilson_interval
 from analytics.templates_segments import SegmentInfo, segment_info
 
-__all__ = ["segment_info", "SegmentInfo", "template_stats", "TEMPLATE_COLUMNS"]
+__all__ = ["TEMPLATE_COLUMNS", "SegmentInfo", "segment_info", "template_stats"]
 
 TEMPLATE_COLUMNS = [
     "template_id", "variant", "messages", "encoding", "ucs2_share", "avg_segments", "delivered", "failed",

@@ -23,9 +23,9 @@ import argparse
 import statistics
 import sys
 import time
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Callable
 
 import duckdb
 import numpy as np
@@ -55,7 +55,7 @@ FAILED_CODES = {21610, 21614}  # 'failed' status; the others are 'undelivered'
 def build(path: Path, n: int, seed: int = 1) -> None:
     """A synthetic warehouse of ``n`` SMS over DAYS days (plus ~n/10 calls, n/20 push, conversions)."""
     rng = np.random.default_rng(seed)
-    t0 = int(datetime.combine(START, datetime.min.time(), tzinfo=timezone.utc).timestamp())
+    t0 = int(datetime.combine(START, datetime.min.time(), tzinfo=UTC).timestamp())
     w = 1 / np.arange(1, len(COUNTRIES) + 1) ** 0.9
     country = rng.choice(len(COUNTRIES), size=n, p=w / w.sum()).astype(np.int16)
     carrier = rng.choice(3, size=n, p=[0.5, 0.3, 0.2]).astype(np.int8)
@@ -439,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     failures = 0
     for name, fn, bare_sql in selected:
         med, p95 = timed(fn, args.repeats)
-        bare, _ = timed(lambda: con.execute(bare_sql).fetchall(), args.repeats)
+        bare, _ = timed(lambda sql=bare_sql: con.execute(sql).fetchall(), args.repeats)
         pd_med = timed(pandas[name], max(3, args.repeats // 3))[0] if pandas else float("nan")
         ok = med < 150 and med <= 3 * bare and (not pandas or pd_med >= 5 * med)
         failures += not ok

@@ -106,7 +106,7 @@ def test_fallback_attempts_get_no_conversion_credit():
     h = Hand()
     for i in range(40):
         user = f"u{i}"
-        sid, ev = h.sms(status="undelivered", error=30006, country="EG", carrier=None, user=user)
+        _, ev = h.sms(status="undelivered", error=30006, country="EG", carrier=None, user=user)
         h.call(country="EG", carrier=None, user=user, fallback_of=ev, minute=1)
         h.convert(user, at(D0, 12, 3))
     con = h.build()

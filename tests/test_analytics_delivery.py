@@ -35,7 +35,7 @@ def con():
     for status in ("delivered", "delivered", "undelivered", "undelivered"):
         h.sms(day=PREV, status=status, error=30003 if status == "undelivered" else None, country="BR",
               carrier="Vivo", price=0.02, purpose="password_reset", template="pr")
-    sid, ev = h.sms(day=D0 + timedelta(days=1), status="undelivered", error=30006, country="EG", carrier=None)
+    _, ev = h.sms(day=D0 + timedelta(days=1), status="undelivered", error=30006, country="EG", carrier=None)
     h.call(day=D0 + timedelta(days=1), country="EG", carrier=None, fallback_of=ev, minute=2)
     h.push(day=D0 + timedelta(days=1), country="EG")
     return h.build()

@@ -9,8 +9,8 @@ import pytest
 
 from analytics import insights
 from analytics.filters import Filters
-from tests.test_analytics_warehouse import D0, Hand, create_schema, empty_warehouse, refresh_facts
 from ingest import warehouse
+from tests.test_analytics_warehouse import D0, Hand, create_schema, empty_warehouse, refresh_facts
 
 
 def load_world(world, con=None):
