@@ -94,8 +94,8 @@ def lookup_numbers(numbers: Iterable[str]) -> pd.DataFrame:
     The carrier is phonenumbers' prefix data for the number (what its range was assigned
     to); ported numbers differ, hence "approximate". Landline ranges have no carrier.
     """
-    rows = []
-    for number in set(n for n in numbers if n):
+    rows: list[tuple[str, str | None, str | None]] = []
+    for number in {n for n in numbers if n}:
         try:
             parsed = _fast_parse(number)
         except phonenumbers.NumberParseException:

@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +97,7 @@ def _as_datetime(value: date | datetime | str | None) -> datetime | None:
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _normalise_sources(sources: Iterable[str] | str | None) -> list[str]:
@@ -176,7 +176,7 @@ def run_ingest(
 
                     patterns = list(send_logs) if send_logs else default_globs(settings.send_logs_dir)
                     ingest_send_logs(con, patterns, run_id, result, full_refresh=full_refresh,
-                                     on_file=lambda o: bar.update(o.read))
+                                     on_file=lambda o: bar.update(o.read))  # noqa: B023 - called before the loop moves on
                 else:
                     from ingest.bulk_export import ingest_bulk_export
 

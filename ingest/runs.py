@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -75,7 +76,7 @@ class IngestReport:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def start_run(con: duckdb.DuckDBPyConnection, source: str, cursor_before: str | None = None) -> int:
@@ -108,7 +109,7 @@ def add_rejects(
     run_id: int,
     source: str,
     location: str,
-    rows: list[tuple[int | None, str | None, str]],
+    rows: Sequence[tuple[int | None, str | None, str]],
 ) -> None:
     """``rows``: (line or record index, raw text, reason)."""
     if not rows:

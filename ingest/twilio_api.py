@@ -15,12 +15,13 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -214,7 +215,7 @@ def apply_staged(
     top = con.execute(
         f"SELECT max({_ts(res.cursor_field)}) FROM _page WHERE reason IS NULL"
     ).fetchall()[0][0]
-    return bad, (top.astimezone(timezone.utc).isoformat() if top else None)
+    return bad, (top.astimezone(UTC).isoformat() if top else None)
 
 
 # --------------------------------------------------------------------------- state
@@ -257,7 +258,7 @@ def _parse_dt(value: str | None) -> datetime | None:
     if not value:
         return None
     dt = datetime.fromisoformat(value)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------- paging
@@ -300,10 +301,11 @@ def iter_pages(
     lst = _list_resource(client, account_sid, res)
     if resume_uri:
         url = client.api.v2010.domain.absolute_url(resume_uri)
-        page = _fetch(lambda: lst.get_page(url))
+        page = _fetch(functools.partial(lst.get_page, url))
         location = resume_uri
     else:
-        page = _fetch(lambda: _first_page(lst, res, lo, hi))
+        start: Callable[[], Any] = lambda: _first_page(lst, res, lo, hi)
+        page = _fetch(start)
         location = page._payload.get("uri") or f"{res.name}:{account_sid}:first"
     while True:
         payload = page._payload
@@ -314,7 +316,7 @@ def iter_pages(
             return
         url = page.next_page_url
         location = nxt
-        page = _fetch(lambda: lst.get_page(url))
+        page = _fetch(functools.partial(lst.get_page, url))
 
 
 class prefetch:
@@ -344,13 +346,13 @@ class prefetch:
                 if not self._put(p):
                     return
             self._put(self._DONE)
-        except BaseException as exc:  # handed to the consumer, raised there
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             self._put(exc)
 
     def ready(self) -> bool:
         return not self.q.empty()
 
-    def __iter__(self) -> "prefetch":
+    def __iter__(self) -> prefetch:
         return self
 
     def __next__(self) -> FetchedPage:
@@ -402,9 +404,7 @@ def ingest_resource(
     if st.resume_uri and not explicit:
         lo, hi, resume = _parse_dt(st.window_lo), _parse_dt(st.window_hi), st.resume_uri
     else:
-        if full_refresh:
-            lo = since
-        elif since is not None:
+        if full_refresh or since is not None:
             lo = since
         else:
             cur = _parse_dt(st.cursor)

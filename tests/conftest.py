@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 SMALL_END = datetime(2026, 11, 1, tzinfo=UTC)
-SMALL_SCENARIO_ARGS = dict(seed=11, days=14, messages=2000, calls=200, end=SMALL_END)
+SMALL_SCENARIO_ARGS = {"seed": 11, "days": 14, "messages": 2000, "calls": 200, "end": SMALL_END}
 
 
 def sandbox_client_factory(server, account_sid: str | None = None, token: str | None = None):

@@ -19,7 +19,7 @@ from ingest.pipeline import IngestError, run_ingest
 from sandbox.server import FaultConfig, SandboxServer, SimClock
 from sandbox.world import Scenario, generate, write_send_logs
 from switchboard.settings import Settings
-from tests.conftest import SMALL_END, sandbox_client_factory
+from tests.conftest import sandbox_client_factory
 
 ROOT = Path(__file__).resolve().parents[1]
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -152,7 +152,7 @@ def test_wrong_token_stops_with_a_clear_message(tmp_path, world, capsys):
                "SWITCHBOARD_TWILIO_BASE_URL": server.base_url}
         proc = subprocess.run([sys.executable, "-m", "switchboard.cli", "ingest", "--source", "twilio", "--quiet",
                                "--data-dir", str(tmp_path / "cli")], env=env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=False)
     assert proc.returncode == 2, proc.stderr
     assert "TWILIO_AUTH_TOKEN" in proc.stderr and "Traceback" not in proc.stderr
     assert "not-the-token" not in proc.stdout + proc.stderr
@@ -163,7 +163,7 @@ def test_missing_credentials_exit_2(tmp_path):
     env["HOME"] = str(tmp_path)
     proc = subprocess.run([sys.executable, "-m", "switchboard.cli", "ingest", "--source", "twilio", "--quiet",
                            "--data-dir", str(tmp_path)], env=env, cwd=tmp_path, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     if (ROOT / ".streamlit" / "secrets.toml").exists():
         pytest.skip("a developer secrets.toml provides credentials")
     assert proc.returncode == 2

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import bulk_export, runs, send_logs, warehouse
+from ingest import runs, send_logs, warehouse
 from ingest.pipeline import run_ingest
 from switchboard.settings import Settings
 
