@@ -498,12 +498,11 @@ class _Run:
             )
 
         candidates = list(self.client.messages.list(to=row.to_number, date_sent_after=since, limit=100))
-        # Queued messages have no date_sent yet and escape that filter: also read the newest page.
+        # Queued messages have no date_sent yet and escape that filter: also read the newest page,
+        # by creation time (a message may also leave "queued" between the two requests).
         recent = self.client.messages.list(to=row.to_number, limit=50, page_size=50)
-        candidates += [
-            m for m in recent if m.date_sent is None and (m.date_created is None or m.date_created >= since)
-        ]
-        found = [m for m in candidates if matches(m)]
+        candidates += [m for m in recent if m.date_created is None or m.date_created >= since]
+        found = list({m.sid: m for m in candidates if matches(m)}.values())
         if not found:
             return None
         first = min(found, key=lambda m: m.date_created or datetime.max.replace(tzinfo=UTC))

@@ -237,7 +237,7 @@ def test_voice_fallback_calls_when_sms_not_delivered_in_time(world: Any, tmp_pat
             clock=lambda: datetime.fromtimestamp(sim.now(), UTC),
             sleep=sleep,
             monotonic=sim.now,
-            poll_interval=1.0,
+            poll_interval=2.0,
         )
         result = api.run_campaign(campaign, client, data_dir=tmp_path / "data", options=options)
 
@@ -285,14 +285,15 @@ class _LoseCreateResponses(HttpClient):
     """Performs every request, but the first ``n`` message creates 'lose' their response (the
     request reached Twilio, the answer never came back): the worst case for duplicates."""
 
-    def __init__(self, n: int) -> None:
+    def __init__(self, n: int, resource: str = "Messages") -> None:
         super().__init__(TwilioHttpClient().logger, False)
         self.inner = TwilioHttpClient()
         self.left = n
+        self.resource = resource
 
     def request(self, method: str, url: str, **kwargs: Any) -> Response:
         response = self.inner.request(method, url, **kwargs)
-        if method == "POST" and url.endswith("/Messages.json") and self.left > 0:
+        if method == "POST" and url.endswith(f"/{self.resource}.json") and self.left > 0:
             self.left -= 1
             import requests
 
@@ -311,6 +312,24 @@ def test_a_lost_response_is_found_at_the_provider_not_resent(sandbox: SandboxSer
     assert result.sent == 4 and sum(o.recovered for o in result.outcomes) == 2
     created = Counter(m["to"] for m in sandbox.messages.live)
     assert all(created[n] == 1 for n in numbers)
+
+
+def test_a_lost_call_response_is_found_at_the_provider_not_called_twice(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    numbers = ["+15005550009", sandbox_number(510)]  # a landline (called at once) and a late SMS
+    campaign = api.load_campaign(
+        write_campaign(tmp_path / "c", campaign_id="lost-call", numbers=numbers, fallback_seconds=0)
+    )
+    client = Client(sandbox.account_sid, sandbox.auth_token, http_client=_LoseCreateResponses(2, "Calls"))
+    client.api.base_url = sandbox.base_url
+    result = api.run_campaign(
+        campaign, client, data_dir=tmp_path / "data", options=RunOptions(sleep=lambda s: None)
+    )
+    calls = [o for o in result.outcomes if o.step == "voice"]
+    assert len(calls) == 2 and all(o.recovered and o.provider_sid for o in calls)
+    placed = Counter(c["to"] for c in sandbox.calls.live)
+    assert all(placed[n] == 1 for n in numbers), placed
 
 
 def test_another_campaigns_identical_message_is_not_mistaken_for_ours(
