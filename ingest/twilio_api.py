@@ -377,8 +377,14 @@ class prefetch:
 
 def list_accounts(client: Any) -> list[str]:
     """The client's account and every subaccount it can see (Accounts.json lists both)."""
+    from ingest.http import TwilioAuthError
+
     sids = [client.account_sid]
-    for acct in client.api.v2010.accounts.list(page_size=1000):
+    try:
+        listed = client.api.v2010.accounts.list(page_size=1000)
+    except TwilioAuthError:  # credentials that may not list accounts: ingest their own account only
+        return sids          # (bad credentials fail again, with the same message, on the first page)
+    for acct in listed:
         if acct.sid not in sids:
             sids.append(acct.sid)
     return sids
