@@ -339,7 +339,7 @@ def world_map(df: pd.DataFrame, *, value: str = "delivery_rate", title: str = "D
 def bar(df: pd.DataFrame, *, x: str, y: str, title: str, x_title: str | None = None, y_title: str | None = None,
         percent: bool = False, money: bool = False, horizontal: bool = False, color: str | None = None,
         hover: dict[str, str] | None = None, height: int = 360) -> go.Figure:
-    hover_data = {c: f":{fmt}" for c, fmt in (hover or {}).items() if c in df}
+    hover_data = {c: (f":{fmt}" if fmt else True) for c, fmt in (hover or {}).items() if c in df}
     if horizontal:
         fig = px.bar(df, x=y, y=x, orientation="h", color=color, hover_data=hover_data)
         fig.update_yaxes(title=x_title, autorange="reversed", type="category")
@@ -349,6 +349,8 @@ def bar(df: pd.DataFrame, *, x: str, y: str, title: str, x_title: str | None = N
         fig.update_xaxes(title=x_title)
         axis = fig.update_yaxes
     axis(title=y_title, tickformat=".0%" if percent else ("$,.2f" if money else ","))
+    if percent:
+        axis(range=[0, 1.02])
     if percent:
         fig.update_traces(hovertemplate=None)
     return _layout(fig, title, height=height)

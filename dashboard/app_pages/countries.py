@@ -75,10 +75,15 @@ if focus:
         ui.show(ui.rate_trend(daily, title=f"Delivery rate per day in {names[focus]} (%)"), key="focus_trend")
     with right:
         carriers = data.run(delivery.delivery_by, by="carrier", **period)
-        carriers = carriers.dropna(subset=["carrier"]).sort_values("sent", ascending=False).head(12)
-        ui.show(ui.bar(carriers, x="carrier", y="delivery_rate", horizontal=True, percent=True,
-                       title="Delivery rate by carrier (%)", y_title="Delivery rate",
-                       hover={"sent": ",", "failed": ","}), key="focus_carriers")
+        if carriers["carrier"].notna().any():
+            carriers = carriers.assign(carrier=carriers["carrier"].fillna("Unknown carrier"))
+            carriers = carriers.sort_values("sent", ascending=False).head(12)
+            ui.show(ui.bar(carriers, x="carrier", y="delivery_rate", horizontal=True, percent=True,
+                           title="Delivery rate by carrier (%)", y_title="Delivery rate",
+                           hover={"sent": ",", "failed": ","}), key="focus_carriers")
+        else:
+            st.caption(f"**Carriers:** not known for numbers in {names[focus]}: phonenumbers has no carrier "
+                       "prefix data there (number portability), so delivery cannot be split by carrier.")
     top = data.run(errors.top_errors, **period)
     if top.empty:
         st.caption("No failed messages with an error code here in this period.")

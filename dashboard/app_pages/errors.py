@@ -33,10 +33,12 @@ else:
 
 left, right = st.columns(2)
 with left:
-    chart = top.head(10).assign(label=top.head(10)["error_code"].astype(str) + " " + top.head(10)["error_name"].fillna(""))
-    ui.show(ui.bar(chart, x="label", y="failures", horizontal=True, color="category",
+    chart = top.head(10)
+    names = chart["error_name"].fillna("").map(lambda n: n if len(n) <= 32 else n[:31] + "…")
+    chart = chart.assign(label=chart["error_code"].astype(str) + " " + names)
+    ui.show(ui.bar(chart, x="label", y="failures", horizontal=True,
                    title="Top error codes (failed messages)", y_title="Failed messages",
-                   hover={"share_of_failures": ".1%", "error_rate": ".2%"}), key="top_errors")
+                   hover={"category": "", "share_of_failures": ".1%", "error_rate": ".2%"}), key="top_errors")
 with right:
     trend = data.run(errors.error_trend, top_n=5, **view.period)
     trend = trend.assign(code=trend["error_code"].astype(str) + " " + trend["error_name"].fillna(""))
