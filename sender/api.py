@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from twilio.rest import Client
@@ -37,6 +38,9 @@ from sender.runner import (
 from sender.runner import run_campaign as _run_campaign
 from sender.sendlog import send_log_path
 from sender.transport import Credentials, CredentialsMissing, credentials_from_env, make_client
+
+if TYPE_CHECKING:
+    from analytics.filters import Filters
 
 __all__ = [
     "USER_ERRORS",
@@ -58,6 +62,7 @@ __all__ = [
     "plan",
     "plan_totals",
     "preview_campaign",
+    "results_filters",
     "run_campaign",
 ]
 
@@ -222,6 +227,13 @@ def campaign_progress(data_dir: str | Path, campaign_id: str) -> pd.DataFrame:
 def dashboard_filters(campaign_id: str) -> dict[str, str]:
     """Query parameters that open the dashboard's pages filtered to this campaign."""
     return {"campaign_id": campaign_id}
+
+
+def results_filters(campaign_id: str) -> Filters:
+    """The analytics filter for this campaign's results (``analytics.filters.Filters``, extra campaign_id)."""
+    from analytics.filters import Filters
+
+    return Filters(extra=(("campaign_id", campaign_id),))
 
 
 def paths(data_dir: str | Path, campaign_id: str) -> dict[str, Path]:
