@@ -70,8 +70,9 @@ _SEND_REASON = f"""CASE
     WHEN {_is_container('provider_sid')} OR {_is_container('fallback_of')} THEN 'provider_sid/fallback_of is not a string'
 END"""
 
-_SEND_SELECT = """event_id, TRY_CAST(sent_at AS TIMESTAMPTZ), channel, purpose, template_id, experiment_id, variant,
-    campaign_id, user_id, upper(country), locale, nullif(provider_sid, ''), nullif(fallback_of, '')"""
+_SEND_SELECT = """event_id, TRY_CAST(sent_at AS TIMESTAMPTZ) AS sent_at, channel, purpose, template_id, experiment_id,
+    variant, campaign_id, user_id, upper(country) AS country, locale, nullif(provider_sid, '') AS provider_sid,
+    nullif(fallback_of, '') AS fallback_of"""
 
 _CONV_REASON = f"""CASE
     WHEN {_blank('event_id')} THEN 'missing event_id'
@@ -83,7 +84,7 @@ _CONV_REASON = f"""CASE
     WHEN TRY_CAST(occurred_at AS TIMESTAMPTZ) IS NULL THEN 'bad occurred_at timestamp: ' || left(occurred_at, 60)
 END"""
 
-_CONV_SELECT = "event_id, user_id, conversion_type, TRY_CAST(occurred_at AS TIMESTAMPTZ)"
+_CONV_SELECT = "event_id, user_id, conversion_type, TRY_CAST(occurred_at AS TIMESTAMPTZ) AS occurred_at"
 
 SENDS = Kind("send_log", "send_log", SEND_COLUMNS, "sent_at", _SEND_REASON, _SEND_SELECT)
 CONVERSIONS = Kind("conversions", "conversions", CONVERSION_COLUMNS, "occurred_at", _CONV_REASON, _CONV_SELECT)
@@ -296,7 +297,7 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Ki
 
 
 BATCH_FILES = 64
-BATCH_BYTES = {"jsonl": 768 << 20, "parquet": 256 << 20}  # ~2-4M rows: one table scan for the upsert
+BATCH_BYTES = {"jsonl": 512 << 20, "parquet": 96 << 20}  # ~2M rows: one table scan per upsert, bounded memory
 
 
 def _list_literal(paths: list[str]) -> str:
@@ -330,25 +331,28 @@ def load_batch(
         # is redone file by file, where lines are numbered
         rel = (f"SELECT {', '.join(kind.columns)}, filename, NULL::BIGINT AS line "
                f"FROM read_json({files}, format='newline_delimited', columns={spec}, filename = true)")
+    raw_json = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
     con.execute("BEGIN")
     try:
-        if fmt == "parquet":  # Parquet is cheap to scan: no staging copy
-            stg = f"(SELECT *, {kind.reason_sql} AS reason FROM ({rel}))"
-        else:  # JSON parsing is the cost: parse once into a temp table
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _stg AS SELECT *, {kind.reason_sql} AS reason FROM ({rel})")
-            stg = "_stg"
-        if fmt != "parquet" and con.execute("SELECT count(*) FROM _stg WHERE reason IS NOT NULL").fetchall()[0][0]:
-            raise _HasRejects()
-        good = f"SELECT * FROM {stg} WHERE reason IS NULL"
-        con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM ({good}))")
-        con.execute(f"INSERT INTO {kind.table} SELECT {kind.select_sql}, filename, {int(run_id)} FROM ({good})")
+        # One read of the files: typed good rows, and the raw text of the bad ones, in a temp table;
+        # everything after works on it (a 10M-row backlog goes by in batches of a few million).
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _stg AS
+                SELECT {kind.select_sql}, filename, line, reason,
+                       CASE WHEN reason IS NOT NULL THEN {raw_json} END AS raw
+                FROM (SELECT *, {kind.reason_sql} AS reason FROM ({rel}))"""
+        )
         counts = con.execute(
-            f"""SELECT filename, count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL),
-                       count(*) FILTER (WHERE reason IS NULL) - count(DISTINCT event_id) FILTER (WHERE reason IS NULL)
-                FROM {stg} GROUP BY filename"""
+            """SELECT filename, count(*) FILTER (WHERE reason IS NULL), count(*) FILTER (WHERE reason IS NOT NULL)
+               FROM _stg GROUP BY filename"""
         ).fetchall()
+        if fmt != "parquet" and any(b for _f, _g, b in counts):
+            raise _HasRejects()
+        con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM _stg WHERE reason IS NULL)")
+        cols = ", ".join(kind.columns)
+        con.execute(f"INSERT INTO {kind.table} SELECT {cols}, filename, {int(run_id)} FROM _stg WHERE reason IS NULL")
         dups = con.execute(
-            f"SELECT count(*) - count(DISTINCT event_id) FROM {stg} WHERE reason IS NULL").fetchall()[0][0]
+            "SELECT count(*) - count(DISTINCT event_id) FROM _stg WHERE reason IS NULL").fetchall()[0][0]
         if dups:  # the same event twice: the later file/line wins
             con.execute(
                 f"""DELETE FROM {kind.table} WHERE rowid IN (
@@ -360,13 +364,12 @@ def load_batch(
                         WHERE rn > 1)"""
             )
         con.execute(f"DELETE FROM rejects WHERE source = {_quote(source)} AND location IN (SELECT unnest({files}))")
-        raw_json = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
         con.execute(
             f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
-                SELECT nextval('reject_seq'), {int(run_id)}, {_quote(source)}, filename, line, {raw_json}, reason
-                FROM {stg} WHERE reason IS NOT NULL"""
+                SELECT nextval('reject_seq'), {int(run_id)}, {_quote(source)}, filename, line, raw, reason
+                FROM _stg WHERE reason IS NOT NULL"""
         )
-        per_file = {f: (int(g), int(b)) for f, g, b, _d in counts}
+        per_file = {f: (int(g), int(b)) for f, g, b in counts}
         outcomes = []
         for path in paths:
             g, b = per_file.get(path, (0, 0))
@@ -379,8 +382,7 @@ def load_batch(
                 [path, st.st_size, st.st_mtime, g, run_id, runs.now()],
             )
             outcomes.append(FileOutcome(path, "loaded", g + b, g, b))
-        if fmt != "parquet":
-            con.execute("DROP TABLE _stg")
+        con.execute("DROP TABLE _stg")
         con.execute("COMMIT")
         return outcomes
     except BaseException:
