@@ -17,15 +17,19 @@ import email.utils
 import logging
 import os
 import time
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from twilio.http import HttpClient
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
+
+from switchboard.settings import PROJECT_ROOT
 
 __all__ = [
     "BASE_URL_ENV",
@@ -45,7 +49,7 @@ class CredentialsMissing(RuntimeError):
     """No Twilio credentials in the environment; the message names the variables to set."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Credentials:
     account_sid: str
     secret: str = field(repr=False)  # auth token or API key secret; never printed
@@ -57,15 +61,37 @@ class Credentials:
             f"Credentials(account {describe_account(self.account_sid)}, base_url={self.base_url or 'Twilio'})"
         )
 
+    __repr__ = __str__  # a stray print or log of the object shows neither the secret nor the full SID
+
 
 def describe_account(account_sid: str) -> str:
     """``AC…1234``: enough to recognise an account, nothing more."""
     return f"{account_sid[:2]}…{account_sid[-4:]}" if len(account_sid) > 6 else "AC…"
 
 
-def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
-    """``TWILIO_ACCOUNT_SID`` + ``TWILIO_AUTH_TOKEN`` (or ``TWILIO_API_KEY`` + ``TWILIO_API_SECRET``)."""
-    env = os.environ if env is None else env
+def _secrets_toml(path: Path) -> dict[str, str]:
+    """``TWILIO_*`` keys (top level, or ``[twilio] account_sid = ...``) of the dashboard's secrets file."""
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+        return {}  # the dashboard reports a broken secrets file; here it just provides nothing
+    flat = {k.upper(): v for k, v in data.items() if isinstance(v, str)}
+    section = data.get("twilio")
+    if isinstance(section, dict):
+        flat.update({f"TWILIO_{k.upper()}": v for k, v in section.items() if isinstance(v, str)})
+    return flat
+
+
+def credentials_from_env(
+    env: Mapping[str, str] | None = None, secrets_file: Path | None = None
+) -> Credentials:
+    """``TWILIO_ACCOUNT_SID`` + ``TWILIO_AUTH_TOKEN`` (or ``TWILIO_API_KEY`` + ``TWILIO_API_SECRET``) from the
+    environment, else from ``.streamlit/secrets.toml`` (as ``switchboard ingest`` and the dashboard read them)."""
+    env = dict(os.environ if env is None else env)
+    secrets = _secrets_toml(secrets_file or PROJECT_ROOT / ".streamlit" / "secrets.toml")
+    env = {**secrets, **{k: v for k, v in env.items() if v}}
     sid = env.get("TWILIO_ACCOUNT_SID", "").strip()
     token = env.get("TWILIO_AUTH_TOKEN", "").strip()
     key = env.get("TWILIO_API_KEY", "").strip()
@@ -77,7 +103,8 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
         return Credentials(sid, token, base_url=base_url)
     raise CredentialsMissing(
         "Twilio credentials are not set: export TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY "
-        f"and TWILIO_API_SECRET); for the local sandbox also export {BASE_URL_ENV}=http://127.0.0.1:PORT"
+        "and TWILIO_API_SECRET), or put them in .streamlit/secrets.toml; for the local sandbox also export "
+        f"{BASE_URL_ENV}=http://127.0.0.1:PORT"
     )
 
 

@@ -102,6 +102,7 @@ def test_missing_credentials_name_the_variables(tmp_path: Path, monkeypatch: pyt
     campaign = write_campaign(tmp_path / "c", campaign_id="cli-nocreds", numbers=[sandbox_number(321)])
     for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("sender.transport.PROJECT_ROOT", tmp_path)  # no .streamlit/secrets.toml either
     rc, _, err = _run_in_process([str(campaign), "--send", "--data-dir", str(tmp_path / "data")])
     assert rc == 2 and "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in err
 

@@ -15,7 +15,7 @@ from twilio.http.response import Response
 from sender.ledger import Ledger, LedgerBusy
 from sender.ratelimit import TokenBucket
 from sender.sendlog import SendLog, SendLogRecord, iso_z
-from sender.transport import RetryAfterHttpClient, retry_after_seconds
+from sender.transport import RetryAfterHttpClient, credentials_from_env, retry_after_seconds
 
 
 def _intent(ledger: Ledger, key: str = "c:u1:sms") -> None:
@@ -151,3 +151,16 @@ def test_retry_after_client_gives_up_after_max_retries() -> None:
     client = RetryAfterHttpClient(inner, sleep=lambda s: None, max_retries=2)
     assert client.request("POST", "http://x").status_code == 429
     assert inner.calls == 3
+
+
+def test_credentials_from_env_then_secrets_toml_and_never_in_repr(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        '[twilio]\naccount_sid = "AC0123456789abcdef0123456789abcdef"\nauth_token = "s3cr3t-token"\n'
+    )
+    from_file = credentials_from_env({}, secrets_file=secrets)
+    assert from_file.account_sid.startswith("AC0123") and from_file.secret == "s3cr3t-token"
+    env = {"TWILIO_ACCOUNT_SID": "AC" + "f" * 32, "TWILIO_AUTH_TOKEN": "env-token"}
+    assert credentials_from_env(env, secrets_file=secrets).secret == "env-token"  # the environment wins
+    for shown in (str(from_file), repr(from_file)):
+        assert "s3cr3t-token" not in shown and "0123456789abcdef0123" not in shown
