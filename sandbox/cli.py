@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sandbox.server import FaultConfig, SandboxServer
+from sandbox.server import FaultConfig, SandboxServer, SimClock
 from sandbox.world import Scenario, World, generate, write_bulk_export, write_send_logs
 
 DEFAULT_PORT = 8700
@@ -44,6 +44,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s = parser.add_argument_group("server")
     s.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
     s.add_argument("--port", type=int, default=DEFAULT_PORT, help="port; 0 picks a free one (default %(default)s)")
+    s.add_argument("--clock", choices=("real", "end"), default="real",
+                   help="'real': statuses follow the wall clock; 'end': the sandbox's time starts at the end of "
+                        "the history and runs at real speed, so the latest messages are still in flight "
+                        "(queued/sent) and change status while you watch (default %(default)s)")
     f = parser.add_argument_group("faults (probabilities per request, 0..1)")
     f.add_argument("--rate-429", type=float, default=0.0, help="answer 429 Too Many Requests with Retry-After")
     f.add_argument("--rate-500", type=float, default=0.0, help="answer 500 Internal Server Error")
@@ -90,12 +94,19 @@ def build_world(scenario: Scenario, send_logs_dir: Path | None, fmt: str = "json
     return world
 
 
+def make_clock(kind: str, world: World):
+    """None for the wall clock; for 'end' a clock starting at the end of the history, running at real speed."""
+    if kind == "end":
+        return SimClock(world.end, speed=1.0)
+    return None
+
+
 def start_in_thread(scenario: Scenario, port: int = 0, send_logs_dir: Path | None = None,
-                    faults: FaultConfig | None = None, quiet: bool = False) -> SandboxServer:
+                    faults: FaultConfig | None = None, quiet: bool = False, clock: str = "real") -> SandboxServer:
     """Generate, write send logs (when a folder is given) and serve in a background thread.
     Call ``.stop()`` on the result when done."""
     world = build_world(scenario, send_logs_dir, quiet=quiet)
-    server = SandboxServer(world, port=port, faults=faults)
+    server = SandboxServer(world, port=port, faults=faults, clock=make_clock(clock, world))
     server.start()
     return server
 
@@ -139,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
     if args.bulk_export_dir:
         paths = write_bulk_export(world, args.bulk_export_dir)
         print(f"wrote {len(paths)} bulk-export day files under {args.bulk_export_dir}/Messages")
-    server = SandboxServer(world, host=args.host, port=args.port, faults=faults_from_args(args))
+    server = SandboxServer(world, host=args.host, port=args.port, faults=faults_from_args(args),
+                           clock=make_clock(getattr(args, "clock", "real"), world))
     try:
         server.start()
     except OSError as e:

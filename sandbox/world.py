@@ -917,8 +917,9 @@ def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[P
 
 def write_bulk_export(world: World, directory: Path, account_sid: str | None = None) -> list[Path]:
     """Twilio BulkExport-style day files ``Messages/YYYY-MM-DD.json.gz``: gzipped JSON lines, one
-    message per line, ISO-8601 times, final statuses, fewer fields than the API (no uri,
-    subresource_uris, api_version or error_message)."""
+    message per line, final statuses. As Twilio documents the format: records like the Message
+    resource, but times in UTC ISO-8601 and no price_unit, api_version, error_message, uri or
+    subresource_uris."""
     from sandbox.render import iso_seconds
 
     directory = Path(directory) / "Messages"
@@ -950,10 +951,9 @@ def write_bulk_export(world: World, directory: Path, account_sid: str | None = N
                     "body": bodies[int(cols["body_key"][k])].replace("{code}", str(int(cols["code"][k]))),
                     "status": cols["status"][k],
                     "direction": "outbound-api",
-                    "num_segments": int(cols["num_segments"][k]),
-                    "num_media": 0,
-                    "price": round(-float(cols["price"][k]), 5),
-                    "price_unit": "USD",
+                    "num_segments": str(int(cols["num_segments"][k])),
+                    "num_media": "0",
+                    "price": f"{-float(cols['price'][k]):.5f}",
                     "error_code": err or None,
                     "date_created": iso_seconds(int(cols["date_created"][k])),
                     "date_sent": iso_seconds(int(cols["date_sent"][k])),

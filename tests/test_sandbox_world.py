@@ -186,7 +186,8 @@ def test_bulk_export_day_files(small, tmp_path):
     assert {r["sid"] for r in rows} == set(main["sid"])
     r = rows[0]
     assert r["date_created"].endswith("Z") and "T" in r["date_created"]
-    assert "uri" not in r and "subresource_uris" not in r
+    assert not {"uri", "subresource_uris", "price_unit", "api_version", "error_message"} & set(r)
+    assert r["price"].startswith("-") and r["num_segments"].isdigit()
     day = paths[0].name[:10]
     assert all(x["date_created"].startswith(day) for x in
                (json.loads(line) for line in gzip.open(paths[0], "rt", encoding="utf-8")))
