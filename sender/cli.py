@@ -62,7 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--poll-interval",
         type=float,
         default=None,
-        help="seconds between delivery-status polls for the voice fallback (default: a tenth of the delay, 0.2 to 15 s)%(default).0s",
+        help="seconds between delivery-status polls for the voice fallback "
+        "(default: a tenth of the delay, 0.2 to 15 s)%(default).0s",
     )
 
 
