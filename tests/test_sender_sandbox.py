@@ -363,3 +363,20 @@ def test_another_campaigns_identical_message_is_not_mistaken_for_ours(
     result = api.run_campaign(b, client, data_dir=data_dir)
     assert result.sent == 1 and not result.outcomes[0].recovered
     assert len(messages_to(client, phone)) == 2  # one per campaign
+
+
+def test_endless_429s_stop_the_run_and_the_next_run_resumes(world: Any, tmp_path: Path) -> None:
+    numbers = [sandbox_number(540 + i) for i in range(3)]
+    campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="r429-stop", numbers=numbers))
+    data_dir = tmp_path / "data"
+    with SandboxServer(world, port=0, faults=FaultConfig(rate_429=1.0, retry_after=1)) as server:
+        client = sdk_client(server, sleep=lambda s: None)
+        with pytest.raises(api.SendAborted, match="kept answering HTTP 429"):
+            api.run_campaign(campaign, client, data_dir=data_dir, options=RunOptions(sleep=lambda s: None))
+        assert not server.messages.live
+    with Ledger.open(ledger_path(data_dir, "r429-stop")) as ledger:
+        assert [r.state for r in ledger.rows()] == ["intent"]  # nobody marked failed for Twilio's congestion
+    with SandboxServer(world, port=0) as server:
+        result = api.run_campaign(campaign, sdk_client(server), data_dir=data_dir)
+        assert result.sent == 3
+        assert Counter(m["to"] for m in server.messages.live) == Counter(numbers)
