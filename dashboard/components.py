@@ -336,32 +336,40 @@ def world_map(df: pd.DataFrame, *, value: str = "delivery_rate", title: str = "D
     return fig
 
 
+def _label(column: str) -> str:
+    return column.replace("_", " ").replace(" p50 s", " median (s)").capitalize()
+
+
 def bar(df: pd.DataFrame, *, x: str, y: str, title: str, x_title: str | None = None, y_title: str | None = None,
         percent: bool = False, money: bool = False, horizontal: bool = False, color: str | None = None,
         hover: dict[str, str] | None = None, height: int = 360) -> go.Figure:
-    hover_data = {c: (f":{fmt}" if fmt else True) for c, fmt in (hover or {}).items() if c in df}
+    """Bars of ``y`` per ``x``; hover shows the value formatted (%, $) and the ``hover`` columns."""
+    value_format = ":.1%" if percent else (":$,.4f" if money else ":,")
+    hover_data: dict[str, Any] = {y: value_format}
+    hover_data |= {c: (f":{fmt}" if fmt else True) for c, fmt in (hover or {}).items() if c in df}
+    labels = {c: _label(c) for c in hover_data} | {y: y_title or _label(y), x: x_title or _label(x)}
     if horizontal:
-        fig = px.bar(df, x=y, y=x, orientation="h", color=color, hover_data=hover_data)
+        fig = px.bar(df, x=y, y=x, orientation="h", color=color, hover_data=hover_data, labels=labels)
         fig.update_yaxes(title=x_title, autorange="reversed", type="category")
         axis = fig.update_xaxes
     else:
-        fig = px.bar(df, x=x, y=y, color=color, hover_data=hover_data)
+        fig = px.bar(df, x=x, y=y, color=color, hover_data=hover_data, labels=labels)
         fig.update_xaxes(title=x_title)
         axis = fig.update_yaxes
     axis(title=y_title, tickformat=".0%" if percent else ("$,.2f" if money else ","))
     if percent:
         axis(range=[0, 1.02])
-    if percent:
-        fig.update_traces(hovertemplate=None)
     return _layout(fig, title, height=height)
 
 
 def lines(df: pd.DataFrame, *, x: str, y: str, color: str, title: str, y_title: str, percent: bool = False,
           stacked: bool = False) -> go.Figure:
+    labels = {y: y_title, color: _label(color), x: _label(x)}
+    hover = {y: ":.2%" if percent else ":,"}
     if stacked:
-        fig = px.area(df, x=x, y=y, color=color)
+        fig = px.area(df, x=x, y=y, color=color, labels=labels, hover_data=hover)
     else:
-        fig = px.line(df, x=x, y=y, color=color, markers=True)
+        fig = px.line(df, x=x, y=y, color=color, markers=True, labels=labels, hover_data=hover)
     fig.update_yaxes(title=y_title, tickformat=".0%" if percent else ",")
     fig.update_xaxes(title=None)
     return _layout(fig, title)

@@ -146,7 +146,7 @@ def test_no_token_in_output_files_warehouse_or_pages(tmp_path: Path) -> None:
         bad_send = _run(["send", str(campaign), "--send", "--data-dir", str(data_dir)], wrong)
         assert bad_ingest.returncode != 0 and bad_send.returncode != 0
         assert "TWILIO_AUTH_TOKEN" in bad_ingest.stderr, "the error should name the variable to set"
-        assert re.search(r"401|credential", bad_send.stdout + bad_send.stderr, re.I), bad_send.stderr[-500:]
+        assert re.search(r"401|credential", bad_send.stdout + bad_send.stderr, re.IGNORECASE), bad_send.stderr[-500:]
         for proc in (bad_ingest, bad_send):
             assert "Traceback" not in proc.stderr
         ingest = _run(["ingest", "--data-dir", str(data_dir)], right)
