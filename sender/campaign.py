@@ -639,8 +639,19 @@ class _Loader:
         )
 
     def recipients(self, text: str, source: str, default_language: str) -> list[Recipient]:
-        reader = csv.DictReader(io.StringIO(text))
-        header = [h.strip() for h in (reader.fieldnames or [])]
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            header = [h.strip() for h in (reader.fieldnames or [])]
+            reader.fieldnames = header
+            rows = [(reader.line_num, row) for row in reader]
+        except csv.Error as exc:  # a stray quote, carriage return or NUL byte
+            self.problem(
+                "",
+                f"not readable as CSV ({exc}); save it as plain comma-separated UTF-8 text",
+                file=source,
+                line=max(1, reader.line_num),
+            )
+            return []
         missing = [c for c in RECIPIENT_COLUMNS if c not in header]
         if missing:
             self.problem(
@@ -651,12 +662,10 @@ class _Loader:
                 line=1,
             )
             return []
-        reader.fieldnames = header
         out: list[Recipient] = []
         users: dict[str, int] = {}
         numbers: dict[str, int] = {}
-        for row in reader:
-            line = reader.line_num
+        for line, row in rows:
             number = (row.get("number") or "").strip()
             user_id = (row.get("user_id") or "").strip()
             locale = normalise_locale(row.get("locale") or "") or default_language

@@ -246,3 +246,59 @@ def test_assignment_never_picks_a_zero_weight_variant(salt: str, user: str, weig
     assert chosen.weight > 0
     assert assign_variant(salt, user, variants) is chosen
     assert 0 <= bucket(salt, user) < 1
+
+
+_values = st.one_of(
+    st.integers(-5, 5),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.booleans(),
+    st.text(max_size=12),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.just("+15005550010"),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    key=st.sampled_from(
+        [
+            "id",
+            "name",
+            "rate_limit",
+            "max_size",
+            "from",
+            "salt",
+            "default_language",
+            "purpose",
+            "experiment_id",
+            "messaging_service_sid",
+            "status_callback",
+            "template_id",
+            "zzz",
+        ]
+    ),
+    value=_values,
+    csv_tail=st.text(max_size=60),
+    allow=st.text(max_size=40),
+)
+def test_any_edit_gives_a_campaign_or_a_campaign_error_never_a_crash(
+    key: str, value: object, csv_tail: str, allow: str
+) -> None:
+    """Whatever a user types, the answer is a campaign or a list of problems, never a traceback."""
+    import tomllib  # noqa: F401 - the edit is written as TOML by hand below
+
+    def toml_value(v: object) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(toml_value(x) for x in v) + "]"
+        return repr(v)
+
+    lines = [line for line in MINIMAL.splitlines() if not line.startswith(f"{key} =")]
+    text = f"{key} = {toml_value(value)}\n" + "\n".join(lines) + "\n"
+    try:
+        load(text, recipients=RECIPIENTS + csv_tail, allow=ALLOW + allow)
+    except CampaignError as exc:
+        assert exc.problems and all(str(p) for p in exc.problems)
