@@ -15,12 +15,19 @@ def _day_prefix(day: int) -> str:
     return f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year} "
 
 
+_CLOCK: list[str] = []  # "HH:MM:SS +0000" for every second of a day, built on first use
+
+
+def _clock_table() -> list[str]:
+    if not _CLOCK:
+        _CLOCK.extend(f"{h:02d}:{m:02d}:{s:02d} +0000" for h in range(24) for m in range(60) for s in range(60))
+    return _CLOCK
+
+
 def rfc2822(ts: int) -> str:
     """'Thu, 30 Jul 2015 20:12:31 +0000' for epoch seconds."""
     day, sec = divmod(int(ts), 86400)
-    h, rem = divmod(sec, 3600)
-    m, s = divmod(rem, 60)
-    return f"{_day_prefix(day)}{h:02d}:{m:02d}:{s:02d} +0000"
+    return _day_prefix(day) + (_CLOCK or _clock_table())[sec]
 
 
 @functools.lru_cache(maxsize=4096)

@@ -859,7 +859,21 @@ def _ground_truth(world: World) -> dict[str, Any]:
             },
         },
         "opted_out_members": int(world.users["opted_out"].sum()),
+        # Built into every world rather than injected: true, and findable, but not incidents.
+        "known_issues": [
+            {"kind": "unregistered_sender", "country": "US", "error_code": 30034,
+             "sender": _unregistered_sender(world),
+             "observed_error_rate": _rate(err == 30034, (country == "US") & (m["from"].astype(object).to_numpy()
+                                                                              == _unregistered_sender(world)))},
+            {"kind": "opt_out", "error_code": 21610, "members": int(world.users["opted_out"].sum())},
+        ],
     }
+
+
+def _unregistered_sender(world: World) -> str | None:
+    s = world.senders
+    rows = s[(s["kind"] == "long_code") & ~s["registered"] & (s["account"] == 0)]
+    return str(rows["sender"].iloc[0]) if len(rows) else None
 
 
 # ----------------------------------------------------------------------------- files
