@@ -9,8 +9,10 @@ saved: SMS not delivered, fallback delivered.
 
 Rates: ``fallback_rate = fell_back_to_voice / sms_attempts``;
 ``fallback_success_rate = fallback_delivered / fell_back``.
-Time to success of a rescued chain: seconds from the first SMS attempt to the start of
-the answered fallback call (or the delivered receipt of an SMS fallback). For chains the
+``fell_back`` counts a fallback on any channel; the other fallback columns describe
+voice fallbacks (the call whose send-log attempt points back to the SMS, as the sender
+writes them). Time to success of a rescued chain: seconds from the first SMS attempt to
+the start of the answered fallback call. For chains the
 SMS itself delivered, time to success is the delivery latency:
 ``analytics.delivery.latency_by_country``.
 """

@@ -1,44 +1,44 @@
 -- fallback_chains: SMS-first attempt chains and their fallbacks, per {key}.
 -- A chain starts with an SMS attempt that is not itself a fallback ({where} on attempt_facts
 -- alias a); its fallback is the attempt whose fallback_of points to it, whenever it was sent.
--- Rescue time: seconds from the first SMS attempt to the start of the answered fallback call
--- (or, for an SMS fallback, to its delivered receipt). Only the few rescued chains are joined
--- to call_facts / message_facts, so the big scan stays a single-table aggregate.
--- {key}: country_iso2 or a constant for the total.
+-- Shape, for speed: the chain counts are one single-table aggregate; only the few chains that
+-- did fall back are joined to their fallback call (call_facts.fallback_of), which also gives
+-- the time to success. fell_back counts a fallback on any channel; the fallback columns
+-- (fell_back_to_voice, fallback_delivered, rescued) describe voice fallbacks.
+-- Rescue time: seconds from the first SMS attempt to the start of the answered fallback call.
+-- {key}: country_iso2, or channel (always 'sms' here) for one total row.
 -- Output columns: key, sms_attempts, sms_delivered, fell_back, fell_back_to_voice,
 --                 fallback_delivered, rescued, members_rescued, rescue_seconds_p50, rescue_seconds_p90
-WITH chains AS (
-    SELECT
-        a.{key}                                          AS key,
-        a.event_id, a.user_id, a.sent_at,
-        coalesce(a.is_delivered, false)                  AS sms_delivered,
-        a.fallback_event_id,
-        b.channel                                        AS fb_channel,
-        coalesce(b.is_delivered, false)                  AS fb_delivered,
-        b.provider_sid                                   AS fb_sid
+WITH counts AS (
+    SELECT a.{key}                                     AS key,
+           count(*)                                    AS sms_attempts,
+           count(*) FILTER (WHERE a.is_delivered)      AS sms_delivered,
+           count(a.fallback_event_id)                  AS fell_back
     FROM attempt_facts a
-    LEFT JOIN (SELECT event_id, channel, is_delivered, provider_sid FROM attempt_facts WHERE is_fallback) b
-           ON b.event_id = a.fallback_event_id
     WHERE {where} AND a.channel = 'sms' AND NOT a.is_fallback
+    GROUP BY ALL
+),
+fell AS (
+    -- voice fallbacks: the call whose send-log attempt points back to the SMS attempt
+    SELECT a.{key}                                     AS key,
+           a.user_id,
+           coalesce(a.is_delivered, false)             AS sms_delivered,
+           'voice'                                     AS fb_channel,
+           k.is_answered                               AS fb_delivered,
+           epoch(k.started_at) - epoch(a.sent_at)      AS seconds
+    FROM attempt_facts a
+    JOIN call_facts k ON k.fallback_of = a.event_id
+    WHERE {where} AND a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ),
 rescued AS (
-    SELECT c.key, c.user_id,
-           coalesce(epoch(k.started_at), epoch(m.sent_at) + m.delivery_latency_s) - epoch(c.sent_at) AS seconds
-    FROM chains c
-    LEFT JOIN call_facts k    ON c.fb_channel = 'voice' AND k.sid = c.fb_sid
-    LEFT JOIN message_facts m ON c.fb_channel = 'sms' AND m.sid = c.fb_sid
-    WHERE NOT c.sms_delivered AND c.fb_delivered
+    SELECT key, user_id, seconds FROM fell WHERE NOT sms_delivered AND fb_delivered
 ),
-counts AS (
-    SELECT
-        key,
-        count(*)                                               AS sms_attempts,
-        count(*) FILTER (WHERE sms_delivered)                  AS sms_delivered,
-        count(fallback_event_id)                               AS fell_back,
-        count(*) FILTER (WHERE fb_channel = 'voice')           AS fell_back_to_voice,
-        count(*) FILTER (WHERE fb_delivered)                   AS fallback_delivered,
-        count(*) FILTER (WHERE NOT sms_delivered AND fb_delivered) AS rescued
-    FROM chains
+fallbacks AS (
+    SELECT key,
+           count(*) FILTER (WHERE fb_channel = 'voice')                 AS fell_back_to_voice,
+           count(*) FILTER (WHERE fb_delivered)                         AS fallback_delivered,
+           count(*) FILTER (WHERE NOT sms_delivered AND fb_delivered)   AS rescued
+    FROM fell
     GROUP BY key
 ),
 times AS (
@@ -47,7 +47,13 @@ times AS (
     FROM rescued
     GROUP BY key
 )
-SELECT c.*, coalesce(t.members_rescued, 0) AS members_rescued, t.rescue_seconds_p50, t.rescue_seconds_p90
+SELECT c.key, c.sms_attempts, c.sms_delivered, c.fell_back,
+       coalesce(f.fell_back_to_voice, 0)   AS fell_back_to_voice,
+       coalesce(f.fallback_delivered, 0)   AS fallback_delivered,
+       coalesce(f.rescued, 0)              AS rescued,
+       coalesce(t.members_rescued, 0)      AS members_rescued,
+       t.rescue_seconds_p50, t.rescue_seconds_p90
 FROM counts c
-LEFT JOIN times t ON t.key IS NOT DISTINCT FROM c.key
+LEFT JOIN fallbacks f ON f.key IS NOT DISTINCT FROM c.key
+LEFT JOIN times t     ON t.key IS NOT DISTINCT FROM c.key
 ORDER BY c.sms_attempts DESC, c.key

@@ -9,8 +9,9 @@ How (SQL aggregates, Python does statistics):
 1. One scan of the warehouse groups messages by country, carrier, template, error
    code and period; GROUPING SETS over that small result give every roll-up
    (``insights_cells.sql``).
-2. Every cell gets a test, all p-values pooled into one Benjamini–Hochberg
-   correction (false discovery rate ``alpha``):
+2. Every cell gets a test, all p-values pooled into one multiple-testing correction
+   (Bonferroni by default: family-wise error ``alpha`` over thousands of cells, so a
+   report of noise is very unlikely; ``correction="bh"`` for Benjamini–Hochberg):
 
    * **error_rise**: error rate of one code (failures with the code / messages with a
      final status) in a country [× carrier] [× template] rose; one-sided
@@ -26,16 +27,17 @@ How (SQL aggregates, Python does statistics):
      real step (change point, Bonferroni over findings × days), it is reported as the
      error_rise it is, dated from the step.
 
-   A finding must be significant (q ≤ ``alpha``) **and** large: the rate moved by at
+   A finding must be significant (adjusted p ≤ ``alpha``) **and** large: the rate moved by at
    least ``min_effect`` (absolute) and by ``min_ratio`` times (error rates), with at
    least ``min_lost`` lost deliveries, or cost rose ``min_cost_ratio`` times and by at
    least ``min_cost_added`` USD; persistent errors need ``persistent_min_effect`` and
    ``persistent_min_ratio`` against the other countries.
 3. One incident is reported once. Within a country (and error code), the largest
    finding is refined to the most specific cell (carrier, template, both) that still
-   explains at least ``explain_share`` of it; cells overlapping a reported one are
-   dropped. A delivery drop mostly explained (≥ 50 %) by reported error rises is
-   dropped too, and a persistent error is dropped when the same code also rose.
+   explains it (see ``_refine``); cells overlapping a reported one are dropped. A
+   delivery drop mostly explained (≥ 50 %) by reported error findings on overlapping
+   cells is dropped too, and a persistent error is dropped when an overlapping rise of
+   the same code accounts for most of it.
 4. The onset ("since 12 Nov") is the most likely change point of the finding's
    daily series over baseline + recent (one query for all findings).
 
@@ -84,13 +86,15 @@ class Thresholds:
     persistent_min_effect: float = 0.05
     persistent_min_ratio: float = 5.0
     explain_share: float = 0.75
+    correction: str = "bonferroni"
 
 
 def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 28, filters: Filters | None = None,
                  alpha: float = 0.01, min_effect: float = 0.02, min_ratio: float = 1.5, min_lost: float = 10,
                  min_cost_ratio: float = 1.2, min_cost_added: float = 5.0, persistent: bool = True,
                  persistent_min_effect: float = 0.05, persistent_min_ratio: float = 5.0,
-                 explain_share: float = 0.75, max_findings: int = 20) -> pd.DataFrame:
+                 explain_share: float = 0.75, max_findings: int = 20,
+                 correction: str = "bonferroni") -> pd.DataFrame:
     """Statistically real and large changes in SMS delivery and cost, most harmful first.
 
     Recent period: the ``recent_days`` days ending on ``end`` (inclusive); baseline: the
@@ -106,13 +110,16 @@ def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 2
     baseline_value and recent_value of that metric (persistent_error: the rate in the
     other countries and in this cell over baseline + recent), delivery_rate_baseline and
     delivery_rate_recent of the finding's segment, messages_baseline,
-    messages_recent, lost_deliveries, cost_added_usd, p_value, q_value
-    (Benjamini–Hochberg over every cell tested), onset (first day of the change;
+    messages_recent, lost_deliveries, cost_added_usd, p_value, q_value (adjusted
+    p-value over every cell tested: Bonferroni by default, ``correction="bh"`` for
+    Benjamini–Hochberg), onset (first day of the change;
     NULL for persistent errors), sentence (plain English), what_to_do (error
     catalogue advice).
     """
+    if correction not in ("bonferroni", "bh"):
+        raise ValueError("correction must be 'bonferroni' or 'bh'")
     th = Thresholds(alpha, min_effect, min_ratio, min_lost, min_cost_ratio, min_cost_added, persistent_min_effect,
-                    persistent_min_ratio, explain_share)
+                    persistent_min_ratio, explain_share, correction)
     if recent_days < 1 or baseline_days < 1:
         raise ValueError("recent_days and baseline_days must be >= 1")
     recent_start = end - timedelta(days=recent_days - 1)
@@ -244,7 +251,11 @@ def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
         blocks.append(_block(c, i, "persistent_error", "error_rate_vs_other_countries", t.p0, t.p1, t.p_value,
                              lost, nan, large, n, (k, n, peer_failed, peer_final)))
     cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
-    cols["q_value"] = benjamini_hochberg(cols["p_value"])
+    if th.correction == "bh":
+        cols["q_value"] = benjamini_hochberg(cols["p_value"])
+    else:
+        tested = int(np.isfinite(cols["p_value"]).sum())
+        cols["q_value"] = np.minimum(cols["p_value"] * max(tested, 1), 1.0)
     keep = cols.pop("large") & (np.nan_to_num(cols["q_value"], nan=1.0) <= th.alpha)
     cand = pd.DataFrame({k: v[keep] for k, v in cols.items()})
     if cand.empty:
@@ -337,15 +348,18 @@ def _dedupe(cand: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
         return pd.DataFrame(columns=cand.columns)
     out = pd.DataFrame(picked).reset_index(drop=True)
     rises = out[out["kind"] == "error_rise"]
+    errors_found = out[out["kind"].isin(["error_rise", "persistent_error"])]
     drop = []
     for i, row in out.iterrows():
         if row["kind"] == "delivery_drop":
-            same = rises[rises["country"] == row["country"]]
+            same = errors_found[errors_found["country"] == row["country"]]
             explained = sum(r["lost_deliveries"] for _, r in same.iterrows() if _overlaps(row, r))
             if explained >= 0.5 * row["lost_deliveries"]:
                 drop.append(i)
         elif row["kind"] == "persistent_error":
-            if ((rises["country"] == row["country"]) & (rises["code"] == row["code"])).any():
+            same = rises[(rises["country"] == row["country"]) & (rises["code"] == row["code"])]
+            if any(_overlaps(row, r) and r["lost_deliveries"] >= 0.5 * row["lost_deliveries"]
+                   for _, r in same.iterrows()):
                 drop.append(i)
     return out.drop(index=drop).reset_index(drop=True)
 
