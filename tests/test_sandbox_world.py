@@ -40,9 +40,10 @@ def medium():
 
 def test_small_world_is_instant():
     generate(Scenario(messages=10, calls=2, days=1, end=END))  # warm the per-country number plans
-    t = time.perf_counter()
+    # CPU time, not wall time: the shared CI machine may be busy. About 0.1 s on an idle core.
+    t = time.process_time()
     w = generate(Scenario(seed=11, messages=1000, calls=100, days=7, end=END))
-    assert time.perf_counter() - t < 1.0
+    assert time.process_time() - t < 0.6
     assert len(w.messages) == 1000 and len(w.calls) == 100
 
 
