@@ -125,6 +125,8 @@ def forget_connections() -> None:
     """Drop every held connection (tests, and before a test rewrites a warehouse file)."""
     with _lock:
         _connections.clear()
+        _recent.clear()
+        _seen.clear()
     st.cache_data.clear()
 
 
@@ -171,12 +173,68 @@ def run(fn: Callable[..., Any] | str, *args: Any, **kwargs: Any) -> Any:
     """
     name = fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}"
     snap = current_snapshot()
-    return _cached_call(
-        name,
-        snap.key,
-        tuple(_freeze(a) for a in args),
-        tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())),
-    )
+    call = (name, tuple(_freeze(a) for a in args), tuple(sorted((k, _freeze(v)) for k, v in kwargs.items())))
+    _remember(snap, call)
+    result = _cached_call(name, snap.key, call[1], call[2])
+    if name == f"{__name__}._bounds":
+        _last_days[snap.key] = result.last_day
+    return result
+
+
+# --- warming the cache when a new snapshot appears -----------------------------------------------
+# After an ingest publishes, every view is a cache miss. The calls viewers made recently are
+# replayed on the new snapshot in a background thread, so the next visitor finds them warm.
+# Views that follow the data (their end is the last day with data, the sidebar's default)
+# move forward with it.
+
+PREWARM_MAX_CALLS = 64
+_recent: dict[str, dict[tuple, None]] = {}  # path -> recent calls (insertion-ordered set)
+_seen: dict[str, tuple] = {}  # path -> last snapshot key seen
+_last_days: dict[tuple, date | None] = {}  # snapshot key -> its last day with data
+_prewarm_threads: list[threading.Thread] = []
+
+
+def _remember(snap: Snapshot, call: tuple) -> None:
+    with _lock:
+        previous = _seen.get(snap.path)
+        _seen[snap.path] = snap.key
+        recent = _recent.setdefault(snap.path, {})
+        replay = list(recent) if previous is not None and previous != snap.key else None
+        recent.pop(call, None)
+        recent[call] = None
+        while len(recent) > PREWARM_MAX_CALLS:
+            recent.pop(next(iter(recent)))
+    if replay:
+        thread = threading.Thread(target=_prewarm, args=(snap, previous, replay), name="switchboard-prewarm",
+                                  daemon=True)
+        _prewarm_threads.append(thread)
+        thread.start()
+
+
+def _prewarm(snap: Snapshot, previous: tuple, calls: list[tuple]) -> None:
+    try:
+        bounds = _cached_call(f"{__name__}._bounds", snap.key, (), ())
+    except Exception:  # noqa: BLE001 - warming is best effort; the page will say what is wrong
+        return
+    old_last, new_last = _last_days.get(previous), bounds.last_day
+    rolling = old_last is not None and new_last is not None and new_last != old_last
+    delta = (new_last - old_last) if rolling else None
+    for name, args, kwargs in reversed(calls):  # most recent first
+        values = dict(kwargs)
+        if rolling and values.get("end") == old_last:
+            values = {k: (v + delta if k in ("start", "end") and isinstance(v, date) else v)
+                      for k, v in values.items()}
+        try:
+            _cached_call(name, snap.key, args, tuple(sorted(values.items())))
+        except Exception:  # noqa: BLE001, S112 - best effort, see above
+            continue
+
+
+def wait_for_prewarm(timeout: float = 60) -> None:
+    """Block until background warming finished (tests, benchmarks)."""
+    for thread in _prewarm_threads:
+        thread.join(timeout)
+    _prewarm_threads[:] = [t for t in _prewarm_threads if t.is_alive()]
 
 
 # --- bookkeeping the sidebar and the Data page need ----------------------------------------------
@@ -336,7 +394,7 @@ def view_descriptions() -> pd.DataFrame:
     return run(_view_descriptions)
 
 
-def _segment_prices(con: duckdb.DuckDBPyConnection, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
+def _segment_prices(con: duckdb.DuckDBPyConnection, *, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
     from analytics.filters import where
 
     clause, params = where("message_facts", start, end, filters)
@@ -361,4 +419,4 @@ def segment_prices(start: date, end: date, filters: Filters | None = None) -> pd
     Columns: country_iso2, country_name, messages, price_per_segment_usd. Used by the
     template checker to price a draft body; kept here until analytics offers it.
     """
-    return run(_segment_prices, start, end, filters)
+    return run(_segment_prices, start=start, end=end, filters=filters)

@@ -76,3 +76,34 @@ def test_a_writer_holding_the_file_gives_a_friendly_message(tmp_path: Path, monk
         proc.wait()
     time.sleep(0.1)
     assert data.data_bounds().empty  # once the writer is gone, it opens
+
+
+def test_recent_views_are_warmed_on_a_new_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import date, timedelta
+
+    import analytics.delivery
+
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    end = date(2026, 11, 20)
+    build_demo_warehouse(tmp_path / "warehouse.duckdb", days=10, end=end)
+    assert data.data_bounds().last_day == end
+    fixed = {"start": date(2026, 11, 12), "end": date(2026, 11, 14)}  # a link with explicit dates
+    rolling = {"start": end - timedelta(days=6), "end": end}  # the default view: ends on the last day
+    data.run("analytics.delivery.summary", **fixed)
+    data.run("analytics.delivery.summary", **rolling)
+
+    # Ingest publishes one more day.
+    build_demo_warehouse(tmp_path / "next.duckdb", days=11, end=end + timedelta(days=1))
+    warehouse.publish_snapshot(tmp_path / "next.duckdb", tmp_path / "warehouse.duckdb")
+    assert data.data_bounds().last_day == end + timedelta(days=1)  # sees the new snapshot, starts warming
+    data.wait_for_prewarm()
+
+    def not_cached(*args, **kwargs):
+        raise AssertionError("this view should have been warmed")
+
+    monkeypatch.setattr(analytics.delivery, "summary", not_cached)
+    data.run("analytics.delivery.summary", **fixed)
+    data.run("analytics.delivery.summary", start=rolling["start"] + timedelta(days=1),
+             end=rolling["end"] + timedelta(days=1))
+    with pytest.raises(AssertionError, match="warmed"):  # and only those
+        data.run("analytics.delivery.summary", start=date(2026, 11, 13), end=date(2026, 11, 13))
