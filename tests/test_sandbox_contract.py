@@ -272,3 +272,19 @@ def test_fault_errors(spec, world, faults, status, code):
         check(spec, ERROR_SCHEMA, body)
         if status == 429:
             assert headers["Retry-After"] == "3"
+
+
+def test_paging_links_round_trip(server):
+    h = Http(server)
+    _, _, p0 = h.request("GET", h.acct("/Messages.json?PageSize=100"))
+    _, _, p1 = h.request("GET", p0["next_page_uri"])
+    assert (p1["page"], p1["start"], p1["end"]) == (1, 100, 199)
+    _, _, back = h.request("GET", p1["previous_page_uri"])
+    assert [m["sid"] for m in back["messages"]] == [m["sid"] for m in p0["messages"]]
+    _, _, by_number = h.request("GET", h.acct("/Messages.json?PageSize=100&Page=1"))
+    assert [m["sid"] for m in by_number["messages"]] == [m["sid"] for m in p1["messages"]]
+    _, _, filtered = h.request("GET", h.acct("/Messages.json?DateSent%3E=2026-05-30&PageSize=20"))
+    assert "DateSent%3E=2026-05-30" in filtered["next_page_uri"] and "DateSent%3E=2026-05-30" in filtered["uri"]
+    assert all(m["date_sent"].endswith("+0000") for m in filtered["messages"])
+    _, _, default = h.request("GET", h.acct("/Messages.json"))
+    assert default["page_size"] == 50 and len(default["messages"]) == 50
