@@ -1000,6 +1000,9 @@ class _CallbackDispatcher:
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "SwitchboardSandbox/1.0"
+    # Headers and body are written separately; with Nagle on, keep-alive clients
+    # wait for a delayed ACK (~40 ms) on every response.
+    disable_nagle_algorithm = True
     sandbox: SandboxServer  # set on the subclass made per server
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
