@@ -92,3 +92,12 @@ def add_country_names(con: duckdb.DuckDBPyConnection, df: pd.DataFrame, key: str
     if name:
         df[name] = df[key].map(names["name"])
     return df
+
+
+def split_quantiles(df: pd.DataFrame, column: str, names: list[str]) -> pd.DataFrame:
+    """Spread a list column from ``quantile_cont(x, [q1, q2, ...])`` into one column per quantile."""
+    values = df[column].tolist() if column in df else []
+    for j, name in enumerate(names):
+        df[name] = [float(v[j]) if hasattr(v, "__len__") and len(v) > j and v[j] is not None else float("nan")
+                    for v in values]
+    return df.drop(columns=[column]) if column in df else df

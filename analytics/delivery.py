@@ -193,7 +193,7 @@ def latency_by_country(con, *, start: date, end: date, filters: Filters | None =
     df = con.execute(_sql.render("latency_by_country", where=where), params).df()
     if df.empty:
         return _sql.empty(LATENCY_COLUMNS)
-    df = _sql.add_country_names(con, df)
+    df = _sql.split_quantiles(_sql.add_country_names(con, df), "latency_q", ["latency_p50_s", "latency_p90_s"])
     df["delivered"] = df["delivered"].astype("int64")
     return df[LATENCY_COLUMNS].reset_index(drop=True)
 

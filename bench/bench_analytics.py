@@ -200,7 +200,13 @@ def _ts(d: date) -> str:
 
 
 def cases(con) -> list[tuple[str, Callable[[], object], str]]:
-    """(name, the analytics call, the bare single-table aggregate answering the same question)."""
+    """(name, the analytics call, the bare single-table aggregate answering the same question).
+
+    The bare query computes the same aggregates on the single materialised table, with the
+    filters inlined as literals: no view, no bound parameters, no joins, no Python. For
+    fallback it is the single-table part only (the function also joins the few chains that
+    fell back to their call), for country_overview the SMS half.
+    """
     lo, hi = _ts(START), _ts(END + timedelta(days=1))
     period = f"sent_at >= {lo} AND sent_at < {hi}"
     counts = ("count(*), count(*) FILTER (WHERE is_delivered), count(*) FILTER (WHERE status = 'undelivered'), "
@@ -219,42 +225,54 @@ def cases(con) -> list[tuple[str, Callable[[], object], str]]:
         ("delivery.delivery_by(carrier)", lambda: delivery.delivery_by(con, **PERIOD, by="carrier"),
          f"SELECT carrier, {counts} FROM _message_facts WHERE {period} GROUP BY 1"),
         ("delivery.delivery_by(channel)", lambda: delivery.delivery_by(con, **PERIOD, by="channel"),
-         f"SELECT channel, count(*), count(*) FILTER (WHERE is_delivered), sum(cost_usd) FROM _attempt_facts "
-         f"WHERE {period} GROUP BY 1"),
+         "SELECT channel, count(*), count(*) FILTER (WHERE is_delivered), "
+         "count(*) FILTER (WHERE provider_status = 'undelivered'), "
+         "count(*) FILTER (WHERE provider_status IN ('failed', 'busy', 'no-answer')), "
+         f"sum(cost_usd) FROM _attempt_facts WHERE {period} GROUP BY 1"),
         ("delivery.delivery_by(filtered)", lambda: delivery.delivery_by(
             con, **PERIOD, by="template", filters=Filters(countries=("BR", "MX"), purposes=("password_reset",))),
          f"SELECT template_id, {counts} FROM _message_facts WHERE {period} AND country_iso2 IN ('BR', 'MX') "
          "AND purpose = 'password_reset' GROUP BY 1"),
         ("delivery.latency_by_country", lambda: delivery.latency_by_country(con, **PERIOD),
-         f"SELECT country_iso2, quantile_cont(delivery_latency_s, 0.5), quantile_cont(delivery_latency_s, 0.9) "
+         f"SELECT country_iso2, count(*), quantile_cont(delivery_latency_s, [0.5, 0.9]), avg(delivery_latency_s) "
          f"FROM _message_facts WHERE {period} AND is_delivered GROUP BY 1"),
         ("errors.top_errors", lambda: errors.top_errors(con, **PERIOD),
-         f"SELECT error_code, count(*) FROM _message_facts WHERE sent_at >= {prev_lo} AND sent_at < {hi} "
-         f"AND is_failed GROUP BY 1"),
+         f"SELECT error_code, sent_at >= {lo}, count(*), count(*) FILTER (WHERE is_failed) FROM _message_facts "
+         f"WHERE sent_at >= {prev_lo} AND sent_at < {hi} GROUP BY 1, 2"),
         ("errors.new_or_rising_errors", lambda: errors.new_or_rising_errors(con, **PERIOD),
-         f"SELECT error_code, sent_at >= {lo}, count(*) FROM _message_facts WHERE sent_at >= {prev_lo} "
-         f"AND sent_at < {hi} GROUP BY 1, 2"),
+         f"SELECT error_code, sent_at >= {lo}, count(*), count(*) FILTER (WHERE is_failed) FROM _message_facts "
+         f"WHERE sent_at >= {prev_lo} AND sent_at < {hi} GROUP BY 1, 2"),
         ("errors.error_samples", lambda: errors.error_samples(con, 30007, **PERIOD),
          f"SELECT sid FROM _message_facts WHERE {period} AND error_code = 30007 ORDER BY sent_at DESC LIMIT 5"),
         ("errors.error_trend", lambda: errors.error_trend(con, **PERIOD),
-         f"SELECT sent_day, error_code, count(*) FROM _message_facts WHERE {period} GROUP BY 1, 2"),
+         f"SELECT sent_day, error_code, count(*), count(*) FILTER (WHERE is_failed) FROM _message_facts "
+         f"WHERE {period} GROUP BY 1, 2"),
         ("countries.country_overview", lambda: countries.country_overview(con, **PERIOD),
          f"SELECT country_iso2, {counts} FROM _message_facts WHERE {period} GROUP BY 1"),
         ("countries.channel_recommendation", lambda: countries.channel_recommendation(con, **PERIOD),
-         f"SELECT country_iso2, channel, count(*), count(*) FILTER (WHERE converted) FROM _attempt_facts "
-         f"WHERE {period} GROUP BY 1, 2"),
+         "SELECT country_iso2, channel, count(*), count(*) FILTER (WHERE is_delivered IS NOT NULL), "
+         "count(*) FILTER (WHERE is_delivered), count(*) FILTER (WHERE converted AND fallback_event_id IS NULL), "
+         f"sum(cost_usd) FROM _attempt_facts WHERE {period} GROUP BY 1, 2"),
         ("voice.voice_by_country", lambda: voice.voice_by_country(con, **PERIOD),
-         f"SELECT country_iso2, status, count(*), avg(duration_s) FROM _call_facts "
-         f"WHERE started_at >= {lo} AND started_at < {hi} GROUP BY 1, 2"),
+         "SELECT country_iso2, count(*), count(*) FILTER (WHERE status = 'completed'), "
+         "count(*) FILTER (WHERE status = 'busy'), count(*) FILTER (WHERE status = 'no-answer'), "
+         "count(*) FILTER (WHERE status = 'failed'), count(*) FILTER (WHERE status = 'canceled'), "
+         "count(*) FILTER (WHERE status = 'completed' AND is_machine), "
+         "quantile_cont(duration_s, [0.5, 0.9]) FILTER (WHERE status = 'completed'), "
+         "avg(duration_s) FILTER (WHERE status = 'completed'), sum(cost_usd) FROM _call_facts "
+         f"WHERE started_at >= {lo} AND started_at < {hi} GROUP BY 1"),
         ("fallback.fallback_by_country", lambda: fallback.fallback_by_country(con, **PERIOD),
-         f"SELECT country_iso2, count(*), count(fallback_event_id) FROM _attempt_facts WHERE {period} "
-         "AND channel = 'sms' AND NOT is_fallback GROUP BY 1"),
+         "SELECT country_iso2, count(*), count(*) FILTER (WHERE is_delivered), count(fallback_event_id) "
+         f"FROM _attempt_facts WHERE {period} AND channel = 'sms' AND NOT is_fallback GROUP BY 1"),
         ("templates.template_stats", lambda: templates.template_stats(con, **PERIOD),
-         f"SELECT template_id, variant, count(*), avg(num_segments), count(*) FILTER (WHERE is_delivered) "
-         f"FROM _attempt_facts WHERE {period} AND channel = 'sms' GROUP BY 1, 2"),
+         "SELECT template_id, variant, count(*), count(*) FILTER (WHERE encoding = 'UCS-2'), "
+         "count(encoding), avg(num_segments), count(*) FILTER (WHERE is_delivered), "
+         "count(*) FILTER (WHERE provider_status IN ('undelivered', 'failed')), count(*) FILTER (WHERE converted), "
+         f"sum(cost_usd) FROM _attempt_facts WHERE {period} AND channel = 'sms' GROUP BY 1, 2"),
         ("insights.what_changed", lambda: insights.what_changed(con, end=END),
          f"SELECT country_iso2, carrier, template_id, error_code, sent_at >= {_ts(RECENT_START)}, count(*), "
-         f"count(*) FILTER (WHERE is_delivered) FROM _message_facts WHERE sent_at >= {_ts(BASE_START)} "
+         "count(*) FILTER (WHERE is_delivered), count(*) FILTER (WHERE is_failed), sum(cost_usd), "
+         f"sum(cost_usd * cost_usd), count(cost_usd) FROM _message_facts WHERE sent_at >= {_ts(BASE_START)} "
          f"AND sent_at < {hi} GROUP BY ALL"),
     ]
 
