@@ -45,7 +45,7 @@ def _pages() -> dict[str, list[st.Page]]:
     # Pages other engineers add (experiments, sender) join the list when their file exists.
     optional = [
         ("Delivery", "experiments.py", "Experiments", ":material/science:", "experiments"),
-        ("Content", "send.py", "Send test campaign", ":material/send:", "send"),
+        ("Content", "send_campaign.py", "Send test campaign", ":material/send:", "send"),
     ]
     for section, file, title, icon, url in optional:
         if (PAGES / file).exists():
