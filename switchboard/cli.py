@@ -30,6 +30,16 @@ Settings:     switchboard --settings      (every SWITCHBOARD_* variable with its
 """
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows an option's default unless its help already names it, or it has none worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return super()._get_help_string(action) or text
+
+
 class UserError(Exception):
     """An error the user can fix; its message says how. Printed without a traceback."""
 
@@ -45,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module_name, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text,
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=_HelpFormatter)
         try:
             module = importlib.import_module(module_name)
         except ImportError as exc:  # a part not installed/built yet: say so instead of crashing --help
