@@ -306,6 +306,12 @@ def filter_options() -> dict[str, Any]:
     return run(_filter_options)
 
 
+def country_names() -> dict[str, str]:
+    """ISO-2 → country name for the countries in the warehouse (for tables that carry codes only)."""
+    countries = filter_options()["countries"]
+    return dict(zip(countries["iso2"], countries["name"], strict=True))
+
+
 def _freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
     return con.execute(
         """

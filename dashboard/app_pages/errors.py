@@ -64,9 +64,10 @@ st.subheader("Sample messages")
 labels = {int(r.error_code): f"{int(r.error_code)} {r.error_name}" for r in top.itertuples()}
 code = st.selectbox("Error code", list(labels), format_func=labels.get, key="sample_code")
 samples = data.run(errors.error_samples, code, n=10, **view.period)
+samples = samples.assign(country=samples["country_iso2"].map(data.country_names()).fillna(samples["country_iso2"]))
 st.caption("Message SIDs to look up in the Twilio console or quote in a support ticket.")
 ui.table(ui.privacy(samples, view), key="samples", columns={
     "sid": "Message SID", "sent_at": st.column_config.DatetimeColumn("Sent (UTC)", format="YYYY-MM-DD HH:mm"),
-    "country_iso2": "Country", "carrier": "Carrier", "sender": "Sender", "template_id": "Template",
+    "country": "Country", "carrier": "Carrier", "sender": "Sender", "template_id": "Template",
     "status": "Status",
 })
