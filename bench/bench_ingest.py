@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     scratch.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[str, str, str, str]] = []
     try:
-        for fmt in args.formats.split(","):
+        for fmt in [f for f in args.formats.split(",") if f] if args.rows else []:
             folder = scratch / f"logs_{fmt}"
             write_send_logs(folder, args.rows, args.files, fmt)
             glob = str(folder / f"sends-*.{fmt}")
