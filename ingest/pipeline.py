@@ -216,14 +216,14 @@ def _run_twilio(
     full_refresh: bool,
     bar: Any,
 ) -> None:
-    from ingest.twilio_api import CALLS, MESSAGES, ingest_resource, list_accounts
+    from ingest.twilio_api import CALLS, MESSAGES, ingest_streams, list_accounts
 
     assert client_factory is not None
     client = client_factory()
     accounts = list_accounts(client)
-    for account_sid in accounts:
-        for res in (MESSAGES, CALLS):
-            ingest_resource(con, client, account_sid, res, run_id, result, lag=lag, since=since, until=until,
-                            full_refresh=full_refresh, on_page=bar.update)
-    retries = getattr(getattr(client, "http_client", None), "retries", 0)
+    # one client per stream: each fetches in its own thread, with its own HTTP session
+    streams = [(account_sid, res, client_factory()) for account_sid in accounts for res in (MESSAGES, CALLS)]
+    ingest_streams(con, client, streams, run_id, result, lag=lag, since=since, until=until,
+                   full_refresh=full_refresh, on_page=bar.update)
+    retries = sum(getattr(getattr(c, "http_client", None), "retries", 0) for c in [client] + [s[2] for s in streams])
     result.detail = f"{len(accounts)} account(s), {retries} retried request(s)"

@@ -19,6 +19,7 @@ import functools
 import json
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -390,20 +391,20 @@ def list_accounts(client: Any) -> list[str]:
     return sids
 
 
-def ingest_resource(
-    con: duckdb.DuckDBPyConnection,
-    client: Any,
-    account_sid: str,
-    res: Resource,
-    run_id: int,
-    result: runs.SourceResult,
-    *,
-    lag: timedelta,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    full_refresh: bool = False,
-    on_page: Callable[[int], None] | None = None,
-) -> None:
+@dataclass
+class _Stream:
+    key: str
+    res: Resource
+    state: State
+    pages: prefetch
+    batches: Iterator[list[FetchedPage]]
+
+
+def _open_stream(
+    con: duckdb.DuckDBPyConnection, client: Any, account_sid: str, res: Resource, *,
+    lag: timedelta, since: datetime | None, until: datetime | None, full_refresh: bool,
+) -> _Stream:
+    """Decide the window from the stored state (resume, cursor - lag, or --since/--until) and start fetching."""
     key = f"{res.name}:{account_sid}"
     st = load_state(con, key)
     explicit = since is not None or until is not None or full_refresh
@@ -420,51 +421,107 @@ def ingest_resource(
     st.window_lo = lo.isoformat() if lo else None
     st.window_hi = hi.isoformat() if hi else None
     pages = prefetch(iter_pages(client, account_sid, res, lo, hi, resume))
+    return _Stream(key, res, st, pages, _batches(pages))
+
+
+def ingest_streams(
+    con: duckdb.DuckDBPyConnection,
+    client: Any,
+    streams: list[tuple[str, Resource]] | list[tuple[str, Resource, Any]],
+    run_id: int,
+    result: runs.SourceResult,
+    *,
+    lag: timedelta,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    full_refresh: bool = False,
+    on_page: Callable[[int], None] | None = None,
+) -> None:
+    """Read several (account, resource) streams at once: each fetches in its own thread, this
+    thread writes whichever has pages ready (DuckDB has one writer). Against the real API,
+    whose pages take a round trip each, this overlaps the waits of all streams. A stream given
+    as (account, resource, client) uses its own client (HTTP sessions are not shared by threads)."""
+    opened = [_open_stream(con, spec[2] if len(spec) > 2 else client, spec[0], spec[1], lag=lag, since=since,
+                           until=until, full_refresh=full_refresh)
+              for spec in streams]
+    live = list(opened)
     try:
-        _consume(con, res, pages, key, st, run_id, result, on_page)
+        while live:
+            progressed = False
+            for stream in list(live):
+                if not (stream.pages.ready() or stream.pages.finished):
+                    continue
+                batch = next(stream.batches, None)
+                if batch is None:
+                    live.remove(stream)
+                    continue
+                _write_batch(con, stream.res, batch, stream.key, stream.state, run_id, result, on_page)
+                progressed = True
+            if not progressed and live:
+                time.sleep(0.002)
     finally:
-        pages.stop.set()
+        for stream in opened:
+            stream.pages.stop.set()
 
 
-def _consume(
+def ingest_resource(
+    con: duckdb.DuckDBPyConnection,
+    client: Any,
+    account_sid: str,
+    res: Resource,
+    run_id: int,
+    result: runs.SourceResult,
+    *,
+    lag: timedelta,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    full_refresh: bool = False,
+    on_page: Callable[[int], None] | None = None,
+) -> None:
+    """One (account, resource) stream; see :func:`ingest_streams`."""
+    ingest_streams(con, client, [(account_sid, res)], run_id, result, lag=lag, since=since, until=until,
+                   full_refresh=full_refresh, on_page=on_page)
+
+
+def _write_batch(
     con: duckdb.DuckDBPyConnection,
     res: Resource,
-    pages: prefetch,
+    batch: list[FetchedPage],
     key: str,
     st: State,
     run_id: int,
     result: runs.SourceResult,
     on_page: Callable[[int], None] | None,
 ) -> None:
-    for batch in _batches(pages):
-        records = [r for p in batch for r in p.records]
-        last = batch[-1]
-        con.execute("BEGIN")
+    """One transaction: the batch's rows, rejects, enrichment, the stream's resume point and the audit counts."""
+    records = [r for p in batch for r in p.records]
+    last = batch[-1]
+    con.execute("BEGIN")
+    try:
+        good, bad, top = upsert_records(
+            con, res, records, run_id=run_id, source="api", location=batch[0].location,
+            reject_source=f"twilio-{res.name}",
+        )
+        st.window_max = _max_iso(st.window_max, top)
+        st.resume_uri = last.next_page_uri
+        if not last.next_page_uri:  # window complete: the cursor moves, the window closes
+            st.cursor = _max_iso(st.cursor, st.window_max)
+            st.window_lo = st.window_hi = st.window_max = None
+        save_state(con, key, st)
+        result.read += len(records)
+        result.loaded += good
+        result.rejected += len(bad)
+        result.cursor = _max_iso(result.cursor, st.cursor or st.window_max)
+        runs.progress_run(con, run_id, result)
+        con.execute("COMMIT")
+    except BaseException:
         try:
-            good, bad, top = upsert_records(
-                con, res, records, run_id=run_id, source="api", location=batch[0].location,
-                reject_source=f"twilio-{res.name}",
-            )
-            st.window_max = _max_iso(st.window_max, top)
-            st.resume_uri = last.next_page_uri
-            if not last.next_page_uri:  # window complete: the cursor moves, the window closes
-                st.cursor = _max_iso(st.cursor, st.window_max)
-                st.window_lo = st.window_hi = st.window_max = None
-            save_state(con, key, st)
-            result.read += len(records)
-            result.loaded += good
-            result.rejected += len(bad)
-            result.cursor = _max_iso(result.cursor, st.cursor or st.window_max)
-            runs.progress_run(con, run_id, result)
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
-        if on_page:
-            on_page(len(records))
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+    if on_page:
+        on_page(len(records))
 
 
 def _batches(pages: Iterator[FetchedPage], max_records: int = 5 * PAGE_SIZE) -> Iterator[list[FetchedPage]]:
