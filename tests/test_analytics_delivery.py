@@ -151,3 +151,36 @@ def test_empty_warehouse_gives_documented_columns():
 def test_end_before_start_is_an_error(con):
     with pytest.raises(ValueError):
         delivery.summary(con, start=D0, end=PREV)
+
+
+# --------------------------------------------------------------------------- properties
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+STATUSES = ["delivered", "undelivered", "failed", "sent", "queued", "canceled", "read"]
+message = st.tuples(st.sampled_from(STATUSES), st.sampled_from(["ID", "BR", "EG"]), st.integers(0, 3),
+                    st.sampled_from([None, 0.01, 0.05]))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(message, min_size=0, max_size=25))
+def test_breakdowns_add_up_to_the_summary(messages):
+    h = Hand()
+    for status, country, day, price in messages:
+        final = status in ("undelivered", "failed")
+        h.sms(day=D0 + timedelta(days=day), status=status, country=country, price=price,
+              error=30003 if final else None, latency_s=5.0 if status in ("delivered", "read") else None)
+    con = h.build()
+    period = dict(start=D0, end=D0 + timedelta(days=3))
+    s = delivery.summary(con, **period).iloc[0]
+    assert s.sent == len(messages)
+    assert s.sent == s.delivered + s.undelivered + s.failed + s.pending + s.canceled
+    assert s.delivered == sum(m[0] in ("delivered", "read") for m in messages)
+    for by in ("day", "country", "carrier", "template"):
+        part = delivery.delivery_by(con, **period, by=by)
+        for col in ("sent", "delivered", "undelivered", "failed", "pending", "canceled"):
+            assert part[col].sum() == s[col], (by, col)
+        assert part["cost_usd"].sum() == pytest.approx(s.cost_usd)
+    if s.delivered + s.undelivered + s.failed:
+        assert s.rate_ci_low <= s.delivery_rate <= s.rate_ci_high
