@@ -31,7 +31,10 @@ with tab_fresh:
         for i, row in enumerate(fresh.itertuples()):
             with cols[i % len(cols)]:
                 hours = row.hours_since
-                label = "never" if pd.isna(hours) else (f"{hours:.1f} h ago" if hours < 48 else f"{hours / 24:.1f} days ago")
+                if pd.isna(hours):  # no successful run: say what happened instead (skipped, failed, never)
+                    label = row.last_status or "never"
+                else:
+                    label = f"{hours:.1f} h ago" if hours < 48 else f"{hours / 24:.1f} days ago"
                 st.metric(row.source, label, help=f"Cursor: {row.cursor}. Last run status: {row.last_status}.",
                           border=True)
         failed = fresh[fresh["last_status"] == "failed"]
