@@ -213,6 +213,13 @@ class _Resource:
         return rid
 
 
+_ERROR_JSON = {code: json.dumps(message) for code, (_status, message) in ERRORS.items()}
+
+
+class RawJSON(str):
+    """A payload already serialised."""
+
+
 def _money(v: float) -> str:
     return f"{-abs(v):.5f}"
 
@@ -274,6 +281,7 @@ class SandboxServer:
             "code": "num", "num_segments": "num", "price": "num",
         })
         self.bodies: list[str] = m.attrs.get("bodies", [])
+        self._bodies_json: list[tuple[str, str, bool]] | None = None
         self.calls = _Resource("CA", world.salts["CA"], world.calls, {
             "account_idx": "num", "date_created": "num", "start_time": "num", "answered_at": "num",
             "end_time": "num", "status": "cat", "duration": "num", "answered_by": "cat", "price": "num",
@@ -490,6 +498,99 @@ class SandboxServer:
                     price=rec["price"], now=now,
                 )
         return [out[i] for i in ids]
+
+    _MSG_TEMPLATE = (
+        '{"body": "%s", "num_segments": "%d", "direction": "outbound-api", "from": "%s", "to": "%s", '
+        '"date_updated": "%s", "price": %s, "error_message": %s, "uri": "%s.json", "account_sid": "%s", '
+        '"num_media": "0", "status": "%s", "messaging_service_sid": %s, "sid": "%s", "date_sent": %s, '
+        '"date_created": "%s", "error_code": %s, "price_unit": "USD", "api_version": "2010-04-01", '
+        '"subresource_uris": {"media": "%s/Media.json", "feedback": "%s/Feedback.json"}}'
+    )
+
+    def render_messages_json(self, ids: list[int]) -> list[str]:
+        """The same records as ``render_messages``, already serialised: list pages of history are
+        rendered from string templates (about three times faster than dicts + json.dumps)."""
+        r = self.messages
+        n = r.n
+        hist_pos = [k for k, i in enumerate(ids) if i < n]
+        out: list[str | None] = [None] * len(ids)
+        if hist_pos:
+            hist = np.array([ids[k] for k in hist_pos], dtype=np.int64)
+            c = r.cols
+            now = self.now()
+            sent = c["date_sent"][hist]
+            final = c["final_at"][hist]
+            stage = np.where(now < sent, 0, np.where(now < final, 1, 2)).tolist()
+            cols = {k: c[k][hist].tolist() for k in ("account_idx", "date_created", "status", "error_code", "to",
+                                                     "from", "messaging_service_sid", "body_key", "code",
+                                                     "num_segments", "price")}
+            sent, final = sent.tolist(), final.tolist()
+            cats = r.cats
+            status_names, to_names, from_names = cats["status"], cats["to"], cats["from"]
+            mg_json = self._json_cats(r, "messaging_service_sid")
+            bodies = self._json_bodies()
+            err_json = self._json_errors()
+            acct_sids = self.world.account_sids
+            sids = sid_list(r.prefix, hist, r.salt)
+            tmpl = self._MSG_TEMPLATE
+            null = "null"
+            for j, k in enumerate(hist_pos):
+                acct = acct_sids[cols["account_idx"][j]]
+                sid = sids[j]
+                uri = f"{API}/Accounts/{acct}/Messages/{sid}"
+                pre, post, has_code = bodies[cols["body_key"][j]]
+                body = pre + str(cols["code"][j]) + post if has_code else pre
+                st = stage[j]
+                created = cols["date_created"][j]
+                if st == 2:
+                    status = status_names[cols["status"][j]]
+                    err = cols["error_code"][j]
+                    updated, date_sent = final[j], '"' + rfc2822(sent[j]) + '"'
+                    price = '"' + _money(cols["price"][j]) + '"'
+                    err_msg, err_code = (err_json[err], str(err)) if err else (null, null)
+                else:
+                    status = "sent" if st == 1 else "queued"
+                    updated = sent[j] if st == 1 else created
+                    date_sent = '"' + rfc2822(sent[j]) + '"' if st == 1 else null
+                    price, err_msg, err_code = null, null, null
+                out[k] = tmpl % (
+                    body, cols["num_segments"][j], from_names[cols["from"][j]], to_names[cols["to"][j]],
+                    rfc2822(updated), price, err_msg, uri, acct, status, mg_json[cols["messaging_service_sid"][j]],
+                    sid, date_sent, rfc2822(created), err_code, uri, uri,
+                )
+        live = [i for i in ids if i >= n]
+        if live:
+            rendered = iter(self.render_messages(live))
+            for k, i in enumerate(ids):
+                if i >= n:
+                    out[k] = json.dumps(next(rendered))
+        return out  # type: ignore[return-value]
+
+    def _json_bodies(self) -> list[tuple[str, str, bool]]:
+        if self._bodies_json is None:
+            parts = []
+            for text in self.bodies:
+                esc = json.dumps(text)[1:-1]
+                if "{code}" in esc:
+                    pre, post = esc.split("{code}", 1)
+                    parts.append((pre, post, True))
+                else:
+                    parts.append((esc, "", False))
+            self._bodies_json = parts
+        return self._bodies_json
+
+    @staticmethod
+    def _json_errors() -> dict[int, str]:
+        return _ERROR_JSON
+
+    @staticmethod
+    def _json_cats(r: "_Resource", col: str) -> list[str]:
+        key = "_json_" + col
+        cached = r.cats.get(key)
+        if cached is None:
+            cached = [json.dumps(v) for v in r.cats[col]]  # None (code -1) becomes null
+            r.cats[key] = cached
+        return cached
 
     @staticmethod
     def _message_json(*, sid, account_sid, created, sent, final, final_status, error, to, frm, mg, body, segments,
@@ -811,7 +912,8 @@ class SandboxServer:
             seq += 1
 
     # --- generic list
-    def list_page(self, kind: str, ai: int, params: dict[str, str], path: str) -> dict[str, Any]:
+    def list_page(self, kind: str, ai: int, params: dict[str, str], path: str, raw: bool = False):
+        """One list page as a dict, or (``raw=True``) as serialised JSON, which is faster for messages."""
         hist, live = (self._message_ids if kind == "messages" else self._call_ids)(ai, params)
         r = self.messages if kind == "messages" else self.calls
         # Records created after "now" (an injected clock in the past) are not visible yet.
@@ -844,13 +946,24 @@ class SandboxServer:
                 take = page_size - len(ids)
                 end = hist.size - skip
                 ids = ids + hist[max(0, end - take): max(0, end)][::-1].tolist()
-        records = self.render_messages(ids) if kind == "messages" else self.render_calls(ids)
+        if kind == "messages" and raw:
+            records = []
+            rendered = self.render_messages_json(ids)
+        else:
+            records = self.render_messages(ids) if kind == "messages" else self.render_calls(ids)
         older_exists = bool(ids) and (
             (hist.size and hist[0] < ids[-1]) or any(i < ids[-1] for i in live)
         )
         next_token = f"PA{r.sid(ids[-1])}" if ids and older_exists and len(ids) == page_size else None
         prev_token = f"PB{r.sid(ids[0])}" if ids and page > 0 else None
-        return _envelope(kind, records, path, params, page, page_size, next_token, prev_token)
+        envelope = _envelope(kind, records, path, params, page, page_size, next_token, prev_token)
+        if kind == "messages" and raw:
+            envelope["end"] = page * page_size + max(len(ids) - 1, 0)
+            text = json.dumps(envelope)
+            head = '{"%s": [' % kind
+            assert text.startswith(head + "]")
+            return RawJSON(head + ", ".join(rendered) + text[len(head):])
+        return envelope
 
     def fetch(self, kind: str, ai: int, sid: str) -> dict[str, Any]:
         r = self.messages if kind == "messages" else self.calls
@@ -1063,7 +1176,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, 20404, f"The requested resource {path} was not found")
         if len(seg) == 4:
             if method == "GET":
-                return 200, sb.list_page(kind, ai, params, path)
+                return 200, sb.list_page(kind, ai, params, path, raw=True)
             if method == "POST":
                 form = {}
                 for k, v in parse_qs(raw.decode("utf-8"), keep_blank_values=True).items():
@@ -1077,7 +1190,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise ApiError(404, 20404, f"The requested resource {path} was not found")
 
     def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        body = json.dumps(payload, separators=(", ", ": ")).encode()
+        body = (payload if isinstance(payload, RawJSON) else json.dumps(payload)).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
