@@ -1,0 +1,13 @@
+"""Ingest: Twilio (SDK), send logs, conversions and BulkExport files into the DuckDB warehouse.
+
+Entry points:
+
+* ``ingest.pipeline.run_ingest(settings, *, sources, since, until, full_refresh, client_factory,
+  progress, send_logs, bulk_export_dir, lag_hours, publish) -> IngestReport`` (in-process);
+* ``switchboard ingest`` (``ingest.cli``) and ``switchboard export --parquet DIR`` (``ingest.export``);
+* ``ingest.warehouse``: ``connect``, ``create_schema``, ``refresh_facts``, ``view_comments``,
+  ``schema_markdown`` (-> ``ingest/SCHEMA.md``), ``publish_snapshot``.
+
+Modules by source: ``twilio_api`` (+ ``http``: retries), ``send_logs``, ``bulk_export``; shared:
+``enrich`` (countries, regions, numbers, fx), ``encoding`` (body encoding in SQL), ``runs`` (audit).
+"""

@@ -223,7 +223,13 @@ def _run_twilio(
     accounts = list_accounts(client)
     # one client per stream: each fetches in its own thread, with its own HTTP session
     streams = [(account_sid, res, client_factory()) for account_sid in accounts for res in (MESSAGES, CALLS)]
-    ingest_streams(con, client, streams, run_id, result, lag=lag, since=since, until=until,
-                   full_refresh=full_refresh, on_page=bar.update)
+    # batches are small: a second DuckDB thread costs more in handoffs than it gains (and the fetch
+    # threads want the CPU)
+    con.execute("SET threads = 1")
+    try:
+        ingest_streams(con, client, streams, run_id, result, lag=lag, since=since, until=until,
+                       full_refresh=full_refresh, on_page=bar.update)
+    finally:
+        con.execute("RESET threads")
     retries = sum(getattr(getattr(c, "http_client", None), "retries", 0) for c in [client] + [s[2] for s in streams])
     result.detail = f"{len(accounts)} account(s), {retries} retried request(s)"
