@@ -21,7 +21,7 @@ def _default_send_logs_dir() -> Path:
     try:
         from switchboard.settings import Settings
 
-        return Settings().send_logs_dir
+        return (Settings.from_env() if hasattr(Settings, "from_env") else Settings()).send_logs_dir
     except Exception:  # noqa: BLE001 - settings are optional for the sandbox
         return Path("data/send_logs")
 

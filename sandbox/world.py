@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -233,6 +234,8 @@ def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | 
 
     # --- countries and members
     mix = scenario.countries or tuple((c.iso2, c.weight) for c in COUNTRIES)
+    if isinstance(mix, dict):  # {"BR": 3, "MX": 1} is accepted too
+        mix = tuple(mix.items())
     iso = [c for c, _ in mix]
     for c in iso:
         if c not in COUNTRY_BY_ISO:
@@ -911,7 +914,8 @@ def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
 
 def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[Path]:
     """One ``sends-YYYY-MM-DD.<ext>`` and ``conversions-YYYY-MM-DD.<ext>`` per UTC day, plus
-    ``ground_truth.json``. Returns the paths written."""
+    ``ground_truth.json``; stale day files of an earlier world in ``directory`` are removed.
+    Returns the paths written."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -923,10 +927,22 @@ def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[P
         path = directory / f"conversions-{d.isoformat()}.{fmt}"
         _write(part[CONVERSION_COLUMNS].reset_index(drop=True), path, fmt)
         written.append(path)
+    # Day files of an earlier, different world would mix two histories (same event ids, other
+    # facts): remove the ones this world did not write. Only the sandbox's own day-file names are
+    # touched (the sender's sends-campaign-*.jsonl and anything else stay).
+    keep = {p.name for p in written}
+    for old in directory.iterdir():
+        if _DAY_FILE.fullmatch(old.name) and old.name not in keep:
+            old.unlink()
     gt = directory / "ground_truth.json"
-    gt.write_text(json.dumps(world.ground_truth, indent=2, default=str))
+    tmp = gt.with_name(gt.name + ".tmp")
+    tmp.write_text(json.dumps(world.ground_truth, indent=2, default=str))
+    tmp.replace(gt)
     written.append(gt)
     return written
+
+
+_DAY_FILE = re.compile(r"(sends|conversions)-\d{4}-\d{2}-\d{2}\.(jsonl|csv|parquet)")
 
 
 def write_bulk_export(world: World, directory: Path, account_sid: str | None = None) -> list[Path]:

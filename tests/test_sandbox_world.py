@@ -199,3 +199,11 @@ def test_scenario_country_mix_knob():
     assert set(w.messages["country"].astype(object)) == {"BR", "MX"}
     with pytest.raises(ValueError):
         generate(Scenario(messages=10, calls=1, days=1, end=END, countries=(("XX", 1.0),)))
+
+
+def test_send_logs_replace_an_earlier_world_but_keep_other_files(small, tmp_path):
+    write_send_logs(generate(Scenario(messages=300, calls=10, days=3, end=datetime(2026, 5, 1, tzinfo=UTC))), tmp_path)
+    (tmp_path / "sends-campaign-42.jsonl").write_text("{}\n")
+    write_send_logs(small, tmp_path)
+    days = sorted(p.name for p in tmp_path.glob("sends-2026-*.jsonl"))
+    assert days[0] >= "sends-2026-05-24" and (tmp_path / "sends-campaign-42.jsonl").exists()
