@@ -328,7 +328,7 @@ def pandas_cases(f: dict[str, pd.DataFrame]) -> dict[str, Callable[[], object]]:
     def top_errors() -> object:
         p = period(m, start=prev_lo)
         p = p.assign(cur=p["sent_at"] >= lo)
-        return p[p["is_failed"]].groupby(["error_code", "cur"], dropna=False).size().unstack(fill_value=0)
+        return p.groupby(["error_code", "cur"], dropna=False).agg(sent=("sid", "size"), failed=("is_failed", "sum"))
 
     def rising() -> object:
         p = period(m, start=prev_lo)
@@ -390,7 +390,10 @@ def pandas_cases(f: dict[str, pd.DataFrame]) -> dict[str, Callable[[], object]]:
                          dropna=False).agg(n=("is_delivered", "size"), delivered=("is_delivered", "sum"),
                                            failed=("is_failed", "sum"), cost=("cost_usd", "sum"))
 
-    filt = (m["country_iso2"].isin(["BR", "MX"])) & (m["purpose"] == "password_reset")
+    def filtered() -> object:
+        keep = (m["country_iso2"].isin(["BR", "MX"])) & (m["purpose"] == "password_reset")
+        return counts(period(m[keep]), "template_id")
+
     return {
         "delivery.summary": summary,
         "delivery.summary_with_change": with_change,
@@ -398,7 +401,7 @@ def pandas_cases(f: dict[str, pd.DataFrame]) -> dict[str, Callable[[], object]]:
         "delivery.delivery_by(country)": lambda: counts(period(m), "country_iso2"),
         "delivery.delivery_by(carrier)": lambda: counts(period(m), "carrier"),
         "delivery.delivery_by(channel)": channel,
-        "delivery.delivery_by(filtered)": lambda: counts(period(m[filt]), "template_id"),
+        "delivery.delivery_by(filtered)": filtered,
         "delivery.latency_by_country": latency,
         "errors.top_errors": top_errors,
         "errors.new_or_rising_errors": rising,
