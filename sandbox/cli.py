@@ -117,8 +117,8 @@ def describe(server: SandboxServer) -> str:
     w = server.world
     lines = [
         f"Twilio sandbox listening on {server.base_url}",
-        f"  world: seed {w.scenario.seed}, {len(w.messages):,} messages and {len(w.calls):,} calls "
-        f"from {w.start:%Y-%m-%d} to {w.end:%Y-%m-%d}, {len(w.ground_truth.get('countries', []))} countries",
+        (f"  world: seed {w.scenario.seed}, {len(w.messages):,} messages and {len(w.calls):,} calls "
+         f"from {w.start:%Y-%m-%d} to {w.end:%Y-%m-%d}, {len(w.ground_truth.get('countries', []))} countries"),
         "",
         "Accounts (sandbox-only credentials):",
     ]
@@ -128,8 +128,8 @@ def describe(server: SandboxServer) -> str:
     senders = server.senders()
     lines += [
         "",
-        f"Senders of the main account: From {', '.join(senders['from'][:4])}, ... "
-        f"or MessagingServiceSid {senders['messaging_service_sids'][0]}",
+        (f"Senders of the main account: From {', '.join(senders['from'][:4])}, ... "
+         f"or MessagingServiceSid {senders['messaging_service_sids'][0]}"),
         "",
         "Point Switchboard and the twilio SDK at it:",
         f"  export TWILIO_ACCOUNT_SID={server.account_sid}",

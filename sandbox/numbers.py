@@ -63,7 +63,7 @@ def _carrier_keys() -> dict[str, list[str]]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def mobile_plan(region: str) -> tuple[Prefix, ...]:
     """Prefixes for mobile numbers of ``region``; deterministic (independent of the world seed)."""
     rng = np.random.default_rng(zlib.crc32(region.encode()))
@@ -107,7 +107,7 @@ def mobile_plan(region: str) -> tuple[Prefix, ...]:
     return (Prefix(digits[:keep], length, None, 1.0),)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def landline_plan(region: str) -> tuple[Prefix, ...]:
     example = phonenumbers.example_number_for_type(region, PhoneNumberType.FIXED_LINE)
     digits = str(example.national_number)

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import random
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any, Self
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import numpy as np
@@ -121,7 +123,7 @@ def parse_when(value: str) -> tuple[float, bool]:
         d = datetime.strptime(v, "%Y-%m-%d").replace(tzinfo=UTC)
         return d.timestamp(), True
     try:
-        d = datetime.fromisoformat(v.replace("Z", "+00:00"))
+        d = datetime.fromisoformat(v)  # 3.11 reads a trailing Z
     except ValueError:
         try:
             d = parsedate_to_datetime(v)
@@ -226,30 +228,30 @@ def _money(v: float) -> str:
 
 _MAGIC_TO_SMS = {
     "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
-    "+15005550002": (21612, "The 'To' phone number: +15005550002, is not currently reachable using the 'From' "
-                            "phone number: via SMS."),
-    "+15005550003": (21408, "Permission to send an SMS has not been enabled for the region indicated by the "
-                            "'To' number: +15005550003."),
+    "+15005550002": (21612, ("The 'To' phone number: +15005550002, is not currently reachable "
+                             "via SMS.")),
+    "+15005550003": (21408, ("Permission to send an SMS has not been enabled for the region indicated by the "
+                             "'To' number: +15005550003.")),
     "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (21614, "'To' number +15005550009 is not a valid mobile number"),
 }
 _MAGIC_FROM_SMS = {
-    "+15005550001": (21212, "The 'From' number +15005550001 is not a valid phone number, shortcode, or "
-                            "alphanumeric sender ID."),
-    "+15005550007": (21606, "The From phone number +15005550007 is not a valid, SMS-capable inbound phone "
-                            "number or short code for your account."),
+    "+15005550001": (21212, ("The 'From' number +15005550001 is not a valid phone number, shortcode, or "
+                             "alphanumeric sender ID.")),
+    "+15005550007": (21606, ("The From phone number +15005550007 is not a valid, SMS-capable inbound phone "
+                             "number or short code for your account.")),
     "+15005550008": (21611, "This 'From' number has exceeded the maximum number of queued messages"),
 }
 _MAGIC_TO_CALL = {
     "+15005550001": (21217, "Phone number does not appear to be valid"),
     "+15005550002": (21214, "'To' phone number cannot be reached"),
-    "+15005550003": (21215, "Account not authorized to call +15005550003. Perhaps you need to enable some "
-                            "international permissions."),
+    "+15005550003": (21215, ("Account not authorized to call +15005550003. Perhaps you need to enable some "
+                             "international permissions.")),
 }
 _MAGIC_FROM_CALL = {
     "+15005550001": (21212, "The 'From' number +15005550001 is not a valid phone number."),
-    "+15005550007": (21210, "The source phone number provided, +15005550007, is not yet verified for your "
-                            "account."),
+    "+15005550007": (21210, ("The source phone number provided, +15005550007, is not yet verified for your "
+                             "account.")),
 }
 MAGIC_VALID_FROM = "+15005550006"
 
@@ -343,7 +345,7 @@ class SandboxServer:
         while self._thread.is_alive():
             self._thread.join(0.5)
 
-    def __enter__(self) -> "SandboxServer":
+    def __enter__(self) -> Self:
         self.start()
         return self
 
@@ -584,7 +586,7 @@ class SandboxServer:
         return _ERROR_JSON
 
     @staticmethod
-    def _json_cats(r: "_Resource", col: str) -> list[str]:
+    def _json_cats(r: _Resource, col: str) -> list[str]:
         key = "_json_" + col
         cached = r.cats.get(key)
         if cached is None:
@@ -821,7 +823,7 @@ class SandboxServer:
             "start_time": rfc2822(start) if status != "queued" else None,
             "end_time": rfc2822(end) if final else None,
             "duration": str(int(duration)) if final else None,
-            "price": _money(price) if final and final_status == "completed" and price == price else None,
+            "price": _money(price) if final and final_status == "completed" and not math.isnan(price) else None,
             "price_unit": "USD",
             "direction": "outbound-api",
             "answered_by": answered_by if final or status == "in-progress" else None,
@@ -960,7 +962,7 @@ class SandboxServer:
         if kind == "messages" and raw:
             envelope["end"] = page * page_size + max(len(ids) - 1, 0)
             text = json.dumps(envelope)
-            head = '{"%s": [' % kind
+            head = f'{{"{kind}": ['
             assert text.startswith(head + "]")
             return RawJSON(head + ", ".join(rendered) + text[len(head):])
         return envelope
@@ -1118,7 +1120,7 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     sandbox: SandboxServer  # set on the subclass made per server
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet by default
+    def log_message(self, format: str, *args) -> None:
         pass
 
     def do_GET(self) -> None:
@@ -1205,4 +1207,4 @@ def clock_at(when: datetime, speed: float = 0.0) -> SimClock:
     return SimClock(when, speed)
 
 
-__all__ = ["FaultConfig", "SandboxServer", "SimClock", "ApiError", "clock_at", "timedelta"]
+__all__ = ["ApiError", "FaultConfig", "SandboxServer", "SimClock", "clock_at", "timedelta"]

@@ -18,11 +18,11 @@ import gzip
 import hashlib
 import json
 import re
-import zlib
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -429,7 +429,7 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     body_key = np.empty(n, dtype=np.int32)
     pair = template.astype(np.int64) * 1000 + loc_codes
     uniq, inv = np.unique(pair, return_inverse=True)
-    texts, encs, segs, tmpl_lang = [], [], [], []
+    texts, encs, segs = [], [], []
     for k, key in enumerate(uniq.tolist()):
         tid, li = divmod(key, 1000)
         lang = _lang(loc_names[li])
@@ -557,7 +557,6 @@ def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, ac
     if take.size > n_total:
         take = np.sort(rng.choice(take, size=n_total, replace=False))
     n_direct = n_total - take.size
-    cidx_all = msgs["country"].cat.codes.to_numpy()
     fb_user = msgs["user_idx"].to_numpy()[take]
     fb_ts = msgs["final_at"].to_numpy()[take] + rng.integers(20, 120, size=take.size)
     # Direct voice verifications, by members who prefer voice (and anyone, when too few).
@@ -836,10 +835,10 @@ def _ground_truth(world: World) -> dict[str, Any]:
         "start": world.start.isoformat().replace("+00:00", "Z"),
         "end": world.end.isoformat().replace("+00:00", "Z"),
         "days": sc.days,
-        "messages": int(len(m)),
-        "calls": int(len(calls)),
-        "send_log_events": int(len(log)),
-        "conversions": int(len(world.conversions)),
+        "messages": len(m),
+        "calls": len(calls),
+        "send_log_events": len(log),
+        "conversions": len(world.conversions),
         "countries": sorted(set(country.tolist())),
         "accounts": [{"sid": a["sid"], "friendly_name": a["friendly_name"], "subaccount": a["subaccount"]}
                      for a in world.accounts],

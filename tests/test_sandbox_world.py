@@ -181,7 +181,10 @@ def test_send_logs_in_every_format(small, tmp_path):
 def test_bulk_export_day_files(small, tmp_path):
     paths = write_bulk_export(small, tmp_path)
     assert all(p.parent.name == "Messages" and p.name.endswith(".json.gz") for p in paths)
-    rows = [json.loads(line) for p in paths for line in gzip.open(p, "rt", encoding="utf-8")]
+    rows = []
+    for p in paths:
+        with gzip.open(p, "rt", encoding="utf-8") as fh:
+            rows += [json.loads(line) for line in fh]
     main = small.messages[small.messages["account_idx"] == 0]
     assert len(rows) == len(main)
     assert {r["sid"] for r in rows} == set(main["sid"])
@@ -190,8 +193,8 @@ def test_bulk_export_day_files(small, tmp_path):
     assert not {"uri", "subresource_uris", "price_unit", "api_version", "error_message"} & set(r)
     assert r["price"].startswith("-") and r["num_segments"].isdigit()
     day = paths[0].name[:10]
-    assert all(x["date_created"].startswith(day) for x in
-               (json.loads(line) for line in gzip.open(paths[0], "rt", encoding="utf-8")))
+    with gzip.open(paths[0], "rt", encoding="utf-8") as fh:
+        assert all(json.loads(line)["date_created"].startswith(day) for line in fh)
 
 
 def test_scenario_country_mix_knob():
