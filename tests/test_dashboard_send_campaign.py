@@ -196,6 +196,45 @@ def test_recipients_outside_the_allow_list_cannot_be_sent_from_the_page(
     assert at.checkbox[0].disabled and at.button(key="send_button").disabled
 
 
+def test_uploaded_campaign_with_its_recipients_and_allow_list_is_previewed(no_credentials: Path) -> None:
+    at = open_page()
+    toml = fast_campaign("uploaded").replace('recipients = "recipients.csv"', 'recipients = "my_phones.csv"')
+    at.file_uploader(key="send_upload_toml").set_value(("uploaded.toml", toml.encode(), "application/toml"))
+    at.file_uploader(key="send_upload_csv").set_value(
+        ("my_phones.csv", b"number,user_id,locale\n+15005550010,qa-1,en-US\n+15005550011,qa-2,es-MX\n", "text/csv"))
+    at.file_uploader(key="send_upload_allow").set_value(
+        ("phones.txt", b"+15005550010\n+15005550011\n", "text/plain"))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert 'id = "uploaded"' in at.text_area(key=EDITOR).value  # the upload fills the editor
+    plan = frame_with(at, "number_masked")
+    assert list(plan["number_masked"]) == ["+1500•••••10", "+1500•••••11"]
+    assert {m.label: m.value for m in at.metric}["Not in the allow-list"] == "0"
+    # Without the CSV upload, the TOML's own recipients file must exist: the error says what to do.
+    at.file_uploader(key="send_upload_csv").set_value(None)
+    at.run()
+    assert not at.exception
+    assert any("my_phones.csv" in e.value and "upload it" in e.value for e in at.error), [e.value for e in at.error]
+
+
+def test_editing_the_campaign_after_confirming_asks_for_a_fresh_confirmation(
+    no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 28 + "1234")
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "not-a-real-token-0123456789")
+    monkeypatch.delenv("SWITCHBOARD_TWILIO_BASE_URL", raising=False)
+    at = open_page()
+    assert any("Real Twilio (account AC…1234)" in w.value for w in at.warning)
+    at.checkbox[0].check().run()
+    assert not at.button(key="send_button").disabled
+    edited = at.text_area(key=EDITOR).value.replace("Reset code: 482913 (10 min)", "Code 482913, valid 10 min")
+    at.text_area(key=EDITOR).set_value(edited).run()
+    assert not at.exception
+    assert not at.checkbox[0].value and at.button(key="send_button").disabled
+    assert "not-a-real-token" not in rendered_text(at, skip_editor=False)
+
+
 # --- sending to the sandbox ----------------------------------------------------------------------
 
 
@@ -206,7 +245,7 @@ def test_confirm_and_send_creates_messages_once_and_writes_the_send_log(
     at = open_page(**{EDITOR: fast_campaign("page-rehearsal")})
     assert any(f"Sandbox at {sandbox.base_url}" in i.value for i in at.info)
     assert at.button(key="send_button").disabled  # not confirmed yet
-    at.checkbox(key="send_confirm_page-rehearsal").check().run()
+    at.checkbox[0].check().run()
     assert not at.button(key="send_button").disabled
     at.button(key="send_button").click().run()
     assert not at.exception, [e.value for e in at.exception]

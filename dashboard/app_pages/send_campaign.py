@@ -81,7 +81,7 @@ def _campaign_source() -> tuple[str, Path, str | None, str | None]:
     toml_text, problem = _uploaded_text(toml_file)
     if problem:
         st.error(problem)
-    elif toml_text is not None and st.session_state.get(UPLOAD_ID_KEY) != toml_file.file_id:
+    elif toml_file is not None and toml_text is not None and st.session_state.get(UPLOAD_ID_KEY) != toml_file.file_id:
         # A new upload: put it in the editor (before the editor widget is created in this run).
         st.session_state[UPLOAD_ID_KEY] = toml_file.file_id
         st.session_state[EDITOR_KEY] = toml_text
@@ -103,9 +103,9 @@ def _campaign_source() -> tuple[str, Path, str | None, str | None]:
     left, right = st.columns([3, 1])
     with left:
         used = []
-        used.append(f"uploaded recipients `{csv_file.name}`" if recipients_text is not None
+        used.append(f"uploaded recipients `{csv_file.name}`" if csv_file is not None and recipients_text is not None
                     else "the recipients file the TOML names")
-        used.append(f"uploaded allow-list `{allow_file.name}`" if allow_text is not None
+        used.append(f"uploaded allow-list `{allow_file.name}`" if allow_file is not None and allow_text is not None
                     else "the allow-list file the TOML names")
         st.caption(f"Using {' and '.join(used)}; relative paths resolve against `{base_dir}`.")
     with right:
@@ -129,7 +129,7 @@ def _load(text: str, base_dir: Path, recipients_text: str | None, allow_text: st
         hint = ""
         if any("not found" in p.message.lower() or "no such file" in p.message.lower() for p in err.problems):
             hint = "\n\nA file the TOML names is missing: upload it above, or fix its path."
-        st.error(f"**Fix the campaign before it can be previewed:**\n\n" + "\n".join(lines) + hint,
+        st.error("**Fix the campaign before it can be previewed:**\n\n" + "\n".join(lines) + hint,
                  icon=":material/edit_note:")
     except api.USER_ERRORS as err:
         st.error(ui.mask_text(str(err)))
@@ -390,10 +390,12 @@ def _show_result(campaign: Campaign, result: api.CampaignResult) -> None:
     query = results_query(campaign)
     st.page_link(OVERVIEW_PAGE, label=f"Results of campaign {campaign.id}", icon=":material/monitoring:",
                  query_params=query,
-                 help=f"Opens the Overview with campaign_id={campaign.id}, purpose and templates in the link.")
+                 help=f"The Overview filtered to purpose {campaign.purpose} and the campaign's templates; the link "
+                      f"also carries campaign_id={campaign.id}.")
     if (Path(__file__).resolve().parent / "experiments.py").exists():
         st.page_link(EXPERIMENTS_PAGE, label=f"Variants of experiment {campaign.experiment_id}",
-                     icon=":material/science:", query_params={"experiment": campaign.experiment_id})
+                     icon=":material/science:", query_params={"experiment": campaign.experiment_id},
+                     help="The Experiments page for this campaign's experiment, once ingest has loaded it.")
 
 
 # --- the page ------------------------------------------------------------------------------------
@@ -422,7 +424,7 @@ _show_preview(campaign, preview)
 st.subheader("Send")
 unsafe = _safety_problem(campaign)
 if unsafe:
-    st.error(f"Not sendable from this page: {unsafe}. Add them to the allow-list if they are test phones. "
+    st.error(f"Not sendable from this page: {unsafe}. "
              "This page sends only to the allow-list; sending to other numbers is possible only from the command "
              "line (`switchboard send CAMPAIGN.toml --send --allow-any-number`), which asks you to confirm.",
              icon=":material/block:")
@@ -434,11 +436,17 @@ confirmed = st.checkbox(
     f"I understand this sends {messages} message{'s' if messages != 1 else ''} to test numbers"
     + (f" via {target.label}" if target.credentials is not None else "")
     + (" (plus fallback calls where an SMS is not delivered)" if campaign.fallback else ""),
-    key=f"send_confirm_{campaign.id}", disabled=bool(unsafe) or target.credentials is None)
+    # Keyed by what is sent and where: any edit to the campaign or the target needs a fresh confirmation.
+    key=f"send_confirm_{campaign.id}_{campaign.fingerprint()}_{target.label}",
+    disabled=bool(unsafe) or target.credentials is None)
 can_send = confirmed and not unsafe and target.credentials is not None
 clicked = st.button("Send", type="primary", icon=":material/send:", key="send_button", disabled=not can_send,
                     help="Sends for real. Sending again resumes the same campaign: nobody receives it twice. "
                          "Change the id to send a new round.")
+if campaign.fallback is not None:
+    st.caption(f"Keep this page open while it sends: with the voice fallback it waits up to "
+               f"{campaign.fallback.after_seconds:g} s for each SMS to be delivered. If it is interrupted, Send "
+               "again resumes where it stopped.")
 if clicked and can_send:
     _send(campaign, preview, target)
 
