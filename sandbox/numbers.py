@@ -31,6 +31,13 @@ class Prefix:
     share: float
 
 
+def _example(region: str, kind: int) -> phonenumbers.PhoneNumber:
+    example = phonenumbers.example_number_for_type(region, kind)
+    if example is None:
+        raise ValueError(f"phonenumbers has no example number for {region}")
+    return example
+
+
 def _is_valid(cc: int, national: int, region: str) -> bool:
     n = phonenumbers.PhoneNumber(country_code=cc, national_number=national)
     return phonenumbers.is_valid_number_for_region(n, region)
@@ -68,7 +75,7 @@ def mobile_plan(region: str) -> tuple[Prefix, ...]:
     """Prefixes for mobile numbers of ``region``; deterministic (independent of the world seed)."""
     rng = np.random.default_rng(zlib.crc32(region.encode()))
     cc = phonenumbers.country_code_for_region(region)
-    example = phonenumbers.example_number_for_type(region, PhoneNumberType.MOBILE)
+    example = _example(region, PhoneNumberType.MOBILE)
     length = len(str(example.national_number))
     if region in NANP_AREA_CODES:
         areas = [a for a in NANP_AREA_CODES[region] if _prefix_ok(cc, a + "2", length, region, rng, False)]
@@ -109,7 +116,7 @@ def mobile_plan(region: str) -> tuple[Prefix, ...]:
 
 @functools.cache
 def landline_plan(region: str) -> tuple[Prefix, ...]:
-    example = phonenumbers.example_number_for_type(region, PhoneNumberType.FIXED_LINE)
+    example = _example(region, PhoneNumberType.FIXED_LINE)
     digits = str(example.national_number)
     return (Prefix(digits[: max(1, len(digits) - 5)], len(digits), None, 1.0),)
 

@@ -36,12 +36,18 @@ from sandbox.sids import sid_series
 
 try:  # the analytics module is the reference implementation of Twilio's segment rules
     from analytics.templates_segments import segment_info as _segment_info
-
-    def segment_info(body: str) -> tuple[str, int]:
-        info = _segment_info(body)
-        return info.encoding, info.segments
 except ImportError:  # pragma: no cover - only while analytics is missing
-    from sandbox.segments import segment_info  # type: ignore[assignment]
+    from sandbox.segments import segment_info as _fallback_segment_info
+
+    _segment_info = None  # type: ignore[assignment]
+
+
+def segment_info(body: str) -> tuple[str, int]:
+    """(encoding, segments) of a body: 'GSM-7' or 'UCS-2' and the billed segment count."""
+    if _segment_info is None:
+        return _fallback_segment_info(body)
+    info = _segment_info(body)
+    return info.encoding, info.segments
 
 
 # ----------------------------------------------------------------------------- knobs
@@ -813,7 +819,7 @@ def _ground_truth(world: World) -> dict[str, Any]:
     for ei, exp in enumerate(sc.experiments):
         entry = asdict(exp)
         region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
-        arms = {}
+        arms: dict[str, dict[str, Any]] = {}
         for vi, vname in enumerate(exp.variants):
             for label, reg in (("in_region", region), ("outside_region", ~region)):
                 sel = (e_idx == ei) & (v_idx == vi) & reg
