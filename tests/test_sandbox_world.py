@@ -210,3 +210,14 @@ def test_send_logs_replace_an_earlier_world_but_keep_other_files(small, tmp_path
     write_send_logs(small, tmp_path)
     days = sorted(p.name for p in tmp_path.glob("sends-2026-*.jsonl"))
     assert days[0] >= "sends-2026-05-24" and (tmp_path / "sends-campaign-42.jsonl").exists()
+
+
+def test_private_segment_fallback_agrees_with_analytics():
+    from sandbox.catalog import TEMPLATES
+    from sandbox.segments import segment_info as fallback
+
+    for texts in TEMPLATES.values():
+        for text in texts.values():
+            for body in (text.replace("{code}", "123456"), text * 3, "€" * 81, "😀" * 36):
+                info = segment_info(body)
+                assert fallback(body) == (info.encoding, info.segments), body[:30]
