@@ -220,3 +220,44 @@ def test_the_same_sid_twice_in_one_batch_keeps_the_newest():
     assert (good, bad) == (2, [])
     assert top.startswith("2026-10-19T10:00:00")
     assert con.execute("SELECT status FROM twilio_messages").fetchall() == [("delivered",)]
+
+
+_value = st.one_of(st.none(), st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                   st.text(max_size=12), st.booleans(), st.lists(st.integers(), max_size=2),
+                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+
+
+def _api_record(i: int) -> dict:
+    return {"sid": f"SM{i:032x}", "account_sid": "AC" + "1" * 32, "to": "+5511961234567", "from": "+15005550006",
+            "status": "delivered", "body": "Your code is QX7781", "num_segments": "1", "num_media": "0",
+            "error_code": None, "price": "-0.0075", "price_unit": "USD", "direction": "outbound-api",
+            "date_created": "Mon, 19 Oct 2026 10:00:00 +0000", "date_sent": "Mon, 19 Oct 2026 10:00:01 +0000",
+            "date_updated": "Mon, 19 Oct 2026 10:00:09 +0000"}
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(1, 30), damage=st.lists(st.tuples(st.integers(0, 29), st.sampled_from(
+    ["sid", "account_sid", "status", "price", "num_segments", "error_code", "date_sent", "date_updated", "body"]),
+    _value), max_size=10), not_objects=st.lists(st.integers(0, 29), max_size=3))
+def test_malformed_api_records_are_rejects_with_reasons(n, damage, not_objects):
+    from ingest.twilio_api import MESSAGES, upsert_records
+
+    records: list = [_api_record(i) for i in range(n)]
+    for i, field, value in damage:
+        if i < n:
+            records[i][field] = value
+    for i in not_objects:
+        if i < n:
+            records[i] = [1, 2] if i % 2 else "not an object"
+    con = fresh()
+    con.execute("BEGIN")
+    good, bad, _top = upsert_records(con, MESSAGES, records, run_id=1, source="api", location="page-1",
+                                     reject_source="twilio-messages")
+    con.execute("COMMIT")
+    assert good + len(bad) == n
+    stored = con.execute("SELECT count(*) FROM twilio_messages").fetchone()[0]
+    assert stored == good  # sids are distinct here
+    rejects = con.execute("SELECT line, reason, raw FROM rejects").fetchall()
+    assert sorted(r[0] for r in rejects) == sorted(bad)
+    assert all(r[1] for r in rejects)
+    assert all("QX7781" not in (r[2] or "") for r in rejects)  # bodies never stored, not even in rejects
