@@ -175,6 +175,21 @@ def test_invalid_toml_shows_what_to_fix_without_exception(no_credentials: Path) 
     assert any("purpose" in e.value and "missing" in e.value for e in at.error)
 
 
+def test_the_editor_cannot_make_the_page_show_files_outside_the_project(
+    no_credentials: Path, tmp_path: Path
+) -> None:
+    # The sender quotes a bad allow-list line in its error: naming a secrets file must not show it.
+    secrets = tmp_path / "secrets.txt"
+    secrets.write_text('TWILIO_AUTH_TOKEN = "s3cr3t-token-value"\n')
+    at = open_page()
+    for path in (str(secrets), "../.streamlit/config.toml", "../sender/api.py"):
+        at.text_area(key=EDITOR).set_value(fast_campaign("peek").replace('"test_numbers.txt"', f'"{path}"')).run()
+        assert not at.exception
+        assert any("upload the file above instead" in e.value for e in at.error), path
+        assert "s3cr3t-token-value" not in rendered_text(at)
+        assert not [df for df in at.dataframe if "number_masked" in df.value.columns]
+
+
 def test_without_credentials_sending_is_disabled_and_the_page_says_what_to_set(no_credentials: Path) -> None:
     at = open_page()
     assert any("TWILIO_ACCOUNT_SID" in w.value and "make demo" in w.value for w in at.warning)
@@ -182,12 +197,11 @@ def test_without_credentials_sending_is_disabled_and_the_page_says_what_to_set(n
     assert at.checkbox[0].disabled
 
 
-def test_recipients_outside_the_allow_list_cannot_be_sent_from_the_page(
-    sandbox: SandboxServer, tmp_path: Path
-) -> None:
-    allow = tmp_path / "two_test_phones.txt"
-    allow.write_text("+15005550006\n+15005550010\n")
-    at = open_page(**{EDITOR: fast_campaign("outside").replace('"test_numbers.txt"', f'"{allow}"')})
+def test_recipients_outside_the_allow_list_cannot_be_sent_from_the_page(sandbox: SandboxServer) -> None:
+    at = open_page(**{EDITOR: fast_campaign("outside")})
+    at.file_uploader(key="send_upload_allow").set_value(
+        ("two_test_phones.txt", b"+15005550006\n+15005550010\n", "text/plain"))
+    at.run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Not in the allow-list"] == "8"
     refusal = [e.value for e in at.error if "allow-list" in e.value]

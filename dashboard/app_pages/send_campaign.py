@@ -11,6 +11,7 @@ never shown, and the account SID only as ``AC…1234``.
 from __future__ import annotations
 
 import logging
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,23 +117,61 @@ def _campaign_source() -> tuple[str, Path, str | None, str | None]:
     return text, base_dir, recipients_text, allow_text
 
 
-def _load(text: str, base_dir: Path, recipients_text: str | None, allow_text: str | None) -> Campaign | None:
+READABLE_SUFFIXES = (".csv", ".txt")
+
+
+def _unreadable_files(text: str, base_dir: Path, *, uploaded: dict[str, bool]) -> list[str]:
+    """Files the TOML names that this page refuses to open, each with the reason.
+
+    The sender echoes a bad line of a recipients or allow-list file in its error message, so
+    a TOML naming ``.streamlit/secrets.toml`` or ``/etc/passwd`` would show that file on the
+    page. The command line may read any file its user can; the page reads only ``.csv``/``.txt``
+    files inside the project, outside hidden folders and the data folder. Anything else is uploaded.
+    """
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return []  # the loader reports the TOML error itself, and reads nothing
+    root = PROJECT_ROOT.resolve()
+    data_dir = Settings.from_env().data_dir.resolve()
+    refused = []
+    for key in ("recipients", "allow_list"):
+        name = data.get(key)
+        if uploaded.get(key) or not isinstance(name, str) or not name.strip():
+            continue
+        path = (base_dir / name.strip()).resolve()
+        inside = path.is_relative_to(root) and not path.is_relative_to(data_dir)
+        hidden = any(part.startswith(".") for part in path.relative_to(root).parts) if inside else False
+        if not inside or hidden or path.suffix.lower() not in READABLE_SUFFIXES:
+            refused.append(f"`{key} = \"{name.strip()}\"`: this page reads only .csv and .txt files inside "
+                           f"`{root}` (not hidden folders or the data folder); upload the file above instead")
+    return refused
+
+
+def _load(text: str, base_dir: Path, recipients_text: str | None, allow_text: str | None,
+          target: Target) -> Campaign | None:
     """The campaign, or None after showing what to fix (never a traceback)."""
     if not text.strip():
         st.error("The campaign is empty: paste a campaign TOML, upload one, or reload the page for the example.")
+        return None
+    refused = _unreadable_files(text, base_dir, uploaded={"recipients": recipients_text is not None,
+                                                          "allow_list": allow_text is not None})
+    if refused:
+        st.error("**Fix the campaign before it can be previewed:**\n\n" + "\n".join(f"- {r}" for r in refused),
+                 icon=":material/folder_off:")
         return None
     try:
         return api.load_campaign(text, base_dir=base_dir, recipients_text=recipients_text,
                                  allow_list_text=allow_text)
     except api.CampaignError as err:
-        lines = [f"- {ui.mask_text(str(p))}" for p in err.problems]
+        lines = [f"- {_safe(str(p), target)}" for p in err.problems]
         hint = ""
         if any("not found" in p.message.lower() or "no such file" in p.message.lower() for p in err.problems):
             hint = "\n\nA file the TOML names is missing: upload it above, or fix its path."
         st.error("**Fix the campaign before it can be previewed:**\n\n" + "\n".join(lines) + hint,
                  icon=":material/edit_note:")
     except api.USER_ERRORS as err:
-        st.error(ui.mask_text(str(err)))
+        st.error(_safe(str(err), target))
     except Exception as err:  # noqa: BLE001 - a broken campaign must not take the page down
         _log.exception("loading the campaign failed")
         st.error(f"The campaign could not be read ({type(err).__name__}). Check the TOML and the files it "
@@ -409,7 +448,7 @@ target = _target()
 _show_target(target)
 
 text, base_dir, recipients_text, allow_text = _campaign_source()
-campaign = _load(text, base_dir, recipients_text, allow_text)
+campaign = _load(text, base_dir, recipients_text, allow_text, target)
 if campaign is None:
     st.stop()
 
