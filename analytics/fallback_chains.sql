@@ -2,7 +2,7 @@
 -- A chain starts with an SMS attempt that is not itself a fallback ({where} on attempt_facts
 -- alias a); its fallback is the attempt whose fallback_of points to it, whenever it was sent.
 -- Shape, for speed: the chain counts are one single-table aggregate; only the few chains that
--- did fall back are joined to their fallback call (call_facts.fallback_of), which also gives
+-- did fall back are joined to their fallback call (call_facts.event_id), which also gives
 -- the time to success. fell_back counts a fallback on any channel; the fallback columns
 -- (fell_back_to_voice, fallback_delivered, rescued) describe voice fallbacks.
 -- Rescue time: seconds from the first SMS attempt to the start of the answered fallback call.
@@ -19,7 +19,8 @@ WITH counts AS (
     GROUP BY ALL
 ),
 fell AS (
-    -- voice fallbacks: the call whose send-log attempt points back to the SMS attempt
+    -- voice fallbacks: the call of the fallback attempt. Joined on the SMS attempt's
+    -- fallback_event_id (NULL for almost every row, so the scan stays cheap), not on event_id.
     SELECT a.{key}                                     AS key,
            a.user_id,
            coalesce(a.is_delivered, false)             AS sms_delivered,
@@ -27,7 +28,8 @@ fell AS (
            k.is_answered                               AS fb_delivered,
            epoch(k.started_at) - epoch(a.sent_at)      AS seconds
     FROM attempt_facts a
-    JOIN call_facts k ON k.fallback_of = a.event_id
+    JOIN (SELECT event_id, is_answered, started_at FROM call_facts WHERE fallback_of IS NOT NULL) k
+      ON k.event_id = a.fallback_event_id
     WHERE {where} AND a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ),
 rescued AS (
