@@ -323,6 +323,18 @@ def _safety_problem(campaign: Campaign) -> str | None:
 # --- sending -------------------------------------------------------------------------------------
 
 
+def _already_sent(campaign: Campaign) -> int:
+    """Recipients of this campaign whose SMS an earlier run already sent (or saw refused)."""
+    try:
+        ledger = api.campaign_progress(Settings.from_env().data_dir, campaign.id)
+    except Exception:  # noqa: BLE001 - a ledger being written or unreadable: the run itself will tell
+        _log.warning("ledger of %s unreadable", campaign.id, exc_info=True)
+        return 0
+    planned = {r.user_id for r in campaign.recipients}
+    done = ledger[(ledger["step"] == "sms") & ledger["state"].isin(["sent", "failed"])]
+    return len(planned & set(done["user_id"]))
+
+
 def _send(campaign: Campaign, preview: api.CampaignPreview, target: Target) -> None:
     assert target.credentials is not None
     bar = st.progress(0.0, text=f"Sending {preview.recipients} messages to {target.label}…")
@@ -470,7 +482,12 @@ if unsafe:
 if target.credentials is None:
     st.caption("Sending is disabled until credentials are set (see above).")
 
-messages = preview.recipients
+already = _already_sent(campaign)
+if already:
+    st.info(f"Campaign id `{campaign.id}` has already run here: {already} of {preview.recipients} recipients have "
+            "their SMS recorded in its ledger and are not sent to again. Change the id to send a new round.",
+            icon=":material/history:")
+messages = max(0, preview.recipients - already)
 confirmed = st.checkbox(
     f"I understand this sends {messages} message{'s' if messages != 1 else ''} to test numbers"
     + (f" via {target.label}" if target.credentials is not None else "")
