@@ -440,8 +440,10 @@ class SandboxServer:
             ids = r.account_ids(ai)
             if lo is not None or hi is not None:
                 sent = r.cols["date_sent"]
-                a = 0 if lo is None else np.searchsorted(sent[ids], lo, "left")
-                b = len(ids) if hi is None else np.searchsorted(sent[ids], hi, "left")
+                # Integer bounds: a float key would make numpy convert the whole column.
+                sent_ids = sent[ids]
+                a = 0 if lo is None else np.searchsorted(sent_ids, math.ceil(lo), "left")
+                b = len(ids) if hi is None else np.searchsorted(sent_ids, math.ceil(hi), "left")
                 ids = ids[a:b]
             for col, val in (("to", to), ("from", frm)):
                 if val is not None:
@@ -919,7 +921,8 @@ class SandboxServer:
         hist, live = (self._message_ids if kind == "messages" else self._call_ids)(ai, params)
         r = self.messages if kind == "messages" else self.calls
         # Records created after "now" (an injected clock in the past) are not visible yet.
-        cut = np.searchsorted(r.cols["date_created"], self.now(), "right")
+        # int(now): a float key would make numpy convert the whole column on every page.
+        cut = np.searchsorted(r.cols["date_created"], math.floor(self.now()), "right")
         if hist.size and hist[-1] >= cut:
             hist = hist[: np.searchsorted(hist, cut, "left")]
         page_size, page = _page_args(params)
