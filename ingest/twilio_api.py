@@ -207,8 +207,11 @@ def apply_staged(
             WHERE reason IS NULL
             {dedupe}
             ON CONFLICT (sid) DO UPDATE SET {updates}
-            WHERE {res.table}.date_updated IS NULL OR excluded.date_updated IS NULL
-               OR excluded.date_updated >= {res.table}.date_updated""",
+            WHERE {res.table}.date_updated IS NULL
+               OR excluded.date_updated > {res.table}.date_updated
+               -- equally new: the same source may refresh it (a late price), another may not
+               -- (a BulkExport file does not relabel what the API already gave)
+               OR (excluded.date_updated = {res.table}.date_updated AND excluded.source = {res.table}.source)""",
         {"source": source, "run_id": run_id},
     )
     bad = [(int(i), r) for i, r in con.execute(

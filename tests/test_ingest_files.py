@@ -261,3 +261,19 @@ def test_malformed_api_records_are_rejects_with_reasons(n, damage, not_objects):
     assert sorted(r[0] for r in rejects) == sorted(bad)
     assert all(r[1] for r in rejects)
     assert all("QX7781" not in (r[2] or "") for r in rejects)  # bodies never stored, not even in rejects
+
+
+def test_an_equally_new_bulk_export_row_does_not_relabel_an_api_row():
+    from ingest.twilio_api import MESSAGES, upsert_records
+
+    con = fresh()
+    rec = _api_record(1)
+    con.execute("BEGIN")
+    upsert_records(con, MESSAGES, [rec], run_id=1, source="api", location="p", reject_source="t")
+    upsert_records(con, MESSAGES, [{**rec, "date_updated": "2026-10-19T10:00:09Z"}], run_id=2,
+                   source="bulk_export", location="f", reject_source="t")
+    upsert_records(con, MESSAGES, [{**rec, "price": "-0.0080"}], run_id=3, source="api", location="p",
+                   reject_source="t")
+    con.execute("COMMIT")
+    assert con.execute("SELECT source, price::DOUBLE, ingest_run_id FROM twilio_messages").fetchall() == [
+        ("api", -0.008, 3)]
