@@ -14,6 +14,8 @@ import math
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from analytics import delivery
 from analytics.filters import Filters
@@ -155,8 +157,6 @@ def test_end_before_start_is_an_error(con):
 
 # --------------------------------------------------------------------------- properties
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 STATUSES = ["delivered", "undelivered", "failed", "sent", "queued", "canceled", "read"]
 message = st.tuples(st.sampled_from(STATUSES), st.sampled_from(["ID", "BR", "EG"]), st.integers(0, 3),
