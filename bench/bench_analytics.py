@@ -27,7 +27,6 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -171,21 +170,8 @@ def build(path: Path, n: int, seed: int = 1) -> None:
     con.close()
 
 
-def _create_schema(con) -> None:
-    try:
-        warehouse.create_schema(con)
-    except duckdb.ParserException:  # ingest's statement splitter vs ';' in comments: run the files whole
-        con.execute(warehouse.SCHEMA_SQL.read_text())
-        warehouse.refresh_dimensions(con)
-        _refresh_facts(con)
-
-
-def _refresh_facts(con) -> None:
-    try:
-        warehouse.refresh_facts(con)
-    except duckdb.ParserException:
-        con.execute(warehouse.FACTS_SQL.read_text().replace("$conversion_window_minutes", "30"))
-        con.execute(warehouse.VIEWS_SQL.read_text())
+_create_schema = warehouse.create_schema
+_refresh_facts = warehouse.refresh_facts
 
 
 # --------------------------------------------------------------------------- what is timed

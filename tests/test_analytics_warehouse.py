@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-import duckdb
 import pandas as pd
 
 from ingest import warehouse
@@ -112,24 +111,8 @@ class Hand:
         return con
 
 
-def create_schema(con) -> None:
-    """``ingest.warehouse.create_schema``; if its statement splitter trips over a ';' inside a
-    comment (seen while ingest is being written), run the files whole instead."""
-    try:
-        warehouse.create_schema(con)
-    except duckdb.ParserException:
-        con.execute(warehouse.SCHEMA_SQL.read_text())
-        warehouse.refresh_dimensions(con)
-        refresh_facts(con)
-
-
-def refresh_facts(con) -> None:
-    try:
-        warehouse.refresh_facts(con)
-    except duckdb.ParserException:
-        facts = warehouse.FACTS_SQL.read_text().replace("$conversion_window_minutes", "30")
-        con.execute(facts)
-        con.execute(warehouse.VIEWS_SQL.read_text())
+create_schema = warehouse.create_schema
+refresh_facts = warehouse.refresh_facts
 
 
 def empty_warehouse():
