@@ -376,19 +376,28 @@ class SandboxServer:
         raise ApiError(403, 20403, "Forbidden")
 
     def maybe_fault(self) -> str | None:
+        """Roll the seeded dice for this request: 'drop', or raise the injected error, or None.
+        The dice are rolled under a lock (repeatable order); a slow response sleeps outside it."""
         f = self.faults
+        if not (f.drop_rate or f.slow_rate or f.rate_429 or f.rate_500 or f.rate_503):
+            return None
         with self._fault_lock:
             r = self._fault_rng.random
-            if f.drop_rate and r() < f.drop_rate:
-                return "drop"
-            if f.slow_rate and r() < f.slow_rate:
-                time.sleep(f.slow_seconds)
+            drop = bool(f.drop_rate) and r() < f.drop_rate
+            slow = bool(f.slow_rate) and r() < f.slow_rate
+            error = None
             if f.rate_429 and r() < f.rate_429:
-                raise ApiError(429, 20429, "Too Many Requests", {"Retry-After": str(f.retry_after)})
-            if f.rate_500 and r() < f.rate_500:
-                raise ApiError(500, 20500, "Internal Server Error")
-            if f.rate_503 and r() < f.rate_503:
-                raise ApiError(503, 20503, "Service Unavailable", {"Retry-After": str(f.retry_after)})
+                error = ApiError(429, 20429, "Too Many Requests", {"Retry-After": str(f.retry_after)})
+            elif f.rate_500 and r() < f.rate_500:
+                error = ApiError(500, 20500, "Internal Server Error")
+            elif f.rate_503 and r() < f.rate_503:
+                error = ApiError(503, 20503, "Service Unavailable", {"Retry-After": str(f.retry_after)})
+        if drop:
+            return "drop"
+        if slow:
+            time.sleep(f.slow_seconds)
+        if error is not None:
+            raise error
         return None
 
     # --- accounts

@@ -319,3 +319,22 @@ def test_callbacks_to_a_dead_url_do_not_break_the_server(world):
         clock.advance(3600)
         time.sleep(0.2)
         assert c.messages.list(limit=1)
+
+
+def test_slow_responses_do_not_block_each_other(world):
+    with SandboxServer(world, faults=FaultConfig(slow_rate=1.0, slow_seconds=0.6)) as s:
+        errors: list = []
+
+        def one():
+            try:
+                client_for(s).messages.list(limit=1)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        threads = [threading.Thread(target=one) for _ in range(4)]
+        t = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert not errors and time.perf_counter() - t < 4 * 0.6
