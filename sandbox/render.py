@@ -15,13 +15,15 @@ def _day_prefix(day: int) -> str:
     return f"{_DAYS[d.weekday()]}, {d.day:02d} {_MONTHS[d.month - 1]} {d.year} "
 
 
-_CLOCK: list[str] = []  # "HH:MM:SS +0000" for every second of a day, built on first use
+_CLOCK: list[str] | None = None  # "HH:MM:SS +0000" for every second of a day, built on first use
 
 
 def _clock_table() -> list[str]:
-    if not _CLOCK:
-        _CLOCK.extend(f"{h:02d}:{m:02d}:{s:02d} +0000" for h in range(24) for m in range(60) for s in range(60))
-    return _CLOCK
+    # Built whole, then published: a thread never sees a half-filled table.
+    global _CLOCK
+    table = [f"{h:02d}:{m:02d}:{s:02d} +0000" for h in range(24) for m in range(60) for s in range(60)]
+    _CLOCK = table
+    return table
 
 
 def rfc2822(ts: int) -> str:
