@@ -328,7 +328,7 @@ class prefetch:
 
     _DONE = object()
 
-    def __init__(self, pages: Iterator[FetchedPage], depth: int = 6) -> None:
+    def __init__(self, pages: Iterator[FetchedPage], depth: int = 10) -> None:
         self.q: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.finished = False
@@ -527,7 +527,7 @@ def _write_batch(
         on_page(len(records))
 
 
-def _batches(pages: Iterator[FetchedPage], max_records: int = 5 * PAGE_SIZE) -> Iterator[list[FetchedPage]]:
+def _batches(pages: Iterator[FetchedPage], max_records: int = 10 * PAGE_SIZE) -> Iterator[list[FetchedPage]]:
     """Pages already fetched are written together (one transaction, the last page's resume point):
     fewer, larger DuckDB statements. A batch never waits for a page that has not arrived."""
     it = iter(pages)
