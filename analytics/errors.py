@@ -151,10 +151,16 @@ def error_samples(con, code: int, *, start: date, end: date, filters: Filters | 
     if n < 0:
         raise ValueError("n must be >= 0")
     where, params = _sql.where_for("message_facts", start, end, filters)
-    params |= {"code": int(code), "n": n}
+    params["code"] = int(code)
+    # n is a validated int written into the SQL: a literal LIMIT lets DuckDB use its top-N operator
     sql = (f"SELECT {', '.join(SAMPLE_COLUMNS)} FROM message_facts WHERE {where} AND error_code = $code "
-           "ORDER BY sent_at DESC, sid LIMIT $n")
-    return _sql.run(con, sql, params, SAMPLE_COLUMNS).reset_index(drop=True)
+           f"ORDER BY sent_at DESC, sid LIMIT {n:d}")
+    rows = con.execute(sql, params).fetchall()  # a handful of rows: skip the Arrow round trip of .df()
+    if not rows:
+        return _sql.empty(SAMPLE_COLUMNS)
+    df = pd.DataFrame(rows, columns=SAMPLE_COLUMNS)
+    df["sent_at"] = pd.to_datetime(df["sent_at"], utc=True)
+    return df
 
 
 def error_trend(con, *, start: date, end: date, filters: Filters | None = None, top_n: int = 5) -> pd.DataFrame:
