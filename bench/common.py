@@ -145,6 +145,8 @@ class Results:
             f"- Data: {m.get('messages', 0):,} messages (seed {m.get('seed', '?')}), {m.get('calls', 0):,} calls, "
             f"{m.get('send_log_rows', 0):,} send-log rows, {m.get('conversion_rows', 0):,} conversions",
             f"- Command: `{m.get('command', '')}`",
+            f"- Load average (1, 5, 15 min) at start: {m.get('load_average_at_start', '?')}, at end: "
+            f"{m.get('load_average_at_end', '?')} (other work on the machine skews timings)",
             "",
         ]
         passed = sum(1 for f in self.figures if f.ok)
@@ -206,6 +208,7 @@ def machine_info() -> dict[str, Any]:
         "python": platform.python_version(),
         "duckdb": duckdb.__version__,
         "pandas": pandas.__version__,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 

@@ -17,6 +17,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,13 +82,18 @@ def test_sender_killed_mid_campaign_and_restarted_sends_each_recipient_once(tmp_
         rng = random.Random(77)
         kills = 0
         progress: list[int] = []
-        for attempt in range(12):
+        for _attempt in range(12):
+            before = len(server.messages.live)
             proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            # Interpreter start-up is about 1-2 s; then about 4 s of sending at 10/s.
-            delay = rng.uniform(1.2, 3.5)
-            try:
-                out, err = proc.communicate(timeout=delay)
-            except subprocess.TimeoutExpired:
+            # Kill once this run has sent a seeded random number of messages (plus up to 60 ms, so some
+            # kills land between a request leaving and its answer being recorded): wall-clock delays
+            # would depend on how busy the machine is.
+            target = before + rng.randint(1, 8)
+            deadline = time.monotonic() + 120
+            while proc.poll() is None and len(server.messages.live) < target and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.06))
+            if proc.poll() is None:
                 proc.send_signal(signal.SIGKILL)
                 proc.communicate()
                 kills += 1
@@ -95,6 +101,7 @@ def test_sender_killed_mid_campaign_and_restarted_sends_each_recipient_once(tmp_
                 if kills >= 4:
                     break
                 continue
+            _out, err = proc.communicate()
             assert proc.returncode == 0, err[-2000:]
             break
         final = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
