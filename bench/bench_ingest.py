@@ -121,15 +121,15 @@ def api_ingest(messages: int, data_dir: Path) -> tuple[float, int, str, float, f
 
         from ingest.twilio_api import MESSAGES, iter_pages, list_accounts
 
+        shutil.rmtree(data_dir, ignore_errors=True)
+        cpu = _cpu()
+        report = run_ingest(Settings(data_dir=data_dir), sources="twilio", client_factory=factory, progress=False)
+        cpu = _cpu() - cpu
         client = factory()
         t = time.perf_counter()
         fetched = sum(len(p.records) for acct in list_accounts(client)
                       for p in iter_pages(client, acct, MESSAGES, None, None, None))
         ceiling = fetched / (time.perf_counter() - t)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        cpu = _cpu()
-        report = run_ingest(Settings(data_dir=data_dir), sources="twilio", client_factory=factory, progress=False)
-        cpu = _cpu() - cpu
         r = report.result("twilio")
         assert report.ok and r.loaded == expected, report.summary()
         return r.seconds, r.loaded, r.detail, cpu, ceiling
