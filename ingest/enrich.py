@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 import phonenumbers
 import pycountry
@@ -105,30 +104,3 @@ def lookup_numbers(numbers: Iterable[str]) -> pd.DataFrame:
         name = _carrier_prefix(CARRIER_DATA, CARRIER_LONGEST_PREFIX, parsed, "en") or None
         rows.append((number, region if region not in (None, "ZZ", "001") else None, name))
     return pd.DataFrame(rows, columns=["number", "country", "carrier"])
-
-
-def enrich_numbers(con: duckdb.DuckDBPyConnection, table: str) -> int:
-    """Fill ``to_country``/``to_carrier`` of ``table`` rows that lack them; returns numbers looked up.
-
-    Vectorised: the distinct numbers not yet in ``phone_numbers`` come out of SQL, each
-    is resolved once in Python, the results go back in one insert, and one UPDATE joins
-    them to every row. Run inside the caller's transaction.
-    """
-    if table not in ("twilio_messages", "twilio_calls"):  # identifiers cannot be bound as parameters
-        raise ValueError(table)
-    new = con.execute(
-        f"""SELECT DISTINCT t.to_number FROM {table} t
-            WHERE t.to_country IS NULL AND t.to_number IS NOT NULL
-              AND NOT EXISTS (SELECT 1 FROM phone_numbers p WHERE p.number = t.to_number)"""
-    ).fetchall()
-    if new:
-        found = lookup_numbers(n for (n,) in new)
-        con.register("_numbers_df", found)
-        con.execute("INSERT OR IGNORE INTO phone_numbers SELECT number, country, carrier FROM _numbers_df")
-        con.unregister("_numbers_df")
-    con.execute(
-        f"""UPDATE {table} AS t SET to_country = p.country, to_carrier = p.carrier
-            FROM phone_numbers p
-            WHERE t.to_country IS NULL AND p.number = t.to_number AND p.country IS NOT NULL"""
-    )
-    return len(new)
