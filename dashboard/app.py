@@ -24,6 +24,19 @@ from dashboard import components, data
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 DEFAULT_DAYS = 30
+# Pages that work before the first ingest (url paths): the template checker and the sender need
+# no warehouse. Every other page stops with "run switchboard ingest / make demo" until one exists.
+WITHOUT_WAREHOUSE = {"templates", "send"}
+NO_DATA = data.DataBounds(first_day=None, last_day=None, messages=0, calls=0, attempts=0)
+
+# The campaign filter travels as ?campaign_id=<id> (sender.api.dashboard_filters: the sender's
+# results link). It is not a widget-bound parameter: a link may name a campaign the warehouse does
+# not hold (yet), which a bound selectbox would silently drop, so app.py keeps it itself.
+CAMPAIGN_PARAM = "campaign_id"
+CAMPAIGN_STATE = "switchboard_campaign"
+CAMPAIGN_CHOICE = "switchboard_campaign_choice"  # set by the picker or the ✕, read once by the next run
+CAMPAIGN_PICKER = "campaign_pick"
+CAMPAIGN_CLEAR = "campaign_clear"
 
 st.set_page_config(page_title="Switchboard", page_icon="📶", layout="wide")
 
@@ -75,11 +88,67 @@ def _date_range(bounds: data.DataBounds) -> tuple[date, date]:
     return picked, picked
 
 
+def _campaign_in_url() -> str | None:
+    """The campaign filter: the URL's ``campaign_id``, else the one this session picked.
+
+    Written back to the URL on every run, so the link keeps it after a page switch even
+    where the switch drops query parameters no widget is bound to. An empty ``?campaign_id=``
+    clears it. The picker and the ✕ only record a choice, which wins over the URL of the
+    run they trigger (the URL the browser still shows); this function alone edits the URL.
+    """
+    values = st.query_params.get_all(CAMPAIGN_PARAM)
+    if CAMPAIGN_CHOICE in st.session_state:  # the picker or the ✕ just ran: the choice beats the URL
+        campaign = st.session_state.pop(CAMPAIGN_CHOICE)
+    elif values:
+        campaign = values[-1].strip() or None
+    else:
+        campaign = st.session_state.get(CAMPAIGN_STATE)
+    st.session_state[CAMPAIGN_STATE] = campaign
+    if campaign is None:
+        if values:
+            del st.query_params[CAMPAIGN_PARAM]
+    elif values != [campaign]:
+        st.query_params[CAMPAIGN_PARAM] = campaign
+    return campaign
+
+
+def _pick_campaign() -> None:
+    if st.session_state.get(CAMPAIGN_PICKER):
+        st.session_state[CAMPAIGN_CHOICE] = st.session_state[CAMPAIGN_PICKER]
+
+
+def _clear_campaign() -> None:
+    st.session_state[CAMPAIGN_CHOICE] = None
+
+
+def _campaign_filter(known: list[str]) -> str | None:
+    """The active campaign as a removable chip, or a selector when the warehouse has campaigns."""
+    campaign = _campaign_in_url()
+    if campaign is not None:
+        st.sidebar.button(
+            f"Campaign: {components.md_escape(components.shorten(campaign, 48))} ✕", key=CAMPAIGN_CLEAR,
+            on_click=_clear_campaign, icon=":material/campaign:", width="stretch",
+            help="Every page shows only this campaign's sends (the link's campaign_id). Click to show all traffic.",
+        )
+        if campaign not in known:
+            st.sidebar.caption(
+                f"No campaign {components.md_escape(components.shorten(campaign, 48))} in the warehouse yet: "
+                "it appears after `switchboard ingest` loads its send log."
+            )
+    elif known:
+        st.sidebar.selectbox(
+            "Campaign", known, index=None, key=CAMPAIGN_PICKER, on_change=_pick_campaign,
+            placeholder="All campaigns", help="Test campaigns run by the sender (send-log campaign_id).",
+        )
+    return campaign
+
+
 def _sidebar(bounds: data.DataBounds) -> components.View:
     st.sidebar.title("Switchboard")
     start, end = _date_range(bounds)
     options = data.filter_options() if not bounds.empty else {
-        "countries": None, "channels": [], "purposes": [], "templates": []}
+        "countries": None, "channels": [], "purposes": [], "templates": [], "campaigns": []}
+    campaign = _campaign_filter(list(options.get("campaigns") or []))
     countries = options["countries"]
     names = dict(zip(countries["iso2"], countries["name"])) if countries is not None else {}
     picked_countries = st.sidebar.multiselect(
@@ -112,9 +181,18 @@ def _sidebar(bounds: data.DataBounds) -> components.View:
             channels=tuple(channels),
             purposes=tuple(purposes),
             templates=tuple(templates),
+            extra=((CAMPAIGN_PARAM, campaign),) if campaign is not None else (),
         ),
         show_full_numbers=show_full,
     )
+
+
+def _no_warehouse_sidebar(reason: str) -> components.View:
+    """The sidebar of a page that works without a warehouse, before the first ingest: no filters to offer."""
+    st.sidebar.title("Switchboard")
+    st.sidebar.info(reason, icon=":material/database_off:")
+    today = date.today()
+    return components.View(start=today - timedelta(days=DEFAULT_DAYS - 1), end=today, filters=Filters())
 
 
 def main() -> None:
@@ -122,11 +200,16 @@ def main() -> None:
     try:
         bounds = data.data_bounds()
     except data.WarehouseUnavailable as err:
-        st.title(page.title)
-        st.warning(str(err), icon=":material/database_off:")
-        st.stop()
-    st.session_state[components.VIEW_KEY] = _sidebar(bounds)
-    st.session_state[components.BOUNDS_KEY] = bounds
+        if page.url_path not in WITHOUT_WAREHOUSE:
+            st.title(page.title)
+            st.warning(str(err), icon=":material/database_off:")
+            st.stop()
+        # The sidebar's filters are not drawn, so the links' filter parameters stay untouched.
+        st.session_state[components.VIEW_KEY] = _no_warehouse_sidebar(str(err))
+        st.session_state[components.BOUNDS_KEY] = NO_DATA
+    else:
+        st.session_state[components.VIEW_KEY] = _sidebar(bounds)
+        st.session_state[components.BOUNDS_KEY] = bounds
     try:
         page.run()
     except data.WarehouseUnavailable as err:  # the snapshot vanished mid-run (being replaced)

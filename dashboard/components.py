@@ -117,6 +117,21 @@ def seconds(x: Any) -> str:
     return f"{x:.1f} s" if x < 120 else f"{x / 60:.1f} min"
 
 
+# Characters that make inline Markdown (links, emphasis, code, HTML, maths, :directives:, tables).
+# The value never starts a line (whitespace is collapsed), so list and heading markers are inert.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\](){}<>:~$|!])")
+
+
+def md_escape(text: str) -> str:
+    """``text`` shown literally where Streamlit renders Markdown (labels, captions): a value from
+    a URL such as ``[x](javascript:…)`` or ``:red[…]`` stays text, never a link or a directive."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.split()))
+
+
+def shorten(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def mask_number(number: Any) -> Any:
     """``+447700900123`` → ``+44 7•••• ••123``: country code, first digit and last three stay.
 
@@ -198,8 +213,10 @@ def no_data(what: str = "messages or calls") -> None:
 
 
 def nothing_in_period(view: View, what: str = "messages") -> None:
+    campaign = dict(view.filters.extra).get("campaign_id")
+    which = f" of campaign {md_escape(shorten(str(campaign), 48))}" if campaign is not None else ""
     st.info(
-        f"No {what} between {view.start:%d %b %Y} and {view.end:%d %b %Y} with these filters. "
+        f"No {what}{which} between {view.start:%d %b %Y} and {view.end:%d %b %Y} with these filters. "
         "Widen the date range or clear filters in the sidebar.",
         icon=":material/filter_alt_off:",
     )

@@ -290,19 +290,23 @@ def _filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame | 
         ORDER BY name
         """
     ).df()
+    # Every send-log record is an attempt, so attempt_facts holds every campaign id the
+    # message and call facts can carry.
     row = con.execute(
         """
         SELECT list_sort(list(DISTINCT channel)), list_sort(list(DISTINCT purpose)),
-               list_sort(list(DISTINCT template_id))
+               list_sort(list(DISTINCT template_id)), list_sort(list(DISTINCT campaign_id))
         FROM attempt_facts
         """
     ).fetchone()
-    channels, purposes, templates = ([v for v in (values or []) if v is not None] for values in (row or ([], [], [])))
-    return {"countries": countries, "channels": channels, "purposes": purposes, "templates": templates}
+    channels, purposes, templates, campaigns = (
+        [v for v in (values or []) if v is not None] for values in (row or ([], [], [], [])))
+    return {"countries": countries, "channels": channels, "purposes": purposes, "templates": templates,
+            "campaigns": campaigns}
 
 
 def filter_options() -> dict[str, Any]:
-    """Choices for the sidebar: countries (iso2, name), channels, purposes, templates present in the data."""
+    """Choices for the sidebar: countries (iso2, name), channels, purposes, templates and campaigns in the data."""
     return run(_filter_options)
 
 

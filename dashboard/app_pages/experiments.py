@@ -116,6 +116,13 @@ ui.table(experiments, key="experiment_list", columns={
 })
 
 ids = experiments["experiment_id"].tolist()
+# ?experiment=<id> (the sender's "Variants of experiment" link) selects it; an id not in this list
+# would silently fall back to the first experiment, so say so.
+requested = st.query_params.get("experiment")
+if requested and requested not in ids:
+    st.warning(f"Experiment {ui.md_escape(ui.shorten(requested, 60))} has no sends between {view.start:%d %b %Y} "
+               f"and {view.end:%d %b %Y} with these filters (a campaign appears after `switchboard ingest`); "
+               "showing another one.", icon=":material/search_off:")
 chosen = st.selectbox("Experiment", ids, key="experiment", bind="query-params")
 if chosen is None:
     st.stop()

@@ -37,8 +37,6 @@ EDITOR_KEY = "send_campaign_toml"
 SOURCE_KEY = "send_campaign_source"  # "example" or the name of the uploaded TOML
 UPLOAD_ID_KEY = "send_campaign_upload_id"
 RESULT_KEY = "send_campaign_result"
-# Filter fields of analytics.filters.Filters -> the sidebar's query-string keys (dashboard/app.py).
-QUERY_KEYS = {"countries": "country", "channels": "channel", "purposes": "purpose", "templates": "template"}
 
 
 # --- reading the campaign ------------------------------------------------------------------------
@@ -381,21 +379,13 @@ def _safe(text: str, target: Target) -> str:
 
 
 def results_query(campaign: Campaign) -> dict[str, str | list[str]]:
-    """Query-string of a link that opens the dashboard filtered to this campaign.
+    """Query-string of a link that opens the dashboard filtered to exactly this campaign.
 
-    ``campaign_id`` comes from ``sender.api.results_filters`` (the exact filter); purpose and
-    template use the sidebar's own keys, so the link narrows the view with the filters the
-    sidebar already reads.
+    ``sender.api.dashboard_filters``: ``campaign_id=<id>``, which the sidebar applies to every
+    page as ``Filters(extra=(("campaign_id", id),))`` (``sender.api.results_filters``) and shows
+    as a removable "Campaign: <id> ✕" filter.
     """
-    filters = api.results_filters(campaign.id)
-    query: dict[str, str | list[str]] = {str(k): str(v) for k, v in filters.extra}
-    for field_name, key in QUERY_KEYS.items():
-        values = list(getattr(filters, field_name))
-        if values:
-            query[key] = values
-    query.setdefault("purpose", [campaign.purpose])
-    query.setdefault("template", sorted({v.template_id for v in campaign.variants}))
-    return query
+    return dict(api.dashboard_filters(campaign.id))
 
 
 def _show_result(campaign: Campaign, result: api.CampaignResult) -> None:
@@ -441,12 +431,14 @@ def _show_result(campaign: Campaign, result: api.CampaignResult) -> None:
     query = results_query(campaign)
     st.page_link(OVERVIEW_PAGE, label=f"Results of campaign {campaign.id}", icon=":material/monitoring:",
                  query_params=query,
-                 help=f"The Overview filtered to purpose {campaign.purpose} and the campaign's templates; the link "
-                      f"also carries campaign_id={campaign.id}.")
+                 help=f"The Overview filtered to this campaign (campaign_id={campaign.id}); the filter stays on "
+                      "every page until you remove it in the sidebar.")
     if (Path(__file__).resolve().parent / "experiments.py").exists():
         st.page_link(EXPERIMENTS_PAGE, label=f"Variants of experiment {campaign.experiment_id}",
-                     icon=":material/science:", query_params={"experiment": campaign.experiment_id},
-                     help="The Experiments page for this campaign's experiment, once ingest has loaded it.")
+                     icon=":material/science:", query_params={"experiment": campaign.experiment_id, **query},
+                     help="The Experiments page for this campaign's experiment, with this campaign's sends only, "
+                          "once ingest has loaded it. Remove the campaign filter in the sidebar to see the whole "
+                          "experiment.")
 
 
 # --- the page ------------------------------------------------------------------------------------
