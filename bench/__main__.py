@@ -235,7 +235,7 @@ def step_full(args: argparse.Namespace, ds: Dataset, work: Path, res: Results,
     return data_dir
 
 
-def _warehouse_counts(path: Path, res: Results) -> None:
+def _warehouse_counts(path: Path, res: Results, label: str = "ingested benchmark warehouse") -> None:
     import duckdb
 
     con = duckdb.connect(str(path), read_only=True)
@@ -244,8 +244,8 @@ def _warehouse_counts(path: Path, res: Results) -> None:
                   for t in ("twilio_messages", "twilio_calls", "send_log", "conversions", "rejects")}
     finally:
         con.close()
-    res.meta["warehouse_rows"] = counts
-    res.note("benchmark warehouse: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    res.meta.setdefault("warehouse_rows", {})[label] = counts
+    res.note(f"{label}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
 def step_jsonl(ds: Dataset, work: Path, res: Results, bare: dict[str, tuple[int, float]]) -> None:
@@ -296,7 +296,7 @@ def synthetic_warehouse(args: argparse.Namespace, res: Results) -> Path:
         t = time.perf_counter()
         bench_analytics.build(db, args.messages)
         say(f"synthetic: built in {time.perf_counter() - t:.0f} s")
-    _warehouse_counts(db, res)
+    _warehouse_counts(db, res, "synthetic warehouse (analytics, dashboard)")
     res.note(f"analytics and dashboard ran on bench.bench_analytics's synthetic {args.messages:,}-message warehouse "
              "(--analytics-warehouse synthetic), not on the ingested one")
     return folder
@@ -342,7 +342,8 @@ def step_analytics(args: argparse.Namespace, full_dir: Path, res: Results) -> No
         res.note(f"bench.bench_analytics gave no figures (exit {run.returncode}); measured by bench_warehouse")
         bw.bench_analytics(db, res, repeats=args.repeats, period_days=args.period_days)
         return
-    res.note(f"analytics: bench.bench_analytics cases on the ingested warehouse (90 days ending 2026-11-24, the "
+    which = "synthetic" if args.analytics_warehouse == "synthetic" else "ingested"
+    res.note(f"analytics: bench.bench_analytics cases on the {which} warehouse (90 days ending 2026-11-24, the "
              f"whole history), {args.repeats} timed runs after a warm-up; bare = single-table aggregate on the "
              f"materialised facts; pandas = the same computation on in-memory frames")
     for name, r in rows.items():
