@@ -318,8 +318,10 @@ def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
     denominator = 1.0 + z * z / n
     centre = (p + z * z / (2.0 * n)) / denominator
     half = z / denominator * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n))
-    # Clamp: at p = 0 or 1 rounding can leave the bound a hair outside [0, 1].
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 or n successes the bound is exactly 0 or 1: rounding would leave it a hair off.
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return low, high
 
 
 def newcombe_interval(

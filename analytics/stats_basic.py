@@ -41,7 +41,9 @@ def wilson_interval(successes: object, trials: object, z: float = Z95) -> tuple[
         denom = 1 + z * z / n
         centre = (p + z * z / (2 * n)) / denom
         half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    low, high = centre - half, centre + half
+    # At 0 or n successes the bound is exactly 0 or 1; subtraction leaves ~1e-17 of rounding.
+    low = np.where(k <= 0, 0.0, centre - half)
+    high = np.where(k >= n, 1.0, centre + half)
     bad = ~(n > 0)
     low = np.where(bad, np.nan, np.clip(low, 0.0, 1.0))
     high = np.where(bad, np.nan, np.clip(high, 0.0, 1.0))

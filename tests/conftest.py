@@ -7,6 +7,7 @@ ending 2026-11-01), with its send logs; built once per test session (about 2 s).
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,3 +55,12 @@ def small_warehouse(tmp_path_factory, small_world) -> Path:
         report = run_ingest(Settings(data_dir=data_dir), client_factory=sandbox_client_factory(server), progress=False)
     assert report.ok, report.summary()
     return data_dir / "warehouse.duckdb"
+
+
+# Hypothesis: random examples on a developer's machine (to find new bugs), a fixed
+# derandomised sequence in CI (so a run is reproducible and a red CI is not luck).
+from hypothesis import settings as _hypothesis_settings
+
+_hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+_hypothesis_settings.register_profile("dev", deadline=None, print_blob=True)
+_hypothesis_settings.load_profile("ci" if os.environ.get("CI") else "dev")

@@ -91,3 +91,14 @@ def test_change_point_finds_the_step():
     assert change_point([1], [10]) is None
     assert mean_change_point([10, 10, 10, 30, 30], [10] * 5) == 3
 
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 99, 1000, 123457])
+def test_wilson_bounds_are_exact_at_zero_and_all_successes(n: int) -> None:
+    """Found by hypothesis in CI: at 0 successes the low bound came out as 5.55e-17, above the rate 0."""
+    from analytics.experiments_stats import wilson_interval as scalar_wilson
+
+    low, _ = wilson_interval(0, n)
+    _, high = wilson_interval(n, n)
+    assert float(low) == 0.0 and float(high) == 1.0
+    assert scalar_wilson(0, n, 1.959964)[0] == 0.0 and scalar_wilson(n, n, 1.959964)[1] == 1.0
