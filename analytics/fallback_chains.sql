@@ -6,6 +6,8 @@
 -- the time to success. fell_back counts a fallback on any channel; the fallback columns
 -- (fell_back_to_voice, fallback_delivered, rescued) describe voice fallbacks.
 -- Rescue time: seconds from the first SMS attempt to the start of the answered fallback call.
+-- {fell_from}: where those chains are read (analytics.fallback.FELL_FROM_FACTS: attempt_facts a
+-- joined to call_facts; or the same rows pre-joined at refresh, _fallback_chain_facts a).
 -- {key}: country_iso2, or channel (always 'sms' here) for one total row.
 -- Output columns: key, sms_attempts, sms_delivered, fell_back, fell_back_to_voice,
 --                 fallback_delivered, rescued, members_rescued, rescue_seconds_p50, rescue_seconds_p90
@@ -25,11 +27,9 @@ fell AS (
            a.user_id,
            coalesce(a.is_delivered, false)             AS sms_delivered,
            'voice'                                     AS fb_channel,
-           k.is_answered                               AS fb_delivered,
-           epoch(k.started_at) - epoch(a.sent_at)      AS seconds
-    FROM attempt_facts a
-    JOIN (SELECT event_id, is_answered, started_at FROM call_facts WHERE fallback_of IS NOT NULL) k
-      ON k.event_id = a.fallback_event_id
+           fb_is_answered                              AS fb_delivered,
+           epoch(fb_started_at) - epoch(a.sent_at)     AS seconds
+    FROM {fell_from}
     WHERE {where} AND a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ),
 rescued AS (

@@ -30,7 +30,8 @@ DAY_OF: dict[str, str] = {
     "conversions": "CAST(timezone('UTC', occurred_at) AS DATE)",
 }
 DAY_COLUMN = {"twilio_messages": "day", "twilio_calls": "day", "send_log": "day", "conversions": "day"}
-SKIP = ("_message_facts", "_call_facts", "_attempt_facts")  # the views export the same rows
+SKIP = ("_message_facts", "_call_facts", "_attempt_facts",  # the views export the same rows
+        "_fallback_chain_facts")  # internal: a pre-joined subset of attempt_facts
 
 
 def relations(con: duckdb.DuckDBPyConnection) -> list[str]:

@@ -135,3 +135,16 @@ FROM attempts a
 LEFT JOIN countries c ON c.iso2 = a.country_iso2
 ASOF LEFT JOIN conversions conv ON conv.user_id = a.user_id AND conv.occurred_at >= a.sent_at
 ORDER BY a.sent_at;
+
+-- Internal (not an analyst view): the SMS-first chains that fell back to a call, joined to that
+-- call. Every column of _attempt_facts (so any attempt_facts filter applies unchanged) plus the
+-- fallback call's answer and start. A few % of the SMS attempts: analytics.fallback reads it
+-- instead of re-scanning _attempt_facts for them (same rows, same join, built in the same refresh).
+CREATE OR REPLACE TABLE _fallback_chain_facts AS
+SELECT a.*, k.fb_is_answered, k.fb_started_at
+FROM _attempt_facts a
+JOIN (SELECT event_id, is_answered AS fb_is_answered, started_at AS fb_started_at
+      FROM _call_facts WHERE fallback_of IS NOT NULL) k
+  ON k.event_id = a.fallback_event_id
+WHERE a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
+ORDER BY a.sent_at;
