@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics.filters import Filters, where
+from analytics.filters import FILTER_COLUMNS, VIEW_CHANNEL, Filters, where
 
 _HERE = Path(__file__).resolve().parent
 
@@ -101,3 +101,56 @@ def split_quantiles(df: pd.DataFrame, column: str, names: list[str]) -> pd.DataF
         df[name] = [float(v[j]) if hasattr(v, "__len__") and len(v) > j and v[j] is not None else float("nan")
                     for v in values]
     return df.drop(columns=[column]) if column in df else df
+
+
+# Pre-aggregated internal tables built by ingest/facts.sql: table -> (the view it counts,
+# the Filters.extra columns it can answer besides the standard filters of that view).
+# USE_ROLLUPS = False makes every function read the views (tests compare both paths).
+USE_ROLLUPS = True
+ROLLUPS: dict[str, tuple[str, frozenset[str]]] = {
+    "_daily_attempt_rollup": ("attempt_facts", frozenset({"variant", "encoding"})),
+}
+
+
+def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the warehouse has the internal ``table`` (an older warehouse gets it at its next refresh)."""
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = $t", {"t": table}).fetchone()[0])
+
+
+def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: date,
+                 filters: Filters | None) -> tuple[str, dict[str, Any]] | None:
+    """A WHERE clause on the daily rollup ``table`` selecting exactly the rows ``where_for`` selects
+    on its view, or None when the rollup cannot answer (a period given as datetimes rather than
+    whole UTC days, a filter on a column the rollup does not keep, or no rollup in this warehouse).
+    The caller then reads the view."""
+    view, extra_columns = ROLLUPS[table]
+    if not USE_ROLLUPS or isinstance(start, datetime) or isinstance(end, datetime):
+        return None
+    if end < start:
+        raise ValueError(f"end ({end}) is before start ({start})")
+    filters = filters or Filters()
+    if any(column not in extra_columns for column, _ in filters.extra):
+        return None
+    if not has_table(con, table):
+        return None
+    clauses = ["sent_day >= $f_start_day", "sent_day <= $f_end_day"]
+    params: dict[str, Any] = {"f_start_day": start, "f_end_day": end}
+    for name, column in FILTER_COLUMNS[view].items():
+        values = getattr(filters, name)
+        if not values:
+            continue
+        key = f"f_{name}"
+        if column is None:
+            clauses.append(f"list_contains(${key}, ${key}_self)")
+            params[key] = list(values)
+            params[f"{key}_self"] = VIEW_CHANNEL[view]
+        else:
+            clauses.append(f"list_contains(${key}, {column})")
+            params[key] = list(values)
+    for i, (column, value) in enumerate(filters.extra):
+        key = f"f_x{i}"
+        clauses.append(f"{column} = ${key}")
+        params[key] = value
+    return " AND ".join(clauses), params

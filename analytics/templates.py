@@ -43,9 +43,14 @@ def template_stats(con, *, start: date, end: date, filters: Filters | None = Non
     Ordered by messages, descending.
     """
     columns = TEMPLATE_COLUMNS[:2] + (["country_iso2"] if by_country else []) + TEMPLATE_COLUMNS[2:]
-    where, params = _sql.where_for("attempt_facts", start, end, filters)
     extra = "country_iso2" if by_country else "NULL"
-    df = con.execute(_sql.render("template_stats", extra_key=extra, where=where), params).df()
+    rolled = _sql.rollup_where(con, "_daily_attempt_rollup", start, end, filters)
+    if rolled:  # the same counts, pre-aggregated per day
+        where, params = rolled
+        df = con.execute(_sql.render("template_stats_rollup", extra_key=extra, where=where), params).df()
+    else:
+        where, params = _sql.where_for("attempt_facts", start, end, filters)
+        df = con.execute(_sql.render("template_stats", extra_key=extra, where=where), params).df()
     if df.empty:
         return _sql.empty(columns)
     if by_country:
