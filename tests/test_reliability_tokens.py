@@ -110,7 +110,7 @@ class _Sandbox:
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "switchboard.cli", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def _text_columns_containing(db: Path, needles: list[str]) -> list[str]:
