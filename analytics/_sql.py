@@ -109,6 +109,8 @@ def split_quantiles(df: pd.DataFrame, column: str, names: list[str]) -> pd.DataF
 USE_ROLLUPS = True
 ROLLUPS: dict[str, tuple[str, frozenset[str]]] = {
     "_daily_attempt_rollup": ("attempt_facts", frozenset({"variant", "encoding"})),
+    "_daily_message_rollup": ("message_facts", frozenset({"carrier", "region", "error_code", "error_category",
+                                                          "status"})),
 }
 
 

@@ -36,9 +36,15 @@ TREND_ALPHA = 0.05
 
 def _by_code(con, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
     prev_start, _ = _sql.previous_period(start, end)
-    where, params = _sql.where_for("message_facts", prev_start, end, filters)
-    params["cur_start"] = day_bounds(start, start)[0]
-    long = con.execute(_sql.render("errors_by_code", where=where), params).df()
+    rolled = _sql.rollup_where(con, "_daily_message_rollup", prev_start, end, filters)
+    if rolled:  # the same counts, pre-aggregated per day
+        where, params = rolled
+        params["cur_day"] = start
+        long = con.execute(_sql.render("errors_by_code_rollup", where=where), params).df()
+    else:
+        where, params = _sql.where_for("message_facts", prev_start, end, filters)
+        params["cur_start"] = day_bounds(start, start)[0]
+        long = con.execute(_sql.render("errors_by_code", where=where), params).df()
     columns = ["error_code", "sent", "failed", "sent_prev", "failed_prev", "error_name", "category", "retryable",
                "what_to_do", "more_info"]
     if long.empty:

@@ -124,10 +124,17 @@ def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 2
         raise ValueError("recent_days and baseline_days must be >= 1")
     recent_start = end - timedelta(days=recent_days - 1)
     base_start = recent_start - timedelta(days=baseline_days)
-    where, params = _sql.where_for("message_facts", base_start, end, filters)
-    params["recent_start"] = day_bounds(recent_start, recent_start)[0]
+    rolled = _sql.rollup_where(con, "_daily_message_rollup", base_start, end, filters)
+    if rolled:  # the same counts, pre-aggregated per day
+        where, params = rolled
+        params["recent_day"] = recent_start
+        cells_sql = _sql.render("insights_cells_rollup", where=where)
+    else:
+        where, params = _sql.where_for("message_facts", base_start, end, filters)
+        params["recent_start"] = day_bounds(recent_start, recent_start)[0]
+        cells_sql = _sql.render("insights_cells", where=where)
     raw = {k: np.ma.filled(v, np.nan) if v.dtype.kind == "f" else np.ma.filled(v) for k, v in
-           con.execute(_sql.render("insights_cells", where=where), params).fetchnumpy().items()}
+           con.execute(cells_sql, params).fetchnumpy().items()}
     if len(raw["code"]) == 0:
         return _sql.empty(FINDING_COLUMNS)
     cells = _Cells(raw)
@@ -389,7 +396,11 @@ def _daily(con, chosen: pd.DataFrame, base_start: date, end: date, filters: Filt
     """
     if chosen.empty:
         return {}
-    where, params = _sql.where_for("message_facts", base_start, end, filters)
+    rolled = _sql.rollup_where(con, "_daily_message_rollup", base_start, end, filters)
+    if rolled:  # the same counts, pre-aggregated per day
+        (where, params), source, cnt = rolled, "_daily_message_rollup", "sum(n)"
+    else:
+        (where, params), source, cnt = _sql.where_for("message_facts", base_start, end, filters), "message_facts", None
     aggs, countries = [], []
     for j, r in enumerate(chosen.itertuples()):
         conds = []
@@ -407,17 +418,22 @@ def _daily(con, chosen: pd.DataFrame, base_start: date, end: date, filters: Filt
         if r.code >= 0:
             failed += f" AND error_code = $d{j}_code"
             params[f"d{j}_code"] = int(r.code)
-        aggs.append(f"count(*) FILTER (WHERE {cell}) AS n_{j}, "
-                    f"count(*) FILTER (WHERE {cell} AND (is_delivered OR is_failed)) AS final_{j}, "
-                    f"count(*) FILTER (WHERE {cell} AND is_delivered) AS delivered_{j}, "
-                    f"count(*) FILTER (WHERE {cell} AND {failed}) AS failed_{j}, "
+        def count(cond: str, name: str) -> str:
+            if cnt is None:
+                return f"count(*) FILTER (WHERE {cond}) AS {name}"
+            return f"coalesce({cnt} FILTER (WHERE {cond}), 0)::BIGINT AS {name}"
+
+        aggs.append(f"{count(cell, f'n_{j}')}, "
+                    f"{count(f'{cell} AND (is_delivered OR is_failed)', f'final_{j}')}, "
+                    f"{count(f'{cell} AND is_delivered', f'delivered_{j}')}, "
+                    f"{count(f'{cell} AND {failed}', f'failed_{j}')}, "
                     f"coalesce(sum(cost_usd) FILTER (WHERE {cell}), 0) AS cost_{j}")
         countries.append(None if r.country in (ALL, UNKNOWN) else r.country)
     scope = ""
     if all(c is not None for c in countries):
         scope = " AND list_contains($d_countries, country_iso2)"
         params["d_countries"] = sorted(set(countries))
-    sql = (f"SELECT sent_day AS day, {', '.join(aggs)} FROM message_facts WHERE {where}{scope} "
+    sql = (f"SELECT sent_day AS day, {', '.join(aggs)} FROM {source} WHERE {where}{scope} "
            "GROUP BY sent_day")
     daily = con.execute(sql, params).df()
     calendar = pd.date_range(base_start, end, freq="D").date

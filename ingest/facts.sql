@@ -166,3 +166,18 @@ SELECT
 FROM _attempt_facts
 GROUP BY ALL
 ORDER BY sent_day;
+
+-- Internal (not an analyst view): message_facts counted per UTC day and the columns the error
+-- and insight analytics group or filter on. Exact: counts and sums only. Same rules as
+-- _daily_attempt_rollup (analytics._sql.rollup_where).
+CREATE OR REPLACE TABLE _daily_message_rollup AS
+SELECT
+    sent_day, country_iso2, region, carrier, purpose, template_id, error_code, error_category,
+    status, is_delivered, is_failed, is_pending,
+    count(*)                                                                AS n,
+    sum(cost_usd)                                                           AS cost_usd,
+    sum(cost_usd * cost_usd)                                                AS cost_sq,
+    count(cost_usd)                                                         AS priced
+FROM _message_facts
+GROUP BY ALL
+ORDER BY sent_day;
