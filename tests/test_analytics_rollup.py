@@ -5,7 +5,7 @@ cannot answer (datetime periods, filters on columns it does not keep) read the v
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import duckdb
 import pandas as pd
@@ -81,8 +81,8 @@ def test_rollup_is_used_only_when_it_can_answer(seeded):
     assert _sql.rollup_where(seeded, "_daily_attempt_rollup", START, END, Filters(countries=("BR",))) is not None
     assert _sql.rollup_where(seeded, "_daily_attempt_rollup", START, END,
                              Filters(extra=(("campaign_id", "c1"),))) is None
-    lo = datetime.combine(START, time(6), tzinfo=timezone.utc)
-    hi = datetime.combine(END, time(18), tzinfo=timezone.utc)
+    lo = datetime.combine(START, time(6), tzinfo=UTC)
+    hi = datetime.combine(END, time(18), tzinfo=UTC)
     assert _sql.rollup_where(seeded, "_daily_attempt_rollup", lo, hi, None) is None
     with pytest.raises(ValueError):
         _sql.rollup_where(seeded, "_daily_attempt_rollup", END, START, None)
