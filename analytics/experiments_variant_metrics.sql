@@ -17,8 +17,16 @@
 --   delivery_known_users, delivered_users, conversions, fallback_users, attempts,
 --   switched_users, cost_sum, cost_sum_squares, cost_conversion_sum_product,
 --   time_to_convert_sum, time_to_convert_sum_squares, first_day, last_day
+-- How it runs (one scan, no window function): the exposures (experiment rows only) are
+-- read once; each member's first exposure is picked with arg_min on (sent_at, event_id),
+-- the same order the row_number() definition used, inside the one per-member GROUP BY that
+-- also counts attempts, variants and cost. Only the voice fallbacks those exposures
+-- triggered are looked up (fallback_event_id always names an is_fallback attempt, see
+-- ingest/facts.sql), so the fallback join no longer builds on every attempt.
 WITH exposures AS (
-    SELECT a.*
+    SELECT a.event_id, a.sent_at, a.sent_day, a.experiment_id, a.variant, a.user_id, a.country_iso2,
+           a.country_name, a.is_delivered, a.cost_usd, a.fallback_event_id, a.minutes_to_conversion,
+           a.converted
     FROM attempt_facts a
     WHERE a.experiment_id IS NOT NULL
       AND a.variant IS NOT NULL
@@ -26,43 +34,52 @@ WITH exposures AS (
       AND ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
       AND {where}
 ),
-first_exposure AS (
-    SELECT *
-    FROM exposures
-    QUALIFY row_number() OVER (PARTITION BY experiment_id, user_id ORDER BY sent_at, event_id) = 1
+fallback_cost AS (
+    SELECT fb.event_id, fb.cost_usd
+    FROM attempt_facts fb
+    WHERE fb.is_fallback
+      AND fb.event_id IN (SELECT fallback_event_id FROM exposures WHERE fallback_event_id IS NOT NULL)
 ),
 per_user AS (
     SELECT
-        e.experiment_id,
-        e.user_id,
+        f.experiment_id,
+        f.user_id,
+        arg_min({{
+            variant: f.variant,
+            segment: {segment},
+            segment_name: {segment_name},
+            is_delivered: f.is_delivered,
+            fell_back: f.fallback_event_id IS NOT NULL,
+            converted: CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(f.converted, false)
+                            ELSE coalesce(f.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false) END,
+            minutes_to_conversion: f.minutes_to_conversion,
+            first_day: f.sent_day
+        }}, {{s: f.sent_at, e: f.event_id}})                           AS fx,
         count(*)                                                    AS attempts,
-        count(DISTINCT e.variant)                                   AS variants_seen,
-        sum(coalesce(e.cost_usd, 0) + coalesce(fb.cost_usd, 0))     AS cost,
-        max(e.sent_day)                                             AS last_day
-    FROM exposures e
-    LEFT JOIN attempt_facts fb ON fb.event_id = e.fallback_event_id
-    GROUP BY e.experiment_id, e.user_id
+        min(f.variant) <> max(f.variant)                            AS switched,
+        sum(coalesce(f.cost_usd, 0) + coalesce(fb.cost_usd, 0))     AS cost,
+        max(f.sent_day)                                             AS last_day
+    FROM exposures f
+    LEFT JOIN fallback_cost fb ON fb.event_id = f.fallback_event_id
+    GROUP BY f.experiment_id, f.user_id
 ),
 units AS (
     SELECT
-        f.experiment_id,
-        f.user_id,
-        f.variant,
-        {segment}                                                   AS segment,
-        {segment_name}                                              AS segment_name,
-        f.is_delivered,
-        f.fallback_event_id IS NOT NULL                             AS fell_back,
-        CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(f.converted, false)
-             ELSE coalesce(f.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false)
-        END                                                         AS converted,
-        f.minutes_to_conversion,
-        f.sent_day                                                  AS first_day,
-        u.last_day,
-        u.attempts,
-        u.variants_seen,
-        u.cost
-    FROM first_exposure f
-    JOIN per_user u ON u.experiment_id = f.experiment_id AND u.user_id = f.user_id
+        experiment_id,
+        user_id,
+        fx.variant                                                  AS variant,
+        fx.segment                                                  AS segment,
+        fx.segment_name                                             AS segment_name,
+        fx.is_delivered                                             AS is_delivered,
+        fx.fell_back                                                AS fell_back,
+        fx.converted                                                AS converted,
+        fx.minutes_to_conversion                                    AS minutes_to_conversion,
+        fx.first_day                                                AS first_day,
+        last_day,
+        attempts,
+        switched,
+        cost
+    FROM per_user
 )
 SELECT
     experiment_id,
@@ -75,7 +92,7 @@ SELECT
     count(*) FILTER (WHERE converted)                                   AS conversions,
     count(*) FILTER (WHERE fell_back)                                   AS fallback_users,
     sum(attempts)                                                       AS attempts,
-    count(*) FILTER (WHERE variants_seen > 1)                           AS switched_users,
+    count(*) FILTER (WHERE switched)                                    AS switched_users,
     coalesce(sum(cost), 0)                                              AS cost_sum,
     coalesce(sum(cost * cost), 0)                                       AS cost_sum_squares,
     coalesce(sum(cost) FILTER (WHERE converted), 0)                     AS cost_conversion_sum_product,
