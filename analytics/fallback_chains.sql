@@ -8,16 +8,18 @@
 -- Rescue time: seconds from the first SMS attempt to the start of the answered fallback call.
 -- {fell_from}: where those chains are read (analytics.fallback.FELL_FROM_FACTS: attempt_facts a
 -- joined to call_facts; or the same rows pre-joined at refresh, _fallback_chain_facts a).
+-- {counts_from}, {counts_where} and the three count expressions: attempt_facts with {where} and
+-- count(*)-style aggregates, or the same counts from _daily_attempt_rollup (analytics.fallback).
 -- {key}: country_iso2, or channel (always 'sms' here) for one total row.
 -- Output columns: key, sms_attempts, sms_delivered, fell_back, fell_back_to_voice,
 --                 fallback_delivered, rescued, members_rescued, rescue_seconds_p50, rescue_seconds_p90
 WITH counts AS (
     SELECT a.{key}                                     AS key,
-           count(*)                                    AS sms_attempts,
-           count(*) FILTER (WHERE a.is_delivered)      AS sms_delivered,
-           count(a.fallback_event_id)                  AS fell_back
-    FROM attempt_facts a
-    WHERE {where} AND a.channel = 'sms' AND NOT a.is_fallback
+           {sms_attempts}                              AS sms_attempts,
+           {sms_delivered}                             AS sms_delivered,
+           {fell_back}                                 AS fell_back
+    FROM {counts_from} a
+    WHERE {counts_where} AND a.channel = 'sms' AND NOT a.is_fallback
     GROUP BY ALL
 ),
 fell AS (

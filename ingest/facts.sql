@@ -151,13 +151,13 @@ ORDER BY a.sent_at;
 
 -- Internal (not an analyst view): attempt_facts counted per UTC day and every column the
 -- attempt-level analytics group or filter on (channel, country, purpose, template, variant,
--- encoding) and the outcome flags they count. Exact: counts and sums only (avg_segments =
+-- encoding) and the outcome and fallback flags they count. Exact: counts and sums only (avg_segments =
 -- segments / segmented). analytics._sql.rollup_where decides when a call can read it (plain
 -- date periods, filters on these columns only); any other call reads attempt_facts.
 CREATE OR REPLACE TABLE _daily_attempt_rollup AS
 SELECT
     sent_day, channel, country_iso2, purpose, template_id, variant, encoding,
-    provider_status, is_delivered, converted,
+    provider_status, is_delivered, converted, is_fallback,
     fallback_event_id IS NULL                                               AS no_fallback,
     count(*)                                                                AS n,
     sum(cost_usd)                                                           AS cost_usd,

@@ -1,4 +1,5 @@
-"""analytics.fallback reads the pre-joined _fallback_chain_facts when the warehouse has it:
+"""analytics.fallback reads the pre-joined _fallback_chain_facts when the warehouse has it (and
+the chain counts from _daily_attempt_rollup when that can answer):
 the answer must be exactly the one computed from attempt_facts joined to call_facts, with or
 without filters, on a seeded synthetic warehouse (bench.bench_analytics.build) and by hand."""
 
@@ -35,12 +36,24 @@ def _periods():
 
 FILTERS = [None, Filters(countries=("BR", "MX", "IN")), Filters(purposes=("verification",)),
            Filters(channels=("sms",)), Filters(channels=("voice",)), Filters(countries=("ID",), extra=(("region", "Asia"),)),
-           Filters(extra=(("error_category", "unreachable-handset"),))]
+           Filters(extra=(("error_category", "unreachable-handset"),)), Filters(extra=(("variant", "B"),)),
+           Filters(countries=("IN", "BR"), extra=(("encoding", "UCS-2"),))]
 
 
 def _both(con, fn, **kw):
+    """(pre-joined chains + daily attempt rollup, the views only), plus the two mixes."""
+    from analytics import _sql
+
     table = fn(con, use_table=True, **kw)
-    facts = fn(con, use_table=False, **kw)
+    mixed = fn(con, use_table=False, **kw)
+    _sql.USE_ROLLUPS = False
+    try:
+        facts = fn(con, use_table=False, **kw)
+        mixed2 = fn(con, use_table=True, **kw)
+    finally:
+        _sql.USE_ROLLUPS = True
+    pd.testing.assert_frame_equal(mixed, facts)
+    pd.testing.assert_frame_equal(mixed2, facts)
     return table, facts
 
 
