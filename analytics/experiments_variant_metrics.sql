@@ -20,9 +20,9 @@
 -- How it runs (one scan, no window function): the exposures (experiment rows only) are
 -- read once; each member's first exposure is picked with arg_min on (sent_at, event_id),
 -- the same order the row_number() definition used, inside the one per-member GROUP BY that
--- also counts attempts, variants and cost. Only the voice fallbacks those exposures
--- triggered are looked up (fallback_event_id always names an is_fallback attempt, see
--- ingest/facts.sql), so the fallback join no longer builds on every attempt.
+-- also counts attempts, variants and cost. The fallback join builds on the fallback attempts
+-- only (fallback_event_id always names an is_fallback attempt, see ingest/facts.sql), and
+-- exposures is read once, so it streams instead of being materialised.
 WITH exposures AS (
     SELECT a.event_id, a.sent_at, a.sent_day, a.experiment_id, a.variant, a.user_id, a.country_iso2,
            a.country_name, a.is_delivered, a.cost_usd, a.fallback_event_id, a.minutes_to_conversion,
@@ -38,7 +38,6 @@ fallback_cost AS (
     SELECT fb.event_id, fb.cost_usd
     FROM attempt_facts fb
     WHERE fb.is_fallback
-      AND fb.event_id IN (SELECT fallback_event_id FROM exposures WHERE fallback_event_id IS NOT NULL)
 ),
 per_user AS (
     SELECT
