@@ -598,3 +598,133 @@ def test_sandbox_true_effect_found_and_nulls_not_shipped(world_con, tmp_path, mo
     listed = ex.list_experiments(con, start=date(2026, 10, 1), end=date(2026, 10, 31)).set_index("experiment_id")
     assert set(listed.index) == set(truth)
     assert (listed["status"] == "running").all()
+
+
+# --------------------------------------------------------------------------- #
+# The one-pass SQL (arg_min first exposure) equals the window-function definition
+# --------------------------------------------------------------------------- #
+# The original per-variant query (row_number() first exposure, count(DISTINCT variant), fallback
+# join on every attempt), kept here as the reference the faster experiments_variant_metrics.sql
+# must match.
+_REFERENCE_SQL = """
+WITH exposures AS (
+    SELECT a.*
+    FROM attempt_facts a
+    WHERE a.experiment_id IS NOT NULL
+      AND a.variant IS NOT NULL
+      AND NOT a.is_fallback
+      AND ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
+      AND {where}
+),
+first_exposure AS (
+    SELECT *
+    FROM exposures
+    QUALIFY row_number() OVER (PARTITION BY experiment_id, user_id ORDER BY sent_at, event_id) = 1
+),
+per_user AS (
+    SELECT
+        e.experiment_id,
+        e.user_id,
+        count(*)                                                    AS attempts,
+        count(DISTINCT e.variant)                                   AS variants_seen,
+        sum(coalesce(e.cost_usd, 0) + coalesce(fb.cost_usd, 0))     AS cost,
+        max(e.sent_day)                                             AS last_day
+    FROM exposures e
+    LEFT JOIN attempt_facts fb ON fb.event_id = e.fallback_event_id
+    GROUP BY e.experiment_id, e.user_id
+),
+units AS (
+    SELECT
+        f.experiment_id,
+        f.user_id,
+        f.variant,
+        {segment}                                                   AS segment,
+        {segment_name}                                              AS segment_name,
+        f.is_delivered,
+        f.fallback_event_id IS NOT NULL                             AS fell_back,
+        CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(f.converted, false)
+             ELSE coalesce(f.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false)
+        END                                                         AS converted,
+        f.minutes_to_conversion,
+        f.sent_day                                                  AS first_day,
+        u.last_day,
+        u.attempts,
+        u.variants_seen,
+        u.cost
+    FROM first_exposure f
+    JOIN per_user u ON u.experiment_id = f.experiment_id AND u.user_id = f.user_id
+)
+SELECT
+    experiment_id,
+    segment,
+    any_value(segment_name)                                             AS segment_name,
+    variant,
+    count(*)                                                            AS users,
+    count(is_delivered)                                                 AS delivery_known_users,
+    count(*) FILTER (WHERE is_delivered)                                AS delivered_users,
+    count(*) FILTER (WHERE converted)                                   AS conversions,
+    count(*) FILTER (WHERE fell_back)                                   AS fallback_users,
+    sum(attempts)                                                       AS attempts,
+    count(*) FILTER (WHERE variants_seen > 1)                           AS switched_users,
+    coalesce(sum(cost), 0)                                              AS cost_sum,
+    coalesce(sum(cost * cost), 0)                                       AS cost_sum_squares,
+    coalesce(sum(cost) FILTER (WHERE converted), 0)                     AS cost_conversion_sum_product,
+    coalesce(sum(minutes_to_conversion) FILTER (WHERE converted), 0)    AS time_to_convert_sum,
+    coalesce(sum(minutes_to_conversion * minutes_to_conversion) FILTER (WHERE converted), 0)
+                                                                        AS time_to_convert_sum_squares,
+    min(first_day)                                                      AS first_day,
+    max(last_day)                                                       AS last_day
+FROM units
+GROUP BY experiment_id, segment, variant
+ORDER BY experiment_id, segment, variant
+"""
+
+
+def _reference_aggregates(con, experiment_ids, *, start=None, end=None, filters=None, window_minutes=None,
+                          segment="none"):
+    from analytics import _sql
+
+    lo, hi = start or ex._ALL_TIME[0], end or ex._ALL_TIME[1]
+    where, params = _sql.where_for("attempt_facts", lo, hi, ex._experiment_filters(filters), alias="a")
+    seg, seg_name = ex._SEGMENTS[segment]
+    params.update(all_experiments=experiment_ids is None, experiment_ids=list(experiment_ids or []),
+                  window_minutes=None if window_minutes is None else float(window_minutes))
+    df = con.execute(_REFERENCE_SQL.format(where=where, segment=seg, segment_name=seg_name), params).df()
+    for c in ex._SUM_COLUMNS:
+        df[c] = pd.to_numeric(df[c]).astype("int64" if c in ex._INT_COLUMNS else "float64")
+    return df
+
+
+def _ties_and_switchers_con():
+    exposures = arm("A", 40, 9, days=5) + arm("B", 40, 14, days=5, cost=0.06)
+    exposures += [
+        # same sent_at in two variants: the lower event_id (added first) is the first exposure
+        Exposure("tie1", "B", day=1, minute=7, cost=0.02, convert_after=3),
+        Exposure("tie1", "A", day=1, minute=7, cost=0.03),
+        Exposure("tie2", "A", day=2, minute=1, fallback_cost=0.11),
+        Exposure("tie2", "B", day=2, minute=1, fallback_cost=0.13, convert_after=1),
+        # switcher with fallbacks on later sends, another experiment, another country
+        Exposure("sw1", "A", day=0, delivered=False, fallback_cost=0.2, country="MX"),
+        Exposure("sw1", "B", day=3, fallback_cost=0.3, convert_after=10, country="US"),
+        Exposure("o1", "X", day=1, experiment="exp2", convert_after=50, country="US"),
+        Exposure("o2", "Y", day=2, experiment="exp2", fallback_cost=0.4),
+    ]
+    return build(exposures)
+
+
+@pytest.mark.parametrize("segment", ["none", "country"])
+@pytest.mark.parametrize("window", [None, 30.0, 2000.0])
+@pytest.mark.parametrize("case", ["all", "exp1", "period", "country_filter"])
+def test_one_pass_sql_equals_the_window_definition(segment, window, case):
+    con = _ties_and_switchers_con()
+    kwargs: dict[str, Any] = {"experiment_ids": None if case == "all" else ["exp1"], "window_minutes": window,
+                              "segment": segment, "start": None, "end": None, "filters": None}
+    if case == "period":
+        kwargs.update(start=D0 + timedelta(days=1), end=D0 + timedelta(days=3))
+    if case == "country_filter":
+        kwargs.update(filters=Filters(countries=("BR", "MX")))
+    ids = kwargs.pop("experiment_ids")
+    want = _reference_aggregates(con, ids, **kwargs)
+    got = ex._aggregates(con, ids, **kwargs)
+    assert len(got) > 0
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
