@@ -45,6 +45,8 @@ from typing import Literal
 
 from scipy import optimize, special, stats
 
+from analytics.stats_basic import wilson_interval as _vector_wilson
+
 DEFAULT_ALPHA = 0.05
 DEFAULT_POWER = 0.8
 # GrowthBook's default; the total (both arms) sample size where the
@@ -311,17 +313,15 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
 # Wilson / Newcombe intervals
 # --------------------------------------------------------------------------- #
 def wilson_interval(successes: int, n: int, z: float) -> tuple[float, float]:
-    """Wilson score interval for one proportion, without continuity correction."""
+    """Wilson score interval for one proportion, without continuity correction.
+
+    The scalar face of ``analytics.stats_basic.wilson_interval`` (one implementation),
+    which is exact at 0 and n successes.
+    """
     if n <= 0:
         raise ValueError("n must be positive")
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    centre = (p + z * z / (2.0 * n)) / denominator
-    half = z / denominator * math.sqrt(p * (1.0 - p) / n + z * z / (4.0 * n * n))
-    # At 0 or n successes the bound is exactly 0 or 1: rounding would leave it a hair off.
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)
-    high = 1.0 if successes >= n else min(1.0, centre + half)
-    return low, high
+    low, high = _vector_wilson(successes, n, z)
+    return float(low), float(high)
 
 
 def newcombe_interval(
