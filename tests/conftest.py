@@ -57,6 +57,30 @@ def small_warehouse(tmp_path_factory, small_world) -> Path:
     return data_dir / "warehouse.duckdb"
 
 
+@pytest.fixture(scope="session")
+def seeded(tmp_path_factory):
+    """A read-only 20,000-message synthetic warehouse (bench.bench_analytics.build, the real
+    facts SQL with its rollup tables), built once for every test that compares query paths."""
+    import duckdb
+
+    from bench.bench_analytics import build
+
+    path = tmp_path_factory.mktemp("seeded_synthetic") / "w.duckdb"
+    build(path, 20_000)
+    con = duckdb.connect(str(path), read_only=True)
+    yield con
+    con.close()
+
+
+def bench_periods():
+    """Whole history, last week, and a single day of the seeded synthetic warehouse."""
+    from datetime import timedelta
+
+    from bench.bench_analytics import END, START
+
+    return [(START, END), (END - timedelta(days=6), END), (START + timedelta(days=10), START + timedelta(days=10))]
+
+
 # Hypothesis: random examples on a developer's machine (to find new bugs), a fixed
 # derandomised sequence in CI (so a run is reproducible and a red CI is not luck).
 from hypothesis import settings as _hypothesis_settings

@@ -5,34 +5,14 @@ without filters, on a seeded synthetic warehouse (bench.bench_analytics.build) a
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-import duckdb
 import pandas as pd
 import pytest
 
 from analytics import fallback
 from analytics.filters import Filters
+from tests.conftest import bench_periods
 from tests.test_analytics_fallback import con as hand_con  # noqa: F401 (fixture)
 from tests.test_analytics_warehouse import D0
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
-    from bench.bench_analytics import build
-
-    path = tmp_path_factory.mktemp("fallback_table") / "w.duckdb"
-    build(path, 20_000)
-    con = duckdb.connect(str(path), read_only=True)
-    yield con
-    con.close()
-
-
-def _periods():
-    from bench.bench_analytics import END, START
-
-    return [(START, END), (END - timedelta(days=6), END), (START + timedelta(days=10), START + timedelta(days=10))]
-
 
 FILTERS = [None, Filters(countries=("BR", "MX", "IN")), Filters(purposes=("verification",)),
            Filters(channels=("sms",)), Filters(channels=("voice",)), Filters(countries=("ID",), extra=(("region", "Asia"),)),
@@ -70,18 +50,18 @@ def _summary(con, use_table, **kw):
 def test_table_and_facts_paths_agree(seeded, flt):
     assert fallback._has_chain_table(seeded)
     assert seeded.execute("SELECT count(*) FROM _fallback_chain_facts").fetchone()[0] > 0
-    for start, end in _periods():
+    for start, end in bench_periods():
         for fn in (_by_country, _summary):
             table, facts = _both(seeded, fn, start=start, end=end, filters=flt)
             pd.testing.assert_frame_equal(table, facts)
     # the public functions take the table path here
-    start, end = _periods()[0]
+    start, end = bench_periods()[0]
     df = fallback.fallback_by_country(seeded, start=start, end=end, filters=flt)
     assert df["rescued"].sum() == _by_country(seeded, False, start=start, end=end, filters=flt)["rescued"].sum()
 
 
 def test_seeded_warehouse_has_rescues(seeded):
-    start, end = _periods()[0]
+    start, end = bench_periods()[0]
     df = fallback.fallback_by_country(seeded, start=start, end=end)
     assert df["fell_back_to_voice"].sum() > 0 and df["rescued"].sum() > 0 and df["members_rescued"].sum() > 0
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
-import duckdb
 import pandas as pd
 import pytest
 
@@ -57,13 +56,9 @@ def test_fractional_latencies(hand, flt):
     _check(hand, D0, D0, flt)
 
 
-def test_whole_second_latencies_on_a_seeded_warehouse(tmp_path):
-    from bench.bench_analytics import END, START, build
+def test_whole_second_latencies_on_a_seeded_warehouse(seeded):
+    from bench.bench_analytics import END, START
 
-    path = tmp_path / "w.duckdb"
-    build(path, 20_000)
-    con = duckdb.connect(str(path), read_only=True)
     for flt in (None, Filters(countries=("BR", "MX")), Filters(purposes=("verification",))):
         for start, end in ((START, END), (END - timedelta(days=1), END)):
-            assert len(_check(con, start, end, flt)) > 0
-    con.close()
+            assert len(_check(seeded, start, end, flt)) > 0

@@ -7,30 +7,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 
-import duckdb
 import pandas as pd
 import pytest
 
 from analytics import _sql, countries, delivery, templates
 from analytics.filters import Filters
-
-
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory):
-    from bench.bench_analytics import build
-
-    path = tmp_path_factory.mktemp("rollup") / "w.duckdb"
-    build(path, 20_000)
-    con = duckdb.connect(str(path), read_only=True)
-    yield con
-    con.close()
-
-
-def _periods():
-    from bench.bench_analytics import END, START
-
-    return [(START, END), (END - timedelta(days=6), END), (START + timedelta(days=10), START + timedelta(days=10))]
-
+from tests.conftest import bench_periods
 
 FILTERS = [None, Filters(countries=("BR", "MX", "IN")), Filters(purposes=("verification",)),
            Filters(channels=("sms",)), Filters(channels=("voice", "push")), Filters(templates=("otp_push",)),
@@ -68,7 +50,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame, keys: list[str]) -> None:
 @pytest.mark.parametrize("flt", FILTERS)
 def test_rollup_and_view_agree(seeded, name, flt):
     assert _sql.has_table(seeded, "_daily_attempt_rollup")
-    for start, end in _periods():
+    for start, end in bench_periods():
         rolled, facts = _both(seeded, CASES[name], start=start, end=end, filters=flt)
         assert list(rolled.columns) == list(facts.columns)
         _same(rolled, facts, ["channel", "country_iso2", "template_id", "variant"])
@@ -128,7 +110,7 @@ def _message_cases():
 def test_message_rollup_and_view_agree(seeded, name, flt):
     assert _sql.has_table(seeded, "_daily_message_rollup")
     fn = _message_cases()[name]
-    for start, end in _periods():
+    for start, end in bench_periods():
         rolled, facts = _both(seeded, lambda con, **kw: fn(con, **kw), start=start, end=end, filters=flt)
         assert list(rolled.columns) == list(facts.columns)
         pd.testing.assert_frame_equal(rolled.reset_index(drop=True), facts.reset_index(drop=True),
