@@ -18,6 +18,9 @@ class SourceResult:
     read: int = 0
     loaded: int = 0
     rejected: int = 0
+    deleted: int = 0  # rows a --full-refresh found gone from the source (not part of read)
+    pending_fetched: int = 0  # pending records outside the window fetched by sid (counted in read)
+    pending_gone: int = 0  # of those, the ones the source answered 404 for
     seconds: float = 0.0
     cursor: str | None = None
     error: str | None = None
@@ -35,6 +38,12 @@ class SourceResult:
         )
         if self.detail:
             text += f"  {self.detail}"
+        if self.pending_fetched or self.pending_gone:
+            text += f"  {self.pending_fetched:,} pending record(s) fetched by sid"
+            if self.pending_gone:
+                text += f" ({self.pending_gone:,} not found upstream, kept)"
+        if self.deleted:
+            text += f"  {self.deleted:,} row(s) deleted (gone from the source)"
         if self.error:
             text += f"\n{'':<13}error: {self.error}"
         return text
@@ -91,16 +100,18 @@ def start_run(con: duckdb.DuckDBPyConnection, source: str, cursor_before: str | 
 def progress_run(con: duckdb.DuckDBPyConnection, run_id: int, result: SourceResult) -> None:
     """Counts so far; called inside each page's/file's transaction so the audit survives a kill."""
     con.execute(
-        "UPDATE ingest_runs SET rows_read = ?, rows_loaded = ?, rows_rejected = ?, cursor_after = ? WHERE run_id = ?",
-        [result.read, result.loaded, result.rejected, result.cursor, run_id],
+        "UPDATE ingest_runs SET rows_read = ?, rows_loaded = ?, rows_rejected = ?, rows_deleted = ?, cursor_after = ? "
+        "WHERE run_id = ?",
+        [result.read, result.loaded, result.rejected, result.deleted, result.cursor, run_id],
     )
 
 
 def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, result: SourceResult) -> None:
     con.execute(
         """UPDATE ingest_runs SET finished_at = ?, status = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?,
-                  cursor_after = ?, error = ? WHERE run_id = ?""",
-        [now(), result.status, result.read, result.loaded, result.rejected, result.cursor, result.error, run_id],
+                  rows_deleted = ?, cursor_after = ?, error = ? WHERE run_id = ?""",
+        [now(), result.status, result.read, result.loaded, result.rejected, result.deleted, result.cursor,
+         result.error, run_id],
     )
 
 

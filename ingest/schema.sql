@@ -94,10 +94,14 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     rows_read      BIGINT DEFAULT 0,
     rows_loaded    BIGINT DEFAULT 0,
     rows_rejected  BIGINT DEFAULT 0,
+    rows_deleted   BIGINT DEFAULT 0,   -- --full-refresh: rows gone from the source, deleted (not part of read)
     cursor_before  VARCHAR,
     cursor_after   VARCHAR,
     error          VARCHAR
 );
+
+-- columns added after the first release (a warehouse created before keeps working)
+ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS rows_deleted BIGINT DEFAULT 0;
 
 CREATE TABLE IF NOT EXISTS ingest_state (
     source      VARCHAR PRIMARY KEY,   -- e.g. 'messages:AC…', 'calls:AC…'

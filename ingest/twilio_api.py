@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,11 @@ class Resource:
     insert_columns: tuple[str, ...]
     select_sql: str  # typed expressions, in insert_columns order (over the staging relation `r`)
     update_columns: tuple[str, ...]
+    # Statuses that will still change. A record stored in one of them whose cursor field the next
+    # run's window cannot see (NULL, or outside it) is fetched by sid (see refresh_pending).
+    pending_statuses: tuple[str, ...] = ()
+    pending_needs_null_cursor: bool = False  # messages: only those with no date_sent yet (a "sent"
+    # message outside the lag window is the lag's business; calls end within hours, so all of them)
 
 
 def _ts(col: str) -> str:
@@ -94,6 +100,8 @@ MESSAGES = Resource(
                     "num_segments", "num_media", "body_encoding", "body_length", "price", "price_unit", "price_usd",
                     "date_created", "date_sent", "date_updated", "to_country", "to_carrier", "source",
                     "ingest_run_id", "loaded_at"),
+    pending_statuses=("accepted", "scheduled", "queued", "sending"),
+    pending_needs_null_cursor=True,
 )
 
 CALLS = Resource(
@@ -115,6 +123,7 @@ CALLS = Resource(
     update_columns=("parent_call_sid", "direction", "from_number", "to_number", "status", "answered_by",
                     "duration_s", "price", "price_unit", "price_usd", "start_time", "end_time", "date_created",
                     "date_updated", "to_country", "to_carrier", "source", "ingest_run_id", "loaded_at"),
+    pending_statuses=("queued", "initiated", "ringing", "in-progress"),
 )
 
 RESOURCES = {"messages": MESSAGES, "calls": CALLS}
@@ -401,6 +410,15 @@ class _Stream:
     state: State
     pages: prefetch
     batches: Iterator[list[FetchedPage]]
+    account_sid: str = ""
+    client: Any = None
+    lo: datetime | None = None  # the window read (None: unbounded)
+    hi: datetime | None = None
+    # --full-refresh read from its first page: a temp table of every sid the read returned (rejected
+    # records included), so that, when the last page arrives, rows of the window it did not return
+    # are deleted in that page's transaction (see _delete_vanished)
+    seen: str | None = None
+    complete: bool = False
 
 
 def _open_stream(
@@ -423,8 +441,12 @@ def _open_stream(
         st.window_max = None
     st.window_lo = lo.isoformat() if lo else None
     st.window_hi = hi.isoformat() if hi else None
+    seen = None
+    if full_refresh and resume is None:
+        seen = "_seen_" + re.sub(r"\W", "_", key)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {seen} (sid VARCHAR)")
     pages = prefetch(iter_pages(client, account_sid, res, lo, hi, resume))
-    return _Stream(key, res, st, pages, _batches(pages))
+    return _Stream(key, res, st, pages, _batches(pages), account_sid, client, lo, hi, seen)
 
 
 def ingest_streams(
@@ -443,7 +465,10 @@ def ingest_streams(
     """Read several (account, resource) streams at once: each fetches in its own thread, this
     thread writes whichever has pages ready (DuckDB has one writer). Against the real API,
     whose pages take a round trip each, this overlaps the waits of all streams. A stream given
-    as (account, resource, client) uses its own client (HTTP sessions are not shared by threads)."""
+    as (account, resource, client) uses its own client (HTTP sessions are not shared by threads).
+
+    Then, for each stream whose window was read to the end, the records still pending in the
+    warehouse that the window could not see are fetched by sid (:func:`refresh_pending`)."""
     opened = [_open_stream(con, spec[2] if len(spec) > 2 else client, spec[0], spec[1], lag=lag, since=since,
                            until=until, full_refresh=full_refresh)
               for spec in streams]
@@ -458,13 +483,19 @@ def ingest_streams(
                 if batch is None:
                     live.remove(stream)
                     continue
-                _write_batch(con, stream.res, batch, stream.key, stream.state, run_id, result, on_page)
+                _write_batch(con, stream, batch, run_id, result, on_page)
                 progressed = True
             if not progressed and live:
                 time.sleep(0.002)
     finally:
         for stream in opened:
             stream.pages.stop.set()
+            if stream.seen:
+                con.execute(f"DROP TABLE IF EXISTS {stream.seen}")
+    for stream in opened:
+        if stream.complete:
+            refresh_pending(con, stream.client, stream.account_sid, stream.res, stream.lo, stream.hi, run_id,
+                            result, on_page)
 
 
 def ingest_resource(
@@ -488,15 +519,15 @@ def ingest_resource(
 
 def _write_batch(
     con: duckdb.DuckDBPyConnection,
-    res: Resource,
+    stream: _Stream,
     batch: list[FetchedPage],
-    key: str,
-    st: State,
     run_id: int,
     result: runs.SourceResult,
     on_page: Callable[[int], None] | None,
 ) -> None:
-    """One transaction: the batch's rows, rejects, enrichment, the stream's resume point and the audit counts."""
+    """One transaction: the batch's rows, rejects, enrichment, the stream's resume point and the audit counts
+    (and, on a full refresh's last page, the deletion of what the source no longer holds)."""
+    res, st = stream.res, stream.state
     records = [r for p in batch for r in p.records]
     last = batch[-1]
     con.execute("BEGIN")
@@ -505,12 +536,16 @@ def _write_batch(
             con, res, records, run_id=run_id, source="api", location=batch[0].location,
             reject_source=f"twilio-{res.name}",
         )
+        if stream.seen and records:
+            con.execute(f"INSERT INTO {stream.seen} SELECT sid FROM _page WHERE sid IS NOT NULL")
         st.window_max = _max_iso(st.window_max, top)
         st.resume_uri = last.next_page_uri
         if not last.next_page_uri:  # window complete: the cursor moves, the window closes
+            if stream.seen:
+                result.deleted += _delete_vanished(con, stream)
             st.cursor = _max_iso(st.cursor, st.window_max)
             st.window_lo = st.window_hi = st.window_max = None
-        save_state(con, key, st)
+        save_state(con, stream.key, st)
         result.read += len(records)
         result.loaded += good
         result.rejected += len(bad)
@@ -523,8 +558,125 @@ def _write_batch(
         except duckdb.Error:
             pass
         raise
+    if not last.next_page_uri:
+        stream.complete = True
     if on_page:
         on_page(len(records))
+
+
+def _delete_vanished(con: duckdb.DuckDBPyConnection, stream: _Stream) -> int:
+    """A --full-refresh read reached its last page: delete this account's rows of this resource that
+    the read would have returned (loaded from the API, inside the window) but did not. Strict bounds
+    (a record exactly on --since/--until is kept) and NULL cursor fields only when the window is
+    unbounded (a bounded list cannot return them), so nothing the source still holds is deleted.
+    Rows from BulkExport files are not the API's to delete (the API forgets old messages)."""
+    res = stream.res
+    cond = ["account_sid = $account", "source = 'api'", f"sid NOT IN (SELECT sid FROM {stream.seen})"]
+    params: dict[str, Any] = {"account": stream.account_sid}
+    if stream.lo is not None:
+        cond.append(f"{res.cursor_field} > $lo")
+        params["lo"] = stream.lo
+    if stream.hi is not None:
+        cond.append(f"{res.cursor_field} < $hi")
+        params["hi"] = stream.hi
+    deleted = con.execute(f"DELETE FROM {res.table} WHERE {' AND '.join(cond)}", params).fetchall()[0][0]
+    return int(deleted)
+
+
+# --------------------------------------------------------------------------- pending records
+
+
+PENDING_CHUNK = 100
+
+
+def pending_sids(
+    con: duckdb.DuckDBPyConnection, res: Resource, account_sid: str, lo: datetime | None, hi: datetime | None
+) -> list[str]:
+    """Sids of this account still in a pending status that a list over [lo, hi] cannot return:
+    no cursor field yet (a queued call has no start_time, a queued message no date_sent; a
+    StartTime/DateSent filter never matches them), or one outside the window (a call ringing
+    when its start was read, re-read by nothing once the cursor moved past it)."""
+    if lo is None and hi is None or not res.pending_statuses:
+        return []  # an unbounded list returned every record
+    cf = res.cursor_field
+    outside = [f"{cf} IS NULL"]
+    if not res.pending_needs_null_cursor:
+        if lo is not None:
+            outside.append(f"{cf} < $lo")
+        if hi is not None:
+            outside.append(f"{cf} > $hi")
+    params: dict[str, Any] = {"account": account_sid, "statuses": list(res.pending_statuses)}
+    if not res.pending_needs_null_cursor:
+        params.update({k: v for k, v in (("lo", lo), ("hi", hi)) if v is not None})
+    return [r[0] for r in con.execute(
+        f"""SELECT sid FROM {res.table} WHERE account_sid = $account AND list_contains($statuses, status)
+            AND ({' OR '.join(outside)}) ORDER BY sid""", params).fetchall()]
+
+
+def _fetch_record(client: Any, account_sid: str, res: Resource, sid: str) -> Any | None:
+    """The record's JSON through the SDK's fetch (the same payload a list page holds); None when gone (404)."""
+    from twilio.base.exceptions import TwilioRestException
+
+    ctx = _list_resource(client, account_sid, res)(sid)
+    try:
+        return _fetch(lambda: ctx._version.fetch(method="GET", uri=ctx._uri))
+    except TwilioRestException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
+def refresh_pending(
+    con: duckdb.DuckDBPyConnection,
+    client: Any,
+    account_sid: str,
+    res: Resource,
+    lo: datetime | None,
+    hi: datetime | None,
+    run_id: int,
+    result: runs.SourceResult,
+    on_page: Callable[[int], None] | None = None,
+) -> int:
+    """Fetch each pending record the window could not see (:func:`pending_sids`) and upsert it,
+    ``PENDING_CHUNK`` per transaction. A call queued at one run and completed (or canceled) by
+    the next thus gets its final status whatever its start time. Returns the records fetched.
+    One HTTP request per record: against the real API that is the handful in flight, not history."""
+    sids = pending_sids(con, res, account_sid, lo, hi)
+    fetched = 0
+    gone = 0
+    for i in range(0, len(sids), PENDING_CHUNK):
+        records = []
+        for sid in sids[i:i + PENDING_CHUNK]:
+            rec = _fetch_record(client, account_sid, res, sid)
+            if rec is None:
+                gone += 1
+            else:
+                records.append(rec)
+        if not records:
+            continue
+        con.execute("BEGIN")
+        try:
+            good, bad, _top = upsert_records(
+                con, res, records, run_id=run_id, source="api", location=f"{res.name}:{account_sid}:pending",
+                reject_source=f"twilio-{res.name}",
+            )
+            result.read += len(records)
+            result.loaded += good
+            result.rejected += len(bad)
+            runs.progress_run(con, run_id, result)
+            con.execute("COMMIT")
+        except BaseException:
+            try:
+                con.execute("ROLLBACK")
+            except duckdb.Error:
+                pass
+            raise
+        fetched += len(records)
+        if on_page:
+            on_page(len(records))
+    result.pending_fetched += fetched
+    result.pending_gone += gone
+    return fetched
 
 
 def _batches(pages: Iterator[FetchedPage], max_records: int = 10 * PAGE_SIZE) -> Iterator[list[FetchedPage]]:
