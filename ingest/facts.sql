@@ -96,8 +96,10 @@ attempts AS (
         coalesce(m.status, k.status)                                        AS provider_status,
         CASE s.channel WHEN 'sms' THEN m.is_delivered
                        WHEN 'voice' THEN k.is_answered END                  AS is_delivered,
-        m.error_code,
-        m.error_category,
+        -- the provider's code, else the one the send log recorded when Twilio refused the send
+        coalesce(m.error_code, s.error_code)                                AS error_code,
+        coalesce(m.error_category,
+                 CASE WHEN s.error_code IS NOT NULL THEN coalesce(se.category, 'unknown') END) AS error_category,
         coalesce(m.cost_usd, k.cost_usd)                                    AS cost_usd,
         m.num_segments,
         m.encoding,
@@ -106,6 +108,7 @@ attempts AS (
     LEFT JOIN _message_facts m ON s.channel = 'sms'   AND m.sid = s.provider_sid
     LEFT JOIN _call_facts k    ON s.channel = 'voice' AND k.sid = s.provider_sid
     LEFT JOIN fallbacks f      ON f.event_id = s.event_id
+    LEFT JOIN error_codes se   ON se.code = s.error_code
 )
 SELECT
     a.event_id,
@@ -149,6 +152,36 @@ JOIN (SELECT event_id, is_answered AS fb_is_answered, started_at AS fb_started_a
 WHERE a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ORDER BY a.sent_at;
 
+-- Internal (not an analyst view): the A/B exposures (attempts with an experiment and a variant, not
+-- fallbacks), one row each, shaped for analytics/experiments_variant_metrics_exposures.sql so the
+-- per-member GROUP BY works on integers: member numbers the (experiment_id, user_id) pairs;
+-- exposure_order ranks every exposure by (experiment_id, user_id, sent_at, event_id), so a member's
+-- first exposure among any filtered subset is its row with the smallest exposure_order (the order
+-- the variant-metrics definition uses); variant_index numbers the variants within the experiment
+-- (a member switched when min <> max); cost already adds the voice fallback the exposure triggered.
+-- Filter columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment
+-- marks this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too
+-- (a refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
+CREATE OR REPLACE TABLE _experiment_exposures AS
+SELECT
+    a.experiment_id,
+    CAST(dense_rank() OVER (ORDER BY a.experiment_id, a.user_id) AS INTEGER)             AS member,
+    row_number() OVER (ORDER BY a.experiment_id, a.user_id, a.sent_at, a.event_id)      AS exposure_order,
+    a.variant,
+    CAST(dense_rank() OVER (PARTITION BY a.experiment_id ORDER BY a.variant) AS INTEGER) AS variant_index,
+    a.sent_at, a.sent_day, a.country_iso2, a.country_name, a.region, a.purpose, a.campaign_id,
+    a.is_delivered,
+    a.fallback_event_id IS NOT NULL                                                     AS fell_back,
+    coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)                                  AS cost,
+    a.minutes_to_conversion,
+    a.converted
+FROM _attempt_facts a
+LEFT JOIN (SELECT event_id, cost_usd FROM _attempt_facts WHERE is_fallback) fb
+       ON fb.event_id = a.fallback_event_id
+WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
+ORDER BY a.sent_at;
+COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v1';
+
 -- Internal (not an analyst view): attempt_facts counted per UTC day and every column the
 -- attempt-level analytics group or filter on (channel, country, purpose, template, variant,
 -- encoding) and the outcome and fallback flags they count. Exact: counts and sums only (avg_segments =
@@ -181,3 +214,30 @@ SELECT
 FROM _message_facts
 GROUP BY ALL
 ORDER BY sent_day;
+
+-- Internal (not an analyst view): call_facts counted per UTC start day and the columns the voice
+-- and country analytics group or filter on, with the duration of completed calls as a key (whole
+-- seconds: a few hundred values), so the duration quantiles are read off exact counts. Exact:
+-- counts and sums only. Same rules as _daily_attempt_rollup (analytics._sql.rollup_where).
+CREATE OR REPLACE TABLE _daily_call_rollup AS
+SELECT
+    start_day, country_iso2, region, carrier, purpose, template_id, status, is_answered, is_machine,
+    CASE WHEN status = 'completed' THEN duration_s END                      AS duration_s,
+    count(*)                                                                AS n,
+    sum(cost_usd)                                                           AS cost_usd
+FROM _call_facts
+GROUP BY ALL
+ORDER BY start_day;
+
+-- Rollup marker, written last: each internal table the analytics read instead of a view, and each
+-- facts table such a table is built from, gets this comment. CREATE OR REPLACE drops a table's
+-- comment, so a refresh by a build that does not (re)write these rollups (an older build) leaves a
+-- facts table or a rollup without it, and analytics._sql.rollup_ready then reads the views. The
+-- text must equal analytics._sql.ROLLUP_MARK (bump both when a rollup's columns change).
+COMMENT ON TABLE _message_facts IS 'switchboard rollups v2';
+COMMENT ON TABLE _call_facts IS 'switchboard rollups v2';
+COMMENT ON TABLE _attempt_facts IS 'switchboard rollups v2';
+COMMENT ON TABLE _fallback_chain_facts IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_attempt_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_message_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_call_rollup IS 'switchboard rollups v2';

@@ -73,7 +73,8 @@ CREATE TABLE IF NOT EXISTS send_log (
     provider_sid   VARCHAR,            -- Twilio SM…/CA… sid; NULL for push/email
     fallback_of    VARCHAR,            -- event_id of the attempt this one falls back from
     source_file    VARCHAR,
-    ingest_run_id  BIGINT
+    ingest_run_id  BIGINT,
+    error_code     INTEGER             -- Twilio error code when Twilio refused the send at create time
 );
 
 CREATE TABLE IF NOT EXISTS conversions (
@@ -102,6 +103,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
 
 -- columns added after the first release (a warehouse created before keeps working)
 ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS rows_deleted BIGINT DEFAULT 0;
+ALTER TABLE send_log ADD COLUMN IF NOT EXISTS error_code INTEGER;
 
 CREATE TABLE IF NOT EXISTS ingest_state (
     source      VARCHAR PRIMARY KEY,   -- e.g. 'messages:AC…', 'calls:AC…'

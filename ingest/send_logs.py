@@ -31,7 +31,7 @@ from ingest import runs
 
 SEND_COLUMNS = (
     "event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
-    "user_id", "country", "locale", "provider_sid", "fallback_of",
+    "user_id", "country", "locale", "provider_sid", "fallback_of", "error_code",
 )
 CONVERSION_COLUMNS = ("event_id", "user_id", "conversion_type", "occurred_at")
 CHANNELS = ("sms", "voice", "push", "email")
@@ -44,6 +44,16 @@ def _is_container(col: str) -> str:
 
 def _blank(col: str) -> str:
     return f"({col} IS NULL OR trim({col}) = '')"
+
+
+def _as_double(col: str) -> str:
+    return f"TRY_CAST(trim({col}) AS DOUBLE)"
+
+
+def _not_integer(col: str) -> str:
+    """Set, not blank, and not a whole number in INTEGER's range ('21211' and '21211.0' are fine)."""
+    d = _as_double(col)
+    return f"(NOT {_blank(col)} AND ({d} IS NULL OR TRY_CAST({d} AS INTEGER) IS DISTINCT FROM {d}))"
 
 
 @dataclass(frozen=True)
@@ -68,11 +78,12 @@ _SEND_REASON = f"""CASE
     WHEN country IS NOT NULL AND NOT regexp_full_match(country, '[A-Za-z]{{2}}')
          THEN 'country is not ISO 3166 alpha-2: ' || left(country, 60)
     WHEN {_is_container('provider_sid')} OR {_is_container('fallback_of')} THEN 'provider_sid/fallback_of is not a string'
+    WHEN error_code IS NOT NULL AND {_not_integer('error_code')} THEN 'error_code is not an integer: ' || left(error_code, 60)
 END"""
 
 _SEND_SELECT = """event_id, TRY_CAST(sent_at AS TIMESTAMPTZ) AS sent_at, channel, purpose, template_id, experiment_id,
     variant, campaign_id, user_id, upper(country) AS country, locale, nullif(provider_sid, '') AS provider_sid,
-    nullif(fallback_of, '') AS fallback_of"""
+    nullif(fallback_of, '') AS fallback_of, CAST(TRY_CAST(nullif(trim(error_code), '') AS DOUBLE) AS INTEGER) AS error_code"""
 
 _CONV_REASON = f"""CASE
     WHEN {_blank('event_id')} THEN 'missing event_id'
@@ -88,6 +99,11 @@ _CONV_SELECT = "event_id, user_id, conversion_type, TRY_CAST(occurred_at AS TIME
 
 SENDS = Kind("send_log", "send_log", SEND_COLUMNS, "sent_at", _SEND_REASON, _SEND_SELECT)
 CONVERSIONS = Kind("conversions", "conversions", CONVERSION_COLUMNS, "occurred_at", _CONV_REASON, _CONV_SELECT)
+
+
+def _insert_columns(kind: Kind) -> str:
+    """By name: a column added later (send_log.error_code) sits at the end of an older table."""
+    return ", ".join((*kind.columns, "source_file", "ingest_run_id"))
 
 
 def kind_of(path: str) -> Kind:
@@ -220,7 +236,8 @@ def _replace_rows(
     """Upsert by event_id: delete rows the file redefines, insert the file's rows, keep the last duplicate."""
     con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM ({good_sql}))")
     n = con.execute(
-        f"INSERT INTO {kind.table} SELECT {kind.select_sql}, {_quote(path)}, {int(run_id)} FROM ({good_sql})"
+        f"INSERT INTO {kind.table} ({_insert_columns(kind)}) "
+        f"SELECT {kind.select_sql}, {_quote(path)}, {int(run_id)} FROM ({good_sql})"
     ).fetchall()[0][0]
     dups = con.execute(
         f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE source_file = ? AND ingest_run_id = ?",
@@ -350,7 +367,8 @@ def load_batch(
             raise _HasRejects()
         con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM _stg WHERE reason IS NULL)")
         cols = ", ".join(kind.columns)
-        con.execute(f"INSERT INTO {kind.table} SELECT {cols}, filename, {int(run_id)} FROM _stg WHERE reason IS NULL")
+        con.execute(f"INSERT INTO {kind.table} ({_insert_columns(kind)}) "
+                    f"SELECT {cols}, filename, {int(run_id)} FROM _stg WHERE reason IS NULL")
         dups = con.execute(
             "SELECT count(*) - count(DISTINCT event_id) FROM _stg WHERE reason IS NULL").fetchall()[0][0]
         if dups:  # the same event twice: the later file/line wins

@@ -538,6 +538,8 @@ class _Run:
             locale=plan.recipient.locale if plan else None,
             provider_sid=row.provider_sid,
             fallback_of=row.fallback_of,
+            # refused at create time (21211, 21610, …): no Twilio record will ever say why, so the log does
+            error_code=row.error_code if row.provider_sid is None else None,
         )
         self.log.append(record)
         self.ledger.mark_logged(row.key)

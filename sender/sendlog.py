@@ -33,6 +33,7 @@ SEND_LOG_FIELDS = (
     "locale",
     "provider_sid",
     "fallback_of",
+    "error_code",
 )
 
 
@@ -58,6 +59,7 @@ class SendLogRecord:
     locale: str | None
     provider_sid: str | None
     fallback_of: str | None
+    error_code: int | None = None  # Twilio's code when it refused the send at create time (no provider_sid)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))

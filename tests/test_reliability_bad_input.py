@@ -45,7 +45,7 @@ def good_row(i: int) -> dict[str, Any]:
     return {"event_id": f"ev-{i:05d}", "sent_at": "2026-10-20T10:00:00Z", "channel": "sms",
             "purpose": "password_reset", "template_id": "pr_standard", "experiment_id": None, "variant": None,
             "campaign_id": None, "user_id": f"user-{i}", "country": "BR", "locale": "pt-BR",
-            "provider_sid": f"SM{i:032x}", "fallback_of": None}
+            "provider_sid": f"SM{i:032x}", "fallback_of": None, "error_code": None}
 
 
 def fresh() -> duckdb.DuckDBPyConnection:
@@ -87,6 +87,7 @@ MUTATIONS: dict[str, st.SearchStrategy[Any]] = {
     "campaign_id": _any_value, "locale": _any_value,
     "provider_sid": st.one_of(_weird_text, st.integers(), st.lists(st.integers(), max_size=2)),
     "fallback_of": st.one_of(_weird_text, st.dictionaries(st.text(max_size=2), st.integers(), max_size=1)),
+    "error_code": _any_value,
 }
 _mutation = st.sampled_from(sorted(MUTATIONS)).flatmap(lambda col: st.tuples(st.just(col), MUTATIONS[col]))
 _rows = st.lists(st.lists(_mutation, max_size=3), min_size=1, max_size=25)
