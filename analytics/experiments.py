@@ -198,6 +198,34 @@ def _experiment_filters(filters: Filters | None) -> Filters:
     return replace(filters, templates=(), channels=())
 
 
+# _experiment_exposures (ingest/facts.sql): the exposures pre-shaped for the per-member GROUP BY.
+# It keeps these attempt_facts columns for the filters (countries -> country_iso2, purposes ->
+# purpose; channel and template filters are dropped for experiments) and these Filters.extra ones.
+# USE_EXPOSURES_TABLE = False makes every call read attempt_facts (tests compare both paths).
+USE_EXPOSURES_TABLE = True
+EXPOSURES_TABLE = "_experiment_exposures"
+EXPOSURES_MARK = "switchboard experiment exposures v1"
+_EXPOSURES_EXTRA = frozenset({"experiment_id", "variant", "campaign_id", "region"})
+
+
+def _exposures_ready(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether this warehouse has an up-to-date ``_experiment_exposures``: it carries EXPOSURES_MARK
+    (written by this build's facts.sql) and ``_attempt_facts`` carries a comment too (facts.sql marks
+    it at the end of a refresh; a refresh by an older build replaces it without one, leaving the
+    exposures stale). False on the Parquet export, an older warehouse or a stale one."""
+    rows = dict(con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND list_contains($names, table_name)",
+        {"names": [EXPOSURES_TABLE, "_attempt_facts"]}).fetchall())
+    return rows.get(EXPOSURES_TABLE) == EXPOSURES_MARK and bool(rows.get("_attempt_facts"))
+
+
+def _exposures_can_answer(con: duckdb.DuckDBPyConnection, filters: Filters) -> bool:
+    """Whether ``_experiment_exposures`` answers a call with these (experiment) filters."""
+    return (USE_EXPOSURES_TABLE and all(column in _EXPOSURES_EXTRA for column, _ in filters.extra)
+            and _exposures_ready(con))
+
+
 def _aggregates(
     con: duckdb.DuckDBPyConnection,
     experiment_ids: Sequence[str] | None,
@@ -210,12 +238,14 @@ def _aggregates(
 ) -> pd.DataFrame:
     lo = start or _ALL_TIME[0]
     hi = end or _ALL_TIME[1]
-    where, params = _sql.where_for("attempt_facts", lo, hi, _experiment_filters(filters), alias="a")
+    filters = _experiment_filters(filters)
+    where, params = _sql.where_for("attempt_facts", lo, hi, filters, alias="a")
     if segment not in _SEGMENTS:
         raise ValueError(f"Unknown segment {segment!r}; allowed: {', '.join(_SEGMENTS)}")
     segment_sql, segment_name_sql = _SEGMENTS[segment]
-    sql = _sql.render("experiments_variant_metrics", where=where, segment=segment_sql,
-                      segment_name=segment_name_sql)
+    query = ("experiments_variant_metrics_exposures" if _exposures_can_answer(con, filters)
+             else "experiments_variant_metrics")
+    sql = _sql.render(query, where=where, segment=segment_sql, segment_name=segment_name_sql)
     params.update(
         all_experiments=experiment_ids is None,
         experiment_ids=list(experiment_ids or []),
@@ -294,6 +324,23 @@ def variant_metrics(
     experiment has no exposures.
     """
     df = _aggregates(con, [experiment_id], start=start, end=end, filters=filters, window_minutes=window_minutes)
+    return _arms(df, experiment_id, control, plan)
+
+
+def _collapse(df: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment and variant, summing the segments (each member is in one segment, their first
+    exposure's, so counts and per-member sums add up; first_day is the min, last_day the max)."""
+    how: dict[str, str] = {c: "sum" for c in _SUM_COLUMNS}
+    how.update(first_day="min", last_day="max")
+    out = df.groupby(["experiment_id", "variant"], as_index=False, sort=True).agg(how)
+    for c in _SUM_COLUMNS:
+        out[c] = out[c].astype("int64" if c in _INT_COLUMNS else "float64")
+    return out
+
+
+def _arms(df: pd.DataFrame, experiment_id: str, control: str | None, plan: ExperimentPlan | None) -> pd.DataFrame:
+    """``variant_metrics``'s frame from ``_aggregates`` rows (any segment) of ``experiment_id``."""
+    df = _collapse(df[df["experiment_id"] == experiment_id])
     plan = plan or experiment_plan(experiment_id)
     order = _control_first(df["variant"].tolist(), control, plan.variants)
     df = df.set_index("variant").loc[order].reset_index() if order else df
@@ -736,13 +783,26 @@ def list_experiments(
     df = _aggregates(con, None, start=start, end=end, filters=filters, window_minutes=window_minutes)
     if df.empty:
         return _sql.empty(EXPERIMENT_COLUMNS)
+    return _experiment_list(df, _last_data_day(con), start=start, end=end, window_minutes=window_minutes,
+                            sequential=sequential, alpha=alpha, mde_relative=mde_relative)
+
+
+def _last_data_day(con: duckdb.DuckDBPyConnection) -> date | None:
     row = con.execute("SELECT max(sent_day) FROM attempt_facts").fetchone()
-    last_data_day = row[0] if row else None
+    return row[0] if row else None
+
+
+def _experiment_list(df: pd.DataFrame, last_data_day: date | None, *, start: date | None, end: date | None,
+                     window_minutes: float | None, sequential: bool, alpha: float,
+                     mde_relative: float) -> pd.DataFrame:
+    """``list_experiments``'s frame from ``_aggregates`` rows (any segment)."""
+    if df.empty:
+        return _sql.empty(EXPERIMENT_COLUMNS)
     rows = []
-    for experiment_id, part in df.groupby("experiment_id", sort=False):
+    for experiment_id in dict.fromkeys(df["experiment_id"]):
         plan = experiment_plan(str(experiment_id))
-        order = _control_first(part["variant"].tolist(), None, plan.variants)
-        arms = _with_rates(part.set_index("variant").loc[order].reset_index())[VARIANT_COLUMNS]
+        arms = _arms(df, experiment_id, None, plan)
+        order = arms["variant"].tolist()
         analysis = analyse_frame(arms, str(experiment_id), alpha=alpha, sequential=sequential,
                                  mde_relative=mde_relative, window_minutes=window_minutes, start=start, end=end,
                                  plan=plan)
@@ -781,6 +841,13 @@ def country_breakdown(
     """
     df = _aggregates(con, [experiment_id], start=start, end=end, filters=filters, window_minutes=window_minutes,
                      segment="country")
+    return _country_rows(df, experiment_id, top_n, alpha=alpha, sequential=sequential, control=control)
+
+
+def _country_rows(df: pd.DataFrame, experiment_id: str, top_n: int, *, alpha: float, sequential: bool,
+                  control: str | None) -> pd.DataFrame:
+    """``country_breakdown``'s frame from ``_aggregates(..., segment="country")`` rows."""
+    df = df[df["experiment_id"] == experiment_id].copy()
     if df.empty:
         return _sql.empty(COUNTRY_COLUMNS)
     df["segment"] = df["segment"].fillna("??")
@@ -810,6 +877,65 @@ def country_breakdown(
                            abs_ci_high=r.abs_ci_high, p_value=_nan(r.p_value))
             rows.append(row)
     return pd.DataFrame(rows, columns=COUNTRY_COLUMNS)
+
+
+# --------------------------------------------------------------------------- #
+# One pass for a whole page: the list, one experiment's analysis and its countries
+# --------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class ExperimentData:
+    """Every experiment's per-variant aggregates in a period, per country of the first exposure
+    (``aggregates``: the ``experiments_variant_metrics.sql`` columns), and the warehouse's last day
+    of data. One query; ``list_from``, ``analyse_from`` and ``country_breakdown_from`` derive
+    ``list_experiments``, ``analyse_experiment`` and ``country_breakdown`` from it without SQL
+    (per-member counts and sums add up over countries: each member is in one, their first
+    exposure's). The Experiments page reads it once instead of grouping the exposures three times."""
+
+    aggregates: pd.DataFrame
+    last_data_day: date | None
+    start: date | None
+    end: date | None
+    window_minutes: float | None
+
+
+def experiment_data(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    filters: Filters | None = None,
+    window_minutes: float | None = None,
+) -> ExperimentData:
+    """The one query behind a page of experiments (see ``ExperimentData``); same filters as the others."""
+    df = _aggregates(con, None, start=start, end=end, filters=filters, window_minutes=window_minutes,
+                     segment="country")
+    return ExperimentData(df, _last_data_day(con) if not df.empty else None, start, end, window_minutes)
+
+
+def list_from(data: ExperimentData, *, sequential: bool = False, alpha: float = 0.05,
+              mde_relative: float = DEFAULT_MDE) -> pd.DataFrame:
+    """``list_experiments`` over the same period, filters and window, from ``data``."""
+    return _experiment_list(data.aggregates, data.last_data_day, start=data.start, end=data.end,
+                            window_minutes=data.window_minutes, sequential=sequential, alpha=alpha,
+                            mde_relative=mde_relative)
+
+
+def analyse_from(data: ExperimentData, experiment_id: str, *, sequential: bool = False, alpha: float = 0.05,
+                 weights: Mapping[str, float] | Sequence[float] | None = None, mde_relative: float = DEFAULT_MDE,
+                 min_sample_size: int | None = None, control: str | None = None) -> ExperimentAnalysis:
+    """``analyse_experiment`` over the same period, filters and window, from ``data``."""
+    plan = experiment_plan(experiment_id)
+    arms = _arms(data.aggregates, experiment_id, control, plan)
+    return analyse_frame(arms, experiment_id, alpha=alpha, sequential=sequential, weights=weights,
+                         mde_relative=mde_relative, min_sample_size=min_sample_size,
+                         window_minutes=data.window_minutes, start=data.start, end=data.end, plan=plan)
+
+
+def country_breakdown_from(data: ExperimentData, experiment_id: str, top_n: int = 5, *, alpha: float = 0.05,
+                           sequential: bool = False, control: str | None = None) -> pd.DataFrame:
+    """``country_breakdown`` over the same period, filters and window, from ``data``."""
+    return _country_rows(data.aggregates, experiment_id, top_n, alpha=alpha, sequential=sequential,
+                         control=control)
 
 
 # --------------------------------------------------------------------------- #
@@ -974,15 +1100,20 @@ __all__ = [
     "METRIC_COLUMNS",
     "VARIANT_COLUMNS",
     "ExperimentAnalysis",
+    "ExperimentData",
     "ExperimentPlan",
     "PowerPlan",
     "analyse_experiment",
     "analyse_frame",
+    "analyse_from",
     "country_breakdown",
+    "country_breakdown_from",
     "country_display",
+    "experiment_data",
     "experiment_plan",
     "lift_intervals",
     "list_experiments",
+    "list_from",
     "metric_display",
     "planned_weights",
     "summary_csv",

@@ -91,9 +91,12 @@ with right:
         key="exp_mde", help="The smallest relative conversion lift worth detecting; sets the days-needed estimate.",
     )
 mde = float(mde_pct) / 100.0
-options = {"window_minutes": float(window), "sequential": sequential, "alpha": alpha, "mde_relative": mde}
+stats = {"sequential": sequential, "alpha": alpha, "mde_relative": mde}
 
-experiments = data.run(ex.list_experiments, **view.period, **options)
+# One query for the whole page (cached per period, filters and window): the list, the chosen
+# experiment's analysis and its countries are derived from it (analytics.experiments.ExperimentData).
+page_data: ex.ExperimentData = data.run(ex.experiment_data, **view.period, window_minutes=float(window))
+experiments = ex.list_from(page_data, **stats)
 if experiments.empty:
     st.info(
         f"No experiments between {view.start:%d %b %Y} and {view.end:%d %b %Y} with these filters. Experiments "
@@ -126,7 +129,7 @@ if requested and requested not in ids:
 chosen = st.selectbox("Experiment", ids, key="experiment", bind="query-params")
 if chosen is None:
     st.stop()
-analysis: ex.ExperimentAnalysis = data.run(ex.analyse_experiment, chosen, **view.period, **options)
+analysis: ex.ExperimentAnalysis = ex.analyse_from(page_data, chosen, **stats)
 level = analysis.level
 row = experiments.set_index("experiment_id").loc[chosen]
 st.caption(f"`{chosen}` - {row['status']}: {row['first_day']:%d %b %Y} to {row['last_day']:%d %b %Y} "
@@ -193,8 +196,7 @@ st.caption(
     "Exploratory: with many countries some will look different by chance, so these intervals are not corrected "
     "and the verdict never uses them. Use them to plan a follow-up experiment, not to ship."
 )
-countries = data.run(ex.country_breakdown, chosen, 5, start=view.start, end=view.end, filters=view.filters,
-                     window_minutes=float(window), alpha=alpha, sequential=sequential)
+countries = ex.country_breakdown_from(page_data, chosen, 5, alpha=alpha, sequential=sequential)
 if countries.empty:
     st.caption("No members with a known country.")
 else:
