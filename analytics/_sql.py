@@ -104,13 +104,25 @@ def split_quantiles(df: pd.DataFrame, column: str, names: list[str]) -> pd.DataF
 
 
 # Pre-aggregated internal tables built by ingest/facts.sql: table -> (the view it counts,
-# the Filters.extra columns it can answer besides the standard filters of that view).
+# the Filters.extra columns it can answer besides the standard filters of that view, its day column).
 # USE_ROLLUPS = False makes every function read the views (tests compare both paths).
 USE_ROLLUPS = True
-ROLLUPS: dict[str, tuple[str, frozenset[str]]] = {
-    "_daily_attempt_rollup": ("attempt_facts", frozenset({"variant", "encoding"})),
+ROLLUPS: dict[str, tuple[str, frozenset[str], str]] = {
+    "_daily_attempt_rollup": ("attempt_facts", frozenset({"variant", "encoding"}), "sent_day"),
     "_daily_message_rollup": ("message_facts", frozenset({"carrier", "region", "error_code", "error_category",
-                                                          "status"})),
+                                                          "status"}), "sent_day"),
+    "_daily_call_rollup": ("call_facts", frozenset({"carrier", "region", "status"}), "start_day"),
+}
+# Each internal table -> the facts tables it is built from. ingest/facts.sql ends by writing
+# ROLLUP_MARK as the comment of all of them; CREATE OR REPLACE drops a comment, so a warehouse
+# refreshed by a build that did not rebuild the rollups (an older one) fails rollup_ready and the
+# analytics read the views, never a stale rollup.
+ROLLUP_MARK = "switchboard rollups v2"
+ROLLUP_SOURCES: dict[str, tuple[str, ...]] = {
+    "_daily_attempt_rollup": ("_attempt_facts",),
+    "_daily_message_rollup": ("_message_facts",),
+    "_daily_call_rollup": ("_call_facts",),
+    "_fallback_chain_facts": ("_attempt_facts", "_call_facts"),
 }
 
 
@@ -121,13 +133,26 @@ def has_table(con: duckdb.DuckDBPyConnection, table: str) -> bool:
         "AND table_name = $t", {"t": table}).fetchone()[0])
 
 
+def rollup_ready(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether the internal ``table`` exists and was built by this build's facts.sql in the same refresh
+    as the facts it counts: it and each of its ROLLUP_SOURCES carry ROLLUP_MARK as comment.
+    False on a warehouse without it (the Parquet export, an older warehouse) or refreshed by an
+    older build: the caller reads the views."""
+    names = [table, *ROLLUP_SOURCES[table]]
+    marked = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND list_contains($names, table_name) AND comment = $mark", {"names": names, "mark": ROLLUP_MARK}
+    ).fetchone()[0]
+    return marked == len(names)
+
+
 def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: date,
-                 filters: Filters | None) -> tuple[str, dict[str, Any]] | None:
+                 filters: Filters | None, prefix: str = "f") -> tuple[str, dict[str, Any]] | None:
     """A WHERE clause on the daily rollup ``table`` selecting exactly the rows ``where_for`` selects
     on its view, or None when the rollup cannot answer (a period given as datetimes rather than
-    whole UTC days, a filter on a column the rollup does not keep, or no rollup in this warehouse).
-    The caller then reads the view."""
-    view, extra_columns = ROLLUPS[table]
+    whole UTC days, a filter on a column the rollup does not keep, or no up-to-date rollup in this
+    warehouse: see rollup_ready). The caller then reads the view. Parameters are named ``$<prefix>_…``."""
+    view, extra_columns, day = ROLLUPS[table]
     if not USE_ROLLUPS or isinstance(start, datetime) or isinstance(end, datetime):
         return None
     if end < start:
@@ -135,15 +160,15 @@ def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: d
     filters = filters or Filters()
     if any(column not in extra_columns for column, _ in filters.extra):
         return None
-    if not has_table(con, table):
+    if not rollup_ready(con, table):
         return None
-    clauses = ["sent_day >= $f_start_day", "sent_day <= $f_end_day"]
-    params: dict[str, Any] = {"f_start_day": start, "f_end_day": end}
+    clauses = [f"{day} >= ${prefix}_start_day", f"{day} <= ${prefix}_end_day"]
+    params: dict[str, Any] = {f"{prefix}_start_day": start, f"{prefix}_end_day": end}
     for name, column in FILTER_COLUMNS[view].items():
         values = getattr(filters, name)
         if not values:
             continue
-        key = f"f_{name}"
+        key = f"{prefix}_{name}"
         if column is None:
             clauses.append(f"list_contains(${key}, ${key}_self)")
             params[key] = list(values)
@@ -152,7 +177,7 @@ def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: d
             clauses.append(f"list_contains(${key}, {column})")
             params[key] = list(values)
     for i, (column, value) in enumerate(filters.extra):
-        key = f"f_x{i}"
+        key = f"{prefix}_x{i}"
         clauses.append(f"{column} = ${key}")
         params[key] = value
     return " AND ".join(clauses), params

@@ -16,11 +16,22 @@ Definitions (used by every analytics module):
   **cost_per_delivered = cost_usd / delivered**.
 
 Periods are inclusive UTC days ``start``..``end``.
+
+Which path answers: when the period is whole UTC days (``date`` values) and every filter
+is on countries, purposes, templates, channels or the extra columns carrier, region,
+error_code, error_category and status, ``summary``, ``summary_with_change`` and
+``delivery_by`` on day, week, country, purpose, template, carrier, error_category or
+region read ``_daily_message_rollup`` (message_facts pre-counted per day, built by
+``ingest.warehouse.refresh_facts``), and ``delivery_by("channel")`` reads
+``_daily_attempt_rollup``: the same numbers. Otherwise (a datetime period, another
+filter, ``by`` sender or variant, or a warehouse without an up-to-date rollup:
+``analytics._sql.rollup_ready``) they read the views. ``latency_by_country`` always
+reads ``message_facts``.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pandas as pd
 
@@ -63,9 +74,35 @@ def add_rates(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+# The dimensions _daily_message_rollup keeps (sender and variant are not in it: they would multiply
+# its rows; delivery_by on them reads message_facts).
+ROLLUP_DIMENSIONS = frozenset({"day", "week", "country", "purpose", "template", "carrier", "error_category",
+                               "region"})
+
+
 def _counts(con, key: str, period: str, where: str, params: dict) -> pd.DataFrame:
     sql = _sql.render("delivery_counts", key=key, period=period, where=where)
     return con.execute(sql, params).df()
+
+
+def _counts_any(con, start: date, end: date, filters: Filters | None, key: str = "'all'",
+                split_at: date | None = None) -> pd.DataFrame:
+    """delivery_counts for [start, end] from _daily_message_rollup when it can answer, else from
+    message_facts (same frame). ``split_at``: label rows sent on or after that day 'cur', others 'prev'."""
+    rolled = _sql.rollup_where(con, "_daily_message_rollup", start, end, filters)
+    if rolled:
+        where, params = rolled
+        period = "'all'"
+        if split_at is not None:
+            params["cur_day"] = split_at
+            period = "CASE WHEN sent_day >= $cur_day THEN 'cur' ELSE 'prev' END"
+        return con.execute(_sql.render("delivery_counts_rollup", key=key, period=period, where=where), params).df()
+    where, params = _sql.where_for("message_facts", start, end, filters)
+    period = "'all'"
+    if split_at is not None:
+        params["cur_start"] = _day_start(split_at)[0]
+        period = "CASE WHEN sent_at >= $cur_start THEN 'cur' ELSE 'prev' END"
+    return _counts(con, key, period, where, params)
 
 
 def summary(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
@@ -75,8 +112,7 @@ def summary(con, *, start: date, end: date, filters: Filters | None = None) -> p
     rate_ci_low, rate_ci_high, cost_usd, cost_per_delivered.
     Always exactly one row: an empty period gives zero counts and NaN rates.
     """
-    where, params = _sql.where_for("message_facts", start, end, filters)
-    df = _counts(con, "'all'", "'all'", where, params)
+    df = _counts_any(con, start, end, filters)
     if df.empty:
         df = pd.DataFrame([{c: 0 for c in COUNT_COLUMNS} | {"cost_usd": 0.0}])
     return add_rates(df)[SUMMARY_COLUMNS].reset_index(drop=True)
@@ -93,10 +129,7 @@ def summary_with_change(con, *, start: date, end: date, filters: Filters | None 
     One pass over both periods.
     """
     prev_start, prev_end = _sql.previous_period(start, end)
-    where, params = _sql.where_for("message_facts", prev_start, end, filters)
-    lo, _ = _day_start(start)
-    params["cur_start"] = lo
-    df = _counts(con, "'all'", "CASE WHEN sent_at >= $cur_start THEN 'cur' ELSE 'prev' END", where, params)
+    df = _counts_any(con, prev_start, end, filters, split_at=start)
     rows = {}
     for period in ("cur", "prev"):
         part = df[df["period"] == period]
@@ -159,6 +192,8 @@ def delivery_by(con, *, start: date, end: date, by: str = "day", filters: Filter
         else:
             where, params = _sql.where_for("attempt_facts", start, end, filters)
             df = con.execute(_sql.render("delivery_by_channel", where=where), params).df()
+    elif by in ROLLUP_DIMENSIONS:
+        df = _counts_any(con, start, end, filters, key=key)
     else:
         where, params = _sql.where_for("message_facts", start, end, filters)
         df = _counts(con, key, "'all'", where, params)
@@ -171,6 +206,9 @@ def delivery_by(con, *, start: date, end: date, by: str = "day", filters: Filter
 
 
 def _fill_calendar(df: pd.DataFrame, by: str, start: date, end: date) -> pd.DataFrame:
+    # a period given as datetimes covers the UTC days it touches
+    start, end = ((d if d.tzinfo else d.replace(tzinfo=UTC)).astimezone(UTC).date() if isinstance(d, datetime) else d
+                  for d in (start, end))
     if by == "day":
         calendar = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     else:

@@ -5,6 +5,11 @@ attributed to its ``error_code``. ``share_of_failures`` divides by *all* failed
 messages of the period (including failures Twilio reported without a code), so the
 shares of the listed codes add up to at most 1. ``error_rate`` = failures / sent.
 The previous period has the same length and ends the day before ``start``.
+
+Which path answers: ``top_errors``, ``new_or_rising_errors`` and ``error_trend`` read
+``_daily_message_rollup`` (message_facts pre-counted per day) when the period is whole
+UTC days and every filter is one it keeps (see ``analytics.delivery``), else
+``message_facts``; same numbers. ``error_samples`` always reads ``message_facts``.
 """
 
 from __future__ import annotations
@@ -176,8 +181,13 @@ def error_trend(con, *, start: date, end: date, filters: Filters | None = None, 
     error_rate (failures / sent). One row per day × code; ordered by day then by the
     code's rank.
     """
-    where, params = _sql.where_for("message_facts", start, end, filters)
-    df = con.execute(_sql.render("errors_daily", where=where), params).df()
+    rolled = _sql.rollup_where(con, "_daily_message_rollup", start, end, filters)
+    if rolled:  # the same counts, pre-aggregated per day
+        where, params = rolled
+        df = con.execute(_sql.render("errors_daily_rollup", where=where), params).df()
+    else:
+        where, params = _sql.where_for("message_facts", start, end, filters)
+        df = con.execute(_sql.render("errors_daily", where=where), params).df()
     failing = df[df["error_code"].notna() & (df["failed"] > 0)]
     if failing.empty:
         return _sql.empty(TREND_COLUMNS)

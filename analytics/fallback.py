@@ -47,9 +47,8 @@ FELL_FROM_TABLE = "_fallback_chain_facts a"
 
 
 def _has_chain_table(con) -> bool:
-    return bool(con.execute(
-        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main' "
-        "AND table_name = '_fallback_chain_facts'").fetchone()[0])
+    """_fallback_chain_facts exists and is as fresh as the facts (analytics._sql.rollup_ready)."""
+    return _sql.USE_ROLLUPS and _sql.rollup_ready(con, "_fallback_chain_facts")
 
 
 COUNTS_FROM_FACTS = {"counts_from": "attempt_facts", "sms_attempts": "count(*)",

@@ -5,6 +5,13 @@ Twilio's final call statuses; ``answer_rate = completed / (completed + busy +
 no_answer + failed + canceled)`` (calls still ringing or in progress are left out).
 Durations are of completed calls. ``machine_share`` = completed calls answered by a
 machine or fax / completed calls (answering-machine detection must be on).
+
+Which path answers: for a period of whole UTC days (``date`` values) and filters on
+countries, purposes, templates, channels or the extra columns carrier, region and status,
+the counts come from ``_daily_call_rollup`` (calls pre-counted per day and outcome, built by
+``ingest.warehouse.refresh_facts``) and the durations from ``call_facts`` (one GROUP BY per
+exact duration, quantiles read off the counts: the same values as ``quantile_cont``);
+otherwise, or when the warehouse has no up-to-date rollup, everything from ``call_facts``.
 """
 
 from __future__ import annotations
@@ -28,8 +35,15 @@ _COUNTS = ["calls", "completed", "busy", "no_answer", "failed", "canceled", "in_
 
 
 def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
-    where, params = _sql.where_for("call_facts", start, end, filters)
-    df = con.execute(_sql.render("voice_outcomes", key=key, where=where), params).df()
+    rolled = _sql.rollup_where(con, "_daily_call_rollup", start, end, filters, prefix="r")
+    if rolled:  # the same counts, pre-aggregated per day; durations from call_facts
+        where_r, params = rolled
+        where_f, params_f = _sql.where_for("call_facts", start, end, filters)
+        sql = _sql.render("voice_outcomes_rollup", key=key, where_r=where_r, where_f=where_f)
+        df = con.execute(sql, params | params_f).df()
+    else:
+        where, params = _sql.where_for("call_facts", start, end, filters)
+        df = con.execute(_sql.render("voice_outcomes", key=key, where=where), params).df()
     df = _sql.split_quantiles(df, "duration_q", ["duration_p50_s", "duration_p90_s"])
     final = sum(df[c].to_numpy("float64") for c in ("completed", "busy", "no_answer", "failed", "canceled"))
     completed = df["completed"].to_numpy("float64")

@@ -216,13 +216,12 @@ GROUP BY ALL
 ORDER BY sent_day;
 
 -- Internal (not an analyst view): call_facts counted per UTC start day and the columns the voice
--- and country analytics group or filter on, with the duration of completed calls as a key (whole
--- seconds: a few hundred values), so the duration quantiles are read off exact counts. Exact:
--- counts and sums only. Same rules as _daily_attempt_rollup (analytics._sql.rollup_where).
+-- and country analytics group or filter on, and the outcome flags they count. Exact: counts and
+-- sums only (durations are not kept: keyed by duration it would have half the rows of call_facts;
+-- the voice quantiles read call_facts). Same rules as _daily_attempt_rollup (analytics._sql.rollup_where).
 CREATE OR REPLACE TABLE _daily_call_rollup AS
 SELECT
     start_day, country_iso2, region, carrier, purpose, template_id, status, is_answered, is_machine,
-    CASE WHEN status = 'completed' THEN duration_s END                      AS duration_s,
     count(*)                                                                AS n,
     sum(cost_usd)                                                           AS cost_usd
 FROM _call_facts
