@@ -22,7 +22,8 @@ from analytics.filters import Filters
 from analytics.stats_basic import safe_div, wilson_interval
 from analytics.templates_segments import SegmentInfo, segment_info
 
-__all__ = ["TEMPLATE_COLUMNS", "SegmentInfo", "segment_info", "template_stats"]
+__all__ = ["SEGMENT_PRICE_COLUMNS", "TEMPLATE_COLUMNS", "SegmentInfo", "segment_info", "segment_prices",
+           "template_stats"]
 
 TEMPLATE_COLUMNS = [
     "template_id", "variant", "messages", "encoding", "ucs2_share", "avg_segments", "delivered", "failed",
@@ -69,3 +70,40 @@ def template_stats(con, *, start: date, end: date, filters: Filters | None = Non
     for c in ("messages", "delivered", "failed", "converted"):
         df[c] = df[c].astype("int64")
     return df[columns].reset_index(drop=True)
+
+
+SEGMENT_PRICE_COLUMNS = ["country_iso2", "country_name", "messages", "priced_segments", "price_per_segment_usd"]
+
+
+def segment_prices(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
+    """What one SMS segment cost per recipient country in the period, from what Twilio billed
+    (``SEGMENT_PRICE_COLUMNS``), for pricing a draft body: its segments x the country's price.
+
+    One row per country with at least one priced message (``message_facts``, the sidebar's
+    filters; the channel filter keeps or drops all of it, SMS only). ``messages``: SMS in the
+    period (priced or not); ``priced_segments``: segments of the priced ones;
+    ``price_per_segment_usd`` = their cost / priced_segments (USD, a segment-weighted mean, so a
+    two-segment message counts twice). Most messages first, then by country code.
+    """
+    where, params = _sql.where_for("message_facts", start, end, filters)
+    df = con.execute(
+        f"""
+        SELECT country_iso2, count(*) AS messages,
+               sum(num_segments) FILTER (WHERE cost_usd IS NOT NULL) AS priced_segments,
+               sum(cost_usd) FILTER (WHERE num_segments IS NOT NULL) AS priced_cost
+        FROM message_facts
+        WHERE {where} AND country_iso2 IS NOT NULL
+        GROUP BY country_iso2
+        HAVING sum(num_segments) FILTER (WHERE cost_usd IS NOT NULL) > 0
+        ORDER BY messages DESC, country_iso2
+        """,
+        params,
+    ).df()
+    if df.empty:
+        return _sql.empty(SEGMENT_PRICE_COLUMNS)
+    df = _sql.add_country_names(con, df)
+    df["country_name"] = df["country_name"].fillna(df["country_iso2"])
+    df["messages"] = df["messages"].astype("int64")
+    df["priced_segments"] = df["priced_segments"].astype("int64")
+    df["price_per_segment_usd"] = df["priced_cost"].astype("float64") / df["priced_segments"]
+    return df[SEGMENT_PRICE_COLUMNS].reset_index(drop=True)

@@ -110,6 +110,38 @@ def count(x: Any) -> str:
     return "–" if _nan(x) else f"{int(x):,}"
 
 
+def _scaled(x: float) -> str:
+    """1,234 -> "1,234"; 321,746 -> "321.7k"; 3,222,765 -> "3.22M"; 12,345,678 -> "12.3M"; then B."""
+    a = abs(x)
+    if a < 10_000:
+        return f"{x:,.0f}"
+    if a < 999_950:
+        return f"{x / 1e3:.1f}k"
+    if a < 9_995_000:
+        return f"{x / 1e6:.2f}M"
+    if a < 999_950_000:
+        return f"{x / 1e6:.1f}M"
+    return f"{x / 1e9:.2f}B"
+
+
+def compact(x: Any) -> str:
+    """A count short enough for a metric card at any common width (at most 6 characters below 1B)."""
+    return "–" if _nan(x) else _scaled(float(int(x)))
+
+
+def usd_compact(x: Any) -> str:
+    """USD for a metric card: $0.0566, $12.34, $1,234, $646.2k, $1.23M (``usd`` gives the exact figure)."""
+    if _nan(x):
+        return "–"
+    x = float(x)
+    sign, a = ("-" if x < 0 else ""), abs(x)
+    if a < 1:
+        return f"{sign}${a:.4f}"
+    if a < 100:
+        return f"{sign}${a:.2f}"
+    return f"{sign}${_scaled(a)}"
+
+
 def seconds(x: Any) -> str:
     if _nan(x):
         return "–"
@@ -253,15 +285,36 @@ def metric_card(
     )
 
 
+CARDS_PER_ROW = 3  # a card's value stays whole down to ~1200 px wide windows (sidebar open)
+
+
+def card_slots(n: int, per_row: int = CARDS_PER_ROW) -> list[Any]:
+    """``n`` equal columns for metric cards, ``per_row`` to a row (more rows as needed).
+
+    Six cards in one row leave ~110 px per value at 1400 px: "$646,213" was cut to "$646…".
+    With three per row and ``compact`` / ``usd_compact`` values every card reads whole.
+    """
+    slots: list[Any] = []
+    while len(slots) < n:
+        slots += st.columns(per_row)
+    return slots[:n]
+
+
+def _exact(text: str) -> str:
+    return f" Exactly {text}."
+
+
 def summary_cards(row: pd.Series, *, previous: str) -> None:
-    """The headline row: sent, delivered, delivery rate, failed, cost, cost per delivered."""
-    cols = st.columns(6)
+    """The headline cards: sent, delivered, delivery rate, failed, cost, cost per delivered (two rows of three).
+    Large counts and amounts are shown compactly (3.22M, $164.0k); the help gives the exact figure."""
+    cols = card_slots(6)
     vs = f"Change vs the previous period ({previous})."
     with cols[0]:
-        metric_card("Sent", count(row["sent"]), row.get("sent_change"), help=f"Outbound SMS sent. {vs}")
+        metric_card("Sent", compact(row["sent"]), row.get("sent_change"),
+                    help=f"Outbound SMS sent.{_exact(count(row['sent']))} {vs}")
     with cols[1]:
-        metric_card("Delivered", count(row["delivered"]), row.get("delivered_change"),
-                    help=f"Status delivered or read. {vs}")
+        metric_card("Delivered", compact(row["delivered"]), row.get("delivered_change"),
+                    help=f"Status delivered or read.{_exact(count(row['delivered']))} {vs}")
     with cols[2]:
         metric_card("Delivery rate", pct(row["delivery_rate"]), row.get("delivery_rate_change"),
                     change_kind="points",
@@ -271,13 +324,15 @@ def summary_cards(row: pd.Series, *, previous: str) -> None:
         failed = row["failed"] + row["undelivered"]
         prev = row.get("failed_prev", math.nan) + row.get("undelivered_prev", math.nan)
         change = (failed - prev) / prev if prev and not _nan(prev) else None
-        metric_card("Failed", count(failed), change, higher_is_better=False,
-                    help=f"Undelivered + failed. {count(row['pending'])} still pending. {vs}")
+        metric_card("Failed", compact(failed), change, higher_is_better=False,
+                    help=f"Undelivered + failed.{_exact(count(failed))} {count(row['pending'])} still pending. {vs}")
     with cols[4]:
-        metric_card("Cost", usd(row["cost_usd"]), row.get("cost_usd_change"), higher_is_better=False,
-                    help=f"Twilio price of the messages, USD. {vs}")
+        cost = row["cost_usd"]
+        exact = "" if _nan(cost) else _exact(f"${float(cost):,.2f}")
+        metric_card("Cost", usd_compact(cost), row.get("cost_usd_change"), higher_is_better=False,
+                    help=f"Twilio price of the messages, USD.{exact} {vs}")
     with cols[5]:
-        metric_card("Cost per delivered", usd(row["cost_per_delivered"]), row.get("cost_per_delivered_change"),
+        metric_card("Cost per delivered", usd_compact(row["cost_per_delivered"]), row.get("cost_per_delivered_change"),
                     higher_is_better=False, help=f"Cost / delivered messages, USD. {vs}")
 
 

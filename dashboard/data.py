@@ -402,31 +402,3 @@ def _view_descriptions(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def view_descriptions() -> pd.DataFrame:
     return run(_view_descriptions)
-
-
-def _segment_prices(con: duckdb.DuckDBPyConnection, *, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
-    from analytics.filters import where
-
-    clause, params = where("message_facts", start, end, filters)
-    return con.execute(
-        f"""
-        SELECT country_iso2, any_value(country_name) AS country_name, count(*) AS messages,
-               sum(cost_usd) / nullif(sum(num_segments) FILTER (WHERE cost_usd IS NOT NULL), 0)
-                   AS price_per_segment_usd
-        FROM message_facts
-        WHERE {clause} AND country_iso2 IS NOT NULL
-        GROUP BY country_iso2
-        HAVING price_per_segment_usd IS NOT NULL
-        ORDER BY messages DESC
-        """,
-        params,
-    ).df()
-
-
-def segment_prices(start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
-    """What one SMS segment cost per country in the period, from what Twilio billed.
-
-    Columns: country_iso2, country_name, messages, price_per_segment_usd. Used by the
-    template checker to price a draft body; kept here until analytics offers it.
-    """
-    return run(_segment_prices, start=start, end=end, filters=filters)

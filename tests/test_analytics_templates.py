@@ -7,9 +7,12 @@ promo: 1 SMS to Brazil (GSM-7, 1 segment, 0.02) and 1 to Indonesia (UCS-2, 2 seg
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from analytics import templates, templates_segments
+from analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand, at, empty_warehouse
 
 
@@ -65,3 +68,49 @@ def test_empty_warehouse():
     assert list(templates.template_stats(con, start=D0, end=D0).columns) == templates.TEMPLATE_COLUMNS
     df = templates.template_stats(con, start=D0, end=D0, by_country=True)
     assert df.empty and "country_iso2" in df.columns
+
+
+# segment_prices, by hand (day D0 unless said):
+#   ID: otp 1 seg $0.05, otp 1 seg $0.05, promo UCS-2 2 seg $0.08, promo 3 seg unpriced -> 4 messages,
+#       4 priced segments, $0.18 -> $0.045 per segment; D0+1: otp 1 seg $0.09 (outside a D0-only period)
+#   BR: otp 3 seg $0.21 -> $0.07 per segment;  MX: one unpriced message -> no row
+@pytest.fixture(scope="module")
+def price_con():
+    h = Hand()
+    h.sms(template="otp", price=0.05)
+    h.sms(template="otp", price=0.05)
+    h.sms(template="promo", encoding="UCS-2", segments=2, price=0.08)
+    h.sms(template="promo", segments=3, price=None)
+    h.sms(template="otp", price=0.09, day=D0 + timedelta(days=1))
+    h.sms(template="otp", country="BR", carrier="Vivo", segments=3, price=0.21)
+    h.sms(template="otp", country="MX", carrier=None, price=None)
+    return h.build()
+
+
+def test_segment_prices_by_hand(price_con):
+    df = templates.segment_prices(price_con, start=D0, end=D0)
+    assert list(df.columns) == templates.SEGMENT_PRICE_COLUMNS
+    assert df["country_iso2"].tolist() == ["ID", "BR"]  # most messages first; MX has no price
+    assert df["country_name"].tolist() == ["Indonesia", "Brazil"]
+    idn, bra = df.iloc[0], df.iloc[1]
+    assert (idn.messages, idn.priced_segments) == (4, 4)
+    assert idn.price_per_segment_usd == pytest.approx(0.18 / 4)
+    assert (bra.messages, bra.priced_segments) == (1, 3)
+    assert bra.price_per_segment_usd == pytest.approx(0.07)
+
+
+def test_segment_prices_period_and_filters(price_con):
+    two_days = templates.segment_prices(price_con, start=D0, end=D0 + timedelta(days=1)).set_index("country_iso2")
+    assert two_days.loc["ID", "messages"] == 5
+    assert two_days.loc["ID", "price_per_segment_usd"] == pytest.approx(0.27 / 5)
+    otp = templates.segment_prices(price_con, start=D0, end=D0, filters=Filters(templates=("otp",)))
+    assert otp.set_index("country_iso2")["price_per_segment_usd"].to_dict() == pytest.approx({"ID": 0.05, "BR": 0.07})
+    brazil = templates.segment_prices(price_con, start=D0, end=D0, filters=Filters(countries=("BR",)))
+    assert brazil["country_iso2"].tolist() == ["BR"]
+    assert templates.segment_prices(price_con, start=D0, end=D0, filters=Filters(channels=("voice",))).empty
+    assert templates.segment_prices(price_con, start=D0, end=D0, filters=Filters(channels=("sms",))).shape[0] == 2
+
+
+def test_segment_prices_empty_warehouse():
+    df = templates.segment_prices(empty_warehouse(), start=D0, end=D0)
+    assert df.empty and list(df.columns) == templates.SEGMENT_PRICE_COLUMNS

@@ -181,3 +181,31 @@ def test_sql_box_runs_and_refuses_writes(server: StreamlitServer, page) -> None:
     page.get_by_role("button", name="Download Parquet").wait_for(timeout=20_000)
     assert_no_exception(page)
     page.screenshot(path=str(SCREENSHOTS / "data_sql.png"), full_page=True)
+
+
+# Every element inside a metric card whose text is cut (an ellipsis: content wider than its box).
+CUT_METRIC_TEXT_JS = """() => {
+  const cut = [];
+  for (const card of document.querySelectorAll('[data-testid="stMetric"]')) {
+    for (const el of card.querySelectorAll('[data-testid="stMetricValue"], [data-testid="stMetricLabel"], '
+                                           + '[data-testid="stMetricValue"] *, [data-testid="stMetricLabel"] *')) {
+      if (el.scrollWidth > el.clientWidth + 1) cut.push(el.innerText.trim());
+    }
+  }
+  return cut;
+}"""
+
+
+@pytest.mark.parametrize("width", [1280, 1400, 1920])
+@pytest.mark.parametrize("path", ["", "voice"])
+def test_metric_cards_read_whole_at_common_widths(server: StreamlitServer, page, path: str, width: int) -> None:
+    """At 1400 px six cards in a row cut "$646,213" to "$646…" (issue 6): no card value or label is cut."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    try:
+        page.goto(f"{server.url}/{path}")
+        wait_drawn(page, ["stMetric"])
+        assert page.locator('[data-testid="stMetric"]').count() >= 5
+        assert page.evaluate(CUT_METRIC_TEXT_JS) == []
+        page.screenshot(path=str(SCREENSHOTS / f"cards_{path or 'overview'}_{width}.png"))
+    finally:
+        page.set_viewport_size({"width": 1440, "height": 1800})

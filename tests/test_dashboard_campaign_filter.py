@@ -18,6 +18,7 @@ from streamlit.testing.v1 import AppTest
 from analytics import delivery, errors, voice
 from analytics import experiments as ex
 from analytics.filters import Filters
+from dashboard import components as ui
 from dashboard import data
 from ingest import warehouse
 from sender import api
@@ -100,7 +101,7 @@ def test_link_shows_exactly_the_campaign_and_clearing_restores_the_total(two_cam
     assert 0 < only_a["sent"] == a_messages < total["sent"]
 
     at = app(**api.dashboard_filters(A))
-    assert sent(at) == f"{a_messages:,}"
+    assert sent(at) == ui.compact(a_messages)
     assert chip(at) is not None and chip(at).label == "Campaign: pwreset-rehearsal ✕"
     assert at.query_params.get("campaign_id") == A
 
@@ -112,13 +113,13 @@ def test_link_shows_exactly_the_campaign_and_clearing_restores_the_total(two_cam
     assert any("No calls of campaign pwreset-rehearsal" in i.value for i in at.info)
     del at.query_params["campaign_id"]  # a page switch in the browser may drop unbound parameters
     switch(at, "overview")
-    assert sent(at) == f"{a_messages:,}"
+    assert sent(at) == ui.compact(a_messages)
     assert at.query_params.get("campaign_id") == A  # written back from the session
 
     # ✕ removes it: the total is back, the URL no longer carries it, and it stays removed on other pages.
     chip(at).click().run()
     assert not at.exception
-    assert sent(at) == f"{int(total['sent']):,}"
+    assert sent(at) == ui.compact(total['sent'])
     assert "campaign_id" not in at.query_params and chip(at) is None
     switch(at, "voice")
     assert chip(at) is None
@@ -132,7 +133,7 @@ def test_selector_offered_only_when_the_warehouse_has_campaigns(dirs: dict[str, 
     picker.set_value(B).run()
     assert not at.exception
     only_b = delivery.summary(con, filters=campaign(B), **DEFAULT).iloc[0]
-    assert sent(at) == f"{int(only_b['sent']):,}"
+    assert sent(at) == ui.compact(only_b['sent'])
     assert chip(at).label == "Campaign: promo-nov ✕" and at.query_params.get("campaign_id") == B
 
     data.forget_connections()
@@ -156,7 +157,7 @@ def test_every_page_honours_the_campaign(two_campaigns: Path, con) -> None:
             assert list(shown["failures"]) == list(top_b["failures"]) != list(top_all["failures"])
         elif page == "voice":
             calls_b, calls_all = (voice.voice_summary(con, filters=f, **DEFAULT).iloc[0]["calls"] for f in (b, None))
-            assert {m.label: m.value for m in at.metric}["Calls"] == f"{int(calls_b):,}"
+            assert {m.label: m.value for m in at.metric}["Calls"] == ui.compact(calls_b)
             assert 0 < calls_b < calls_all
         elif page == "experiments":  # the campaign is kept; templates and channels are not (analytics.experiments)
             users = at.dataframe[0].value.set_index("experiment_id")["users"]

@@ -71,3 +71,23 @@ def test_privacy_masks_number_columns_under_any_name() -> None:
     assert out["x"].tolist() == ["+44 7•••• ••123", "+1 4•••• ••123"]
     assert out["sid"].tolist() == ["SM1", "SM2"]
     assert out["n"].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (0, "0"), (9_999, "9,999"), (10_000, "10.0k"), (321_746, "321.7k"), (999_949, "999.9k"), (999_950, "1.00M"),
+    (3_222_765, "3.22M"), (9_994_999, "9.99M"), (9_995_000, "10.0M"), (12_345_678, "12.3M"),
+    (999_949_999, "999.9M"), (1_234_567_890, "1.23B"), (None, "–"), (math.nan, "–"),
+])
+def test_compact_counts(value: object, shown: str) -> None:
+    assert ui.compact(value) == shown
+    assert len(shown) <= 6
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (0.0566, "$0.0566"), (0.00012, "$0.0001"), (12.345, "$12.35"), (99.99, "$99.99"), (1_234.4, "$1,234"),
+    (646_213.0, "$646.2k"), (164_019.4, "$164.0k"), (1_234_567.0, "$1.23M"), (-646_213.0, "-$646.2k"),
+    (None, "–"), (math.nan, "–"),
+])
+def test_usd_compact(value: object, shown: str) -> None:
+    assert ui.usd_compact(value) == shown
+    assert len(shown.lstrip("-")) <= 7

@@ -87,11 +87,15 @@ def test_overview_headline_equals_analytics(demo: Path, con) -> None:
     at = open_page(app(), "Overview")
     row = delivery.summary_with_change(con, **DEFAULT).iloc[0]
     shown = metrics(at)
-    assert shown["Sent"] == f"{int(row['sent']):,}"
-    assert shown["Delivered"] == f"{int(row['delivered']):,}"
+    assert shown["Sent"] == ui.compact(row['sent'])
+    assert shown["Delivered"] == ui.compact(row['delivered'])
     assert shown["Delivery rate"] == ui.pct(row["delivery_rate"])
-    assert shown["Failed"] == f"{int(row['failed'] + row['undelivered']):,}"
-    assert shown["Cost"] == ui.usd(row["cost_usd"])
+    assert shown["Failed"] == ui.compact(row['failed'] + row['undelivered'])
+    assert shown["Cost"] == ui.usd_compact(row["cost_usd"])
+    # the cards are compact (3.22M, $164.0k); the exact figure is in the help
+    helps = {m.label: m.help for m in at.metric}
+    assert f"Exactly {int(row['sent']):,}." in helps["Sent"]
+    assert f"Exactly ${row['cost_usd']:,.2f}." in helps["Cost"]
     assert len(at.get("plotly_chart")) == 2  # trend and map
     assert not at.error  # the What changed section computed too
     assert any("Indonesia" in m.value for m in at.markdown)  # the demo's incident is found
@@ -107,13 +111,13 @@ def test_country_filter_changes_every_number(demo: Path, con) -> None:
     at.multiselect(key="country").set_value(["ID"]).run()
     assert not at.exception
     row = delivery.summary(con, filters=Filters(countries=("ID",)), **DEFAULT).iloc[0]
-    assert metrics(at)["Sent"] == f"{int(row['sent']):,}"
+    assert metrics(at)["Sent"] == ui.compact(row['sent'])
     assert metrics(at)["Delivery rate"] == ui.pct(row["delivery_rate"])
     # The filter is shared: the next page sees it too.
     at.switch_page(PAGES["Voice & fallback"]).run()
     assert not at.exception
     calls = voice.voice_summary(con, filters=Filters(countries=("ID",)), **DEFAULT).iloc[0]
-    assert metrics(at)["Calls"] == f"{int(calls['calls']):,}"
+    assert metrics(at)["Calls"] == ui.compact(calls['calls'])
 
 
 def test_link_with_query_string_reproduces_the_view(demo: Path, con) -> None:
@@ -123,7 +127,7 @@ def test_link_with_query_string_reproduces_the_view(demo: Path, con) -> None:
     assert at.date_input(key="dates").value == (date(2026, 11, 1), date(2026, 11, 10))
     row = delivery.summary(con, start=date(2026, 11, 1), end=date(2026, 11, 10),
                            filters=Filters(countries=("ID", "BR"))).iloc[0]
-    assert metrics(at)["Sent"] == f"{int(row['sent']):,}"
+    assert metrics(at)["Sent"] == ui.compact(row['sent'])
 
 
 def test_channel_and_purpose_filters_apply(demo: Path, con) -> None:
@@ -131,7 +135,7 @@ def test_channel_and_purpose_filters_apply(demo: Path, con) -> None:
     at.multiselect(key="purpose").set_value(["password_reset"]).run()
     assert not at.exception
     row = delivery.summary(con, filters=Filters(purposes=("password_reset",)), **DEFAULT).iloc[0]
-    assert metrics(at)["Sent"] == f"{int(row['sent']):,}"
+    assert metrics(at)["Sent"] == ui.compact(row['sent'])
     at.multiselect(key="channel").set_value(["voice"]).run()  # SMS charts: no SMS left
     assert not at.exception
     assert metrics(at)["Sent"] == "0"
@@ -146,7 +150,7 @@ def test_countries_page_table_and_drill_down(demo: Path, con) -> None:
     at.selectbox(key="focus").set_value("GB").run()
     assert not at.exception
     one = delivery.summary(con, filters=Filters(countries=("GB",)), **DEFAULT).iloc[0]
-    assert metrics(at)["Sent"] == f"{int(one['sent']):,}"
+    assert metrics(at)["Sent"] == ui.compact(one['sent'])
     assert any("Recommended first channel" in i.value for i in at.info)
     assert len(at.get("plotly_chart")) == 3  # map, country trend, carriers
 
@@ -178,10 +182,10 @@ def test_voice_page_matches_analytics(demo: Path, con) -> None:
     calls = voice.voice_summary(con, **DEFAULT).iloc[0]
     chains = fallback.fallback_summary(con, **DEFAULT).iloc[0]
     shown = metrics(at)
-    assert shown["Calls"] == f"{int(calls['calls']):,}"
+    assert shown["Calls"] == ui.compact(calls['calls'])
     assert shown["Answer rate"] == ui.pct(calls["answer_rate"])
     assert shown["Fallback rate"] == ui.pct(chains["fallback_rate"])
-    assert shown["Members rescued"] == f"{int(chains['members_rescued']):,}"
+    assert shown["Members rescued"] == ui.compact(chains['members_rescued'])
 
 
 def test_template_checker_is_live(demo: Path) -> None:

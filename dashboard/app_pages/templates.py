@@ -49,7 +49,7 @@ if bounds is None or bounds.empty:
     ui.no_data("priced messages")
     st.stop()
 
-prices = data.segment_prices(view.start, view.end, view.filters)
+prices = data.run(templates.segment_prices, **view.period)
 if prices.empty:
     ui.nothing_in_period(view, "priced messages")
 else:

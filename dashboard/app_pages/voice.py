@@ -18,9 +18,10 @@ st.subheader("Calls")
 if calls["calls"] == 0:
     ui.nothing_in_period(view, "calls")
 else:
-    c = st.columns(5)
+    c = ui.card_slots(5)
     with c[0]:
-        ui.metric_card("Calls", ui.count(calls["calls"]), help="Outbound calls started in the period.")
+        ui.metric_card("Calls", ui.compact(calls["calls"]),
+                       help=f"Outbound calls started in the period. Exactly {ui.count(calls['calls'])}.")
     with c[1]:
         ui.metric_card("Answer rate", ui.pct(calls["answer_rate"]),
                        help="Completed / (completed + busy + no answer + failed + canceled).")
@@ -28,10 +29,10 @@ else:
         ui.metric_card("Median duration", ui.seconds(calls["duration_p50_s"]),
                        help=f"Of completed calls; 90th percentile {ui.seconds(calls['duration_p90_s'])}.")
     with c[3]:
-        ui.metric_card("Answered by a machine", ui.pct(calls["machine_share"]),
+        ui.metric_card("Machine answers", ui.pct(calls["machine_share"]),
                        help="Share of completed calls answered by voicemail or fax (needs answering-machine detection).")
     with c[4]:
-        ui.metric_card("Cost per answered call", ui.usd(calls["cost_per_answered"]),
+        ui.metric_card("Cost per answer", ui.usd_compact(calls["cost_per_answered"]),
                        help=f"Total voice cost {ui.usd(calls['cost_usd'])}.")
     left, right = st.columns(2)
     outcomes = ["completed", "busy", "no_answer", "failed", "canceled", "in_progress"]
@@ -49,10 +50,11 @@ st.subheader("SMS → voice fallback")
 if chains["sms_attempts"] == 0:
     ui.nothing_in_period(view, "SMS attempts in the send log")
 else:
-    c = st.columns(5)
+    c = ui.card_slots(5)
     with c[0]:
-        ui.metric_card("SMS attempts", ui.count(chains["sms_attempts"]),
-                       help="First SMS attempts in the send log (fallbacks themselves excluded).")
+        ui.metric_card("SMS attempts", ui.compact(chains["sms_attempts"]),
+                       help="First SMS attempts in the send log (fallbacks themselves excluded). "
+                            f"Exactly {ui.count(chains['sms_attempts'])}.")
     with c[1]:
         ui.metric_card("Fallback rate", ui.pct(chains["fallback_rate"]),
                        help="Share of SMS attempts that fell back to a voice call.")
@@ -60,8 +62,9 @@ else:
         ui.metric_card("Fallback success", ui.pct(chains["fallback_success_rate"]),
                        help="Fallbacks that were delivered (the call was answered).")
     with c[3]:
-        ui.metric_card("Members rescued", ui.count(chains["members_rescued"]),
-                       help=f"{ui.count(chains['rescued'])} attempts reached only thanks to the fallback.")
+        ui.metric_card("Members rescued", ui.compact(chains["members_rescued"]),
+                       help=f"Exactly {ui.count(chains['members_rescued'])}. {ui.count(chains['rescued'])} attempts "
+                            "reached only thanks to the fallback.")
     with c[4]:
         ui.metric_card("Reached overall", ui.pct(chains["reached_rate"]),
                        help="(SMS delivered + rescued by the fallback) / SMS attempts. A rescued member waited "
