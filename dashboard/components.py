@@ -130,14 +130,14 @@ def compact(x: Any) -> str:
 
 
 def usd_compact(x: Any) -> str:
-    """USD for a metric card: $0.0566, $12.34, $1,234, $646.2k, $1.23M (``usd`` gives the exact figure)."""
+    """USD for a metric card: $0.0566, $252.35, $1,234, $646.2k, $1.23M (``usd`` gives the exact figure)."""
     if _nan(x):
         return "–"
     x = float(x)
     sign, a = ("-" if x < 0 else ""), abs(x)
     if a < 1:
         return f"{sign}${a:.4f}"
-    if a < 100:
+    if a < 999.995:
         return f"{sign}${a:.2f}"
     return f"{sign}${_scaled(a)}"
 
