@@ -112,7 +112,10 @@ ROLLUPS: dict[str, tuple[str, frozenset[str], str]] = {
     "_daily_message_rollup": ("message_facts", frozenset({"carrier", "region", "error_code", "error_category",
                                                           "status"}), "sent_day"),
     "_daily_call_rollup": ("call_facts", frozenset({"carrier", "region", "status"}), "start_day"),
+    "_daily_call_duration_rollup": ("call_facts", frozenset({"carrier", "region"}), "start_day"),
 }
+# Standard filters a rollup cannot answer (it does not keep their column).
+ROLLUP_WITHOUT: dict[str, frozenset[str]] = {"_daily_call_duration_rollup": frozenset({"purposes", "templates"})}
 # Each internal table -> the facts tables it is built from. ingest/facts.sql ends by writing
 # ROLLUP_MARK as the comment of all of them; CREATE OR REPLACE drops a comment, so a warehouse
 # refreshed by a build that did not rebuild the rollups (an older one) fails rollup_ready and the
@@ -122,6 +125,7 @@ ROLLUP_SOURCES: dict[str, tuple[str, ...]] = {
     "_daily_attempt_rollup": ("_attempt_facts",),
     "_daily_message_rollup": ("_message_facts",),
     "_daily_call_rollup": ("_call_facts",),
+    "_daily_call_duration_rollup": ("_call_facts",),
     "_fallback_chain_facts": ("_attempt_facts", "_call_facts"),
 }
 
@@ -159,6 +163,8 @@ def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: d
         raise ValueError(f"end ({end}) is before start ({start})")
     filters = filters or Filters()
     if any(column not in extra_columns for column, _ in filters.extra):
+        return None
+    if any(getattr(filters, name) for name in ROLLUP_WITHOUT.get(table, ())):
         return None
     if not rollup_ready(con, table):
         return None

@@ -9,9 +9,11 @@ machine or fax / completed calls (answering-machine detection must be on).
 Which path answers: for a period of whole UTC days (``date`` values) and filters on
 countries, purposes, templates, channels or the extra columns carrier, region and status,
 the counts come from ``_daily_call_rollup`` (calls pre-counted per day and outcome, built by
-``ingest.warehouse.refresh_facts``) and the durations from ``call_facts`` (one GROUP BY per
-exact duration, quantiles read off the counts: the same values as ``quantile_cont``);
-otherwise, or when the warehouse has no up-to-date rollup, everything from ``call_facts``.
+``ingest.warehouse.refresh_facts``) and the durations from ``_daily_call_duration_rollup``
+(completed calls counted per day, country and exact duration; ``call_facts`` when purposes or
+templates are filtered), the quantiles read off those counts: the same values as
+``quantile_cont``. Otherwise, or when the warehouse has no up-to-date rollup, everything
+from ``call_facts``.
 """
 
 from __future__ import annotations
@@ -36,11 +38,19 @@ _COUNTS = ["calls", "completed", "busy", "no_answer", "failed", "canceled", "in_
 
 def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
     rolled = _sql.rollup_where(con, "_daily_call_rollup", start, end, filters, prefix="r")
-    if rolled:  # the same counts, pre-aggregated per day; durations from call_facts
+    if rolled:  # the same counts, pre-aggregated per day; durations pre-counted per value when possible
         where_r, params = rolled
-        where_f, params_f = _sql.where_for("call_facts", start, end, filters)
-        sql = _sql.render("voice_outcomes_rollup", key=key, where_r=where_r, where_f=where_f)
-        df = con.execute(sql, params | params_f).df()
+        by_value = _sql.rollup_where(con, "_daily_call_duration_rollup", start, end, filters, prefix="d")
+        if by_value:
+            where_d, params_d = by_value
+            durations = (f"SELECT {key} AS key, duration_s AS x, sum(n)::BIGINT AS n "
+                         f"FROM _daily_call_duration_rollup WHERE {where_d} GROUP BY ALL")
+        else:
+            where_d, params_d = _sql.where_for("call_facts", start, end, filters)
+            durations = (f"SELECT {key} AS key, duration_s AS x, count(*) AS n FROM call_facts "
+                         f"WHERE {where_d} AND status = 'completed' AND duration_s IS NOT NULL GROUP BY ALL")
+        sql = _sql.render("voice_outcomes_rollup", key=key, where_r=where_r, durations=durations)
+        df = con.execute(sql, params | params_d).df()
     else:
         where, params = _sql.where_for("call_facts", start, end, filters)
         df = con.execute(_sql.render("voice_outcomes", key=key, where=where), params).df()

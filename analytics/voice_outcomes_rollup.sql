@@ -1,8 +1,8 @@
 -- voice_outcomes_rollup: voice_outcomes with the counts from _daily_call_rollup ({where_r} from
--- analytics._sql.rollup_where) and the durations of completed calls from call_facts ({where_f} from
--- analytics.filters.where, the same rows). Same definitions and output. {key} an allow-listed
--- expression or a constant. Quantiles, for speed, as latency_by_country.sql: one GROUP BY (key,
--- duration) counts the calls per exact value (whole seconds), then quantile_cont's rule is read off
+-- analytics._sql.rollup_where) and the durations of completed calls from {durations}: a query giving
+-- (key, x = duration, n = calls) over the same rows, on _daily_call_duration_rollup or call_facts.
+-- Same definitions and output. {key} an allow-listed expression or a constant. Quantiles, for speed,
+-- as latency_by_country.sql: the calls counted per exact duration (whole seconds), then quantile_cont's rule is read off
 -- the cumulative counts: for n values x_0..x_(n-1), h = (n - 1) q,
 -- x_floor(h) + (h - floor(h)) (x_ceil(h) - x_floor(h)); the value at rank r is the smallest x whose
 -- cumulative count exceeds r. Exact, no sketch.
@@ -26,10 +26,7 @@ WITH counts AS (
     GROUP BY ALL
 ),
 values_ AS (
-    SELECT {key} AS key, duration_s AS x, count(*) AS n
-    FROM call_facts
-    WHERE {where_f} AND status = 'completed' AND duration_s IS NOT NULL
-    GROUP BY ALL
+    {durations}
 ),
 ranked AS (
     SELECT key, x, n,

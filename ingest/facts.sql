@@ -217,14 +217,25 @@ ORDER BY sent_day;
 
 -- Internal (not an analyst view): call_facts counted per UTC start day and the columns the voice
 -- and country analytics group or filter on, and the outcome flags they count. Exact: counts and
--- sums only (durations are not kept: keyed by duration it would have half the rows of call_facts;
--- the voice quantiles read call_facts). Same rules as _daily_attempt_rollup (analytics._sql.rollup_where).
+-- sums only (durations are in _daily_call_duration_rollup). Same rules as _daily_attempt_rollup
+-- (analytics._sql.rollup_where).
 CREATE OR REPLACE TABLE _daily_call_rollup AS
 SELECT
     start_day, country_iso2, region, carrier, purpose, template_id, status, is_answered, is_machine,
     count(*)                                                                AS n,
     sum(cost_usd)                                                           AS cost_usd
 FROM _call_facts
+GROUP BY ALL
+ORDER BY start_day;
+
+-- Internal (not an analyst view): completed calls counted per UTC start day, callee country
+-- (region, carrier) and exact duration (whole seconds: a few hundred values), so the voice
+-- duration quantiles are read off exact counts. Not keyed by purpose or template (that would
+-- double its rows): a call filtered on those reads call_facts for the durations.
+CREATE OR REPLACE TABLE _daily_call_duration_rollup AS
+SELECT start_day, country_iso2, region, carrier, duration_s, count(*) AS n
+FROM _call_facts
+WHERE status = 'completed' AND duration_s IS NOT NULL
 GROUP BY ALL
 ORDER BY start_day;
 
@@ -240,3 +251,4 @@ COMMENT ON TABLE _fallback_chain_facts IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_attempt_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_message_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_call_duration_rollup IS 'switchboard rollups v2';

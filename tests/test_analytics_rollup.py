@@ -167,7 +167,7 @@ def _periods():
 @pytest.mark.parametrize("flt", DELIVERY_FILTERS)
 def test_delivery_rollups_and_views_agree(seeded, name, flt):
     fn = _delivery_cases()[name]
-    for table in ("_daily_message_rollup", "_daily_call_rollup"):
+    for table in ("_daily_message_rollup", "_daily_call_rollup", "_daily_call_duration_rollup"):
         assert _sql.rollup_ready(seeded, table)
     for start, end in _periods():
         try:
@@ -218,6 +218,11 @@ def test_datetime_periods_and_unkept_columns_read_the_views(seeded):
         assert _sql.rollup_where(seeded, table, START, END, Filters(countries=("BR",))) is not None
     assert _sql.rollup_where(seeded, "_daily_message_rollup", START, END, Filters(extra=(("sender", "MG1"),))) is None
     assert _sql.rollup_where(seeded, "_daily_call_rollup", START, END, Filters(extra=(("error_code", 1),))) is None
+    # the duration rollup keeps no purpose or template: voice then reads the durations from call_facts
+    for flt in (Filters(templates=("otp_voice",)), Filters(purposes=("verification",))):
+        assert _sql.rollup_where(seeded, "_daily_call_duration_rollup", START, END, flt) is None
+        assert _sql.rollup_where(seeded, "_daily_call_rollup", START, END, flt) is not None
+    assert _sql.rollup_where(seeded, "_daily_call_duration_rollup", START, END, Filters(countries=("BR",))) is not None
     days = (START + timedelta(days=3), END)
     for fn in (delivery.summary, countries.country_overview, voice.voice_summary,
                lambda con, **kw: delivery.delivery_by(con, by="day", **kw),
