@@ -42,7 +42,7 @@ PAGES = {  # title -> page file (relative to dashboard/)
     "Voice & fallback": "app_pages/voice.py",
     "Experiments": "app_pages/experiments.py",
     "Templates": "app_pages/templates.py",
-    "Send test campaign": "app_pages/send.py",
+    "Send test campaign": "app_pages/send_campaign.py",
     "Data": "app_pages/data_health.py",
 }
 ANALYTICS_TARGET_MS = 500
@@ -126,6 +126,7 @@ def page_analytics(db: Path, pages: dict[str, str]) -> dict[str, dict[str, Any]]
                         "script_s": script,
                         "calls": len(page_calls),
                         "slowest": max(page_calls, key=lambda c: c[1]) if page_calls else ("", 0.0),
+                        "each": list(page_calls),
                         "exceptions": [e.value for e in at.exception],
                     }
                 out[title] = result
@@ -190,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--demo", action="store_true", help="the small warehouse the dashboard tests use")
     ap.add_argument("--skip-browser", action="store_true")
     ap.add_argument("--pages", default="", help="comma-separated page titles (default: every page)")
+    ap.add_argument("--calls", action="store_true", help="also list every cold call of each page with its time")
     args = ap.parse_args(argv)
 
     if args.db:
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nDashboard on {n:,} messages ({db.name}); targets: analytics < {ANALYTICS_TARGET_MS} ms, "
           f"render < {RENDER_TARGET_S:.0f} s")
     header = (f"{'page':<20} {'analytics cold':>15} {'warm':>8} {'calls':>6}  {'slowest call':<38}"
-              f" {'render cold':>12} {'warm':>8}")
+              f" {'script cold':>12} {'render cold':>12} {'warm':>8}")
     print(header)
     print("-" * len(header))
     misses = 0
@@ -247,7 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         if a["exceptions"] or r.get("exception"):
             flag += "  EXCEPTION"
         print(f"{title:<20} {a['analytics_s'] * 1000:>12,.0f} ms {w['analytics_s'] * 1000:>5,.0f} ms {a['calls']:>6}  "
-              f"{slow_name[:28]:<28} {slow_s * 1000:>6,.0f} ms {rc:>12} {rw:>8}{flag}")
+              f"{slow_name[:28]:<28} {slow_s * 1000:>6,.0f} ms {a['script_s'] * 1000:>9,.0f} ms {rc:>12} {rw:>8}{flag}")
+        if args.calls:
+            for name, secs in a["each"]:
+                print(f"    {secs * 1000:>8,.0f} ms  {name}")
     sidebar = max(analytics[t]["cold"]["sidebar_s"] for t in pages)
     print(f"\nSidebar (date bounds + filter choices, once per snapshot, not in the page totals): "
           f"{sidebar * 1000:,.0f} ms cold")

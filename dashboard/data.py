@@ -291,18 +291,25 @@ def _filter_options(con: duckdb.DuckDBPyConnection) -> dict[str, pd.DataFrame | 
         """
     ).df()
     # Every send-log record is an attempt, so attempt_facts holds every campaign id the
-    # message and call facts can carry.
-    row = con.execute(
-        """
-        SELECT list_sort(list(DISTINCT channel)), list_sort(list(DISTINCT purpose)),
-               list_sort(list(DISTINCT template_id)), list_sort(list(DISTINCT campaign_id))
-        FROM attempt_facts
-        """
-    ).fetchone()
-    channels, purposes, templates, campaigns = (
-        [v for v in (values or []) if v is not None] for values in (row or ([], [], [], [])))
-    return {"countries": countries, "channels": channels, "purposes": purposes, "templates": templates,
-            "campaigns": campaigns}
+    # message and call facts can carry. One small DISTINCT per column, NULLs skipped in the scan:
+    # DuckDB then skips the row groups where a column is all NULL (campaign_id, outside test
+    # campaigns), where one list(DISTINCT ...) of four columns hashed every row (10M: 150 -> 60 ms).
+    pairs = con.execute(
+        " UNION ALL ".join(
+            f"SELECT '{key}' AS k, v FROM (SELECT DISTINCT {column} AS v FROM attempt_facts "
+            f"WHERE {column} IS NOT NULL)"
+            for key, column in _ATTEMPT_CHOICES.items()
+        ) + " ORDER BY k, v"
+    ).fetchall()
+    choices: dict[str, list[str]] = {key: [] for key in _ATTEMPT_CHOICES}
+    for key, value in pairs:
+        choices[key].append(value)
+    return {"countries": countries, **choices}
+
+
+# filter_options key -> attempt_facts column (a fixed allow-list: these names go into the SQL)
+_ATTEMPT_CHOICES = {"channels": "channel", "purposes": "purpose", "templates": "template_id",
+                    "campaigns": "campaign_id"}
 
 
 def filter_options() -> dict[str, Any]:

@@ -107,3 +107,24 @@ def test_recent_views_are_warmed_on_a_new_snapshot(tmp_path: Path, monkeypatch: 
              end=rolling["end"] + timedelta(days=1))
     with pytest.raises(AssertionError, match="warmed"):  # and only those
         data.run("analytics.delivery.summary", start=date(2026, 11, 13), end=date(2026, 11, 13))
+
+
+def test_filter_options_equal_the_distinct_values(tmp_path: Path) -> None:
+    """The sidebar's choices (one DISTINCT per column) are every non-null value of attempt_facts, sorted,
+    campaigns included (the demo warehouse has none: a test campaign is added to the send log)."""
+    path = tmp_path / "warehouse.duckdb"
+    build_demo_warehouse(path, days=7)
+    con = warehouse.connect(path)
+    con.execute("UPDATE send_log SET campaign_id = CASE WHEN hash(event_id) % 3 = 0 THEN 'camp-b' "
+                "WHEN hash(event_id) % 3 = 1 THEN 'camp-a' END")
+    warehouse.refresh_facts(con)
+    got = data._filter_options(con)
+    for key, column in {"channels": "channel", "purposes": "purpose", "templates": "template_id",
+                        "campaigns": "campaign_id"}.items():
+        want = [r[0] for r in con.execute(
+            f"SELECT DISTINCT {column} FROM attempt_facts WHERE {column} IS NOT NULL ORDER BY 1").fetchall()]
+        assert got[key] == want and len(want) >= 2, key
+    assert got["campaigns"] == ["camp-a", "camp-b"]
+    names = dict(zip(got["countries"]["iso2"], got["countries"]["name"], strict=True))
+    assert names["ID"] == "Indonesia" and list(got["countries"]["name"]) == sorted(names.values())
+    con.close()
