@@ -113,9 +113,11 @@ ROLLUPS: dict[str, tuple[str, frozenset[str], str]] = {
                                                           "status"}), "sent_day"),
     "_daily_call_rollup": ("call_facts", frozenset({"carrier", "region", "status"}), "start_day"),
     "_daily_call_duration_rollup": ("call_facts", frozenset({"carrier", "region"}), "start_day"),
+    "_daily_latency_rollup": ("message_facts", frozenset({"carrier", "region"}), "sent_day"),
 }
 # Standard filters a rollup cannot answer (it does not keep their column).
-ROLLUP_WITHOUT: dict[str, frozenset[str]] = {"_daily_call_duration_rollup": frozenset({"purposes", "templates"})}
+ROLLUP_WITHOUT: dict[str, frozenset[str]] = {"_daily_call_duration_rollup": frozenset({"purposes", "templates"}),
+                                             "_daily_latency_rollup": frozenset({"purposes", "templates"})}
 # Each internal table -> the facts tables it is built from. ingest/facts.sql ends by writing
 # ROLLUP_MARK as the comment of all of them; CREATE OR REPLACE drops a comment, so a warehouse
 # refreshed by a build that did not rebuild the rollups (an older one) fails rollup_ready and the
@@ -126,6 +128,7 @@ ROLLUP_SOURCES: dict[str, tuple[str, ...]] = {
     "_daily_message_rollup": ("_message_facts",),
     "_daily_call_rollup": ("_call_facts",),
     "_daily_call_duration_rollup": ("_call_facts",),
+    "_daily_latency_rollup": ("_message_facts",),
     "_fallback_chain_facts": ("_attempt_facts", "_call_facts"),
 }
 

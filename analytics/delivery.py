@@ -25,8 +25,10 @@ region read ``_daily_message_rollup`` (message_facts pre-counted per day, built 
 ``ingest.warehouse.refresh_facts``), and ``delivery_by("channel")`` reads
 ``_daily_attempt_rollup``: the same numbers. Otherwise (a datetime period, another
 filter, ``by`` sender or variant, or a warehouse without an up-to-date rollup:
-``analytics._sql.rollup_ready``) they read the views. ``latency_by_country`` always
-reads ``message_facts``.
+``analytics._sql.rollup_ready``) they read the views. ``latency_by_country`` reads
+``_daily_latency_rollup`` (delivered SMS counted per day, country, region, carrier and exact
+latency) under the same conditions but with no purpose or template filter and extra filters
+on carrier or region only, else ``message_facts``.
 """
 
 from __future__ import annotations
@@ -232,8 +234,16 @@ def latency_by_country(con, *, start: date, end: date, filters: Filters | None =
     measured), latency_p50_s, latency_p90_s (linear-interpolated quantiles),
     latency_mean_s. Ordered by delivered, descending.
     """
-    where, params = _sql.where_for("message_facts", start, end, filters)
-    df = con.execute(_sql.render("latency_by_country", where=where), params).df()
+    rolled = _sql.rollup_where(con, "_daily_latency_rollup", start, end, filters)
+    if rolled:  # delivered SMS pre-counted per day, country and latency value: the same counts
+        where, params = rolled
+        values = (f"SELECT country_iso2, delivery_latency_s AS x, sum(n)::BIGINT AS n FROM _daily_latency_rollup "
+                  f"WHERE {where} GROUP BY ALL")
+    else:
+        where, params = _sql.where_for("message_facts", start, end, filters)
+        values = (f"SELECT country_iso2, delivery_latency_s AS x, count(*) AS n FROM message_facts "
+                  f"WHERE {where} AND is_delivered AND delivery_latency_s IS NOT NULL GROUP BY ALL")
+    df = con.execute(_sql.render("latency_by_country", values=values), params).df()
     if df.empty:
         return _sql.empty(LATENCY_COLUMNS)
     df = _sql.split_quantiles(_sql.add_country_names(con, df), "latency_q", ["latency_p50_s", "latency_p90_s"])

@@ -4,12 +4,11 @@
 -- quantiles are read off the cumulative counts with quantile_cont's own rule: for n values
 -- sorted x_0..x_(n-1), position h = (n - 1) q, x_floor(h) + (h - floor(h)) (x_ceil(h) - x_floor(h)).
 -- The value at rank r is the smallest x whose cumulative count exceeds r. Exact, no sketch.
+-- Fragment {values}: (country_iso2, x = latency, n = messages) of the delivered SMS, counted on
+-- message_facts or summed on _daily_latency_rollup (analytics.delivery.latency_by_country).
 -- Output columns: country_iso2, delivered, latency_q ([p50, p90], split in Python), latency_mean_s
 WITH values_ AS (
-    SELECT country_iso2, delivery_latency_s AS x, count(*) AS n
-    FROM message_facts
-    WHERE {where} AND is_delivered AND delivery_latency_s IS NOT NULL
-    GROUP BY ALL
+    {values}
 ),
 ranked AS (
     SELECT country_iso2, x, n,

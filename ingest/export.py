@@ -32,7 +32,7 @@ DAY_OF: dict[str, str] = {
 DAY_COLUMN = {"twilio_messages": "day", "twilio_calls": "day", "send_log": "day", "conversions": "day"}
 SKIP = ("_message_facts", "_call_facts", "_attempt_facts",  # the views export the same rows
         "_fallback_chain_facts", "_daily_attempt_rollup", "_daily_message_rollup",  # internal, derived
-        "_daily_call_rollup", "_daily_call_duration_rollup")
+        "_daily_call_rollup", "_daily_call_duration_rollup", "_daily_latency_rollup")
 
 
 def relations(con: duckdb.DuckDBPyConnection) -> list[str]:

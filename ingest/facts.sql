@@ -239,6 +239,17 @@ WHERE status = 'completed' AND duration_s IS NOT NULL
 GROUP BY ALL
 ORDER BY start_day;
 
+-- Internal (not an analyst view): delivered SMS counted per UTC day, recipient country (region,
+-- carrier) and exact delivery latency (whole seconds: a few hundred values), for
+-- analytics.delivery.latency_by_country's exact quantiles. Not keyed by purpose or template:
+-- a call filtered on those reads message_facts.
+CREATE OR REPLACE TABLE _daily_latency_rollup AS
+SELECT sent_day, country_iso2, region, carrier, delivery_latency_s, count(*) AS n
+FROM _message_facts
+WHERE is_delivered AND delivery_latency_s IS NOT NULL
+GROUP BY ALL
+ORDER BY sent_day;
+
 -- Rollup marker, written last: each internal table the analytics read instead of a view, and each
 -- facts table such a table is built from, gets this comment. CREATE OR REPLACE drops a table's
 -- comment, so a refresh by a build that does not (re)write these rollups (an older build) leaves a
@@ -252,3 +263,4 @@ COMMENT ON TABLE _daily_attempt_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_message_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_duration_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_latency_rollup IS 'switchboard rollups v2';

@@ -141,6 +141,7 @@ def _delivery_cases():
         "country_overview": lambda con, **kw: countries.country_overview(con, **kw),
         "voice_by_country": lambda con, **kw: voice.voice_by_country(con, **kw),
         "voice_summary": lambda con, **kw: voice.voice_summary(con, **kw),
+        "latency_by_country": lambda con, **kw: delivery.latency_by_country(con, **kw),
     }
     for by in sorted(delivery.ROLLUP_DIMENSIONS):
         out[f"delivery_by({by})"] = lambda con, by=by, **kw: delivery.delivery_by(con, by=by, **kw)
@@ -167,7 +168,8 @@ def _periods():
 @pytest.mark.parametrize("flt", DELIVERY_FILTERS)
 def test_delivery_rollups_and_views_agree(seeded, name, flt):
     fn = _delivery_cases()[name]
-    for table in ("_daily_message_rollup", "_daily_call_rollup", "_daily_call_duration_rollup"):
+    for table in ("_daily_message_rollup", "_daily_call_rollup", "_daily_call_duration_rollup",
+                  "_daily_latency_rollup"):
         assert _sql.rollup_ready(seeded, table)
     for start, end in _periods():
         try:
@@ -223,6 +225,10 @@ def test_datetime_periods_and_unkept_columns_read_the_views(seeded):
         assert _sql.rollup_where(seeded, "_daily_call_duration_rollup", START, END, flt) is None
         assert _sql.rollup_where(seeded, "_daily_call_rollup", START, END, flt) is not None
     assert _sql.rollup_where(seeded, "_daily_call_duration_rollup", START, END, Filters(countries=("BR",))) is not None
+    assert _sql.rollup_where(seeded, "_daily_latency_rollup", START, END, Filters(templates=("otp",))) is None
+    assert _sql.rollup_where(seeded, "_daily_latency_rollup", START, END, Filters(extra=(("status", "read"),))) is None
+    assert _sql.rollup_where(seeded, "_daily_latency_rollup", START, END,
+                             Filters(countries=("BR",), extra=(("carrier", "Vivo"),))) is not None
     days = (START + timedelta(days=3), END)
     for fn in (delivery.summary, countries.country_overview, voice.voice_summary,
                lambda con, **kw: delivery.delivery_by(con, by="day", **kw),
