@@ -204,7 +204,11 @@ def _experiment_filters(filters: Filters | None) -> Filters:
 # USE_EXPOSURES_TABLE = False makes every call read attempt_facts (tests compare both paths).
 USE_EXPOSURES_TABLE = True
 EXPOSURES_TABLE = "_experiment_exposures"
-EXPOSURES_MARK = "switchboard experiment exposures v1"
+EXPOSURES_MARK = "switchboard experiment exposures v2"
+# A member's only exposure in the period: both neighbours (in exposure order) outside [start, end).
+# Valid when nothing but the period and the experiment (constant per member) filters the exposures.
+_SINGLE_EXPOSURE = ("(a.prev_sent_at IS NULL OR a.prev_sent_at < $f_start) "
+                    "AND (a.next_sent_at IS NULL OR a.next_sent_at >= $f_end)")
 _EXPOSURES_EXTRA = frozenset({"experiment_id", "variant", "campaign_id", "region"})
 
 
@@ -243,9 +247,14 @@ def _aggregates(
     if segment not in _SEGMENTS:
         raise ValueError(f"Unknown segment {segment!r}; allowed: {', '.join(_SEGMENTS)}")
     segment_sql, segment_name_sql = _SEGMENTS[segment]
-    query = ("experiments_variant_metrics_exposures" if _exposures_can_answer(con, filters)
-             else "experiments_variant_metrics")
-    sql = _sql.render(query, where=where, segment=segment_sql, segment_name=segment_name_sql)
+    if _exposures_can_answer(con, filters):
+        period_only = (not filters.countries and not filters.purposes
+                       and all(column == "experiment_id" for column, _ in filters.extra))
+        sql = _sql.render("experiments_variant_metrics_exposures", where=where, segment=segment_sql,
+                          segment_name=segment_name_sql, single=_SINGLE_EXPOSURE if period_only else "false")
+    else:
+        sql = _sql.render("experiments_variant_metrics", where=where, segment=segment_sql,
+                          segment_name=segment_name_sql)
     params.update(
         all_experiments=experiment_ids is None,
         experiment_ids=list(experiment_ids or []),

@@ -3,12 +3,16 @@
 -- integers: the per-member GROUP BY is on `member` (one number per experiment_id, user_id) and keeps
 -- only numeric aggregates; the member's first exposure (smallest exposure_order among the rows
 -- the filters keep, i.e. the first by sent_at then event_id) is then fetched by a join on
--- exposure_order. Cost already includes the fallbacks each exposure triggered.
+-- exposure_order. Cost already includes the fallbacks each exposure triggered. When the only
+-- filters are the period and the experiment, {single} picks the rows that are their member's only
+-- exposure in the period (both neighbours, prev_sent_at and next_sent_at, outside it): they are
+-- their own member row and skip the GROUP BY (most members in a month); otherwise it is `false`.
 --
 -- Fragments filled by analytics.experiments (never user input):
 --   {where}    WHERE clause from analytics.filters.where (alias a), on columns this table keeps
 --   {segment}  an allow-listed expression on the first exposure (alias f), or NULL
--- Bound parameters: as experiments_variant_metrics.sql.
+--   {single}   `false`, or the only-exposure-in-the-period condition on alias a
+-- Bound parameters: as experiments_variant_metrics.sql ($f_start / $f_end from {where}).
 --
 -- Output columns: experiment_id, segment, segment_name, variant, users,
 --   delivery_known_users, delivered_users, conversions, fallback_users, attempts,
@@ -25,6 +29,7 @@ WITH per_member AS (
     FROM _experiment_exposures a
     WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
       AND {where}
+      AND NOT ({single})
     GROUP BY a.member
 ),
 units AS (
@@ -46,6 +51,28 @@ units AS (
         m.cost
     FROM per_member m
     JOIN _experiment_exposures f ON f.exposure_order = m.first_order
+    UNION ALL
+    SELECT
+        f.experiment_id,
+        f.variant,
+        {segment},
+        {segment_name},
+        f.is_delivered,
+        f.fell_back,
+        CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(f.converted, false)
+             ELSE coalesce(f.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false)
+        END,
+        f.minutes_to_conversion,
+        f.sent_day,
+        f.sent_day,
+        1,
+        false,
+        f.cost
+    FROM (SELECT a.*
+          FROM _experiment_exposures a
+          WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
+            AND {where}
+            AND ({single})) f
 )
 SELECT
     experiment_id,

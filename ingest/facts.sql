@@ -158,9 +158,12 @@ ORDER BY a.sent_at;
 -- exposure_order ranks every exposure by (experiment_id, user_id, sent_at, event_id), so a member's
 -- first exposure among any filtered subset is its row with the smallest exposure_order (the order
 -- the variant-metrics definition uses); variant_index numbers the variants within the experiment
--- (a member switched when min <> max); cost already adds the voice fallback the exposure triggered.
--- Filter columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment
--- marks this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too
+-- (a member switched when min <> max); cost already adds the voice fallback the exposure triggered;
+-- prev_sent_at / next_sent_at are the member's exposures just before and after (so with a period as
+-- the only filter, a row whose neighbours both fall outside it is its member's only exposure there and
+-- needs no GROUP BY). Filter columns keep attempt_facts' names, so analytics.filters.where applies
+-- unchanged. The comment marks this build's table; analytics.experiments reads it only while
+-- _attempt_facts carries a mark too
 -- (a refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
 CREATE OR REPLACE TABLE _experiment_exposures AS
 SELECT
@@ -174,13 +177,15 @@ SELECT
     a.fallback_event_id IS NOT NULL                                                     AS fell_back,
     coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)                                  AS cost,
     a.minutes_to_conversion,
-    a.converted
+    a.converted,
+    lag(a.sent_at) OVER (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id)  AS prev_sent_at,
+    lead(a.sent_at) OVER (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id) AS next_sent_at
 FROM _attempt_facts a
 LEFT JOIN (SELECT event_id, cost_usd FROM _attempt_facts WHERE is_fallback) fb
        ON fb.event_id = a.fallback_event_id
 WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
 ORDER BY a.sent_at;
-COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v1';
+COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v2';
 
 -- Internal (not an analyst view): attempt_facts counted per UTC day and every column the
 -- attempt-level analytics group or filter on (channel, country, purpose, template, variant,

@@ -32,6 +32,11 @@ def con():
         Exposure("sw1", "A", day=5, cost=0.07, country="BR"),
         Exposure("late", "B", day=2, convert_after=45),
         Exposure("late", "B", day=4, convert_after=2000),
+        # exactly on period bounds (D0 09:00 + 900 min = D0+1 00:00; the "period" case starts there)
+        Exposure("edge", "A", day=0, minute=900, convert_after=4),
+        Exposure("edge", "B", day=2, cost=0.09),
+        Exposure("edge2", "B", day=2, minute=30),
+        Exposure("edge2", "A", day=3, minute=900),
         Exposure("o1", "X", day=1, experiment="exp2", convert_after=50, country="US"),
         Exposure("o2", "Y", day=2, experiment="exp2", fallback_cost=0.4),
         Exposure("o2", "X", day=3, experiment="exp2"),
@@ -84,8 +89,12 @@ def test_table_and_view_paths_equal_the_reference(con, monkeypatch, case, segmen
     used: list[str] = []
     render = ex._sql.render
 
+    singles: list[bool] = []
+
     def spy(name: str, **fragments: str) -> str:
         used.append(name)
+        if "single" in fragments:
+            singles.append(fragments["single"] != "false")
         return render(name, **fragments)
 
     monkeypatch.setattr(ex._sql, "render", spy)
@@ -93,6 +102,8 @@ def test_table_and_view_paths_equal_the_reference(con, monkeypatch, case, segmen
     monkeypatch.setattr(ex, "USE_EXPOSURES_TABLE", False)
     slow = _call(con, case, segment, window, ex._aggregates)
     assert used == ["experiments_variant_metrics_exposures", "experiments_variant_metrics"]
+    # a period (and the experiment) as the only filters: members with one exposure skip the GROUP BY
+    assert singles == [case in ("all", "exp1", "period", "one_day")]
     if case != "nothing":
         assert len(want) > 0
     pd.testing.assert_frame_equal(fast, want, check_exact=False, rtol=1e-12)
