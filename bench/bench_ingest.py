@@ -71,6 +71,53 @@ def bare_read(files_glob: str, fmt: str, db: Path) -> float:
     return elapsed
 
 
+def machine_ceiling(files_glob: str, fmt: str, scratch: Path) -> list[tuple[str, float]]:
+    """What this machine can do at all with these files (``--ceiling``), each into a fresh file with
+    the ingest's memory limit: read every column (no write); the bare CTAS; a CTAS typed as the
+    warehouse types them (no validation); INSERT into ``send_log`` as the schema defines it; the
+    same with validation (the reject reasons filtering the rows); and with a PRIMARY KEY on event_id."""
+    from ingest import send_logs
+    from ingest.pipeline import MEMORY_LIMIT
+    from ingest.warehouse import SCHEMA_SQL, _statements
+
+    reader = f"read_parquet('{files_glob}')" if fmt == "parquet" else \
+        f"read_json('{files_glob}', format='newline_delimited')"
+    kind = send_logs.SENDS
+    present = {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM {reader}").fetchall()}
+    text = ", ".join(f'CAST("{c}" AS VARCHAR) AS {c}' if c in present else f"NULL::VARCHAR AS {c}"
+                     for c in kind.columns)
+    rel = f"SELECT {text} FROM {reader}"
+    ddl = next(st for st in _statements(SCHEMA_SQL) if st.startswith("CREATE TABLE IF NOT EXISTS send_log"))
+    insert = f"INSERT INTO send_log ({', '.join(kind.columns)}, source_file, ingest_run_id) "
+    cases = [
+        ("read every column, no write", [], f"SELECT count(*), sum(length(event_id) + length(user_id)) FROM ({rel})"),
+        ("bare CTAS *", [], f"CREATE TABLE t AS SELECT * FROM {reader}"),
+        ("CTAS typed as the warehouse", [], f"CREATE TABLE t AS SELECT {kind.select_sql} FROM ({rel})"),
+        ("INSERT into send_log, no validation", [ddl], f"{insert} SELECT {kind.select_sql}, 'f', 1 FROM ({rel})"),
+        ("INSERT into send_log, validated", [ddl],
+         f"{insert} SELECT {kind.select_sql}, 'f', 1 FROM ({rel}) WHERE ({kind.reason_sql}) IS NULL"),
+        ("INSERT into send_log with PRIMARY KEY", [ddl.replace("event_id       VARCHAR NOT NULL",
+                                                              "event_id VARCHAR PRIMARY KEY")],
+         f"{insert} SELECT {kind.select_sql}, 'f', 1 FROM ({rel})"),
+    ]
+    out = []
+    for label, setup, sql in cases:
+        db = scratch / "ceiling.duckdb"
+        db.unlink(missing_ok=True)
+        con = duckdb.connect(str(db))
+        con.execute("SET TimeZone = 'UTC'")
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        for st in setup:
+            con.execute(st)
+        t = time.perf_counter()
+        con.execute(sql).fetchall()
+        con.execute("CHECKPOINT")
+        out.append((label, time.perf_counter() - t))
+        con.close()
+        db.unlink(missing_ok=True)
+    return out
+
+
 def our_ingest(files_glob: str, data_dir: Path) -> tuple[float, float, int]:
     from ingest.pipeline import run_ingest
     from switchboard.settings import Settings
@@ -145,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--api-messages", type=int, default=100_000, help="messages in the API world (0: skip)")
     ap.add_argument("--formats", default="parquet,jsonl")
     ap.add_argument("--tmp", type=Path, default=None, help="scratch folder (default: a temp dir)")
+    ap.add_argument("--ceiling", action="store_true",
+                    help="also measure what the machine can do with the files at all (see machine_ceiling())")
     args = ap.parse_args(argv)
 
     scratch = Path(args.tmp or tempfile.mkdtemp(prefix="bench_ingest_"))
@@ -165,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
             ratio = source_s / bare
             rows.append((f"send logs {fmt}: time vs bare", f"{ratio:.2f}x", "<= 2x", "ok" if ratio <= 2 else "MISS"))
             rows.append((f"send logs {fmt}: run incl. facts+publish", f"{total_s:.1f} s", "", ""))
+            if args.ceiling:
+                for label, secs in machine_ceiling(glob, fmt, scratch):
+                    rows.append((f"  ceiling {fmt}: {label}", f"{args.rows / secs:,.0f} rows/s", "", f"{secs:.1f} s"))
             shutil.rmtree(folder, ignore_errors=True)
             shutil.rmtree(scratch / f"wh_{fmt}", ignore_errors=True)
         if args.api_messages:
