@@ -8,6 +8,12 @@
   ValueError listing the allowed ones.
 * ``run(con, sql, params, columns)`` executes and returns a DataFrame that always has
   the documented columns in order, even when the warehouse is empty.
+* ``rollup_where(con, table, start, end, filters)`` is the WHERE clause on one of the internal
+  daily rollups (``ROLLUPS``, built by ``ingest/facts.sql``) that selects the rows the view
+  would, or None when that rollup cannot answer: a datetime period, a filter on a column it
+  does not keep, or no up-to-date rollup (``rollup_ready``: the rollup and the facts it is built
+  from carry ``ROLLUP_MARK``). The caller then reads the view; both paths give the same frames
+  (``tests/test_analytics_rollup.py``).
 """
 
 from __future__ import annotations

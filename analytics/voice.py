@@ -54,7 +54,8 @@ def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) ->
     else:
         where, params = _sql.where_for("call_facts", start, end, filters)
         df = con.execute(_sql.render("voice_outcomes", key=key, where=where), params).df()
-    df = _sql.split_quantiles(df, "duration_q", ["duration_p50_s", "duration_p90_s"])
+    if "duration_q" in df:  # the view's quantile_cont list
+        df = _sql.split_quantiles(df, "duration_q", ["duration_p50_s", "duration_p90_s"])
     final = sum(df[c].to_numpy("float64") for c in ("completed", "busy", "no_answer", "failed", "canceled"))
     completed = df["completed"].to_numpy("float64")
     df["answer_rate"] = safe_div(completed, final)

@@ -7,7 +7,8 @@
 -- x_floor(h) + (h - floor(h)) (x_ceil(h) - x_floor(h)); the value at rank r is the smallest x whose
 -- cumulative count exceeds r. Exact, no sketch.
 -- Output columns: key, calls, completed, busy, no_answer, failed, canceled, in_progress,
---                 machine_answered, duration_q ([p50, p90]), duration_mean_s, cost_usd
+--                 machine_answered, duration_p50_s, duration_p90_s, duration_mean_s, cost_usd
+--                 (the quantiles as two columns, not voice_outcomes' list: no list to convert)
 WITH counts AS (
     SELECT
         {key}                                                                       AS key,
@@ -48,8 +49,8 @@ ends AS (
 )
 SELECT
     c.key, c.calls, c.completed, c.busy, c.no_answer, c.failed, c.canceled, c.in_progress, c.machine_answered,
-    CASE WHEN e.key IS NOT NULL OR e.lo50 IS NOT NULL  -- no completed call: NULL, as quantile_cont gives
-         THEN [lo50 + (h50 - floor(h50)) * (hi50 - lo50), lo90 + (h90 - floor(h90)) * (hi90 - lo90)] END AS duration_q,
+    lo50 + (h50 - floor(h50)) * (hi50 - lo50)                                    AS duration_p50_s,
+    lo90 + (h90 - floor(h90)) * (hi90 - lo90)                                    AS duration_p90_s,
     e.duration_mean_s,
     c.cost_usd
 FROM counts c
