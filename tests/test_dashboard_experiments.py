@@ -137,3 +137,40 @@ def test_no_experiments_says_where_they_come_from(tmp_path: Path, monkeypatch: p
     assert any("No experiments" in a and "experiment_id" in a for a in alerts(at)), alerts(at)
     assert D0  # the hand warehouse's first day is inside the default range
 
+
+
+def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One analytics query per period, filters and window (experiment_data): the list, the analysis and the
+    countries are derived from it, so switching experiment or the sequential toggle queries nothing new."""
+    from dashboard import data
+
+    data.forget_connections()
+    queried: list[str] = []
+    run = data.run
+
+    def counting(fn, *args, **kwargs):
+        name = fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}"
+        if name.startswith("analytics."):
+            queried.append(name)
+        return run(fn, *args, **kwargs)
+
+    monkeypatch.setattr(data, "run", counting)
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(hand_dir))
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()  # the default page (Overview) first, as a visitor arrives
+    queried.clear()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert queried == ["analytics.experiments.experiment_data"]
+    at.selectbox(key="experiment").set_value("exp_srm").run()
+    at.toggle(key="exp_sequential").set_value(True).run()
+    assert not at.exception
+    assert set(queried) == {"analytics.experiments.experiment_data"}
+    country = at.dataframe[-1].value
+    con = warehouse.connect(hand_dir / "warehouse.duckdb", read_only=True)
+    try:
+        want = ex.country_breakdown(con, "exp_srm", 5, start=D0, end=D0 + timedelta(days=6), window_minutes=30.0,
+                                    alpha=0.05, sequential=True)
+    finally:
+        con.close()
+    assert list(country["Members"]) == [f"{u:,}" for u in want["users"]]
