@@ -9,9 +9,15 @@
 -- Output columns: key, calls, completed, busy, no_answer, failed, canceled, in_progress,
 --                 machine_answered, duration_p50_s, duration_p90_s, duration_mean_s, cost_usd
 --                 (the quantiles as two columns, not voice_outcomes' list: no list to convert)
-WITH counts AS (
+WITH cells AS (  -- first the few (key, status, machine) cells: FILTERed sums over the rollup cost 3x more
+    SELECT {key} AS key, status, is_machine, sum(n) AS n, sum(cost_usd) AS cost_usd
+    FROM _daily_call_rollup
+    WHERE {where_r}
+    GROUP BY ALL
+),
+counts AS (
     SELECT
-        {key}                                                                       AS key,
+        key,
         coalesce(sum(n), 0)::BIGINT                                                 AS calls,
         coalesce(sum(n) FILTER (WHERE status = 'completed'), 0)::BIGINT             AS completed,
         coalesce(sum(n) FILTER (WHERE status = 'busy'), 0)::BIGINT                  AS busy,
@@ -22,9 +28,8 @@ WITH counts AS (
                  0)::BIGINT                                                         AS in_progress,
         coalesce(sum(n) FILTER (WHERE status = 'completed' AND is_machine), 0)::BIGINT AS machine_answered,
         coalesce(sum(cost_usd), 0)                                                  AS cost_usd
-    FROM _daily_call_rollup
-    WHERE {where_r}
-    GROUP BY ALL
+    FROM cells
+    GROUP BY key
 ),
 values_ AS (
     {durations}
