@@ -204,9 +204,11 @@ def _experiment_filters(filters: Filters | None) -> Filters:
 # USE_EXPOSURES_TABLE = False makes every call read attempt_facts (tests compare both paths).
 USE_EXPOSURES_TABLE = True
 EXPOSURES_TABLE = "_experiment_exposures"
-EXPOSURES_MARK = "switchboard experiment exposures v2"
-# A member's only exposure in the period: both neighbours (in exposure order) outside [start, end).
-# Valid when nothing but the period and the experiment (constant per member) filters the exposures.
+EXPOSURES_MARK = "switchboard experiment exposures v3"
+# Valid when nothing but the period and the experiment (constant per member) filters the exposures:
+# every exposure of the member lies in [start, end), so its all-time totals are the answer; or the row
+# is the member's only exposure in the period (both neighbours, in exposure order, outside it).
+_WHOLE_MEMBER = "(a.member_first_at >= $f_start AND a.member_last_at < $f_end)"
 _SINGLE_EXPOSURE = ("(a.prev_sent_at IS NULL OR a.prev_sent_at < $f_start) "
                     "AND (a.next_sent_at IS NULL OR a.next_sent_at >= $f_end)")
 _EXPOSURES_EXTRA = frozenset({"experiment_id", "variant", "campaign_id", "region"})
@@ -251,7 +253,8 @@ def _aggregates(
         period_only = (not filters.countries and not filters.purposes
                        and all(column == "experiment_id" for column, _ in filters.extra))
         sql = _sql.render("experiments_variant_metrics_exposures", where=where, segment=segment_sql,
-                          segment_name=segment_name_sql, single=_SINGLE_EXPOSURE if period_only else "false")
+                          segment_name=segment_name_sql, whole=_WHOLE_MEMBER if period_only else "false",
+                          single=_SINGLE_EXPOSURE if period_only else "false")
     else:
         sql = _sql.render("experiments_variant_metrics", where=where, segment=segment_sql,
                           segment_name=segment_name_sql)

@@ -4,13 +4,15 @@
 -- only numeric aggregates; the member's first exposure (smallest exposure_order among the rows
 -- the filters keep, i.e. the first by sent_at then event_id) is then fetched by a join on
 -- exposure_order. Cost already includes the fallbacks each exposure triggered. When the only
--- filters are the period and the experiment, {single} picks the rows that are their member's only
--- exposure in the period (both neighbours, prev_sent_at and next_sent_at, outside it): they are
--- their own member row and skip the GROUP BY (most members in a month); otherwise it is `false`.
+-- filters are the period and the experiment, two kinds of member skip the GROUP BY: {whole} picks
+-- the first exposure of members whose exposures all lie in the period (their member_* totals are
+-- the answer: a long period), {single} the rows that are their member's only exposure in it (both
+-- neighbours, prev_sent_at and next_sent_at, outside: a short one); with other filters both are `false`.
 --
 -- Fragments filled by analytics.experiments (never user input):
 --   {where}    WHERE clause from analytics.filters.where (alias a), on columns this table keeps
 --   {segment}  an allow-listed expression on the first exposure (alias f), or NULL
+--   {whole}    `false`, or the all-exposures-in-the-period condition on alias a
 --   {single}   `false`, or the only-exposure-in-the-period condition on alias a
 -- Bound parameters: as experiments_variant_metrics.sql ($f_start / $f_end from {where}).
 --
@@ -29,6 +31,7 @@ WITH per_member AS (
     FROM _experiment_exposures a
     WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
       AND {where}
+      AND NOT ({whole})
       AND NOT ({single})
     GROUP BY a.member
 ),
@@ -72,7 +75,31 @@ units AS (
           FROM _experiment_exposures a
           WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
             AND {where}
+            AND NOT ({whole})
             AND ({single})) f
+    UNION ALL
+    SELECT
+        f.experiment_id,
+        f.variant,
+        {segment},
+        {segment_name},
+        f.is_delivered,
+        f.fell_back,
+        CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(f.converted, false)
+             ELSE coalesce(f.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false)
+        END,
+        f.minutes_to_conversion,
+        f.sent_day,
+        f.member_last_day,
+        f.member_attempts,
+        f.member_switched,
+        f.member_cost
+    FROM (SELECT a.*
+          FROM _experiment_exposures a
+          WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
+            AND {where}
+            AND a.is_first_exposure
+            AND ({whole})) f
 )
 SELECT
     experiment_id,

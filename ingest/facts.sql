@@ -159,9 +159,10 @@ ORDER BY a.sent_at;
 -- first exposure among any filtered subset is its row with the smallest exposure_order (the order
 -- the variant-metrics definition uses); variant_index numbers the variants within the experiment
 -- (a member switched when min <> max); cost already adds the voice fallback the exposure triggered;
--- prev_sent_at / next_sent_at are the member's exposures just before and after (so with a period as
--- the only filter, a row whose neighbours both fall outside it is its member's only exposure there and
--- needs no GROUP BY). Filter columns keep attempt_facts' names, so analytics.filters.where applies
+-- prev_sent_at / next_sent_at are the member's exposures just before and after, member_* the member's
+-- totals over all its exposures (on every row; read on its first, is_first_exposure). With a period
+-- as the only filter, a member whose exposures all fall inside it is read from member_* and one whose
+-- only exposure there has both neighbours outside from that row: neither needs a GROUP BY. Filter columns keep attempt_facts' names, so analytics.filters.where applies
 -- unchanged. The comment marks this build's table; analytics.experiments reads it only while
 -- _attempt_facts carries a mark too
 -- (a refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
@@ -178,14 +179,23 @@ SELECT
     coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)                                  AS cost,
     a.minutes_to_conversion,
     a.converted,
-    lag(a.sent_at) OVER (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id)  AS prev_sent_at,
-    lead(a.sent_at) OVER (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id) AS next_sent_at
+    lag(a.sent_at) OVER member_order                                                    AS prev_sent_at,
+    lead(a.sent_at) OVER member_order                                                   AS next_sent_at,
+    row_number() OVER member_order = 1                                                  AS is_first_exposure,
+    min(a.sent_at) OVER member_rows                                                     AS member_first_at,
+    max(a.sent_at) OVER member_rows                                                     AS member_last_at,
+    count(*) OVER member_rows                                                           AS member_attempts,
+    min(a.variant) OVER member_rows <> max(a.variant) OVER member_rows                  AS member_switched,
+    sum(coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)) OVER member_rows            AS member_cost,
+    max(a.sent_day) OVER member_rows                                                    AS member_last_day
 FROM _attempt_facts a
 LEFT JOIN (SELECT event_id, cost_usd FROM _attempt_facts WHERE is_fallback) fb
        ON fb.event_id = a.fallback_event_id
 WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
+WINDOW member_rows AS (PARTITION BY a.experiment_id, a.user_id),
+       member_order AS (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id)
 ORDER BY a.sent_at;
-COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v2';
+COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v3';
 
 -- Internal (not an analyst view): attempt_facts counted per UTC day and every column the
 -- attempt-level analytics group or filter on (channel, country, purpose, template, variant,

@@ -94,7 +94,7 @@ def test_table_and_view_paths_equal_the_reference(con, monkeypatch, case, segmen
     def spy(name: str, **fragments: str) -> str:
         used.append(name)
         if "single" in fragments:
-            singles.append(fragments["single"] != "false")
+            singles.append(fragments["single"] != "false" and fragments["whole"] != "false")
         return render(name, **fragments)
 
     monkeypatch.setattr(ex._sql, "render", spy)
@@ -102,7 +102,8 @@ def test_table_and_view_paths_equal_the_reference(con, monkeypatch, case, segmen
     monkeypatch.setattr(ex, "USE_EXPOSURES_TABLE", False)
     slow = _call(con, case, segment, window, ex._aggregates)
     assert used == ["experiments_variant_metrics_exposures", "experiments_variant_metrics"]
-    # a period (and the experiment) as the only filters: members with one exposure skip the GROUP BY
+    # a period (and the experiment) as the only filters: members wholly inside the period, and members
+    # with one exposure in it, skip the GROUP BY
     assert singles == [case in ("all", "exp1", "period", "one_day")]
     if case != "nothing":
         assert len(want) > 0
