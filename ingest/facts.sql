@@ -162,10 +162,10 @@ ORDER BY a.sent_at;
 -- prev_sent_at / next_sent_at are the member's exposures just before and after, member_* the member's
 -- totals over all its exposures (on every row; read on its first, is_first_exposure). With a period
 -- as the only filter, a member whose exposures all fall inside it is read from member_* and one whose
--- only exposure there has both neighbours outside from that row: neither needs a GROUP BY. Filter columns keep attempt_facts' names, so analytics.filters.where applies
--- unchanged. The comment marks this build's table; analytics.experiments reads it only while
--- _attempt_facts carries a mark too
--- (a refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
+-- only exposure there has both neighbours outside from that row: neither needs a GROUP BY. Filter
+-- columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment marks
+-- this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too (a
+-- refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
 CREATE OR REPLACE TABLE _experiment_exposures AS
 SELECT
     a.experiment_id,
