@@ -12,14 +12,17 @@ the counts come from ``_daily_call_rollup`` (calls pre-counted per day and outco
 ``ingest.warehouse.refresh_facts``) and the durations from ``_daily_call_duration_rollup``
 (completed calls counted per day, country and exact duration; ``call_facts`` when purposes or
 templates are filtered), the quantiles read off those counts: the same values as
-``quantile_cont``. Otherwise, or when the warehouse has no up-to-date rollup, everything
+``quantile_cont`` (to the last bit of the interpolation). Otherwise, or when the warehouse has no up-to-date rollup, everything
 from ``call_facts``.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from analytics import _sql
@@ -36,6 +39,36 @@ SUMMARY_COLUMNS = OUTCOME_COLUMNS
 _COUNTS = ["calls", "completed", "busy", "no_answer", "failed", "canceled", "in_progress", "machine_answered"]
 
 
+def quantiles_from_counts(keys: np.ndarray, x: np.ndarray, n: np.ndarray,
+                          qs: tuple[float, ...] = (0.5, 0.9)) -> dict[object, tuple[float, ...]]:
+    """``quantile_cont`` of each key's values given as (key, value, count) rows sorted by key then value,
+    plus the mean: key -> (q_1, …, q_k, mean).
+
+    DuckDB's rule for n values x_0 <= … <= x_(n-1): h = (n - 1) q, then
+    x_floor(h) + (h - floor(h)) (x_ceil(h) - x_floor(h)); the value at rank r is the smallest x whose
+    cumulative count exceeds r. Exact ranks, no sketch; the interpolation may differ from DuckDB's own
+    in the last bit (tests compare at a relative 1e-12).
+    """
+    out: dict[object, tuple[float, ...]] = {}
+    if len(keys) == 0:
+        return out
+    changes = np.flatnonzero(keys[1:] != keys[:-1]) + 1  # object arrays: None == None, None != 'US'
+    breaks = [0, *changes.tolist(), len(keys)]
+    for a, b in itertools.pairwise(breaks):
+        xs = x[a:b].astype(np.int64)
+        cum = np.cumsum(n[a:b].astype(np.int64))
+        total = int(cum[-1])
+        values = []
+        for q in qs:
+            h = float(total - 1) * q
+            lo = float(xs[np.searchsorted(cum, math.floor(h), side="right")])
+            hi = float(xs[np.searchsorted(cum, math.ceil(h), side="right")])
+            values.append(lo + (h - math.floor(h)) * (hi - lo))
+        mean = float(int(np.dot(xs, n[a:b].astype(np.int64)))) / float(total)
+        out[keys[a]] = (*values, mean)
+    return out
+
+
 def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
     rolled = _sql.rollup_where(con, "_daily_call_rollup", start, end, filters, prefix="r")
     if rolled:  # the same counts, pre-aggregated per day; durations pre-counted per value when possible
@@ -44,13 +77,18 @@ def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) ->
         if by_value:
             where_d, params_d = by_value
             durations = (f"SELECT {key} AS key, duration_s AS x, sum(n)::BIGINT AS n "
-                         f"FROM _daily_call_duration_rollup WHERE {where_d} GROUP BY ALL")
+                         f"FROM _daily_call_duration_rollup WHERE {where_d} GROUP BY ALL ORDER BY key, x")
         else:
             where_d, params_d = _sql.where_for("call_facts", start, end, filters)
             durations = (f"SELECT {key} AS key, duration_s AS x, count(*) AS n FROM call_facts "
-                         f"WHERE {where_d} AND status = 'completed' AND duration_s IS NOT NULL GROUP BY ALL")
-        sql = _sql.render("voice_outcomes_rollup", key=key, where_r=where_r, durations=durations)
-        df = con.execute(sql, params | params_d).df()
+                         f"WHERE {where_d} AND status = 'completed' AND duration_s IS NOT NULL "
+                         f"GROUP BY ALL ORDER BY key, x")
+        df = con.execute(_sql.render("voice_outcomes_rollup", key=key, where_r=where_r), params).df()
+        d = con.execute(durations, params_d).fetchnumpy()
+        q = quantiles_from_counts(np.asarray(d["key"], dtype=object), np.asarray(d["x"]), np.asarray(d["n"]))
+        none = (float("nan"),) * 3
+        stats = np.array([q.get(k, none) for k in df["key"].tolist()], dtype="float64").reshape(-1, 3)
+        df["duration_p50_s"], df["duration_p90_s"], df["duration_mean_s"] = stats[:, 0], stats[:, 1], stats[:, 2]
     else:
         where, params = _sql.where_for("call_facts", start, end, filters)
         df = con.execute(_sql.render("voice_outcomes", key=key, where=where), params).df()

@@ -56,3 +56,30 @@ def test_empty_warehouse():
     assert list(voice.voice_by_country(con, start=D0, end=D0).columns) == voice.COUNTRY_COLUMNS
     s = voice.voice_summary(con, start=D0, end=D0)
     assert list(s.columns) == voice.SUMMARY_COLUMNS and s.iloc[0].calls == 0
+
+
+def test_quantiles_from_counts_equal_duckdb_quantile_cont():
+    """The numpy reading of quantiles off (key, value, count) rows gives DuckDB's quantile_cont and avg."""
+    import duckdb
+    import numpy as np
+
+    from analytics.voice import quantiles_from_counts
+
+    rng = np.random.default_rng(3)
+    con = duckdb.connect()
+    for trial in range(20):
+        size = int(rng.integers(1, 400))
+        keys = rng.choice(np.array(["US", "ID", None], dtype=object), size=size)
+        values = rng.integers(0, 30 if trial % 2 else 3000, size=size)
+        con.execute("CREATE OR REPLACE TABLE v (k VARCHAR, x INTEGER)")
+        con.executemany("INSERT INTO v VALUES (?, ?)", [[k, int(x)] for k, x in zip(keys, values)])
+        expected = {k: (p50, p90, mean) for k, p50, p90, mean in con.execute(
+            "SELECT k, quantile_cont(x, 0.5), quantile_cont(x, 0.9), avg(x) FROM v GROUP BY k").fetchall()}
+        rows = con.execute("SELECT k, x, count(*) FROM v GROUP BY ALL ORDER BY k, x").fetchnumpy()
+        got = quantiles_from_counts(np.asarray(rows["k"], dtype=object), np.asarray(rows["x"]),
+                                    np.asarray(rows["count_star()"]))
+        assert set(got) == set(expected)
+        for k, (p50, p90, mean) in expected.items():
+            # the interpolation lo + d (hi - lo) can differ from DuckDB's own in the last bit (1 ulp)
+            assert got[k][0] == pytest.approx(p50, rel=1e-12) and got[k][1] == pytest.approx(p90, rel=1e-12)
+            assert got[k][2] == pytest.approx(mean, rel=1e-12)
