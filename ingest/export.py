@@ -30,9 +30,11 @@ DAY_OF: dict[str, str] = {
     "conversions": "CAST(timezone('UTC', occurred_at) AS DATE)",
 }
 DAY_COLUMN = {"twilio_messages": "day", "twilio_calls": "day", "send_log": "day", "conversions": "day"}
-SKIP = ("_message_facts", "_call_facts", "_attempt_facts",  # the views export the same rows
-        "_fallback_chain_facts", "_daily_attempt_rollup", "_daily_message_rollup",  # internal, derived
-        "_daily_call_rollup", "_daily_call_duration_rollup", "_daily_latency_rollup")
+# Tables named "_…" are internal and derived at refresh (the materialised facts, whose views export the
+# same rows, the daily rollups, _fallback_chain_facts, _experiment_exposures): not exported. Analytics
+# over the export reads the views (each function falls back to them when its rollup is absent).
+def _internal(table: str) -> bool:
+    return table.startswith("_")
 
 
 def relations(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -40,7 +42,7 @@ def relations(con: duckdb.DuckDBPyConnection) -> list[str]:
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary ORDER BY 1").fetchall()]
     views = [r[0] for r in con.execute(
         "SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal ORDER BY 1").fetchall()]
-    return [t for t in tables if t not in SKIP] + views
+    return [t for t in tables if not _internal(t)] + views
 
 
 def _q(s: str) -> str:

@@ -33,6 +33,11 @@ def test_export_round_trip(tmp_path, small_warehouse):
     days = sorted(p.name for p in (out / "message_facts").iterdir())
     assert days and all(d.startswith("sent_day=") for d in days)
     assert (out / "twilio_messages").is_dir() and (out / "countries" / "data.parquet").is_file()
+    # internal derived tables (materialised facts, rollups, _experiment_exposures) are not exported
+    internal = duckdb.connect(str(small_warehouse), read_only=True).execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '\\_%' ESCAPE '\\'").fetchall()
+    assert ("_experiment_exposures",) in internal and ("_daily_message_rollup",) in internal
+    assert not [p.name for p in out.iterdir() if p.name.startswith("_")]
 
     wh = duckdb.connect(str(small_warehouse), read_only=True)
     fresh = duckdb.connect()
