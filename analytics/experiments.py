@@ -1058,7 +1058,7 @@ def summary_markdown(analysis: ExperimentAnalysis) -> str:
              f"- Intervals: {a.level}, " + ("sequential (always valid, safe to look every day)." if a.sequential
                                             else "fixed horizon (read once at the planned end).")]
     if a.srm is not None:
-        lines.append(f"- Traffic split: {a.srm.message} ({a.weights_source}).")
+        lines.append(f"- {a.srm.message} ({a.weights_source}).")
     if a.power is not None:
         p = a.power
         if p.days_more is None:

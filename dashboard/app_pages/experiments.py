@@ -141,7 +141,7 @@ show(analysis.verdict.sentence, icon=icon)
 if analysis.srm is not None and not analysis.srm.ok:
     st.error(f"**Sample ratio mismatch - this blocks shipping.** {analysis.srm.message}", icon=":material/warning:")
 elif analysis.srm is not None:
-    st.caption(f"Traffic split: {analysis.srm.message} Planned split: {analysis.weights_source}.")
+    st.caption(f"{analysis.srm.message} Planned split: {analysis.weights_source}.")
 if len(analysis.treatment_verdicts) > 1:
     for treatment, v in analysis.treatment_verdicts.items():
         st.caption(f"{treatment} vs {analysis.control}: {v.sentence}")
