@@ -8,7 +8,8 @@ WITH counts AS (
         coalesce(sum(n) FILTER (WHERE is_delivered), 0)::BIGINT                          AS delivered,
         coalesce(sum(n) FILTER (WHERE provider_status = 'undelivered'), 0)::BIGINT       AS undelivered,
         coalesce(sum(n) FILTER (WHERE provider_status IN ('failed', 'busy', 'no-answer')
-                                   OR (channel = 'voice' AND provider_status = 'canceled')), 0)::BIGINT AS failed,
+                                   OR (channel = 'voice' AND provider_status = 'canceled')
+                                   OR (provider_status IS NULL AND NOT is_delivered)), 0)::BIGINT AS failed,
         coalesce(sum(n) FILTER (WHERE channel <> 'voice' AND provider_status = 'canceled'), 0)::BIGINT AS canceled,
         coalesce(sum(cost_usd), 0)                                                       AS cost_usd
     FROM _daily_attempt_rollup

@@ -11,7 +11,8 @@ SELECT
     count(*) FILTER (WHERE encoding IS NOT NULL)                            AS known_encoding,
     avg(num_segments)                                                       AS avg_segments,
     count(*) FILTER (WHERE is_delivered)                                    AS delivered,
-    count(*) FILTER (WHERE provider_status IN ('undelivered', 'failed'))    AS failed,
+    count(*) FILTER (WHERE provider_status IN ('undelivered', 'failed')
+                        OR (provider_status IS NULL AND NOT is_delivered))  AS failed,  -- refused at create
     count(*) FILTER (WHERE converted)                                       AS converted,
     coalesce(sum(cost_usd), 0)                                              AS cost_usd
 FROM attempt_facts

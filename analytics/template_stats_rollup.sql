@@ -11,7 +11,8 @@ SELECT
     coalesce(sum(n) FILTER (WHERE encoding IS NOT NULL), 0)::BIGINT                  AS known_encoding,
     CASE WHEN sum(segmented) > 0 THEN sum(segments)::DOUBLE / sum(segmented) END     AS avg_segments,
     coalesce(sum(n) FILTER (WHERE is_delivered), 0)::BIGINT                          AS delivered,
-    coalesce(sum(n) FILTER (WHERE provider_status IN ('undelivered', 'failed')), 0)::BIGINT AS failed,
+    coalesce(sum(n) FILTER (WHERE provider_status IN ('undelivered', 'failed')
+                               OR (provider_status IS NULL AND NOT is_delivered)), 0)::BIGINT AS failed,
     coalesce(sum(n) FILTER (WHERE converted), 0)::BIGINT                             AS converted,
     coalesce(sum(cost_usd), 0)                                                       AS cost_usd
 FROM _daily_attempt_rollup

@@ -94,8 +94,11 @@ attempts AS (
         s.campaign_id, s.user_id, s.locale, s.provider_sid, s.fallback_of,
         coalesce(m.country_iso2, k.country_iso2, s.country)                 AS country_iso2,
         coalesce(m.status, k.status)                                        AS provider_status,
-        CASE s.channel WHEN 'sms' THEN m.is_delivered
-                       WHEN 'voice' THEN k.is_answered END                  AS is_delivered,
+        -- a send Twilio refused at create time (no provider record, the send log's error code) is a
+        -- known failure: false, not unknown
+        CASE WHEN s.provider_sid IS NULL AND s.error_code IS NOT NULL THEN false
+             WHEN s.channel = 'sms' THEN m.is_delivered
+             WHEN s.channel = 'voice' THEN k.is_answered END                AS is_delivered,
         -- the provider's code, else the one the send log recorded when Twilio refused the send
         coalesce(m.error_code, s.error_code)                                AS error_code,
         coalesce(m.error_category,

@@ -86,7 +86,7 @@ COMMENT ON COLUMN attempt_facts.country_name IS 'Country name.';
 COMMENT ON COLUMN attempt_facts.region IS 'World region.';
 COMMENT ON COLUMN attempt_facts.provider_sid IS 'Twilio SID of the message or call; NULL for push and email.';
 COMMENT ON COLUMN attempt_facts.provider_status IS 'Latest Twilio status of that message or call; NULL when not (yet) ingested.';
-COMMENT ON COLUMN attempt_facts.is_delivered IS 'SMS delivered or call answered; NULL when the outcome is unknown (push, email, not ingested).';
+COMMENT ON COLUMN attempt_facts.is_delivered IS 'SMS delivered or call answered; false for a send Twilio refused at create time (error_code from the send log, no provider_sid); NULL when the outcome is unknown (push, email, not ingested).';
 COMMENT ON COLUMN attempt_facts.error_code IS 'Twilio error code: the provider record''s (SMS), else the send log''s error_code (Twilio refused the send at create time, e.g. 21211, 21610; no provider_sid).';
 COMMENT ON COLUMN attempt_facts.error_category IS 'Category of that error code (error_codes catalogue); unknown for codes not in it.';
 COMMENT ON COLUMN attempt_facts.cost_usd IS 'Cost of the attempt in USD.';

@@ -98,3 +98,34 @@ def test_a_warehouse_from_before_error_code_gains_the_column(tmp_path):
     _write(tmp_path / "sends-1.jsonl", "jsonl", [good_send(1, provider_sid=None, error_code=21211)])
     assert _load(con, str(tmp_path / "sends-*")).loaded == 1
     assert con.execute("SELECT error_code, source_file IS NOT NULL FROM send_log").fetchall() == [(21211, True)]
+
+
+def test_a_refused_send_is_a_known_failure_in_attempt_facts_and_delivery_by_channel(tmp_path):
+    """A send Twilio refused at create time (error_code, no provider sid) is is_delivered = false and counts
+    as failed, not pending, in delivery_by(channel) and template_stats, on the rollup and the view path."""
+    from datetime import date
+
+    from analytics import _sql, delivery, templates
+
+    rows = [good_send(1, provider_sid=None, error_code=21211),  # refused: invalid number
+            good_send(2, provider_sid=None, error_code=21610),  # refused: opted out
+            good_send(3, provider_sid=None)]                    # no provider record yet: unknown
+    _write(tmp_path / "sends-1.jsonl", "jsonl", rows)
+    con = warehouse.connect(":memory:")
+    warehouse.ensure_schema(con)
+    assert _load(con, str(tmp_path / "sends-*")).loaded == 3
+    warehouse.refresh_facts(con)
+    outcome = dict(con.execute("SELECT event_id, is_delivered FROM attempt_facts").fetchall())
+    assert outcome == {"e1": False, "e2": False, "e3": None}
+
+    day = date(2026, 10, 20)
+    for use_rollups in (True, False):
+        _sql.USE_ROLLUPS = use_rollups
+        try:
+            sms = delivery.delivery_by(con, start=day, end=day, by="channel").set_index("channel").loc["sms"]
+            stats = templates.template_stats(con, start=day, end=day)
+        finally:
+            _sql.USE_ROLLUPS = True
+        assert (sms["sent"], sms["delivered"], sms["failed"], sms["pending"]) == (3, 0, 2, 1), use_rollups
+        assert sms["delivery_rate"] == 0.0
+        assert int(stats["failed"].sum()) == 2, use_rollups
