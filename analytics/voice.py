@@ -18,8 +18,6 @@ from ``call_facts``.
 
 from __future__ import annotations
 
-import itertools
-import math
 from datetime import date
 
 import numpy as np
@@ -27,7 +25,7 @@ import pandas as pd
 
 from analytics import _sql
 from analytics.filters import Filters
-from analytics.stats_basic import safe_div, wilson_interval
+from analytics.stats_basic import quantiles_from_counts, safe_div, wilson_interval
 
 OUTCOME_COLUMNS = [
     "calls", "completed", "busy", "no_answer", "failed", "canceled", "in_progress", "answer_rate",
@@ -37,36 +35,6 @@ OUTCOME_COLUMNS = [
 COUNTRY_COLUMNS = ["country_iso2", "country_iso3", "country_name"] + OUTCOME_COLUMNS
 SUMMARY_COLUMNS = OUTCOME_COLUMNS
 _COUNTS = ["calls", "completed", "busy", "no_answer", "failed", "canceled", "in_progress", "machine_answered"]
-
-
-def quantiles_from_counts(keys: np.ndarray, x: np.ndarray, n: np.ndarray,
-                          qs: tuple[float, ...] = (0.5, 0.9)) -> dict[object, tuple[float, ...]]:
-    """``quantile_cont`` of each key's values given as (key, value, count) rows sorted by key then value,
-    plus the mean: key -> (q_1, …, q_k, mean).
-
-    DuckDB's rule for n values x_0 <= … <= x_(n-1): h = (n - 1) q, then
-    x_floor(h) + (h - floor(h)) (x_ceil(h) - x_floor(h)); the value at rank r is the smallest x whose
-    cumulative count exceeds r. Exact ranks, no sketch; the interpolation may differ from DuckDB's own
-    in the last bit (tests compare at a relative 1e-12).
-    """
-    out: dict[object, tuple[float, ...]] = {}
-    if len(keys) == 0:
-        return out
-    changes = np.flatnonzero(keys[1:] != keys[:-1]) + 1  # object arrays: None == None, None != 'US'
-    breaks = [0, *changes.tolist(), len(keys)]
-    for a, b in itertools.pairwise(breaks):
-        xs = x[a:b].astype(np.int64)
-        cum = np.cumsum(n[a:b].astype(np.int64))
-        total = int(cum[-1])
-        values = []
-        for q in qs:
-            h = float(total - 1) * q
-            lo = float(xs[np.searchsorted(cum, math.floor(h), side="right")])
-            hi = float(xs[np.searchsorted(cum, math.ceil(h), side="right")])
-            values.append(lo + (h - math.floor(h)) * (hi - lo))
-        mean = float(int(np.dot(xs, n[a:b].astype(np.int64)))) / float(total)
-        out[keys[a]] = (*values, mean)
-    return out
 
 
 def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
@@ -87,7 +55,7 @@ def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) ->
         d = con.execute(durations, params_d).fetchnumpy()
         q = quantiles_from_counts(np.asarray(d["key"], dtype=object), np.asarray(d["x"]), np.asarray(d["n"]))
         none = (float("nan"),) * 3
-        stats = np.array([q.get(k, none) for k in df["key"].tolist()], dtype="float64").reshape(-1, 3)
+        stats = np.array([q[k][:3] if k in q else none for k in df["key"].tolist()], dtype="float64").reshape(-1, 3)
         df["duration_p50_s"], df["duration_p90_s"], df["duration_mean_s"] = stats[:, 0], stats[:, 1], stats[:, 2]
     else:
         where, params = _sql.where_for("call_facts", start, end, filters)

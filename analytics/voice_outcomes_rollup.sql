@@ -1,7 +1,7 @@
 -- voice_outcomes_rollup: voice_outcomes' counts and cost from _daily_call_rollup ({where_r} from
 -- analytics._sql.rollup_where). The durations of completed calls are not in this query: analytics.voice
 -- reads them as (key, duration, calls) from _daily_call_duration_rollup (or call_facts) and takes
--- quantile_cont's rule off the cumulative counts in numpy (analytics.voice.quantiles_from_counts): the
+-- quantile_cont's rule off the cumulative counts in numpy (analytics.stats_basic.quantiles_from_counts): the
 -- same values, without a window over every (key, duration) pair.
 -- {key} an allow-listed expression or a constant.
 -- Output columns: key, calls, completed, busy, no_answer, failed, canceled, in_progress,

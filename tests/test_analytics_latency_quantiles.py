@@ -1,4 +1,4 @@
-"""latency_by_country reads its quantiles off per-value counts (analytics/latency_by_country.sql):
+"""latency_by_country reads its quantiles off per-value counts (analytics.stats_basic.quantiles_from_counts):
 they must equal DuckDB's quantile_cont over the raw latencies, with whole-second and with
 fractional latencies, ties, one-message countries, and filters. (Equal up to the last bit of a
 double: DuckDB interpolates with a fused multiply-add.)"""

@@ -63,7 +63,7 @@ def test_quantiles_from_counts_equal_duckdb_quantile_cont():
     import duckdb
     import numpy as np
 
-    from analytics.voice import quantiles_from_counts
+    from analytics.stats_basic import quantiles_from_counts
 
     rng = np.random.default_rng(3)
     con = duckdb.connect()
