@@ -159,6 +159,18 @@ def rollup_ready(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return marked == len(names)
 
 
+def rolled_or_view(con: duckdb.DuckDBPyConnection, table: str, name: str, start: date, end: date,
+                   filters: Filters | None, **fragments: str) -> pd.DataFrame:
+    """The named query ``<name>_rollup`` on the daily rollup ``table`` when it can answer (rollup_where),
+    else ``<name>`` on the view that rollup counts; both take a ``{where}`` fragment and ``fragments``."""
+    rolled = rollup_where(con, table, start, end, filters)
+    if rolled:  # the same counts, pre-aggregated per day
+        where, params = rolled
+        return con.execute(render(f"{name}_rollup", where=where, **fragments), params).df()
+    where, params = where_for(ROLLUPS[table][0], start, end, filters)
+    return con.execute(render(name, where=where, **fragments), params).df()
+
+
 def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: date,
                  filters: Filters | None, prefix: str = "f") -> tuple[str, dict[str, Any]] | None:
     """A WHERE clause on the daily rollup ``table`` selecting exactly the rows ``where_for`` selects

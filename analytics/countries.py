@@ -129,13 +129,7 @@ def channel_recommendation(con, *, start: date, end: date, filters: Filters | No
     untestable), then for each of sms, voice, push: <ch>_attempts, <ch>_delivery_rate,
     <ch>_conversion_rate, <ch>_cost_per_attempt, <ch>_cost_per_conversion.
     """
-    rolled = _sql.rollup_where(con, "_daily_attempt_rollup", start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
-        where, params = rolled
-        df = con.execute(_sql.render("channel_evidence_rollup", where=where), params).df()
-    else:
-        where, params = _sql.where_for("attempt_facts", start, end, filters)
-        df = con.execute(_sql.render("channel_evidence", where=where), params).df()
+    df = _sql.rolled_or_view(con, "_daily_attempt_rollup", "channel_evidence", start, end, filters)
     df = df[df["channel"].isin(CHANNELS)].copy()
     if df.empty:
         return _sql.empty(RECOMMENDATION_COLUMNS)

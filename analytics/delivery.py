@@ -194,13 +194,7 @@ def delivery_by(con, *, start: date, end: date, by: str = "day", filters: Filter
     key = _sql.dimension(DIMENSIONS, by)
     columns = [by] + SUMMARY_COLUMNS
     if by == "channel":
-        rolled = _sql.rollup_where(con, "_daily_attempt_rollup", start, end, filters)
-        if rolled:
-            where, params = rolled
-            df = con.execute(_sql.render("delivery_by_channel_rollup", where=where), params).df()
-        else:
-            where, params = _sql.where_for("attempt_facts", start, end, filters)
-            df = con.execute(_sql.render("delivery_by_channel", where=where), params).df()
+        df = _sql.rolled_or_view(con, "_daily_attempt_rollup", "delivery_by_channel", start, end, filters)
     elif by in ROLLUP_DIMENSIONS:
         df = _counts_any(con, start, end, filters, key=key)
     else:

@@ -181,13 +181,7 @@ def error_trend(con, *, start: date, end: date, filters: Filters | None = None, 
     error_rate (failures / sent). One row per day × code; ordered by day then by the
     code's rank.
     """
-    rolled = _sql.rollup_where(con, "_daily_message_rollup", start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
-        where, params = rolled
-        df = con.execute(_sql.render("errors_daily_rollup", where=where), params).df()
-    else:
-        where, params = _sql.where_for("message_facts", start, end, filters)
-        df = con.execute(_sql.render("errors_daily", where=where), params).df()
+    df = _sql.rolled_or_view(con, "_daily_message_rollup", "errors_daily", start, end, filters)
     failing = df[df["error_code"].notna() & (df["failed"] > 0)]
     if failing.empty:
         return _sql.empty(TREND_COLUMNS)

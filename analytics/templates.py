@@ -45,13 +45,7 @@ def template_stats(con, *, start: date, end: date, filters: Filters | None = Non
     """
     columns = TEMPLATE_COLUMNS[:2] + (["country_iso2"] if by_country else []) + TEMPLATE_COLUMNS[2:]
     extra = "country_iso2" if by_country else "NULL"
-    rolled = _sql.rollup_where(con, "_daily_attempt_rollup", start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
-        where, params = rolled
-        df = con.execute(_sql.render("template_stats_rollup", extra_key=extra, where=where), params).df()
-    else:
-        where, params = _sql.where_for("attempt_facts", start, end, filters)
-        df = con.execute(_sql.render("template_stats", extra_key=extra, where=where), params).df()
+    df = _sql.rolled_or_view(con, "_daily_attempt_rollup", "template_stats", start, end, filters, extra_key=extra)
     if df.empty:
         return _sql.empty(columns)
     if by_country:
