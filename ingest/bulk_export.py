@@ -86,8 +86,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source:
     known = next(iter(con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchall()), None)
     if known and not force and known[0] == st.st_size and known[1] == st.st_mtime:
         return None
-    con.execute("BEGIN")
-    try:
+    with runs.transaction(con):
         try:
             _stage_fast(con, path)
         except duckdb.Error:
@@ -99,20 +98,7 @@ def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source:
         con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [source, path])
         raws = _raw_lines(con, path, [i for i, _ in bad])
         runs.add_rejects(con, run_id, source, path, [(i, raws.get(i), reason) for i, reason in bad])
-        con.execute(
-            """INSERT INTO ingest_files (path, size_bytes, mtime, rows_loaded, run_id, loaded_at)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime = excluded.mtime,
-                   rows_loaded = excluded.rows_loaded, run_id = excluded.run_id, loaded_at = excluded.loaded_at""",
-            [path, st.st_size, st.st_mtime, read - len(bad), run_id, runs.now()],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
+        runs.record_file(con, path, st, read - len(bad), run_id)
     return int(read), int(read) - len(bad), len(bad)
 
 

@@ -1,8 +1,10 @@
-"""Audit bookkeeping shared by every source: ``ingest_runs`` rows, rejects and the run report."""
+"""What every source shares: its transactions, ``ingest_runs`` rows, rejects, file records and the run report."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -129,4 +131,33 @@ def add_rejects(
         "INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason) "
         "VALUES (nextval('reject_seq'), ?, ?, ?, ?, ?, ?)",
         [[run_id, source, location, line, raw, reason] for line, raw, reason in rows],
+    )
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """BEGIN; COMMIT when the block ends, ROLLBACK (a failed rollback ignored) and re-raise when it raises,
+    KeyboardInterrupt included: a batch and its cursor or file record land together or not at all."""
+    con.execute("BEGIN")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
+        raise
+
+
+def record_file(con: duckdb.DuckDBPyConnection, path: str, st: os.stat_result, rows_loaded: int,
+                run_id: int) -> None:
+    """Record a loaded file in ``ingest_files`` (size and mtime as stat'ed before reading it), so an
+    unchanged file is skipped next time and a grown one reloaded."""
+    con.execute(
+        """INSERT INTO ingest_files (path, size_bytes, mtime, rows_loaded, run_id, loaded_at)
+           VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime = excluded.mtime,
+               rows_loaded = excluded.rows_loaded, run_id = excluded.run_id, loaded_at = excluded.loaded_at""",
+        [path, st.st_size, st.st_mtime, rows_loaded, run_id, now()],
     )

@@ -204,8 +204,7 @@ def load_file(
         return FileOutcome(path, "skipped")
     kind, fmt = kind_of(path), format_of(path)
     assert fmt is not None
-    con.execute("BEGIN")
-    try:
+    with runs.transaction(con):
         try:
             outcome = _load_fast(con, path, run_id, kind, fmt, source)
         except duckdb.Error:
@@ -214,20 +213,7 @@ def load_file(
             con.execute("ROLLBACK")
             con.execute("BEGIN")
             outcome = _load_lines(con, path, run_id, kind, source)
-        con.execute(
-            """INSERT INTO ingest_files (path, size_bytes, mtime, rows_loaded, run_id, loaded_at)
-               VALUES (?, ?, ?, ?, ?, ?)
-               ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime = excluded.mtime,
-                   rows_loaded = excluded.rows_loaded, run_id = excluded.run_id, loaded_at = excluded.loaded_at""",
-            [path, st.st_size, st.st_mtime, outcome.loaded, run_id, runs.now()],
-        )
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
+        runs.record_file(con, path, st, outcome.loaded, run_id)
     return outcome
 
 
@@ -377,8 +363,7 @@ def load_batch(
         # counted in a thread while DuckDB reads (its execute releases the GIL): ~15% of a JSONL load otherwise
         counting = _LINE_COUNTER.submit(lambda: {p: _count_lines(p) for p in paths})
     raw_json = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
-    con.execute("BEGIN")
-    try:
+    with runs.transaction(con):
         had_rows = con.execute(f"SELECT count(*) FROM {kind.table}").fetchall()[0][0] > 0
         inserted = con.execute(
             f"""INSERT INTO {kind.table} ({_insert_columns(kind)})
@@ -422,22 +407,9 @@ def load_batch(
             total = expected.get(path, 0)
             b = bad.get(path, 0)
             st = stats[path]
-            con.execute(
-                """INSERT INTO ingest_files (path, size_bytes, mtime, rows_loaded, run_id, loaded_at)
-                   VALUES (?, ?, ?, ?, ?, ?)
-                   ON CONFLICT (path) DO UPDATE SET size_bytes = excluded.size_bytes, mtime = excluded.mtime,
-                       rows_loaded = excluded.rows_loaded, run_id = excluded.run_id, loaded_at = excluded.loaded_at""",
-                [path, st.st_size, st.st_mtime, total - b, run_id, runs.now()],
-            )
+            runs.record_file(con, path, st, total - b, run_id)
             outcomes.append(FileOutcome(path, "loaded", total, total - b, b))
-        con.execute("COMMIT")
         return outcomes
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
 
 
 def _batches(paths: list[str], stats: dict[str, os.stat_result]) -> list[list[str]]:

@@ -530,8 +530,7 @@ def _write_batch(
     res, st = stream.res, stream.state
     records = [r for p in batch for r in p.records]
     last = batch[-1]
-    con.execute("BEGIN")
-    try:
+    with runs.transaction(con):
         good, bad, top = upsert_records(
             con, res, records, run_id=run_id, source="api", location=batch[0].location,
             reject_source=f"twilio-{res.name}",
@@ -551,13 +550,6 @@ def _write_batch(
         result.rejected += len(bad)
         result.cursor = _max_iso(result.cursor, st.cursor or st.window_max)
         runs.progress_run(con, run_id, result)
-        con.execute("COMMIT")
-    except BaseException:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:
-            pass
-        raise
     if not last.next_page_uri:
         stream.complete = True
     if on_page:
@@ -654,8 +646,7 @@ def refresh_pending(
                 records.append(rec)
         if not records:
             continue
-        con.execute("BEGIN")
-        try:
+        with runs.transaction(con):
             good, bad, _top = upsert_records(
                 con, res, records, run_id=run_id, source="api", location=f"{res.name}:{account_sid}:pending",
                 reject_source=f"twilio-{res.name}",
@@ -664,13 +655,6 @@ def refresh_pending(
             result.loaded += good
             result.rejected += len(bad)
             runs.progress_run(con, run_id, result)
-            con.execute("COMMIT")
-        except BaseException:
-            try:
-                con.execute("ROLLBACK")
-            except duckdb.Error:
-                pass
-            raise
         fetched += len(records)
         if on_page:
             on_page(len(records))
