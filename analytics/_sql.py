@@ -27,7 +27,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics.filters import FILTER_COLUMNS, VIEW_CHANNEL, Filters, where
+from switchboard.analytics.filters import FILTER_COLUMNS, VIEW_CHANNEL, Filters, where
 
 _HERE = Path(__file__).resolve().parent
 

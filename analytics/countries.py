@@ -18,9 +18,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters
-from analytics.stats_basic import safe_div, two_proportion_z, wilson_interval
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters
+from switchboard.analytics.stats_basic import safe_div, two_proportion_z, wilson_interval
 
 OVERVIEW_COLUMNS = [
     "country_iso2", "country_iso3", "country_name", "region",

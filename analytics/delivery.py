@@ -38,9 +38,9 @@ from datetime import UTC, date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters
-from analytics.stats_basic import (
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters
+from switchboard.analytics.stats_basic import (
     quantiles_from_counts,
     relative_change,
     safe_div,
@@ -172,7 +172,7 @@ def summary_with_change_columns() -> list[str]:
 
 
 def _day_start(d: date):
-    from analytics.filters import day_bounds
+    from switchboard.analytics.filters import day_bounds
 
     return day_bounds(d, d)
 

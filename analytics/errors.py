@@ -19,9 +19,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters, day_bounds
-from analytics.stats_basic import benjamini_hochberg, relative_change, safe_div, two_proportion_z
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters, day_bounds
+from switchboard.analytics.stats_basic import benjamini_hochberg, relative_change, safe_div, two_proportion_z
 
 TOP_ERRORS_COLUMNS = [
     "error_code", "error_name", "category", "failures", "share_of_failures", "error_rate", "failures_prev",

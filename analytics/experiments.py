@@ -49,8 +49,8 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics import _sql
-from analytics.experiments_stats import (
+from switchboard.analytics import _sql
+from switchboard.analytics.experiments_stats import (
     CHANCE_TO_WIN_EXPLAINED,
     Arm,
     MeanStats,
@@ -71,7 +71,7 @@ from analytics.experiments_stats import (
     srm_check,
     verdict,
 )
-from analytics.filters import Filters
+from switchboard.analytics.filters import Filters
 
 DEFAULT_MDE = 0.05  # the relative lift we plan to detect, unless the caller says otherwise
 _ALL_TIME = (date(1900, 1, 1), date(2999, 12, 31))
@@ -376,7 +376,7 @@ class ExperimentPlan:
 
 
 def _plan_files() -> list[Path]:
-    from switchboard.settings import Settings
+    from switchboard.core.settings import Settings
 
     s = Settings.from_env()
     names = ("ground_truth.json", "experiments.json")
@@ -647,7 +647,7 @@ def analyse_frame(
 ) -> ExperimentAnalysis:
     """``analyse_experiment`` on an already-aggregated ``variant_metrics`` frame (control first)."""
     if min_sample_size is None:
-        from switchboard.settings import Settings
+        from switchboard.core.settings import Settings
 
         min_sample_size = Settings.from_env().min_sample_size
     arms = arms[arms["users"] > 0].reset_index(drop=True)

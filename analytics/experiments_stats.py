@@ -45,7 +45,7 @@ from typing import Literal
 
 from scipy import optimize, special, stats
 
-from analytics.stats_basic import wilson_interval as _vector_wilson
+from switchboard.analytics.stats_basic import wilson_interval as _vector_wilson
 
 DEFAULT_ALPHA = 0.05
 DEFAULT_POWER = 0.8

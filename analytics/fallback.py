@@ -23,9 +23,9 @@ from datetime import date
 
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters
-from analytics.stats_basic import safe_div
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters
+from switchboard.analytics.stats_basic import safe_div
 
 _COUNTS = ["sms_attempts", "sms_delivered", "fell_back", "fell_back_to_voice", "fallback_delivered", "rescued",
            "members_rescued"]

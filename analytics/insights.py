@@ -52,9 +52,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters, day_bounds
-from analytics.stats_basic import (
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters, day_bounds
+from switchboard.analytics.stats_basic import (
     benjamini_hochberg,
     change_point,
     mean_change_point,

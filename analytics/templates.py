@@ -17,10 +17,10 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters
-from analytics.stats_basic import safe_div, wilson_interval
-from analytics.templates_segments import SegmentInfo, segment_info
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters
+from switchboard.analytics.stats_basic import safe_div, wilson_interval
+from switchboard.analytics.templates_segments import SegmentInfo, segment_info
 
 __all__ = ["SEGMENT_PRICE_COLUMNS", "TEMPLATE_COLUMNS", "SegmentInfo", "segment_info", "segment_prices",
            "template_stats"]

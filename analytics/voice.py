@@ -23,9 +23,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from analytics import _sql
-from analytics.filters import Filters
-from analytics.stats_basic import quantiles_from_counts, safe_div, wilson_interval
+from switchboard.analytics import _sql
+from switchboard.analytics.filters import Filters
+from switchboard.analytics.stats_basic import quantiles_from_counts, safe_div, wilson_interval
 
 OUTCOME_COLUMNS = [
     "calls", "completed", "busy", "no_answer", "failed", "canceled", "in_progress", "answer_rate",

@@ -30,9 +30,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analytics import countries, delivery, errors, fallback, insights, templates, voice
-from analytics.filters import Filters
-from ingest import warehouse
+from switchboard.analytics import countries, delivery, errors, fallback, insights, templates, voice
+from switchboard.analytics.filters import Filters
+from switchboard.ingest import warehouse
 
 END = date(2026, 11, 24)  # last day with data
 DAYS = 90

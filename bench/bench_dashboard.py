@@ -89,7 +89,7 @@ def page_analytics(db: Path, pages: dict[str, str]) -> dict[str, dict[str, Any]]
     """Per page: cold and warm total of data.run calls, the slowest call, script wall time."""
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import data
+    from switchboard.dashboard import data
 
     calls: list[tuple[str, float]] = []
     original = data.run
@@ -100,7 +100,7 @@ def page_analytics(db: Path, pages: dict[str, str]) -> dict[str, dict[str, Any]]
             return original(fn, *args, **kwargs)
         finally:
             name = fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}"
-            calls.append((name.replace("analytics.", "").replace("dashboard.data.", "data."), time.perf_counter() - t))
+            calls.append((name.replace("switchboard.", "").replace("analytics.", "").replace("dashboard.data.", "data."), time.perf_counter() - t))
 
     data.run = timed  # pages call data.run through the module, so this sees every call
     out: dict[str, dict[str, Any]] = {}

@@ -76,9 +76,9 @@ def machine_ceiling(files_glob: str, fmt: str, scratch: Path) -> list[tuple[str,
     the ingest's memory limit: read every column (no write); the bare CTAS; a CTAS typed as the
     warehouse types them (no validation); INSERT into ``send_log`` as the schema defines it; the
     same with validation (the reject reasons filtering the rows); and with a PRIMARY KEY on event_id."""
-    from ingest import send_logs
-    from ingest.pipeline import MEMORY_LIMIT
-    from ingest.warehouse import SCHEMA_SQL, _statements
+    from switchboard.ingest import send_logs
+    from switchboard.ingest.pipeline import MEMORY_LIMIT
+    from switchboard.ingest.warehouse import SCHEMA_SQL, _statements
 
     reader = f"read_parquet('{files_glob}')" if fmt == "parquet" else \
         f"read_json('{files_glob}', format='newline_delimited')"
@@ -119,8 +119,8 @@ def machine_ceiling(files_glob: str, fmt: str, scratch: Path) -> list[tuple[str,
 
 
 def our_ingest(files_glob: str, data_dir: Path) -> tuple[float, float, int]:
-    from ingest.pipeline import run_ingest
-    from switchboard.settings import Settings
+    from switchboard.ingest.pipeline import run_ingest
+    from switchboard.core.settings import Settings
 
     shutil.rmtree(data_dir, ignore_errors=True)
     t = time.perf_counter()
@@ -132,8 +132,8 @@ def our_ingest(files_glob: str, data_dir: Path) -> tuple[float, float, int]:
 
 
 def _serve(messages: int, conn) -> None:  # runs in the child process
-    from sandbox.server import SandboxServer, SimClock
-    from sandbox.world import Scenario, generate
+    from switchboard.sandbox.server import SandboxServer, SimClock
+    from switchboard.sandbox.world import Scenario, generate
 
     world = generate(Scenario(seed=21, days=30, messages=messages, calls=messages // 10, end=END))
     with SandboxServer(world, clock=SimClock(END)) as server:
@@ -150,9 +150,9 @@ def api_ingest(messages: int, data_dir: Path) -> tuple[float, int, str, float, f
     """(seconds, records, detail, ingest CPU seconds, fetch-only records/s: the sandbox's ceiling)."""
     from twilio.rest import Client
 
-    from ingest.http import RetryingHttpClient
-    from ingest.pipeline import run_ingest
-    from switchboard.settings import Settings
+    from switchboard.ingest.http import RetryingHttpClient
+    from switchboard.ingest.pipeline import run_ingest
+    from switchboard.core.settings import Settings
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()
@@ -166,7 +166,7 @@ def api_ingest(messages: int, data_dir: Path) -> tuple[float, int, str, float, f
             client.api.base_url = base_url
             return client
 
-        from ingest.twilio_api import MESSAGES, iter_pages, list_accounts
+        from switchboard.ingest.twilio_api import MESSAGES, iter_pages, list_accounts
 
         shutil.rmtree(data_dir, ignore_errors=True)
         cpu = _cpu()

@@ -21,8 +21,8 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sandbox.server import SandboxServer
-from sandbox.world import Scenario, generate
+from switchboard.sandbox.server import SandboxServer
+from switchboard.sandbox.world import Scenario, generate
 
 
 def _raw_http(server: SandboxServer, page_size: int, max_records: int) -> tuple[int, float]:

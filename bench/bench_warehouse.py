@@ -93,8 +93,8 @@ def run_ingest_child(argv: list[str]) -> int:
     p.add_argument("--bulk-dir", default=None, help="BulkExport folder")
     a = p.parse_args(argv)
 
-    from ingest.pipeline import run_ingest
-    from switchboard.settings import Settings
+    from switchboard.ingest.pipeline import run_ingest
+    from switchboard.core.settings import Settings
 
     settings = Settings.from_env(data_dir=a.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -122,8 +122,8 @@ def serve_sandbox(argv: list[str]) -> int:
     p.add_argument("--seed", type=int, required=True)
     a = p.parse_args(argv)
     from bench.common import scenario
-    from sandbox.server import SandboxServer
-    from sandbox.world import generate
+    from switchboard.sandbox.server import SandboxServer
+    from switchboard.sandbox.world import generate
 
     world = generate(scenario(a.messages, a.seed))
     server = SandboxServer(world)
@@ -249,14 +249,13 @@ def discover_analytics() -> list[tuple[str, Callable[..., Any], list[str]]]:
     import importlib
     import pkgutil
 
-    import analytics
-
+    from switchboard import analytics
     found = []
     for info in sorted(pkgutil.iter_modules(analytics.__path__), key=lambda i: i.name):
         if info.name.startswith("_") or info.name in ("filters", "stats_basic", "experiments_stats", "templates_segments"):
             continue
         try:
-            module = importlib.import_module(f"analytics.{info.name}")
+            module = importlib.import_module(f"switchboard.analytics.{info.name}")
         except Exception as exc:  # noqa: BLE001 - a module mid-rewrite is reported, not fatal
             say(f"analytics: cannot import analytics.{info.name}: {exc}")
             continue
@@ -290,12 +289,12 @@ def analytics_period(con: Any, days: int) -> tuple[date, date]:
 def bench_analytics(warehouse: Path, results: Results, *, repeats: int = 15, period_days: int = 30,
                     messages: int | None = None) -> dict[str, Any]:
     """Median and p95 of every analytics function vs its bare aggregate and pandas."""
-    from ingest.warehouse import connect
+    from switchboard.ingest.warehouse import connect
 
     area = "Analytics"
     con = connect(warehouse, read_only=True)
     start, end = analytics_period(con, period_days)
-    from analytics.filters import day_bounds
+    from switchboard.analytics.filters import day_bounds
 
     s, e = day_bounds(start, end)
     results.note(f"analytics: period {start} … {end} ({period_days} days, the dashboard's default view), "
@@ -381,7 +380,7 @@ def page_analytics_times(data_dir: Path) -> dict[str, dict[str, Any]]:
     os.environ["SWITCHBOARD_DATA_DIR"] = str(data_dir)
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import data
+    from switchboard.dashboard import data
 
     original = data._resolve
     calls: list[tuple[str, float]] = []
@@ -556,8 +555,8 @@ def sandbox_pages_rate(messages: int = 200_000, page_size: int = 1000, max_recor
     from urllib.parse import urlsplit
 
     from bench.common import DATASET_END
-    from sandbox.server import SandboxServer
-    from sandbox.world import Scenario, generate
+    from switchboard.sandbox.server import SandboxServer
+    from switchboard.sandbox.world import Scenario, generate
 
     world = generate(Scenario(messages=messages, calls=1000, end=DATASET_END))
     with SandboxServer(world) as server:

@@ -366,7 +366,7 @@ def default_calls(messages: int) -> int:
 
 
 def scenario(messages: int, seed: int, calls: int | None = None):
-    from sandbox.world import Scenario
+    from switchboard.sandbox.world import Scenario
 
     return Scenario(
         seed=seed, days=DATASET_DAYS, messages=messages,
@@ -411,7 +411,7 @@ def ensure_dataset(messages: int, seed: int, *, bulk: bool = True, jsonl: bool =
         if (not bulk or meta.get("bulk")) and (not jsonl or meta.get("jsonl")):
             say(f"dataset: cached at {root.relative_to(REPO)}")
             return Dataset(root, messages, seed, meta["calls"], meta)
-    from sandbox.world import generate, write_bulk_export, write_send_logs
+    from switchboard.sandbox.world import generate, write_bulk_export, write_send_logs
 
     sc = scenario(messages, seed)
     say(f"dataset: generating {messages:,} messages + {sc.calls:,} calls (seed {seed}) with sandbox.world.generate…")

@@ -8,19 +8,13 @@ warehouse status. Each page in ``app_pages/`` reads the resulting
 
 from __future__ import annotations
 
-import sys
 from datetime import date, timedelta
 from pathlib import Path
 
-# `streamlit run dashboard/app.py` puts dashboard/ on sys.path, not the repo root.
-_ROOT = Path(__file__).resolve().parents[1]
-if str(_ROOT) not in sys.path:
-    sys.path.insert(0, str(_ROOT))
-
 import streamlit as st
 
-from analytics.filters import Filters
-from dashboard import components, data
+from switchboard.analytics.filters import Filters
+from switchboard.dashboard import components, data
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 DEFAULT_DAYS = 30

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from switchboard.settings import PROJECT_ROOT, Settings
+from switchboard.core.settings import PROJECT_ROOT, Settings
 
 APP = Path(__file__).resolve().parent / "app.py"
 

@@ -23,7 +23,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics.filters import Filters
+from switchboard.analytics.filters import Filters
 
 # Streamlit serves dashboard/static/ at /app/static/ (enableStaticServing): Plotly's geo
 # charts fetch world_110m.json from there instead of the CDN, so maps draw offline.
@@ -239,7 +239,7 @@ def privacy(df: pd.DataFrame, view: View | None = None, *, text_columns: Iterabl
 
 
 def no_data(what: str = "messages or calls") -> None:
-    from dashboard.data import GET_DATA_HINT
+    from switchboard.dashboard.data import GET_DATA_HINT
 
     st.info(f"No {what} in the warehouse yet. {GET_DATA_HINT}", icon=":material/inbox:")
 
@@ -490,8 +490,8 @@ def table(df: pd.DataFrame, *, columns: dict[str, Any], key: str | None = None, 
 
 def what_changed(view: View, *, recent_days: int = 7, baseline_days: int = 28, limit: int = 5) -> None:
     """The top sentences from ``analytics.insights.what_changed`` for the period's last week."""
-    from analytics import insights
-    from dashboard import data
+    from switchboard.analytics import insights
+    from switchboard.dashboard import data
 
     try:
         found = data.run(insights.what_changed, end=view.end, recent_days=recent_days,

@@ -33,8 +33,8 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from analytics.filters import Filters
-from switchboard.settings import Settings
+from switchboard.analytics.filters import Filters
+from switchboard.core.settings import Settings
 
 GET_DATA_HINT = (
     "Run `switchboard ingest` to load your Twilio history (or `make demo` for the simulated "
@@ -390,7 +390,7 @@ def rejects_by_reason() -> pd.DataFrame:
 
 
 def _schema(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    from ingest.warehouse import view_comments
+    from switchboard.ingest.warehouse import view_comments
 
     return view_comments(con)
 

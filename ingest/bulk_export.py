@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from ingest import runs
-from ingest.twilio_api import MESSAGES, apply_staged
+from switchboard.ingest import runs
+from switchboard.ingest.twilio_api import MESSAGES, apply_staged
 
 PATTERNS = ("**/*.json.gz", "**/*.jsonl.gz", "**/*.json", "**/*.jsonl")
 

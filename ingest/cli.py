@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from ingest.pipeline import SOURCES, IngestError, run_ingest
-from switchboard.settings import Settings
+from switchboard.ingest.pipeline import SOURCES, IngestError, run_ingest
+from switchboard.core.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,7 @@ expressions against ``segment_info`` on generated bodies.
 from __future__ import annotations
 
 try:
-    from analytics.templates_segments import GSM7_BASIC, GSM7_EXTENSION
+    from switchboard.analytics.templates_segments import GSM7_BASIC, GSM7_EXTENSION
 except ImportError:  # pragma: no cover - analytics not installed: the alphabet, as in the standard
     GSM7_BASIC = frozenset(
         "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from ingest import warehouse
-from switchboard.settings import Settings
+from switchboard.ingest import warehouse
+from switchboard.core.settings import Settings
 
 # name -> SQL expression of its UTC day (the partition column); missing: not partitioned
 DAY_OF: dict[str, str] = {

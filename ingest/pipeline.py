@@ -18,10 +18,10 @@ from typing import Any
 
 import duckdb
 
-from ingest import runs, warehouse
-from ingest.http import CREDENTIALS_HINT, RetryingHttpClient, TwilioAuthError
-from ingest.runs import IngestReport, SourceResult
-from switchboard.settings import PROJECT_ROOT, Settings
+from switchboard.ingest import runs, warehouse
+from switchboard.ingest.http import CREDENTIALS_HINT, RetryingHttpClient, TwilioAuthError
+from switchboard.ingest.runs import IngestReport, SourceResult
+from switchboard.core.settings import PROJECT_ROOT, Settings
 
 SOURCES = ("twilio", "send-logs", "bulk-export")
 MEMORY_LIMIT = os.environ.get("SWITCHBOARD_INGEST_MEMORY", "1GB")  # keeps a 10M-row ingest under 2 GB
@@ -172,13 +172,13 @@ def run_ingest(
                 if name == "twilio":
                     _run_twilio(con, client_factory, run_id, result, lag, since_dt, until_dt, full_refresh, bar)
                 elif name == "send-logs":
-                    from ingest.send_logs import default_globs, ingest_send_logs
+                    from switchboard.ingest.send_logs import default_globs, ingest_send_logs
 
                     patterns = list(send_logs) if send_logs else default_globs(settings.send_logs_dir)
                     ingest_send_logs(con, patterns, run_id, result, full_refresh=full_refresh,
                                      on_file=lambda o: bar.update(o.read))  # noqa: B023 - called before the loop moves on
                 else:
-                    from ingest.bulk_export import ingest_bulk_export
+                    from switchboard.ingest.bulk_export import ingest_bulk_export
 
                     folder = Path(bulk_export_dir) if bulk_export_dir else settings.data_dir / "bulk_export"
                     if folder.is_dir():
@@ -216,7 +216,7 @@ def _run_twilio(
     full_refresh: bool,
     bar: Any,
 ) -> None:
-    from ingest.twilio_api import CALLS, MESSAGES, ingest_streams, list_accounts
+    from switchboard.ingest.twilio_api import CALLS, MESSAGES, ingest_streams, list_accounts
 
     assert client_factory is not None
     client = client_factory()

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-from ingest import runs
+from switchboard.ingest import runs
 
 SEND_COLUMNS = (
     "event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",

@@ -29,8 +29,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from ingest import enrich, runs
-from ingest.encoding import encoding_sql, length_sql
+from switchboard.ingest import enrich, runs
+from switchboard.ingest.encoding import encoding_sql, length_sql
 
 PAGE_SIZE = 1000
 RFC2822 = "%a, %d %b %Y %H:%M:%S %z"
@@ -390,7 +390,7 @@ class prefetch:
 
 def list_accounts(client: Any) -> list[str]:
     """The client's account and every subaccount it can see (Accounts.json lists both)."""
-    from ingest.http import TwilioAuthError
+    from switchboard.ingest.http import TwilioAuthError
 
     sids = [client.account_sid]
     try:

@@ -72,7 +72,7 @@ def create_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 def refresh_dimensions(con: duckdb.DuckDBPyConnection) -> None:
     """(Re)load the countries, error-code and fx dimensions from code and data/."""
-    from ingest import enrich
+    from switchboard.ingest import enrich
 
     countries = enrich.countries_frame()
     con.execute("DELETE FROM countries")

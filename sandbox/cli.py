@@ -11,15 +11,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from sandbox.server import FaultConfig, SandboxServer, SimClock
-from sandbox.world import Scenario, World, generate, write_bulk_export, write_send_logs
+from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, World, generate, write_bulk_export, write_send_logs
 
 DEFAULT_PORT = 8700
 
 
 def _default_send_logs_dir() -> Path:
     try:
-        from switchboard.settings import Settings
+        from switchboard.core.settings import Settings
 
         return (Settings.from_env() if hasattr(Settings, "from_env") else Settings()).send_logs_dir
     except Exception:  # noqa: BLE001 - settings are optional for the sandbox

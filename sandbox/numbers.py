@@ -18,7 +18,7 @@ import phonenumbers
 from phonenumbers import PhoneNumberType
 from phonenumbers.carrierdata import CARRIER_DATA
 
-from sandbox.catalog import CARRIER_RANK, CARRIER_SHARES, NANP_AREA_CODES, NANP_CARRIERS
+from switchboard.sandbox.catalog import CARRIER_RANK, CARRIER_SHARES, NANP_AREA_CODES, NANP_CARRIERS
 
 _MOBILE_TYPES = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 

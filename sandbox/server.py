@@ -26,10 +26,10 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 import numpy as np
 import phonenumbers
 
-from sandbox.catalog import COUNTRY_BY_ISO, ERRORS
-from sandbox.render import rfc2822
-from sandbox.sids import id_for, sid_for, sid_list
-from sandbox.world import CALL_STATUSES, World, segment_info
+from switchboard.sandbox.catalog import COUNTRY_BY_ISO, ERRORS
+from switchboard.sandbox.render import rfc2822
+from switchboard.sandbox.sids import id_for, sid_for, sid_list
+from switchboard.sandbox.world import CALL_STATUSES, World, segment_info
 
 API = "/2010-04-01"
 MAX_PAGE_SIZE = 1000

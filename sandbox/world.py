@@ -29,15 +29,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sandbox import catalog
-from sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
-from sandbox.numbers import draw_numbers
-from sandbox.sids import sid_series
+from switchboard.sandbox import catalog
+from switchboard.sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
+from switchboard.sandbox.numbers import draw_numbers
+from switchboard.sandbox.sids import sid_series
 
 try:  # the analytics module is the reference implementation of Twilio's segment rules
-    from analytics.templates_segments import segment_info as _segment_info
+    from switchboard.analytics.templates_segments import segment_info as _segment_info
 except ImportError:  # pragma: no cover - only while analytics is missing
-    from sandbox.segments import segment_info as _fallback_segment_info
+    from switchboard.sandbox.segments import segment_info as _fallback_segment_info
 
     _segment_info = None  # type: ignore[assignment]
 
@@ -282,7 +282,7 @@ def _make_users(scenario, rng, iso, cweights, profiles, n_users) -> pd.DataFrame
     carrier = np.empty(n_users, dtype=object)
     line = np.full(n_users, "mobile", dtype=object)
     landline_share = {i.country: i.landline_share for i in scenario.incidents if i.kind == "landline_heavy"}
-    from sandbox.numbers import landline_plan, mobile_plan
+    from switchboard.sandbox.numbers import landline_plan, mobile_plan
 
     for ci, c in enumerate(iso):
         idx = np.flatnonzero(country_idx == ci)
@@ -955,7 +955,7 @@ def write_bulk_export(world: World, directory: Path, account_sid: str | None = N
     message per line, final statuses. As Twilio documents the format: records like the Message
     resource, but times in UTC ISO-8601 and no price_unit, api_version, error_message, uri or
     subresource_uris."""
-    from sandbox.render import iso_seconds
+    from switchboard.sandbox.render import iso_seconds
 
     directory = Path(directory) / "Messages"
     directory.mkdir(parents=True, exist_ok=True)

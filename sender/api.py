@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from twilio.rest import Client
 
-from sender import planning
-from sender.campaign import Campaign, CampaignError, load_campaign_text
-from sender.campaign import load_campaign as _load_campaign_file
-from sender.ledger import Ledger, LedgerBusy, ledger_path
-from sender.runner import (
+from switchboard.sender import planning
+from switchboard.sender.campaign import Campaign, CampaignError, load_campaign_text
+from switchboard.sender.campaign import load_campaign as _load_campaign_file
+from switchboard.sender.ledger import Ledger, LedgerBusy, ledger_path
+from switchboard.sender.runner import (
     CampaignResult,
     RunOptions,
     SendAborted,
@@ -35,12 +35,12 @@ from sender.runner import (
     UnsafeCampaign,
     check_safety,
 )
-from sender.runner import run_campaign as _run_campaign
-from sender.sendlog import send_log_path
-from sender.transport import Credentials, CredentialsMissing, credentials_from_env, make_client
+from switchboard.sender.runner import run_campaign as _run_campaign
+from switchboard.sender.sendlog import send_log_path
+from switchboard.sender.transport import Credentials, CredentialsMissing, credentials_from_env, make_client
 
 if TYPE_CHECKING:
-    from analytics.filters import Filters
+    from switchboard.analytics.filters import Filters
 
 __all__ = [
     "USER_ERRORS",
@@ -231,7 +231,7 @@ def dashboard_filters(campaign_id: str) -> dict[str, str]:
 
 def results_filters(campaign_id: str) -> Filters:
     """The analytics filter for this campaign's results (``analytics.filters.Filters``, extra campaign_id)."""
-    from analytics.filters import Filters
+    from switchboard.analytics.filters import Filters
 
     return Filters(extra=(("campaign_id", campaign_id),))
 

@@ -20,9 +20,9 @@ from typing import TextIO
 import pandas as pd
 from tqdm import tqdm
 
-from sender import api
-from sender.runner import RunOptions, SendOutcome
-from sender.transport import BASE_URL_ENV
+from switchboard.sender import api
+from switchboard.sender.runner import RunOptions, SendOutcome
+from switchboard.sender.transport import BASE_URL_ENV
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -87,7 +87,7 @@ def run(
 def _data_dir(args: argparse.Namespace) -> Path:
     if args.data_dir is not None:
         return Path(args.data_dir)
-    from switchboard.settings import Settings
+    from switchboard.core.settings import Settings
 
     return Settings.from_env().data_dir
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from analytics.templates_segments import segment_info
-from sender.assignment import assign_variant
-from sender.campaign import Campaign, Recipient, Variant, say_language
-from sender.prices import sms_price
+from switchboard.analytics.templates_segments import segment_info
+from switchboard.sender.assignment import assign_variant
+from switchboard.sender.campaign import Campaign, Recipient, Variant, say_language
+from switchboard.sender.prices import sms_price
 
 __all__ = [
     "PLAN_COLUMNS",

@@ -44,9 +44,9 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from sender.campaign import Campaign
-from sender.ledger import Ledger, LedgerRow, ledger_path, sids_in_other_ledgers
-from sender.planning import (
+from switchboard.sender.campaign import Campaign
+from switchboard.sender.ledger import Ledger, LedgerRow, ledger_path, sids_in_other_ledgers
+from switchboard.sender.planning import (
     PlannedSend,
     event_id_for,
     idempotency_key,
@@ -54,9 +54,9 @@ from sender.planning import (
     planned_sends,
     say_language_for,
 )
-from sender.ratelimit import TokenBucket
-from sender.sendlog import SendLog, SendLogRecord, iso_z, send_log_path
-from sender.transport import ensure_retrying
+from switchboard.sender.ratelimit import TokenBucket
+from switchboard.sender.sendlog import SendLog, SendLogRecord, iso_z, send_log_path
+from switchboard.sender.transport import ensure_retrying
 
 __all__ = [
     "CampaignResult",
@@ -241,7 +241,7 @@ class _Step:
 
 def body_hashes(body: str) -> str:
     """sha256 of the body and of its GSM-7 rewrite (what Smart Encoding may store instead)."""
-    from analytics.templates_segments import to_gsm7
+    from switchboard.analytics.templates_segments import to_gsm7
 
     forms = dict.fromkeys([body, to_gsm7(body)])
     return ",".join(hashlib.sha256(f.encode()).hexdigest() for f in forms)
@@ -282,7 +282,7 @@ def _error_info(code: int | None) -> tuple[str, str]:
     if code is None:
         return "Unknown error (no code)", "unknown"
     try:
-        from ingest.error_catalog import describe
+        from switchboard.ingest.error_catalog import describe
 
         info = describe(code)
         return info.name, info.category

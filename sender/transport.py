@@ -29,7 +29,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from switchboard.settings import PROJECT_ROOT
+from switchboard.core.settings import PROJECT_ROOT
 
 __all__ = [
     "BASE_URL_ENV",

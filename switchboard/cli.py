@@ -16,11 +16,11 @@ from collections.abc import Sequence
 # subcommand -> (module with add_arguments/run, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("switchboard.demo", "Set up and run everything: sandbox -> ingest -> dashboard."),
-    "sandbox": ("sandbox.cli", "Serve a local Twilio-compatible API over a simulated messaging world."),
-    "ingest": ("ingest.cli", "Load Twilio messages/calls and send logs into the DuckDB warehouse."),
-    "dashboard": ("dashboard.cli", "Serve the Streamlit dashboard on the published warehouse."),
-    "send": ("sender.cli", "Plan (dry run) or send a test campaign: SMS with optional voice fallback."),
-    "export": ("ingest.export", "Export every table and view as day-partitioned Parquet (hive layout)."),
+    "sandbox": ("switchboard.sandbox.cli", "Serve a local Twilio-compatible API over a simulated messaging world."),
+    "ingest": ("switchboard.ingest.cli", "Load Twilio messages/calls and send logs into the DuckDB warehouse."),
+    "dashboard": ("switchboard.dashboard.cli", "Serve the Streamlit dashboard on the published warehouse."),
+    "send": ("switchboard.sender.cli", "Plan (dry run) or send a test campaign: SMS with optional voice fallback."),
+    "export": ("switchboard.ingest.export", "Export every table and view as day-partitioned Parquet (hive layout)."),
 }
 
 EPILOG = """\
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.settings:
-        from switchboard.settings import settings_help
+        from switchboard.core.settings import settings_help
 
         print(settings_help())
         return 0

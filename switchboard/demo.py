@@ -12,7 +12,7 @@ import os
 import time
 from pathlib import Path
 
-from switchboard.settings import Settings
+from switchboard.core.settings import Settings
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingest.pipeline import run_ingest
-    from sandbox.cli import start_in_thread
-    from sandbox.world import Scenario
+    from switchboard.ingest.pipeline import run_ingest
+    from switchboard.sandbox.cli import start_in_thread
+    from switchboard.sandbox.world import Scenario
 
     settings = Settings.from_env(data_dir=args.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"     Ready in {time.monotonic() - t0:.0f} s.")
         if args.no_dashboard:
             return 0 if report.ok else 1
-        from dashboard.cli import launch
+        from switchboard.dashboard.cli import launch
 
         print(f"3/3  Dashboard: http://localhost:{args.port}   (Ctrl-C to stop the dashboard and the sandbox)")
         proc = launch(args.port, "localhost", dict(os.environ))

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from switchboard.settings import PROJECT_ROOT
+from switchboard.core.settings import PROJECT_ROOT
 
 README = PROJECT_ROOT / "README.md"
 BEGIN = "<!-- schema:begin (generated from the views' COMMENTs; tests/test_readme.py checks it) -->"
@@ -16,7 +16,7 @@ END = "<!-- schema:end -->"
 
 def schema_section() -> str:
     """The analyst views as Markdown, one heading level below the README's section."""
-    from ingest import warehouse
+    from switchboard.ingest import warehouse
 
     con = warehouse.connect(":memory:")
     warehouse.create_schema(con)

@@ -28,7 +28,7 @@ import duckdb
 import pandas as pd
 import phonenumbers
 
-from ingest import warehouse
+from switchboard.ingest import warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"

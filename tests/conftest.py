@@ -21,7 +21,7 @@ def sandbox_client_factory(server, account_sid: str | None = None, token: str | 
     """A factory of real ``twilio.rest.Client`` objects pointed at ``server`` (with ingest's retrying HTTP client)."""
     from twilio.rest import Client
 
-    from ingest.http import RetryingHttpClient
+    from switchboard.ingest.http import RetryingHttpClient
 
     sid = account_sid or server.account_sid
     tok = token or server.accounts[sid]
@@ -36,7 +36,7 @@ def sandbox_client_factory(server, account_sid: str | None = None, token: str | 
 
 @pytest.fixture(scope="session")
 def small_world():
-    from sandbox.world import Scenario, generate
+    from switchboard.sandbox.world import Scenario, generate
 
     return generate(Scenario(**SMALL_SCENARIO_ARGS))
 
@@ -44,10 +44,10 @@ def small_world():
 @pytest.fixture(scope="session")
 def small_warehouse(tmp_path_factory, small_world) -> Path:
     """Path of a published warehouse (open read-only) built from ``small_world``."""
-    from ingest.pipeline import run_ingest
-    from sandbox.server import SandboxServer, SimClock
-    from sandbox.world import write_send_logs
-    from switchboard.settings import Settings
+    from switchboard.ingest.pipeline import run_ingest
+    from switchboard.sandbox.server import SandboxServer, SimClock
+    from switchboard.sandbox.world import write_send_logs
+    from switchboard.core.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("small_warehouse")
     write_send_logs(small_world, data_dir / "send_logs")

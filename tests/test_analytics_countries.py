@@ -1,4 +1,4 @@
-"""analytics.countries on hand-built warehouses."""
+"""switchboard.analytics.countries on hand-built warehouses."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from analytics import countries
-from analytics.filters import Filters
+from switchboard.analytics import countries
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand, at, empty_warehouse
 
 

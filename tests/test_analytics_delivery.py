@@ -1,4 +1,4 @@
-"""analytics.delivery on a hand-built warehouse whose numbers are worked out in the comments.
+"""switchboard.analytics.delivery on a hand-built warehouse whose numbers are worked out in the comments.
 
 Current day D0 (Indonesia, Telkomsel unless said): 10 SMS
   7 delivered (latencies 10, 20, …, 70 s, 0.05 USD each),
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import delivery
-from analytics.filters import Filters
+from switchboard.analytics import delivery
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_stats import wilson_by_hand
 from tests.test_analytics_warehouse import D0, Hand, empty_warehouse
 

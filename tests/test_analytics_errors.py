@@ -1,4 +1,4 @@
-"""analytics.errors on a hand-built warehouse.
+"""switchboard.analytics.errors on a hand-built warehouse.
 
 Previous day P = D0-1: 100 SMS: 95 delivered, 3 x 30003 (undelivered), 2 x 30008 (undelivered).
 Current day D0:        100 SMS: 85 delivered, 10 x 30007, 3 x 30003 (undelivered), 2 x 21610 (failed).
@@ -15,8 +15,8 @@ from datetime import timedelta
 
 import pytest
 
-from analytics import errors
-from analytics.filters import Filters
+from switchboard.analytics import errors
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand, empty_warehouse
 
 P = D0 - timedelta(days=1)

@@ -1,4 +1,4 @@
-"""analytics.fallback: SMS-first chains and their voice fallbacks, by hand.
+"""switchboard.analytics.fallback: SMS-first chains and their voice fallbacks, by hand.
 
 Indonesia, 5 SMS chains:
   2 delivered (no fallback);
@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import fallback
-from analytics.filters import Filters
+from switchboard.analytics import fallback
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand, empty_warehouse
 
 

@@ -1,4 +1,4 @@
-"""analytics.fallback reads the pre-joined _fallback_chain_facts when the warehouse has it (and
+"""switchboard.analytics.fallback reads the pre-joined _fallback_chain_facts when the warehouse has it (and
 the chain counts from _daily_attempt_rollup when that can answer):
 the answer must be exactly the one computed from attempt_facts joined to call_facts, with or
 without filters, on a seeded synthetic warehouse (bench.bench_analytics.build) and by hand."""
@@ -8,8 +8,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analytics import fallback
-from analytics.filters import Filters
+from switchboard.analytics import fallback
+from switchboard.analytics.filters import Filters
 from tests.conftest import bench_periods
 from tests.test_analytics_fallback import con as hand_con  # noqa: F401 (fixture)
 from tests.test_analytics_warehouse import D0
@@ -22,7 +22,7 @@ FILTERS = [None, Filters(countries=("BR", "MX", "IN")), Filters(purposes=("verif
 
 def _both(con, fn, **kw):
     """(pre-joined chains + daily attempt rollup, the views only), plus the two mixes."""
-    from analytics import _sql
+    from switchboard.analytics import _sql
 
     table = fn(con, use_table=True, **kw)
     mixed = fn(con, use_table=False, **kw)

@@ -7,9 +7,9 @@ from datetime import date, timedelta
 import pandas as pd
 import pytest
 
-from analytics import insights
-from analytics.filters import Filters
-from ingest import warehouse
+from switchboard.analytics import insights
+from switchboard.analytics.filters import Filters
+from switchboard.ingest import warehouse
 from tests.test_analytics_warehouse import D0, Hand, create_schema, empty_warehouse, refresh_facts
 
 
@@ -173,7 +173,7 @@ DELIBERATE = {("US", 30034)}
 
 @pytest.fixture(scope="module")
 def sandbox_world():
-    world_mod = pytest.importorskip("sandbox.world")
+    world_mod = pytest.importorskip("switchboard.sandbox.world")
     world = world_mod.generate(world_mod.Scenario(messages=150_000, calls=15_000))
     return world, load_world(world)
 

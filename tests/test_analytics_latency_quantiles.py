@@ -11,8 +11,8 @@ from datetime import timedelta
 import pandas as pd
 import pytest
 
-from analytics import _sql, delivery
-from analytics.filters import Filters
+from switchboard.analytics import _sql, delivery
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand
 
 REFERENCE = """

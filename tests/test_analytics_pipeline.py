@@ -11,10 +11,10 @@ from datetime import timedelta
 
 import pytest
 
-from analytics import countries, delivery, errors, fallback, insights, templates, voice
-from ingest import warehouse
+from switchboard.analytics import countries, delivery, errors, fallback, insights, templates, voice
+from switchboard.ingest import warehouse
 
-pytest.importorskip("ingest.pipeline")
+pytest.importorskip("switchboard.ingest.pipeline")
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics import _sql, countries, delivery, templates
-from analytics.filters import Filters
+from switchboard.analytics import _sql, countries, delivery, templates
+from switchboard.analytics.filters import Filters
 from tests.conftest import bench_periods
 
 FILTERS = [None, Filters(countries=("BR", "MX", "IN")), Filters(purposes=("verification",)),
@@ -94,7 +94,7 @@ MESSAGE_FILTERS = [None, Filters(countries=("BR", "MX", "IN")), Filters(purposes
 
 
 def _message_cases():
-    from analytics import errors, insights
+    from switchboard.analytics import errors, insights
 
     return {
         "top_errors": lambda con, start, end, filters: errors.top_errors(con, start=start, end=end, filters=filters),
@@ -131,7 +131,7 @@ def test_message_cases_are_not_all_empty(seeded):
 # --------------------------------------------------------------------------- delivery, errors, countries, voice
 
 def _delivery_cases():
-    from analytics import errors, voice
+    from switchboard.analytics import errors, voice
 
     out = {
         "summary": lambda con, **kw: delivery.summary(con, **kw),
@@ -190,7 +190,7 @@ def test_delivery_rollups_and_views_agree(seeded, name, flt):
 
 def test_delivery_cases_are_not_trivial(seeded):
     """The seeded data reaches every count the comparisons above compare."""
-    from analytics import errors, voice
+    from switchboard.analytics import errors, voice
     from bench.bench_analytics import END, START
 
     s = delivery.summary(seeded, start=START, end=END)
@@ -209,7 +209,7 @@ def test_delivery_cases_are_not_trivial(seeded):
 def test_datetime_periods_and_unkept_columns_read_the_views(seeded):
     """A period given as datetimes, or a filter the rollups do not keep, never reads a rollup; the
     answer is still the view's (the rollups' whole days would give a different one here)."""
-    from analytics import errors, voice
+    from switchboard.analytics import errors, voice
     from bench.bench_analytics import END, START
 
     lo = datetime.combine(START + timedelta(days=3), time(6), tzinfo=UTC)
@@ -249,7 +249,7 @@ def test_datetime_periods_and_unkept_columns_read_the_views(seeded):
 # --------------------------------------------------------------------------- stale rollups
 
 def test_facts_sql_marks_every_rollup_and_its_sources():
-    from ingest import warehouse
+    from switchboard.ingest import warehouse
 
     stmts = warehouse._statements(warehouse.FACTS_SQL)
     marked = {s.split()[3] for s in stmts if s.startswith("COMMENT ON TABLE") and s.endswith(f"'{_sql.ROLLUP_MARK}'")}
@@ -265,9 +265,9 @@ def test_facts_sql_marks_every_rollup_and_its_sources():
 def test_a_refresh_that_skips_the_rollups_makes_the_analytics_read_the_views(tmp_path):
     """A warehouse whose facts were rebuilt by a build that does not write these rollups (an older
     one) must not be answered from the now stale rollups."""
-    from analytics import errors, fallback, voice
+    from switchboard.analytics import errors, fallback, voice
     from bench.bench_analytics import END, START, build
-    from ingest import warehouse
+    from switchboard.ingest import warehouse
 
     path = tmp_path / "w.duckdb"
     build(path, 3000, seed=5)

@@ -1,4 +1,4 @@
-"""analytics.stats_basic against numbers worked out by hand (or in R / textbooks)."""
+"""switchboard.analytics.stats_basic against numbers worked out by hand (or in R / textbooks)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from analytics.stats_basic import (
+from switchboard.analytics.stats_basic import (
     benjamini_hochberg,
     change_point,
     mean_change_point,
@@ -96,7 +96,7 @@ def test_change_point_finds_the_step():
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 99, 1000, 123457])
 def test_wilson_bounds_are_exact_at_zero_and_all_successes(n: int) -> None:
     """Found by hypothesis in CI: at 0 successes the low bound came out as 5.55e-17, above the rate 0."""
-    from analytics.experiments_stats import wilson_interval as scalar_wilson
+    from switchboard.analytics.experiments_stats import wilson_interval as scalar_wilson
 
     low, _ = wilson_interval(0, n)
     _, high = wilson_interval(n, n)

@@ -1,4 +1,4 @@
-"""analytics.templates: the segment_info re-export and template_stats by hand.
+"""switchboard.analytics.templates: the segment_info re-export and template_stats by hand.
 
 otp/A: 3 GSM-7 single-segment SMS to Indonesia (0.05 each), 2 delivered, 1 undelivered; 1 converted.
 otp/B: 2 UCS-2 two-segment SMS to Indonesia (0.10 each), both delivered; 2 converted.
@@ -11,8 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from analytics import templates, templates_segments
-from analytics.filters import Filters
+from switchboard.analytics import templates, templates_segments
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand, at, empty_warehouse
 
 

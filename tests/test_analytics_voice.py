@@ -1,4 +1,4 @@
-"""analytics.voice: call outcomes by hand.
+"""switchboard.analytics.voice: call outcomes by hand.
 
 Indonesia: 4 completed calls (10, 20, 30, 40 s; the 40 s one answered by a machine),
 2 busy, 1 no-answer, 1 failed, 1 canceled, 1 still ringing; every call 0.10 USD.
@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from analytics import voice
-from analytics.filters import Filters
+from switchboard.analytics import voice
+from switchboard.analytics.filters import Filters
 from tests.test_analytics_stats import wilson_by_hand
 from tests.test_analytics_warehouse import D0, Hand, empty_warehouse
 
@@ -63,7 +63,7 @@ def test_quantiles_from_counts_equal_duckdb_quantile_cont():
     import duckdb
     import numpy as np
 
-    from analytics.stats_basic import quantiles_from_counts
+    from switchboard.analytics.stats_basic import quantiles_from_counts
 
     rng = np.random.default_rng(3)
     con = duckdb.connect()

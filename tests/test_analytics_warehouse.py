@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from ingest import warehouse
+from switchboard.ingest import warehouse
 
 D0 = date(2026, 11, 2)  # a Monday
 

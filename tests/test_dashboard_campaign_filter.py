@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import delivery, errors, voice
-from analytics import experiments as ex
-from analytics.filters import Filters
-from dashboard import components as ui
-from dashboard import data
-from ingest import warehouse
-from sender import api
+from switchboard.analytics import delivery, errors, voice
+from switchboard.analytics import experiments as ex
+from switchboard.analytics.filters import Filters
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
+from switchboard.ingest import warehouse
+from switchboard.sender import api
 from tests.browser_util import build_demo_warehouse
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")

@@ -8,8 +8,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from analytics.filters import Filters
-from dashboard import components as ui
+from switchboard.analytics.filters import Filters
+from switchboard.dashboard import components as ui
 
 
 @pytest.mark.parametrize(("number", "masked"), [

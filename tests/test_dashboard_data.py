@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import delivery
-from dashboard import data
-from ingest import warehouse
+from switchboard.analytics import delivery
+from switchboard.dashboard import data
+from switchboard.ingest import warehouse
 from tests.browser_util import REPO, build_demo_warehouse, build_empty_warehouse
 
 APP = str(REPO / "dashboard" / "app.py")
@@ -81,16 +81,15 @@ def test_a_writer_holding_the_file_gives_a_friendly_message(tmp_path: Path, monk
 def test_recent_views_are_warmed_on_a_new_snapshot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import date, timedelta
 
-    import analytics.delivery
-
+    import switchboard.analytics.delivery as delivery
     monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
     end = date(2026, 11, 20)
     build_demo_warehouse(tmp_path / "warehouse.duckdb", days=10, end=end)
     assert data.data_bounds().last_day == end
     fixed = {"start": date(2026, 11, 12), "end": date(2026, 11, 14)}  # a link with explicit dates
     rolling = {"start": end - timedelta(days=6), "end": end}  # the default view: ends on the last day
-    data.run("analytics.delivery.summary", **fixed)
-    data.run("analytics.delivery.summary", **rolling)
+    data.run("switchboard.analytics.delivery.summary", **fixed)
+    data.run("switchboard.analytics.delivery.summary", **rolling)
 
     # Ingest publishes one more day.
     build_demo_warehouse(tmp_path / "next.duckdb", days=11, end=end + timedelta(days=1))
@@ -102,11 +101,11 @@ def test_recent_views_are_warmed_on_a_new_snapshot(tmp_path: Path, monkeypatch: 
         raise AssertionError("this view should have been warmed")
 
     monkeypatch.setattr(analytics.delivery, "summary", not_cached)
-    data.run("analytics.delivery.summary", **fixed)
-    data.run("analytics.delivery.summary", start=rolling["start"] + timedelta(days=1),
+    data.run("switchboard.analytics.delivery.summary", **fixed)
+    data.run("switchboard.analytics.delivery.summary", start=rolling["start"] + timedelta(days=1),
              end=rolling["end"] + timedelta(days=1))
     with pytest.raises(AssertionError, match="warmed"):  # and only those
-        data.run("analytics.delivery.summary", start=date(2026, 11, 13), end=date(2026, 11, 13))
+        data.run("switchboard.analytics.delivery.summary", start=date(2026, 11, 13), end=date(2026, 11, 13))
 
 
 def test_filter_options_equal_the_distinct_values(tmp_path: Path) -> None:

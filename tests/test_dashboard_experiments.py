@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import experiments as ex
-from ingest import warehouse
+from switchboard.analytics import experiments as ex
+from switchboard.ingest import warehouse
 from tests.browser_util import build_empty_warehouse
 from tests.test_experiments_data import D0, Builder, Exposure, arm
 
@@ -142,7 +142,7 @@ def test_no_experiments_says_where_they_come_from(tmp_path: Path, monkeypatch: p
 def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One analytics query per period, filters and window (experiment_data): the list, the analysis and the
     countries are derived from it, so switching experiment or the sequential toggle queries nothing new."""
-    from dashboard import data
+    from switchboard.dashboard import data
 
     data.forget_connections()
     queried: list[str] = []
@@ -161,11 +161,11 @@ def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.Monk
     queried.clear()
     at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
-    assert queried == ["analytics.experiments.experiment_data"]
+    assert queried == ["switchboard.analytics.experiments.experiment_data"]
     at.selectbox(key="experiment").set_value("exp_srm").run()
     at.toggle(key="exp_sequential").set_value(True).run()
     assert not at.exception
-    assert set(queried) == {"analytics.experiments.experiment_data"}
+    assert set(queried) == {"switchboard.analytics.experiments.experiment_data"}
     country = at.dataframe[-1].value
     con = warehouse.connect(hand_dir / "warehouse.duckdb", read_only=True)
     try:

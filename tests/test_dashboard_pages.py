@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import countries, delivery, errors, fallback, voice
-from analytics.filters import Filters
-from dashboard import components as ui
-from dashboard import data
-from ingest import warehouse
+from switchboard.analytics import countries, delivery, errors, fallback, voice
+from switchboard.analytics.filters import Filters
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
+from switchboard.ingest import warehouse
 from tests.browser_util import build_demo_warehouse, build_empty_warehouse
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import countries, delivery
-from dashboard import components as ui
-from ingest import warehouse
+from switchboard.analytics import countries, delivery
+from switchboard.dashboard import components as ui
+from switchboard.ingest import warehouse
 
 DASHBOARD = Path(__file__).resolve().parents[1] / "dashboard"
 APP = str(DASHBOARD / "app.py")

@@ -18,11 +18,11 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from twilio.rest import Client
 
-from sandbox.server import SandboxServer
-from sandbox.world import Scenario, generate
-from sender import api
-from sender.sendlog import send_log_path
-from switchboard.settings import PROJECT_ROOT
+from switchboard.sandbox.server import SandboxServer
+from switchboard.sandbox.world import Scenario, generate
+from switchboard.sender import api
+from switchboard.sender.sendlog import send_log_path
+from switchboard.core.settings import PROJECT_ROOT
 from tests.browser_util import build_empty_warehouse
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
@@ -63,7 +63,7 @@ def no_credentials(empty_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     for var in CREDENTIAL_VARS:
         monkeypatch.delenv(var, raising=False)
     # credentials_from_env() also reads PROJECT_ROOT/.streamlit/secrets.toml: point it at an empty folder.
-    monkeypatch.setattr("sender.transport.PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr("switchboard.sender.transport.PROJECT_ROOT", tmp_path)
     return data_dir
 
 

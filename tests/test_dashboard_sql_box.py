@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dashboard import sql_box
+from switchboard.dashboard import sql_box
 from tests.browser_util import build_demo_warehouse
 
 

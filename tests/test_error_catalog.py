@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingest.error_catalog import (
+from switchboard.ingest.error_catalog import (
     CATEGORIES,
     CHANNELS,
     COLUMNS,

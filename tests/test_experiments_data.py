@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import experiments as ex
-from analytics.experiments_stats import (
+from switchboard.analytics import experiments as ex
+from switchboard.analytics.experiments_stats import (
     Arm,
     MeanStats,
     RatioStats,
@@ -30,8 +30,8 @@ from analytics.experiments_stats import (
     ratio_test,
     srm_check,
 )
-from analytics.filters import Filters
-from ingest import warehouse
+from switchboard.analytics.filters import Filters
+from switchboard.ingest import warehouse
 
 D0 = date(2026, 10, 5)
 
@@ -392,7 +392,7 @@ def test_too_early_and_power_plan():
     assert a.verdict.decision == "keep running" and "too early" in a.verdict.sentence
     p = a.power
     assert p is not None and p.users_per_arm == 40 and p.days_so_far == 7 and p.baseline_rate == 0.25
-    from analytics.experiments_stats import days_needed, required_sample_size
+    from switchboard.analytics.experiments_stats import days_needed, required_sample_size
 
     assert p.required_users_per_arm == required_sample_size(0.25, 0.2)
     assert p.days_more == days_needed(0.25, 0.2, 40, 7)
@@ -549,9 +549,9 @@ LATAM = ("BR", "MX")
 @pytest.fixture(scope="module")
 def world_con():
     try:
-        from sandbox.world import Scenario, generate
+        from switchboard.sandbox.world import Scenario, generate
     except ImportError as err:  # the sandbox is mid-change in a shared tree; its own tests report that
-        pytest.skip(f"sandbox.world not importable: {err}")
+        pytest.skip(f"switchboard.sandbox.world not importable: {err}")
 
     # A fixed seed makes this deterministic. Each null comparison below is falsely called
     # "ship" with probability <= 2.5% per seed; seed 11 at this size is such a case (the
@@ -682,7 +682,7 @@ ORDER BY experiment_id, segment, variant
 
 def _reference_aggregates(con, experiment_ids, *, start=None, end=None, filters=None, window_minutes=None,
                           segment="none"):
-    from analytics import _sql
+    from switchboard.analytics import _sql
 
     lo, hi = start or ex._ALL_TIME[0], end or ex._ALL_TIME[1]
     where, params = _sql.where_for("attempt_facts", lo, hi, ex._experiment_filters(filters), alias="a")

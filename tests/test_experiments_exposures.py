@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analytics import experiments as ex
-from analytics.filters import Filters
-from ingest import warehouse
+from switchboard.analytics import experiments as ex
+from switchboard.analytics.filters import Filters
+from switchboard.ingest import warehouse
 from tests.test_experiments_data import D0, Exposure, _no_plan_files, _reference_aggregates, arm, build  # noqa: F401
 
 

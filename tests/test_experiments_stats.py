@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from scipy import optimize
 from scipy.stats import chisquare, norm
 
-from analytics.experiments_stats import (
+from switchboard.analytics.experiments_stats import (
     CHANCE_TO_WIN_EXPLAINED,
     Arm,
     MeanStats,

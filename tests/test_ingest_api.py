@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.pipeline import IngestError, run_ingest
-from sandbox.server import FaultConfig, SandboxServer, SimClock
-from sandbox.world import Scenario, generate, write_send_logs
-from switchboard.settings import Settings
+from switchboard.ingest.pipeline import IngestError, run_ingest
+from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate, write_send_logs
+from switchboard.core.settings import Settings
 from tests.conftest import sandbox_client_factory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -169,7 +169,7 @@ def test_missing_credentials_exit_2(tmp_path):
     assert proc.returncode == 2
     assert "TWILIO_ACCOUNT_SID" in proc.stderr and "Traceback" not in proc.stderr
     with pytest.raises(IngestError):
-        from ingest.pipeline import find_credentials
+        from switchboard.ingest.pipeline import find_credentials
 
         find_credentials({}, root=tmp_path)
 

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest import enrich, warehouse
-from ingest.encoding import encoding_sql, length_sql
-from ingest.http import RetryingHttpClient, TwilioAuthError, TwilioUnavailable
+from switchboard.ingest import enrich, warehouse
+from switchboard.ingest.encoding import encoding_sql, length_sql
+from switchboard.ingest.http import RetryingHttpClient, TwilioAuthError, TwilioUnavailable
 
 
 def test_known_numbers_resolve_to_country_and_carrier():
@@ -33,7 +33,7 @@ def test_fast_parse_agrees_with_phonenumbers_on_sandbox_numbers():
     import phonenumbers
     from phonenumbers import carrier
 
-    from sandbox.numbers import draw_numbers
+    from switchboard.sandbox.numbers import draw_numbers
 
     rng = np.random.default_rng(4)
     numbers = []
@@ -57,7 +57,7 @@ def test_countries_have_regions_from_m49():
 
 
 def test_price_usd_is_the_positive_cost_through_fx():
-    from ingest.twilio_api import MESSAGES, upsert_records
+    from switchboard.ingest.twilio_api import MESSAGES, upsert_records
 
     con = warehouse.connect(":memory:")
     warehouse.ensure_schema(con)
@@ -82,7 +82,7 @@ _con = duckdb.connect()
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("abc XYZ019@£$¥èé\n\r{}[]~|^€\\`Δ“”’–…😀ĞЖ中\u00a0\t")), max_size=200))
 def test_sql_encoding_matches_segment_info(body):
-    from analytics.templates_segments import segment_info
+    from switchboard.analytics.templates_segments import segment_info
 
     enc, length = _con.execute(f"SELECT {encoding_sql('$b')}, {length_sql('$b')}", {"b": body}).fetchall()[0]
     info = segment_info(body)
@@ -132,7 +132,7 @@ def test_retries_are_bounded_and_auth_errors_stop_at_once(monkeypatch):
 
 
 def test_credentials_from_env_api_key_or_secrets_toml(tmp_path):
-    from ingest.pipeline import IngestError, find_credentials
+    from switchboard.ingest.pipeline import IngestError, find_credentials
 
     c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok"}, root=tmp_path)
     assert (c.account_sid, c.username, c.password) == ("AC1", "AC1", "tok")
@@ -151,7 +151,7 @@ def test_credentials_from_env_api_key_or_secrets_toml(tmp_path):
 def test_cli_help_lists_the_options():
     import argparse
 
-    from ingest import cli, export
+    from switchboard.ingest import cli, export
 
     p = argparse.ArgumentParser()
     cli.add_arguments(p)

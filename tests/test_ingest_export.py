@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from ingest import export
+from switchboard.ingest import export
 from tests.conftest import SMALL_END
 
 QUERIES = {
@@ -55,7 +55,7 @@ def test_export_round_trip(tmp_path, small_warehouse):
 
 
 def test_analytics_functions_give_the_same_answer_over_the_export(tmp_path, small_warehouse):
-    from analytics import delivery
+    from switchboard.analytics import delivery
 
     out = tmp_path / "export"
     wh = duckdb.connect(str(small_warehouse), read_only=True)

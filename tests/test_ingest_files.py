@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import runs, send_logs, warehouse
-from ingest.pipeline import run_ingest
-from switchboard.settings import Settings
+from switchboard.ingest import runs, send_logs, warehouse
+from switchboard.ingest.pipeline import run_ingest
+from switchboard.core.settings import Settings
 
 
 def good_send(i: int, **over) -> dict:
@@ -151,7 +151,7 @@ def test_conversions(tmp_path):
 
 
 def test_bulk_export(tmp_path, small_world):
-    from sandbox.world import write_bulk_export
+    from switchboard.sandbox.world import write_bulk_export
 
     files = write_bulk_export(small_world, tmp_path / "bulk")
     acct = small_world.accounts[0]["sid"]
@@ -178,7 +178,7 @@ def test_bulk_export(tmp_path, small_world):
 
 
 def test_bulk_export_never_overwrites_a_newer_api_status(tmp_path):
-    from ingest.twilio_api import MESSAGES, upsert_records
+    from switchboard.ingest.twilio_api import MESSAGES, upsert_records
 
     con = fresh()
     newer = {"sid": "SM1", "account_sid": "AC1", "to": "+5511987654321", "status": "delivered",
@@ -208,7 +208,7 @@ def test_a_batch_of_files_keeps_per_file_lines_and_a_corrupt_file_is_a_reject(tm
 
 
 def test_the_same_sid_twice_in_one_batch_keeps_the_newest():
-    from ingest.twilio_api import MESSAGES, upsert_records
+    from switchboard.ingest.twilio_api import MESSAGES, upsert_records
 
     con = fresh()
     base = {"sid": "SM9", "account_sid": "AC1", "to": "+5511987654321", "date_sent": "Mon, 19 Oct 2026 10:00:00 +0000"}
@@ -240,7 +240,7 @@ def _api_record(i: int) -> dict:
     ["sid", "account_sid", "status", "price", "num_segments", "error_code", "date_sent", "date_updated", "body"]),
     _value), max_size=10), not_objects=st.lists(st.integers(0, 29), max_size=3))
 def test_malformed_api_records_are_rejects_with_reasons(n, damage, not_objects):
-    from ingest.twilio_api import MESSAGES, upsert_records
+    from switchboard.ingest.twilio_api import MESSAGES, upsert_records
 
     records: list = [_api_record(i) for i in range(n)]
     for i, field, value in damage:
@@ -264,7 +264,7 @@ def test_malformed_api_records_are_rejects_with_reasons(n, damage, not_objects):
 
 
 def test_an_equally_new_bulk_export_row_does_not_relabel_an_api_row():
-    from ingest.twilio_api import MESSAGES, upsert_records
+    from switchboard.ingest.twilio_api import MESSAGES, upsert_records
 
     con = fresh()
     rec = _api_record(1)

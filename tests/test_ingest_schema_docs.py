@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingest import warehouse
+from switchboard.ingest import warehouse
 
 SCHEMA_MD = Path(__file__).resolve().parents[1] / "ingest" / "SCHEMA.md"
 

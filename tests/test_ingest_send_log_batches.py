@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingest import runs, send_logs, warehouse
+from switchboard.ingest import runs, send_logs, warehouse
 from tests.test_ingest_files import good_send
 
 

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest import runs, send_logs, warehouse
+from switchboard.ingest import runs, send_logs, warehouse
 from tests.test_ingest_files import good_send
 
 CASES = [  # (error_code as written, stored value or None, reject reason or None)
@@ -105,7 +105,7 @@ def test_a_refused_send_is_a_known_failure_in_attempt_facts_and_delivery_by_chan
     as failed, not pending, in delivery_by(channel) and template_stats, on the rollup and the view path."""
     from datetime import date
 
-    from analytics import _sql, delivery, templates
+    from switchboard.analytics import _sql, delivery, templates
 
     rows = [good_send(1, provider_sid=None, error_code=21211),  # refused: invalid number
             good_send(2, provider_sid=None, error_code=21610),  # refused: opted out

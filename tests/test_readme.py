@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from switchboard import docs
-from switchboard.settings import PROJECT_ROOT
+from switchboard.core.settings import PROJECT_ROOT
 
 
 def test_readme_schema_section_matches_the_live_view_comments() -> None:

@@ -34,9 +34,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest import runs, send_logs, warehouse
-from ingest.pipeline import run_ingest
-from switchboard.settings import Settings
+from switchboard.ingest import runs, send_logs, warehouse
+from switchboard.ingest.pipeline import run_ingest
+from switchboard.core.settings import Settings
 
 COLUMNS = list(send_logs.SEND_COLUMNS)
 
@@ -292,7 +292,7 @@ def _build_records(spec: list[Any]) -> tuple[list[Any], list[str]]:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(spec=_api_records)
 def test_malformed_api_records_are_loaded_or_rejected_with_a_reason(spec) -> None:
-    from ingest.twilio_api import MESSAGES, _text, upsert_records
+    from switchboard.ingest.twilio_api import MESSAGES, _text, upsert_records
 
     records, untouched = _build_records(spec)
     con = fresh()

@@ -28,8 +28,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sandbox.server import SandboxServer, SimClock
-from sandbox.world import Scenario, generate
+from switchboard.sandbox.server import SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 END = datetime(2026, 11, 1, tzinfo=UTC)
@@ -39,7 +39,7 @@ READER = textwrap.dedent("""
     import json, os, sys, time
     from pathlib import Path
     sys.path.insert(0, os.environ["REPO"])
-    from dashboard import data
+    from switchboard.dashboard import data
     stop = Path(sys.argv[1])
     seen, errors, reads = [], [], 0
     while not stop.exists():

@@ -28,8 +28,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from sandbox.server import SandboxServer, SimClock
-from sandbox.world import Scenario, generate, write_bulk_export, write_send_logs
+from switchboard.sandbox.server import SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate, write_bulk_export, write_send_logs
 
 ROOT = Path(__file__).resolve().parents[1]
 END = datetime(2026, 11, 1, tzinfo=UTC)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.server import FaultConfig, SandboxServer, SimClock
-from sandbox.world import Scenario, generate, write_bulk_export, write_send_logs
+from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate, write_bulk_export, write_send_logs
 from tests.test_reliability_crash import warehouse_digest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,9 +107,9 @@ def _comparable(records: list[dict]) -> list[tuple]:
 
 @pytest.mark.slow
 def test_sender_with_ten_percent_faults_gives_the_same_result(tmp_path: Path, world) -> None:
-    from sender import api
-    from sender.runner import RunOptions
-    from sender.transport import Credentials, make_client
+    from switchboard.sender import api
+    from switchboard.sender.runner import RunOptions
+    from switchboard.sender.transport import Credentials, make_client
 
     numbers = [f"+1500555{500 + i:04d}" for i in range(30)] + ["+15005550001", "+15005550004", "+15005550009"]
     outcomes = {}

@@ -24,9 +24,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics.filters import Filters
+from switchboard.analytics.filters import Filters
 
-sql_box = pytest.importorskip("dashboard.sql_box")
+sql_box = pytest.importorskip("switchboard.dashboard.sql_box")
 
 END = date(2026, 11, 20)
 
@@ -181,14 +181,13 @@ def _analytics_functions() -> list[tuple[str, object]]:
     import importlib
     import pkgutil
 
-    import analytics
-
+    from switchboard import analytics
     found = []
     for info in pkgutil.iter_modules(analytics.__path__):
         if info.name.startswith("_"):
             continue
         try:
-            module = importlib.import_module(f"analytics.{info.name}")
+            module = importlib.import_module(f"switchboard.analytics.{info.name}")
         except Exception:  # noqa: BLE001, S112 - a module mid-rewrite by its owner must not break this test
             continue
         for name, fn in inspect.getmembers(module, inspect.isfunction):
@@ -246,7 +245,7 @@ def test_injection_in_any_filter_is_just_a_value(warehouse: Path) -> None:
 
 
 def test_filter_columns_come_from_an_allow_list() -> None:
-    from analytics.filters import where
+    from switchboard.analytics.filters import where
 
     with pytest.raises(ValueError):
         where("message_facts", date(2026, 10, 1), END, Filters(extra=(("1=1; DROP TABLE x; --", "v"),)))
@@ -258,7 +257,7 @@ def test_filter_columns_come_from_an_allow_list() -> None:
 
 
 def test_grouping_dimension_is_allow_listed(warehouse: Path) -> None:
-    from analytics import delivery
+    from switchboard.analytics import delivery
 
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from sandbox.server import SandboxServer
-from sandbox.world import Scenario, generate
+from switchboard.sandbox.server import SandboxServer
+from switchboard.sandbox.world import Scenario, generate
 
 ROOT = Path(__file__).resolve().parents[1]
 MAGIC_ERRORS = {"+15005550001": 21211, "+15005550004": 21610}

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from twilio.rest import Client
 
-from sandbox import cli
-from sandbox.world import Scenario
+from switchboard.sandbox import cli
+from switchboard.sandbox.world import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,7 @@ def test_start_in_thread_serves_the_sdk_and_writes_send_logs(tmp_path):
 
 def test_cli_process_prints_credentials_and_serves(tmp_path):
     proc = subprocess.Popen(
-        [sys.executable, "-m", "sandbox.cli", "--port", "0", "--messages", "300", "--calls", "20", "--days", "3",
+        [sys.executable, "-m", "switchboard.sandbox.cli", "--port", "0", "--messages", "300", "--calls", "20", "--days", "3",
          "--send-logs-dir", str(tmp_path / "logs")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )

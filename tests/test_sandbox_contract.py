@@ -21,8 +21,8 @@ import pytest
 from jsonschema import FormatChecker
 from openapi_schema_validator import OAS30Validator
 
-from sandbox.server import FaultConfig, SandboxServer, SimClock
-from sandbox.world import Scenario, generate
+from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate
 
 # A copy of ../shared/twilio-oai (MIT) ships in sandbox/spec, so the contract is checked on any clone.
 SPEC_PATH = Path(__file__).resolve().parents[1] / "sandbox" / "spec" / "twilio_api_v2010.json"

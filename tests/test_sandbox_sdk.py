@@ -15,8 +15,8 @@ import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from sandbox.server import FaultConfig, SandboxServer, SimClock
-from sandbox.world import Scenario, generate
+from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate
 
 END = datetime(2026, 6, 1, tzinfo=UTC)
 

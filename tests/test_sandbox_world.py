@@ -12,8 +12,8 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from analytics.templates_segments import segment_info
-from sandbox.world import (
+from switchboard.analytics.templates_segments import segment_info
+from switchboard.sandbox.world import (
     CONVERSION_COLUMNS,
     SEND_COLUMNS,
     Scenario,
@@ -213,8 +213,8 @@ def test_send_logs_replace_an_earlier_world_but_keep_other_files(small, tmp_path
 
 
 def test_private_segment_fallback_agrees_with_analytics():
-    from sandbox.catalog import TEMPLATES
-    from sandbox.segments import segment_info as fallback
+    from switchboard.sandbox.catalog import TEMPLATES
+    from switchboard.sandbox.segments import segment_info as fallback
 
     for texts in TEMPLATES.values():
         for text in texts.values():

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sender import api
-from sender.assignment import assign_variant, bucket
-from sender.campaign import CampaignError, Variant, load_campaign_text, normalise_locale, say_language
-from sender.planning import PLAN_COLUMNS, mask_number
+from switchboard.sender import api
+from switchboard.sender.assignment import assign_variant, bucket
+from switchboard.sender.campaign import CampaignError, Variant, load_campaign_text, normalise_locale, say_language
+from switchboard.sender.planning import PLAN_COLUMNS, mask_number
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "campaign.toml"
@@ -165,7 +165,7 @@ def test_cli_prints_problems_without_a_traceback(tmp_path: Path) -> None:
     top = 'recipients = "missing.csv"\nallow_list = "a.txt"\n'
     bad.write_text(top + MINIMAL.replace("rate_limit = 5", "rate_limit = -1"))
     out = subprocess.run(
-        [sys.executable, "-m", "sender.cli", str(bad)],
+        [sys.executable, "-m", "switchboard.sender.cli", str(bad)],
         check=False,
         cwd=ROOT,
         capture_output=True,
@@ -181,7 +181,7 @@ def test_cli_prints_problems_without_a_traceback(tmp_path: Path) -> None:
 def test_dry_run_is_the_default_and_sends_nothing(tmp_path: Path) -> None:
     env = {"PATH": "/usr/bin:/bin", "SWITCHBOARD_DATA_DIR": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-m", "sender.cli", str(EXAMPLE)],
+        [sys.executable, "-m", "switchboard.sender.cli", str(EXAMPLE)],
         check=False,
         cwd=ROOT,
         capture_output=True,

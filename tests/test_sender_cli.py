@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from sandbox.server import SandboxServer
-from sandbox.world import Scenario, generate
-from sender import cli
+from switchboard.sandbox.server import SandboxServer
+from switchboard.sandbox.world import Scenario, generate
+from switchboard.sender import cli
 from tests.test_sender_sandbox import MAGIC_ERRORS, read_send_log, sandbox_number, write_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,7 +39,7 @@ def _env(server: SandboxServer, token: str | None = None) -> dict[str, str]:
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sender.cli", *args],
+        [sys.executable, "-m", "switchboard.sender.cli", *args],
         check=False,
         cwd=ROOT,
         env=env,
@@ -102,7 +102,7 @@ def test_missing_credentials_name_the_variables(tmp_path: Path, monkeypatch: pyt
     campaign = write_campaign(tmp_path / "c", campaign_id="cli-nocreds", numbers=[sandbox_number(321)])
     for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr("sender.transport.PROJECT_ROOT", tmp_path)  # no .streamlit/secrets.toml either
+    monkeypatch.setattr("switchboard.sender.transport.PROJECT_ROOT", tmp_path)  # no .streamlit/secrets.toml either
     rc, _, err = _run_in_process([str(campaign), "--send", "--data-dir", str(tmp_path / "data")])
     assert rc == 2 and "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in err
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
-from sandbox.server import SandboxServer
-from sandbox.world import Scenario, generate
-from sender.ledger import ledger_path
+from switchboard.sandbox.server import SandboxServer
+from switchboard.sandbox.world import Scenario, generate
+from switchboard.sender.ledger import ledger_path
 from tests.test_sender_sandbox import MAGIC_ERRORS, read_send_log, sandbox_number, write_campaign
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,7 +43,7 @@ def _env(server: SandboxServer, crash_at: str | None = None) -> dict[str, str]:
 
 def _send(campaign: Path, data_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "sender.cli", str(campaign), "--send", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "switchboard.sender.cli", str(campaign), "--send", "--data-dir", str(data_dir)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

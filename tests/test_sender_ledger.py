@@ -12,10 +12,10 @@ import pytest
 from twilio.http import HttpClient
 from twilio.http.response import Response
 
-from sender.ledger import Ledger, LedgerBusy
-from sender.ratelimit import TokenBucket
-from sender.sendlog import SendLog, SendLogRecord, iso_z
-from sender.transport import RetryAfterHttpClient, credentials_from_env, retry_after_seconds
+from switchboard.sender.ledger import Ledger, LedgerBusy
+from switchboard.sender.ratelimit import TokenBucket
+from switchboard.sender.sendlog import SendLog, SendLogRecord, iso_z
+from switchboard.sender.transport import RetryAfterHttpClient, credentials_from_env, retry_after_seconds
 
 
 def _intent(ledger: Ledger, key: str = "c:u1:sms") -> None:

@@ -17,15 +17,15 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from ingest.error_catalog import describe
-from sandbox.server import FaultConfig, SandboxServer, SimClock
-from sandbox.world import Scenario, generate
-from sender import api
-from sender.ledger import Ledger, ledger_path
-from sender.planning import planned_sends
-from sender.runner import RunOptions, voice_twiml
-from sender.sendlog import SEND_LOG_FIELDS, send_log_path
-from sender.transport import Credentials, make_client
+from switchboard.ingest.error_catalog import describe
+from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate
+from switchboard.sender import api
+from switchboard.sender.ledger import Ledger, ledger_path
+from switchboard.sender.planning import planned_sends
+from switchboard.sender.runner import RunOptions, voice_twiml
+from switchboard.sender.sendlog import SEND_LOG_FIELDS, send_log_path
+from switchboard.sender.transport import Credentials, make_client
 
 MAGIC_ERRORS = {"+15005550001": 21211, "+15005550004": 21610, "+15005550009": 21614}
 
@@ -346,7 +346,7 @@ def test_another_campaigns_identical_message_is_not_mistaken_for_ours(
     plan_b = planned_sends(b)[0]
     assert plan_b.body == planned_sends(a)[0].body  # same salt-free body: the hard case
     with Ledger.open(ledger_path(data_dir, "camp-b")) as ledger:  # the state a crash leaves behind
-        from sender.runner import body_hashes
+        from switchboard.sender.runner import body_hashes
 
         ledger.record_intent(
             key=plan_b.key,

@@ -6,9 +6,9 @@ import dataclasses
 
 import streamlit as st
 
-from analytics import countries, delivery, errors
-from dashboard import components as ui
-from dashboard import data
+from switchboard.analytics import countries, delivery, errors
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
 
 view = ui.page_header("Countries")
 st.caption(ui.period_caption(view) + " SMS and voice per recipient country.")

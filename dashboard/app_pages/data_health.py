@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import components as ui
-from dashboard import data, sql_box
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data, sql_box
 
 view = ui.page_header(
     "Data",

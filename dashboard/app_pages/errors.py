@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import errors
-from dashboard import components as ui
-from dashboard import data
+from switchboard.analytics import errors
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
 
 view = ui.page_header("Errors")
 st.caption(ui.period_caption(view) + " Failed SMS (undelivered or failed) by Twilio error code, "

@@ -9,10 +9,10 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from analytics import experiments as ex
-from analytics.experiments_stats import CHANCE_TO_WIN_EXPLAINED
-from dashboard import components as ui
-from dashboard import data
+from switchboard.analytics import experiments as ex
+from switchboard.analytics.experiments_stats import CHANCE_TO_WIN_EXPLAINED
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
 
 DECISION_STYLE = {
     "ship": (st.success, ":material/rocket_launch:"),

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import countries, delivery
-from dashboard import components as ui
-from dashboard import data
+from switchboard.analytics import countries, delivery
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
 
 view = ui.page_header("Overview")
 st.caption(ui.period_caption(view) + " SMS delivery; change against the previous period of equal length.")

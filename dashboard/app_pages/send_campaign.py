@@ -19,13 +19,13 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from analytics.templates import segment_info
-from dashboard import components as ui
-from sender import api
-from sender.campaign import Campaign
-from sender.runner import RunOptions, SendOutcome
-from sender.transport import BASE_URL_ENV, Credentials, credentials_from_env, describe_account
-from switchboard.settings import PROJECT_ROOT, Settings
+from switchboard.analytics.templates import segment_info
+from switchboard.dashboard import components as ui
+from switchboard.sender import api
+from switchboard.sender.campaign import Campaign
+from switchboard.sender.runner import RunOptions, SendOutcome
+from switchboard.sender.transport import BASE_URL_ENV, Credentials, credentials_from_env, describe_account
+from switchboard.core.settings import PROJECT_ROOT, Settings
 
 _log = logging.getLogger(__name__)
 

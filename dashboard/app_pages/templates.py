@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from analytics import templates
-from dashboard import components as ui
-from dashboard import data
+from switchboard.analytics import templates
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
 
 view = ui.page_header("Templates", needs_data=False)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analytics import fallback, voice
-from dashboard import components as ui
-from dashboard import data
+from switchboard.analytics import fallback, voice
+from switchboard.dashboard import components as ui
+from switchboard.dashboard import data
 
 view = ui.page_header("Voice & fallback")
 st.caption(ui.period_caption(view) + " Calls include voice fallbacks of failed SMS.")
