@@ -100,7 +100,7 @@ def test_recent_views_are_warmed_on_a_new_snapshot(tmp_path: Path, monkeypatch: 
     def not_cached(*args, **kwargs):
         raise AssertionError("this view should have been warmed")
 
-    monkeypatch.setattr(analytics.delivery, "summary", not_cached)
+    monkeypatch.setattr(delivery, "summary", not_cached)
     data.run("switchboard.analytics.delivery.summary", **fixed)
     data.run("switchboard.analytics.delivery.summary", start=rolling["start"] + timedelta(days=1),
              end=rolling["end"] + timedelta(days=1))
