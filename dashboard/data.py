@@ -33,6 +33,7 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
+from switchboard.core.errors import SwitchboardError
 from switchboard.analytics.filters import Filters
 from switchboard.core.settings import Settings
 
@@ -42,7 +43,7 @@ GET_DATA_HINT = (
 )
 
 
-class WarehouseUnavailable(RuntimeError):
+class WarehouseUnavailable(SwitchboardError, RuntimeError):
     """The snapshot is missing, being replaced, or cannot be opened: show ``str(err)`` to the user."""
 
 

@@ -29,6 +29,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pyarrow as pa
+from switchboard.core.errors import ConfigError
 
 ALLOWED_TYPES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
 DEFAULT_MAX_ROWS = 10_000
@@ -36,7 +37,7 @@ DEFAULT_TIMEOUT_S = 30.0
 ALIAS = "warehouse"
 
 
-class SqlBoxError(ValueError):
+class SqlBoxError(ConfigError, ValueError):
     """A query the box refuses or DuckDB rejects; ``str()`` is the message to show."""
 
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from switchboard.ingest.pipeline import SOURCES, IngestError, run_ingest
+from switchboard.ingest.pipeline import SOURCES, run_ingest
 from switchboard.core.settings import Settings
 
 
@@ -29,21 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.from_env(data_dir=args.data_dir)
-    try:
-        report = run_ingest(
-            settings,
-            sources=args.source,
-            since=args.since,
-            until=args.until,
-            full_refresh=args.full_refresh,
-            progress=not args.quiet,
-            send_logs=args.send_logs,
-            bulk_export_dir=args.bulk_export,
-            lag_hours=args.lag_hours,
-        )
-    except IngestError as exc:
-        print(f"switchboard ingest: {exc}", file=sys.stderr)
-        return 2
+    report = run_ingest(  # an IngestError (a SwitchboardError) is printed by switchboard/cli.py, exit 2
+        settings,
+        sources=args.source,
+        since=args.since,
+        until=args.until,
+        full_refresh=args.full_refresh,
+        progress=not args.quiet,
+        send_logs=args.send_logs,
+        bulk_export_dir=args.bulk_export,
+        lag_hours=args.lag_hours,
+    )
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
     if any(r.auth_failed for r in report.results):

@@ -22,17 +22,19 @@ from requests.adapters import HTTPAdapter
 from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 
+from switchboard.core.errors import ConfigError, SwitchboardError
+
 CREDENTIALS_HINT = (
     "Set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN (or TWILIO_API_KEY and TWILIO_API_SECRET with "
     "TWILIO_ACCOUNT_SID) in the environment or in .streamlit/secrets.toml."
 )
 
 
-class TwilioAuthError(RuntimeError):
+class TwilioAuthError(ConfigError, RuntimeError):
     """Twilio refused the credentials (401) or the resource (403)."""
 
 
-class TwilioUnavailable(RuntimeError):
+class TwilioUnavailable(SwitchboardError, RuntimeError):
     """Twilio kept failing after every retry."""
 
 

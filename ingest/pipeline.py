@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from switchboard.core.errors import ConfigError
 from switchboard.ingest import runs, warehouse
 from switchboard.ingest.http import CREDENTIALS_HINT, RetryingHttpClient, TwilioAuthError
 from switchboard.ingest.runs import IngestReport, SourceResult
@@ -27,7 +28,7 @@ SOURCES = ("twilio", "send-logs", "bulk-export")
 MEMORY_LIMIT = os.environ.get("SWITCHBOARD_INGEST_MEMORY", "1GB")  # keeps a 10M-row ingest under 2 GB
 
 
-class IngestError(Exception):
+class IngestError(ConfigError):
     """An error the user can fix (missing credentials, ingest already running); the message says how."""
 
 

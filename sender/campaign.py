@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import phonenumbers
+from switchboard.core.errors import ConfigError
 
 __all__ = [
     "Campaign",
@@ -134,7 +135,7 @@ class Problem:
         return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
 
 
-class CampaignError(ValueError):
+class CampaignError(ConfigError, ValueError):
     """The campaign cannot be used as written; ``problems`` says where and how to fix it."""
 
     def __init__(self, problems: Sequence[Problem]):

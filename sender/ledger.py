@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
+from switchboard.core.errors import SwitchboardError
 
 __all__ = ["Ledger", "LedgerBusy", "LedgerRow", "ledger_path", "sids_in_other_ledgers"]
 
@@ -67,7 +68,7 @@ CREATE INDEX IF NOT EXISTS sends_state ON sends(state);
 """
 
 
-class LedgerBusy(RuntimeError):
+class LedgerBusy(SwitchboardError, RuntimeError):
     """Another sender process holds this campaign's ledger."""
 
 

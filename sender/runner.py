@@ -44,6 +44,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
+from switchboard.core.errors import ConfigError, SwitchboardError
 from switchboard.sender.campaign import Campaign
 from switchboard.sender.ledger import Ledger, LedgerRow, ledger_path, sids_in_other_ledgers
 from switchboard.sender.planning import (
@@ -75,11 +76,11 @@ FAILED_FINAL = frozenset({"undelivered", "failed", "canceled"})
 CRASH_ENV = "SWITCHBOARD_SENDER_CRASH_AT"  # test hook: "point:n" SIGKILLs this process at the n-th point
 
 
-class SendAborted(RuntimeError):
+class SendAborted(SwitchboardError, RuntimeError):
     """The run stopped on a problem that is not about one recipient (account, network); it can be resumed."""
 
 
-class UnsafeCampaign(RuntimeError):
+class UnsafeCampaign(ConfigError, RuntimeError):
     """The campaign would send to numbers outside the allow-list without permission."""
 
 

@@ -29,6 +29,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
+from switchboard.core.errors import ConfigError
 from switchboard.core.settings import PROJECT_ROOT
 
 __all__ = [
@@ -45,7 +46,7 @@ BASE_URL_ENV = "SWITCHBOARD_TWILIO_BASE_URL"
 log = logging.getLogger(__name__)
 
 
-class CredentialsMissing(RuntimeError):
+class CredentialsMissing(ConfigError, RuntimeError):
     """No Twilio credentials in the environment; the message names the variables to set."""
 
 

@@ -40,10 +40,6 @@ class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action) or text
 
 
-class UserError(Exception):
-    """An error the user can fix; its message says how. Printed without a traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="switchboard",
@@ -80,14 +76,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "_unavailable", None):
         print(args._unavailable, file=sys.stderr)
         return 2
+    return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Runs the subcommand; every error a user can fix is one line here, and only here."""
+    from switchboard.core.errors import SwitchboardError
+
     try:
         return int(args._run(args) or 0)
     except KeyboardInterrupt:
         print("\nStopped.", file=sys.stderr)
         return 130
-    except UserError as exc:
+    except SwitchboardError as exc:
+        if os.environ.get("SWITCHBOARD_DEBUG"):
+            raise
         print(f"switchboard {args.command}: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except Exception as exc:  # never a stack trace to a user; the debug switch shows it
         if os.environ.get("SWITCHBOARD_DEBUG"):
             raise

@@ -70,3 +70,21 @@ def test_unexpected_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert "Traceback" not in out.stderr
     assert "TWILIO_ACCOUNT_SID" in out.stdout + out.stderr  # names the fix
+
+
+def test_user_errors_are_handled_once_with_exit_code_and_debug_switch(tmp_path: Path) -> None:
+    """A SwitchboardError (here: no credentials) is one line and exit 2; SWITCHBOARD_DEBUG=1 shows the traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SWITCHBOARD_"))}
+    out = switchboard("ingest", "--source", "twilio", "--data-dir", str(tmp_path), env=env)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("switchboard ingest: ") and "TWILIO_ACCOUNT_SID" in lines[0]
+    debug = switchboard("ingest", "--source", "twilio", "--data-dir", str(tmp_path),
+                        env={**env, "SWITCHBOARD_DEBUG": "1"})
+    assert "Traceback" in debug.stderr and "IngestError" in debug.stderr
+
+
+def test_cli_defines_no_error_class_of_its_own() -> None:
+    import switchboard.cli as cli
+
+    assert not hasattr(cli, "UserError")  # the base user error lives in switchboard.core.errors
