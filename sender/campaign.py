@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import math
 import re
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -348,6 +349,11 @@ class _Loader:
             or (integer and not isinstance(value, int))
         ):
             self.problem(path, f"must be {kind}, not {value!r}")
+            return default
+        if not math.isfinite(value):
+            # TOML has nan and inf; either would silently switch a limit off or skew a split.
+            upper = f" and at most {maximum:g}" if maximum is not None else ""
+            self.problem(path, f"{value!r} is not a finite number; use at least {minimum:g}{upper}")
             return default
         if value < minimum or (maximum is not None and value > maximum):
             upper = f" and at most {maximum:g}" if maximum is not None else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 from collections import Counter
@@ -302,3 +303,75 @@ def test_any_edit_gives_a_campaign_or_a_campaign_error_never_a_crash(
         load(text, recipients=RECIPIENTS + csv_tail, allow=ALLOW + allow)
     except CampaignError as exc:
         assert exc.problems and all(str(p) for p in exc.problems)
+
+
+# --- numbers: finite and in range, or one located problem (issue 13) ------------------------------
+
+_NUMERIC_FIELDS = {
+    # field path -> (where in MINIMAL it goes, lowest allowed, highest allowed)
+    "rate_limit": (0.01, 100.0),
+    "max_size": (1, 10_000),
+    "variants[0].weight": (0.0, None),
+    "fallback.after_seconds": (0.0, 86400.0),
+    "fallback.after_minutes": (0.0, 1440.0),
+}
+
+
+def _with_number(field: str, literal: str) -> str:
+    text = MINIMAL.replace("rate_limit = 5\n", "")
+    if field == "rate_limit":
+        return text.replace('from = "+15005550006"\n', f'from = "+15005550006"\nrate_limit = {literal}\n')
+    if field == "max_size":
+        return text.replace('from = "+15005550006"\n', f'from = "+15005550006"\nmax_size = {literal}\n')
+    if field == "variants[0].weight":
+        return text.replace("weight = 1", f"weight = {literal}")
+    key = field.split(".")[1]
+    return text + f"\n[fallback]\n{key} = {literal}\n"
+
+
+def _toml_number(value: float | int) -> str:
+    if isinstance(value, float) and value != value:
+        return "nan"
+    if value in (float("inf"), float("-inf")):
+        return "inf" if value > 0 else "-inf"
+    return repr(value)
+
+
+@pytest.mark.parametrize("field", sorted(_NUMERIC_FIELDS))
+@pytest.mark.parametrize("literal", ["nan", "+nan", "-nan", "inf", "+inf", "-inf"])
+def test_nan_and_infinity_are_refused_with_the_field_and_line(field: str, literal: str) -> None:
+    found = problems(_with_number(field, literal))
+    mine = [p for p in found if f": {field}: " in p]
+    assert len(mine) == 1, found
+    assert ("not a finite number" in mine[0] or "must be a whole number" in mine[0]), mine
+    assert "c.toml line " in mine[0] and "\n" not in mine[0]
+
+
+@settings(max_examples=200)
+@given(
+    field=st.sampled_from(sorted(_NUMERIC_FIELDS)),
+    value=st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**20, 10**20)),
+)
+def test_every_campaign_number_is_finite_and_in_range_or_a_located_problem(field: str, value: float) -> None:
+    low, high = _NUMERIC_FIELDS[field]
+    text = _with_number(field, _toml_number(value))
+    integer_only = field == "max_size"
+    ok = (
+        value == value
+        and value not in (float("inf"), float("-inf"))
+        and value >= low
+        and (high is None or value <= high)
+        and (not integer_only or isinstance(value, int))
+    )
+    try:
+        campaign = load(text)
+    except CampaignError as exc:
+        assert not ok, exc
+        mine = [str(p) for p in exc.problems if f": {field}: " in str(p)]
+        assert len(mine) == 1 and "c.toml line " in mine[0] and "\n" not in mine[0], exc.problems
+        return
+    assert ok, f"{field} = {value!r} was accepted"
+    numbers = [campaign.rate_limit, campaign.max_size, *(v.weight for v in campaign.variants)]
+    if campaign.fallback is not None:
+        numbers.append(campaign.fallback.after_seconds)
+    assert all(math.isfinite(n) for n in numbers)
