@@ -1,7 +1,7 @@
 """Templates: what each template and A/B variant costs, how it is encoded, how well it works.
 
 ``segment_info(body)`` (encoding, segments, what forces UCS-2 and what replacing it
-would save) lives in ``analytics.templates_segments`` and is re-exported here.
+would save) lives in ``switchboard.core.segments`` and is re-exported here.
 
 ``template_stats`` reads SMS attempts in ``attempt_facts`` (the send log joined to
 Twilio's outcome), the only view that has both the template and the conversion.
@@ -20,7 +20,7 @@ import pandas as pd
 from switchboard.analytics import _sql
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import safe_div, wilson_interval
-from switchboard.analytics.templates_segments import SegmentInfo, segment_info
+from switchboard.core.segments import SegmentInfo, segment_info
 
 __all__ = ["SEGMENT_PRICE_COLUMNS", "TEMPLATE_COLUMNS", "SegmentInfo", "segment_info", "segment_prices",
            "template_stats"]

@@ -252,7 +252,7 @@ def discover_analytics() -> list[tuple[str, Callable[..., Any], list[str]]]:
     from switchboard import analytics
     found = []
     for info in sorted(pkgutil.iter_modules(analytics.__path__), key=lambda i: i.name):
-        if info.name.startswith("_") or info.name in ("filters", "stats_basic", "experiments_stats", "templates_segments"):
+        if info.name.startswith("_") or info.name in ("filters", "stats_basic", "experiments_stats"):
             continue
         try:
             module = importlib.import_module(f"switchboard.analytics.{info.name}")

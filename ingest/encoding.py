@@ -1,6 +1,6 @@
 """Body encoding and length as SQL expressions, so bodies are measured in DuckDB and never stored.
 
-Same rules as ``analytics.templates_segments.segment_info`` (3GPP TS 23.038): a body is
+Same rules as ``switchboard.core.segments.segment_info`` (3GPP TS 23.038): a body is
 GSM-7 when every character is in the default alphabet or its extension table
 (extension characters cost two septets); otherwise UCS-2, counted in UTF-16 code units
 (a character outside the BMP is a surrogate pair). The test suite checks these
@@ -9,14 +9,7 @@ expressions against ``segment_info`` on generated bodies.
 
 from __future__ import annotations
 
-try:
-    from switchboard.analytics.templates_segments import GSM7_BASIC, GSM7_EXTENSION
-except ImportError:  # pragma: no cover - analytics not installed: the alphabet, as in the standard
-    GSM7_BASIC = frozenset(
-        "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§"
-        "¿abcdefghijklmnopqrstuvwxyzäöñüà"
-    )
-    GSM7_EXTENSION = frozenset("\f^{}\\[]~|€")
+from switchboard.core.segments import GSM7_BASIC, GSM7_EXTENSION
 
 
 def _class(chars: frozenset[str]) -> str:

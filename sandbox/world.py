@@ -34,18 +34,11 @@ from switchboard.sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPO
 from switchboard.sandbox.numbers import draw_numbers
 from switchboard.sandbox.sids import sid_series
 
-try:  # the analytics module is the reference implementation of Twilio's segment rules
-    from switchboard.analytics.templates_segments import segment_info as _segment_info
-except ImportError:  # pragma: no cover - only while analytics is missing
-    from switchboard.sandbox.segments import segment_info as _fallback_segment_info
-
-    _segment_info = None  # type: ignore[assignment]
+from switchboard.core.segments import segment_info as _segment_info
 
 
 def segment_info(body: str) -> tuple[str, int]:
     """(encoding, segments) of a body: 'GSM-7' or 'UCS-2' and the billed segment count."""
-    if _segment_info is None:
-        return _fallback_segment_info(body)
     info = _segment_info(body)
     return info.encoding, info.segments
 

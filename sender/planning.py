@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from switchboard.analytics.templates_segments import segment_info
+from switchboard.core.segments import segment_info
 from switchboard.sender.assignment import assign_variant
 from switchboard.sender.campaign import Campaign, Recipient, Variant, say_language
 from switchboard.sender.prices import sms_price

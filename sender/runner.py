@@ -242,7 +242,7 @@ class _Step:
 
 def body_hashes(body: str) -> str:
     """sha256 of the body and of its GSM-7 rewrite (what Smart Encoding may store instead)."""
-    from switchboard.analytics.templates_segments import to_gsm7
+    from switchboard.core.segments import to_gsm7
 
     forms = dict.fromkeys([body, to_gsm7(body)])
     return ",".join(hashlib.sha256(f.encode()).hexdigest() for f in forms)

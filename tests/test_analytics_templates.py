@@ -11,7 +11,8 @@ from datetime import timedelta
 
 import pytest
 
-from switchboard.analytics import templates, templates_segments
+from switchboard.analytics import templates
+from switchboard.core import segments as templates_segments
 from switchboard.analytics.filters import Filters
 from tests.test_analytics_warehouse import D0, Hand, at, empty_warehouse
 

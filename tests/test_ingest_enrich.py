@@ -82,7 +82,7 @@ _con = duckdb.connect()
 @settings(max_examples=200, deadline=None)
 @given(st.text(alphabet=st.sampled_from(list("abc XYZ019@£$¥èé\n\r{}[]~|^€\\`Δ“”’–…😀ĞЖ中\u00a0\t")), max_size=200))
 def test_sql_encoding_matches_segment_info(body):
-    from switchboard.analytics.templates_segments import segment_info
+    from switchboard.core.segments import segment_info
 
     enc, length = _con.execute(f"SELECT {encoding_sql('$b')}, {length_sql('$b')}", {"b": body}).fetchall()[0]
     info = segment_info(body)

@@ -12,7 +12,7 @@ import pandas as pd
 import phonenumbers
 import pytest
 
-from switchboard.analytics.templates_segments import segment_info
+from switchboard.core.segments import segment_info
 from switchboard.sandbox.world import (
     CONVERSION_COLUMNS,
     SEND_COLUMNS,
@@ -212,12 +212,12 @@ def test_send_logs_replace_an_earlier_world_but_keep_other_files(small, tmp_path
     assert days[0] >= "sends-2026-05-24" and (tmp_path / "sends-campaign-42.jsonl").exists()
 
 
-def test_private_segment_fallback_agrees_with_analytics():
+def test_world_counts_segments_with_the_one_core_rule():
     from switchboard.sandbox.catalog import TEMPLATES
-    from switchboard.sandbox.segments import segment_info as fallback
+    from switchboard.sandbox.world import segment_info as world_segment_info
 
     for texts in TEMPLATES.values():
         for text in texts.values():
             for body in (text.replace("{code}", "123456"), text * 3, "€" * 81, "😀" * 36):
                 info = segment_info(body)
-                assert fallback(body) == (info.encoding, info.segments), body[:30]
+                assert world_segment_info(body) == (info.encoding, info.segments), body[:30]

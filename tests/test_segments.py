@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from switchboard.analytics.templates_segments import (
+from switchboard.core.segments import (
     GSM7,
     GSM7_BASIC,
     GSM7_EXTENSION,
