@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("switchboard.ingest.cli", "Load Twilio messages/calls and send logs into the DuckDB warehouse."),
     "dashboard": ("switchboard.dashboard.cli", "Serve the Streamlit dashboard on the published warehouse."),
     "send": ("switchboard.sender.cli", "Plan (dry run) or send a test campaign: SMS with optional voice fallback."),
+    "listen": ("switchboard.ingest.receiver.cli", "Receive Twilio status callbacks and Event Streams webhooks into a durable spool."),
     "export": ("switchboard.ingest.export", "Export every table and view as day-partitioned Parquet (hive layout)."),
 }
 

@@ -1,0 +1,212 @@
+"""The receiver's ASGI app (Starlette): status callbacks and Event Streams webhooks into the spool.
+
+Endpoints (paths relative to the public URL):
+
+* ``POST /twilio/status``: a Twilio status callback (form-encoded; messages and calls).
+* ``POST /twilio/events``: an Event Streams webhook sink (a JSON array of CloudEvents).
+* ``GET /healthz``: counters as JSON (accepted, duplicates, rejected, busy, pending bytes).
+
+Every POST is checked with the ``twilio`` SDK's ``RequestValidator`` before anything is stored:
+
+* callbacks: ``X-Twilio-Signature`` = HMAC-SHA1(auth token, URL + sorted form parameters);
+* Event Streams: Twilio appends ``bodySHA256=<hex sha256 of the body>`` to the sink URL and signs the URL
+  alone; ``RequestValidator.validate(url, raw_body, signature)`` checks the signature and the body hash.
+
+The URL Twilio signed is the one it was given, which behind a TLS terminator, reverse proxy or tunnel is
+not what this server sees (scheme, host, port, path prefix differ). So the signed URL is
+``public_url + request path + ?query`` when a public URL is set, else the URL of the request as received.
+
+Answers: 403 (bad/missing signature; nothing stored), 400 (validated but not a status callback / not a
+CloudEvents batch), 413 (too large), 503 + Retry-After (spool over its memory budget or the disk failed:
+Twilio retries), 204/200 once every event of the request is fsynced (or was already).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, parse_qsl
+
+from starlette.applications import Starlette
+from starlette.datastructures import ImmutableMultiDict
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
+from switchboard.core.twilio import redact_url
+from switchboard.ingest.receiver.events import (
+    callback_has_sid,
+    callback_record,
+    event_record,
+    utc_now_iso,
+)
+from switchboard.ingest.receiver.spool import Spool, SpoolBusy
+
+log = logging.getLogger("switchboard.receiver")
+
+STATUS_PATH = "/twilio/status"
+EVENTS_PATH = "/twilio/events"
+MAX_CALLBACK_BYTES = 64 << 10     # a status callback is well under 2 KB
+MAX_BATCH_BYTES = 4 << 20         # an Event Streams batch of CloudEvents
+RETRY_AFTER_SECONDS = "1"
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@dataclass
+class RequestCounters:
+    rejected_signature: int = 0
+    rejected_request: int = 0
+    by_path: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ReceiverConfig:
+    auth_token: str
+    public_url: str | None = None  # e.g. "https://hooks.example.com/switchboard" (no trailing slash needed)
+
+
+def signed_url(request: Request, public_url: str | None) -> str:
+    """The URL Twilio computed its signature over (see the module docstring)."""
+    raw_path = request.scope.get("raw_path") or request.url.path.encode()
+    path = raw_path.decode("latin-1")
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    if public_url:
+        url = public_url.rstrip("/") + path
+    else:
+        url = f"{request.url.scheme}://{request.url.netloc}{path}"
+    return f"{url}?{query}" if query else url
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise _TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
+    """The ASGI app; its lifespan opens the spool (recovery, writer thread) and closes it on shutdown."""
+    validator = RequestValidator(config.auth_token)
+    counters = RequestCounters()
+
+    def reject(status: int, reason: str, path: str, detail: str = "") -> Response:
+        """One log line (rate-limited; ``detail`` only in the log) and a short plain-text answer."""
+        if status == 403:
+            counters.rejected_signature += 1
+            n = counters.rejected_signature
+        else:
+            counters.rejected_request += 1
+            n = counters.rejected_request
+        if n <= 10 or n % 1000 == 0:  # a flood of bad requests must not flood the log
+            log.warning("%s %s: %s%s (%d so far)", status, path, reason, detail, n)
+        return Response(reason + "\n", status_code=status, media_type="text/plain")
+
+    async def store(records: list[dict], path: str, ok_status: int) -> Response:
+        try:
+            await spool.append(records)
+        except SpoolBusy:
+            return Response("busy, retry\n", 503, {"Retry-After": RETRY_AFTER_SECONDS}, "text/plain")
+        except OSError as exc:
+            log.error("%s: spool write failed: %s", path, exc)
+            return Response("storage error, retry\n", 503, {"Retry-After": RETRY_AFTER_SECONDS}, "text/plain")
+        counters.by_path[path] = counters.by_path.get(path, 0) + 1
+        return Response(status_code=ok_status)
+
+    async def status_callback(request: Request) -> Response:
+        try:
+            body = await _read_body(request, MAX_CALLBACK_BYTES)
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+        except _TooLarge:
+            return reject(413, "request body too large for a status callback", STATUS_PATH)
+        except UnicodeDecodeError:
+            return reject(400, "form body is not UTF-8", STATUS_PATH)
+        signature = request.headers.get("x-twilio-signature")
+        url = signed_url(request, config.public_url)
+        if not signature or not validator.validate(url, ImmutableMultiDict(pairs), signature):
+            return reject(403, f"X-Twilio-Signature {'missing' if not signature else 'invalid'}", STATUS_PATH,
+                          f" (checked against {redact_url(url)}; see --public-url)")
+        params = dict(pairs)
+        if not callback_has_sid(params):
+            return reject(400, "not a status callback: no MessageSid or CallSid", STATUS_PATH)
+        token = request.headers.get("i-twilio-idempotency-token")
+        record = callback_record(request.url.path, pairs, token, utc_now_iso())
+        return await store([record], STATUS_PATH, 204)
+
+    async def event_stream(request: Request) -> Response:
+        try:
+            body = await _read_body(request, MAX_BATCH_BYTES)
+            text = body.decode("utf-8")
+        except _TooLarge:
+            return reject(413, "Event Streams batch too large", EVENTS_PATH)
+        except UnicodeDecodeError:
+            return reject(400, "body is not UTF-8", EVENTS_PATH)
+        signature = request.headers.get("x-twilio-signature")
+        url = signed_url(request, config.public_url)
+        has_hash = "bodySHA256" in parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
+        # Without bodySHA256 the SDK would not check the body at all: such a request is not Twilio's.
+        if not signature or not has_hash or not validator.validate(url, text, signature):
+            why = "missing" if not signature else ("without bodySHA256" if not has_hash else "invalid")
+            return reject(403, f"X-Twilio-Signature {why}", EVENTS_PATH,
+                          f" (checked against {redact_url(url)}; see --public-url)")
+        events, problem = _parse_batch(text)
+        if problem:
+            return reject(400, problem, EVENTS_PATH)
+        received = utc_now_iso()
+        for event in events:
+            if event.get("type") == "com.twilio.eventstreams.test-event":
+                test_id = (event.get("data") or {}).get("test_id")
+                log.warning("Event Streams test event received: test_id=%s (confirm it with the Sink "
+                            "Validate API to activate the sink)", test_id)
+        return await store([event_record(e, received) for e in events], EVENTS_PATH, 200)
+
+    async def healthz(request: Request) -> Response:
+        c = spool.counters
+        return JSONResponse({
+            "status": "ok", "accepted": c.accepted, "duplicates": c.duplicates, "fsync_batches": c.batches,
+            "busy": c.busy, "failed": c.failed, "pending_bytes": spool.pending_bytes,
+            "rejected_signature": counters.rejected_signature, "rejected_request": counters.rejected_request,
+            "requests_ok": counters.by_path,
+        })
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        spool.open()
+        try:
+            yield
+        finally:
+            spool.close()
+
+    routes = [
+        Route(STATUS_PATH, status_callback, methods=["POST"]),
+        Route(EVENTS_PATH, event_stream, methods=["POST"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _parse_batch(text: str) -> tuple[list[dict], str | None]:
+    """The CloudEvents of a webhook body (an array; a single object is taken as a batch of one)."""
+    try:
+        payload = json.loads(text)
+    except ValueError as exc:
+        return [], f"body is not JSON: {exc}"
+    events = payload if isinstance(payload, list) else [payload]
+    for i, event in enumerate(events):
+        if not isinstance(event, dict) or not isinstance(event.get("id"), str) or not event["id"]:
+            return [], f"event {i} is not a CloudEvent with a string id"
+        if not isinstance(event.get("type"), str):
+            return [], f"event {i} ({event['id']}) has no type"
+    return events, None
