@@ -57,7 +57,7 @@ def countries_frame() -> pd.DataFrame:
 
 
 def error_codes_frame() -> pd.DataFrame:
-    from switchboard.ingest.error_catalog import load_error_catalog
+    from switchboard.core.error_catalog import load_error_catalog
 
     return load_error_catalog()
 

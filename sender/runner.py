@@ -283,7 +283,7 @@ def _error_info(code: int | None) -> tuple[str, str]:
     if code is None:
         return "Unknown error (no code)", "unknown"
     try:
-        from switchboard.ingest.error_catalog import describe
+        from switchboard.core.error_catalog import describe
 
         info = describe(code)
         return info.name, info.category

@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from switchboard.ingest.error_catalog import (
+from switchboard.core.error_catalog import (
     CATEGORIES,
     CHANNELS,
     COLUMNS,
-    DEFAULT_PATH,
+    DEFAULT_NAME,
     category_of,
     describe,
     load_error_catalog,
 )
+from switchboard.core.resources import data_file
 
 REQUIRED_CODES = (30003, 30005, 30006, 30007, 30008, 21211, 21610, 21614, 21612, 21408, 20429, 30034, 13224)
 
@@ -27,8 +29,8 @@ def catalog() -> pd.DataFrame:
 
 
 def _rows() -> list[dict[str, str]]:
-    with DEFAULT_PATH.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
+    text = data_file(DEFAULT_NAME).read_text(encoding="utf-8")  # the packaged file, as installed
+    return list(csv.DictReader(io.StringIO(text, newline="")))
 
 
 def _write(path: Path, rows: list[dict[str, str]]) -> Path:

@@ -17,7 +17,7 @@ from twilio.http.http_client import TwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from switchboard.ingest.error_catalog import describe
+from switchboard.core.error_catalog import describe
 from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, generate
 from switchboard.sender import api

@@ -1,6 +1,6 @@
 """Catalogue of Twilio error codes: official name, what kind of failure, what to do.
 
-The catalogue lives in ``data/error_codes.csv`` (one row per code, names as Twilio's
+The catalogue lives in ``data/error_codes.csv`` (packaged as ``switchboard.data``) (one row per code, names as Twilio's
 Error and Warning Dictionary gives them) and is loaded into the warehouse's
 ``error_codes`` dimension. ``load_error_catalog`` validates every row and names the
 row and the fix when one is wrong, so a bad edit fails the ingest run loudly instead
@@ -25,12 +25,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from switchboard.core.resources import data_file
+
 __all__ = [
     "CATEGORIES",
     "CATEGORY_DESCRIPTIONS",
     "CHANNELS",
     "COLUMNS",
-    "DEFAULT_PATH",
+    "DEFAULT_NAME",
     "ErrorInfo",
     "category_of",
     "describe",
@@ -38,7 +40,7 @@ __all__ = [
     "more_info_url",
 ]
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "data" / "error_codes.csv"
+DEFAULT_NAME = "error_codes.csv"  # in the packaged switchboard.data (core.resources)
 
 COLUMNS = ("code", "name", "channel", "category", "retryable", "what_to_do", "more_info")
 CHANNELS = ("sms", "voice", "both", "api")
@@ -85,7 +87,11 @@ def load_error_catalog(path: str | Path | None = None) -> pd.DataFrame:
 
     Raises ``ValueError`` naming the file, the CSV line and code, what is wrong and how to fix it.
     """
-    source = Path(path) if path is not None else DEFAULT_PATH
+    if path is None:  # the shipped catalogue, wherever the package is installed
+        with data_file(DEFAULT_NAME).open("rb") as handle:
+            raw = pd.read_csv(handle, dtype=str, keep_default_na=False, encoding="utf-8")
+        return _validate(raw, DEFAULT_NAME)
+    source = Path(path)
     raw = pd.read_csv(source, dtype=str, keep_default_na=False, encoding="utf-8")
     return _validate(raw, source.name)
 
