@@ -18,19 +18,18 @@ from datetime import date
 from typing import Any
 
 import pandas as pd
-import phonenumbers
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
 from switchboard.analytics.filters import Filters
+from switchboard.core.phones import mask_number, mask_text  # the one masking style (pages call ui.mask_*)
 
 # Streamlit serves dashboard/static/ at /app/static/ (enableStaticServing): Plotly's geo
 # charts fetch world_110m.json from there instead of the CDN, so maps draw offline.
 _log = logging.getLogger(__name__)
 PLOTLY_CONFIG: dict[str, Any] = {"topojsonURL": "/app/static/", "displaylogo": False}
 RATE_SCALE = "RdYlGn"
-MASK = "•"
 
 
 # --- the view every page renders -----------------------------------------------------------------
@@ -162,41 +161,6 @@ def md_escape(text: str) -> str:
 
 def shorten(text: str, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def mask_number(number: Any) -> Any:
-    """``+447700900123`` → ``+44 7•••• ••123``: country code, first digit and last three stay.
-
-    Values that are not phone numbers (alphanumeric sender IDs, SIDs, None) come back
-    unchanged; a digit string that phonenumbers cannot parse is still masked.
-    """
-    if not isinstance(number, str):
-        return number
-    raw = number.strip()
-    digits = re.sub(r"\D", "", raw)
-    if len(digits) < 6 or re.search(r"[A-Za-z]", raw):
-        return number
-    try:
-        parsed = phonenumbers.parse(raw if raw.startswith("+") else "+" + digits, None)
-        cc, national = str(parsed.country_code), str(parsed.national_number)
-    except phonenumbers.NumberParseException:
-        cc, national = "", digits
-    if len(national) <= 4:
-        body = MASK * len(national)
-    else:
-        body = national[0] + MASK * (len(national) - 4) + national[-3:]
-    grouped = body[:5] + (" " + body[5:] if len(body) > 5 else "")
-    return f"+{cc} {grouped}" if cc else grouped
-
-
-_NUMBER_IN_TEXT = re.compile(r"\+?\d[\d \-().]{6,}\d")
-
-
-def mask_text(text: Any) -> Any:
-    """Mask every phone-number-looking run inside free text (reject lines, error messages)."""
-    if not isinstance(text, str):
-        return text
-    return _NUMBER_IN_TEXT.sub(lambda m: str(mask_number(m.group(0))), text)
 
 
 PHONE_COLUMNS = ("to_number", "from_number", "to", "from", "number", "phone")

@@ -8,26 +8,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import lru_cache
-from pathlib import Path
 
 import pandas as pd
 import phonenumbers
 import pycountry
 from phonenumbers.carrierdata import CARRIER_DATA, CARRIER_LONGEST_PREFIX
-from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 from phonenumbers.prefix import _prefix_description_for_number as _carrier_prefix
+
+from switchboard.core import phones
+from switchboard.core.resources import data_file
 
 # Static rates: Twilio prices most accounts in USD; others are converted with these.
 FX_USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0067, "BRL": 0.18, "INR": 0.012, "AUD": 0.66, "CAD": 0.73}
 
 
-REGIONS_CSV = Path(__file__).resolve().parents[1] / "data" / "country_regions.csv"
+REGIONS_CSV = "country_regions.csv"  # in the packaged switchboard.data (core.resources)
 
 
 @lru_cache(maxsize=1)
 def country_regions() -> dict[str, tuple[str, str]]:
     """ISO-2 -> (UN M49 continent, UN M49 sub-region), from data/country_regions.csv."""
-    frame = pd.read_csv(REGIONS_CSV, comment="#", keep_default_na=False, dtype=str)
+    with data_file(REGIONS_CSV).open("rb") as handle:
+        frame = pd.read_csv(handle, comment="#", keep_default_na=False, dtype=str)
     return {r.iso2: (r.continent, r.subregion) for r in frame.itertuples()}
 
 
@@ -66,27 +68,6 @@ def fx_frame() -> pd.DataFrame:
     return pd.DataFrame({"currency": list(FX_USD_PER_UNIT), "usd_per_unit": list(FX_USD_PER_UNIT.values())})
 
 
-_CC = {cc for cc in COUNTRY_CODE_TO_REGION_CODE if cc}
-
-
-def _fast_parse(number: str) -> phonenumbers.PhoneNumber:
-    """E.164 ('+' and digits) straight into a PhoneNumber: about 10x faster than phonenumbers.parse."""
-    if number.startswith("+") and number[1:].isdigit() and 8 <= len(number) <= 16:
-        digits = number[1:]
-        for k in (1, 2, 3):
-            cc = int(digits[:k])
-            if cc in _CC:
-                national = digits[k:]
-                zeros = len(national) - len(national.lstrip("0"))
-                return phonenumbers.PhoneNumber(
-                    country_code=cc,
-                    national_number=int(national or 0),
-                    italian_leading_zero=zeros > 0 or None,
-                    number_of_leading_zeros=zeros if zeros > 1 else None,
-                )
-    return phonenumbers.parse(number, None)
-
-
 def lookup_numbers(numbers: Iterable[str]) -> pd.DataFrame:
     """country (ISO-2) and approximate original carrier for each distinct E.164 number.
 
@@ -96,11 +77,10 @@ def lookup_numbers(numbers: Iterable[str]) -> pd.DataFrame:
     rows: list[tuple[str, str | None, str | None]] = []
     for number in {n for n in numbers if n}:
         try:
-            parsed = _fast_parse(number)
+            parsed = phones.parse(number)
         except phonenumbers.NumberParseException:
             rows.append((number, None, None))
             continue
-        region = phonenumbers.region_code_for_number(parsed)
         name = _carrier_prefix(CARRIER_DATA, CARRIER_LONGEST_PREFIX, parsed, "en") or None
-        rows.append((number, region if region not in (None, "ZZ", "001") else None, name))
+        rows.append((number, phones.country_of(parsed), name))
     return pd.DataFrame(rows, columns=["number", "country", "carrier"])

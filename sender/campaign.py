@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 from switchboard.core.errors import ConfigError
+from switchboard.core.phones import country_of  # the one rule, re-exported
 
 __all__ = [
     "Campaign",
@@ -223,19 +223,6 @@ class Campaign:
             h.update(f"{r.number}\0{r.user_id}\0{r.locale}\0".encode())
         h.update(f"{self.sender}\0{self.salt}".encode())
         return h.hexdigest()[:16]
-
-
-def country_of(number: str) -> str | None:
-    """ISO-2 country of an E.164 number (None when phonenumbers cannot tell)."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
-        return None
-    region = phonenumbers.region_code_for_number(parsed)
-    if region in (None, "ZZ", "001"):
-        # Not a valid number for any region (test ranges such as +1 555): the calling code's main region.
-        region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
-    return None if region in (None, "ZZ", "001") else region
 
 
 def say_language(locale: str) -> str:

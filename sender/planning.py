@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from switchboard.core.phones import mask_number  # the UI's one masking style, re-exported
 from switchboard.core.segments import segment_info
 from switchboard.sender.assignment import assign_variant
 from switchboard.sender.campaign import Campaign, Recipient, Variant, say_language
@@ -72,13 +73,6 @@ def idempotency_key(campaign_id: str, user_id: str, step: str) -> str:
 def event_id_for(key: str) -> str:
     """The send-log event id of an idempotency key: deterministic, so ingest's upsert dedups too."""
     return str(uuid.uuid5(_EVENT_NAMESPACE, key))
-
-
-def mask_number(number: str) -> str:
-    """``+15005550006`` -> ``+1500•••••06``: enough to tell test phones apart, not to dial."""
-    if len(number) <= 6:
-        return "•" * len(number)
-    return number[:5] + "•" * (len(number) - 7) + number[-2:]
 
 
 def say_language_for(p: PlannedSend) -> str:

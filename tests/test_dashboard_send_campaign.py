@@ -223,7 +223,7 @@ def test_uploaded_campaign_with_its_recipients_and_allow_list_is_previewed(no_cr
     assert not at.error, [e.value for e in at.error]
     assert 'id = "uploaded"' in at.text_area(key=EDITOR).value  # the upload fills the editor
     plan = frame_with(at, "number_masked")
-    assert list(plan["number_masked"]) == ["+1500•••••10", "+1500•••••11"]
+    assert list(plan["number_masked"]) == ["+1 5•••• ••010", "+1 5•••• ••011"]
     assert {m.label: m.value for m in at.metric}["Not in the allow-list"] == "0"
     # Without the CSV upload, the TOML's own recipients file must exist: the error says what to do.
     at.file_uploader(key="send_upload_csv").set_value(None)
