@@ -362,6 +362,7 @@ def test_every_campaign_number_is_finite_and_in_range_or_a_located_problem(field
         and value >= low
         and (high is None or value <= high)
         and (not integer_only or isinstance(value, int))
+        and (field != "variants[0].weight" or value > 0)  # the only variant: 0 would leave no one a variant
     )
     try:
         campaign = load(text)
