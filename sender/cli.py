@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
@@ -59,12 +61,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where send logs and the ledger go (default: SWITCHBOARD_DATA_DIR or ./data)%(default).0s",
     )
     parser.add_argument(
+        "--in-flight-window",
+        type=_seconds,
+        default=120.0,
+        metavar="SECONDS",
+        help="how long Twilio may still act on a request that got no answer (timeout, dropped connection, 5xx): "
+        "such a send is looked for at Twilio only after this, then sent again if absent (default %(default)g)",
+    )
+    parser.add_argument(
         "--poll-interval",
         type=float,
         default=None,
         help="seconds between delivery-status polls for the voice fallback "
         "(default: a tenth of the delay, 0.2 to 15 s)%(default).0s",
     )
+
+
+def _seconds(text: str) -> float:
+    """A finite, non-negative number of seconds (argparse type)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be a finite number of seconds, at least 0")
+    return value
 
 
 def run(
@@ -127,6 +148,7 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
 
         options = RunOptions(
             allow_any_number=args.allow_any_number,
+            inflight_window=timedelta(seconds=args.in_flight_window),
             poll_interval=args.poll_interval,
             on_status=bar.set_postfix_str,
         )

@@ -93,6 +93,9 @@ class RunOptions:
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
     max_ambiguous_retries: int = 3
+    # How long after a request leaves Twilio may still act on it. A send whose outcome is unknown
+    # (timeout, dropped connection, 5xx) is looked for only after this, or a slow create would be sent twice.
+    inflight_window: timedelta = timedelta(seconds=120)
     on_status: Callable[[str], None] | None = None  # one-line notes while waiting (progress bars, pages)
 
 
@@ -312,6 +315,7 @@ class _Run:
         self.bucket = TokenBucket(campaign.rate_limit, clock=options.monotonic, sleep=options.sleep)
         self.warnings: list[str] = []
         self.resumed: set[str] = set()
+        self.in_doubt: list[tuple[_Step, int]] = []  # sends whose outcome is unknown, with their attempt
         self.done = 0
         self.total = len(self.plans)
 
@@ -332,18 +336,14 @@ class _Run:
                 self.resumed.add(row.key)
 
     def recover(self) -> None:
-        for row in self.ledger.rows(state="intent"):
+        intents = self.ledger.rows(state="intent")
+        # A request the last run made just before it died may still be inside the provider.
+        self._wait_out_in_flight(intents)
+        for row in intents:
             found = self._find_at_provider(row)
             if found is not None:
                 log.info("recovered %s: created before the crash as %s", row.key, found["sid"])
-                self.ledger.record_sent(
-                    row.key,
-                    sid=found["sid"],
-                    status=found["status"],
-                    created_at=found["created"],
-                    recovered=True,
-                    at=self.options.clock(),
-                )
+                self._record_found(row.key, found)
         for row in self.ledger.rows():
             if row.state in ("sent", "failed") and not row.logged:
                 self._write_log(row)
@@ -355,79 +355,92 @@ class _Run:
                 plan.key, "sms", plan.event_id, plan, self.campaign.sender, body_hashes(plan.body), None
             )
             self._execute(step)
+        self._settle_in_doubt()
 
     def _execute(self, step: _Step) -> None:
         row = self.ledger.get(step.key)
         if row is None or row.state == "intent":
             row = self._send(step)
-        self.done += step.step == "sms"
+        if row is not None:  # None: in doubt, reported once settled
+            self._report(row)
+
+    def _report(self, row: LedgerRow) -> None:
+        self.done += row.step == "sms"
         if self.progress is not None:
             self.progress(self._outcome(row), self.done, self.total)
 
-    def _send(self, step: _Step) -> LedgerRow:
-        for attempt in range(self.options.max_ambiguous_retries + 1):
-            self.ledger.record_intent(
-                key=step.key,
-                campaign_id=self.campaign.id,
-                user_id=step.plan.recipient.user_id,
-                step=step.step,
-                event_id=step.event_id,
-                to_number=step.plan.recipient.number,
-                sender=step.sender,
-                body_hashes=step.body_hashes,
-                variant=step.plan.variant.name,
-                fallback_of=step.fallback_of,
-                at=self.options.clock(),
-            )
+    def _send(self, step: _Step, attempt: int = 0) -> LedgerRow | None:
+        """Make the API call for ``step``; the ledger row once its outcome is known, or None when it is in
+        doubt (timeout, dropped connection, 5xx: Twilio may have created it, or may still be creating it).
+        An in-doubt send is settled by ``_settle_in_doubt`` after its in-flight window."""
+        for retry_429 in range(self.options.max_ambiguous_retries + 1):
+            # Token first, intent right before the call: the intent time is when the request left.
+            self.bucket.acquire()
+            self._record_intent(step)
             _crash_point("after_intent")
-            self.bucket.acquire()  # right before the call, so the limit holds on the wire
-            try:
-                resource = self._create(step)
-            except TwilioRestException as exc:
-                if _is_account_level(exc):
-                    name = _error_info(exc.code)[0] if isinstance(exc.code, int) else f"HTTP {exc.status}"
-                    raise SendAborted(
-                        f"Twilio refused the request for the whole account: {name} (HTTP {exc.status}). Check the "
-                        "credentials, the account and the sender; nothing was sent for this recipient, and running "
-                        "the campaign again resumes where it stopped"
-                    ) from None
-                if exc.status == 429 or exc.status >= 500:
-                    # 429 after the transport's retries, or a server error (the message may exist)
-                    if exc.status >= 500 and self._recovered_after_ambiguity(step):
-                        break
-                    if attempt < self.options.max_ambiguous_retries:
-                        self.options.sleep(0.5 * 2**attempt)
-                        continue
-                    raise SendAborted(
-                        f"Twilio kept answering HTTP {exc.status}; stopped after {attempt + 1} attempts. Run the "
-                        "campaign again later: it resumes where it stopped, without sending anyone a second message"
-                    ) from None
-                code = exc.code if isinstance(exc.code, int) else None
-                name = _error_info(code)[0] if code is not None else f"HTTP {exc.status}: {exc.msg}"
-                self.ledger.record_failed(step.key, error_code=code, error_name=name, at=self.options.clock())
-                break
-            except (requests.ConnectionError, requests.Timeout, TwilioException) as exc:
-                log.warning(
-                    "send %s: outcome unknown (%s); checking the provider", step.key, type(exc).__name__
-                )
-                if self._recovered_after_ambiguity(step):
-                    break
-                if attempt < self.options.max_ambiguous_retries:
-                    self.options.sleep(0.5 * 2**attempt)
-                    continue
+            outcome = self._attempt(step)
+            if outcome == "done":
+                return self._finish(step)
+            if outcome == "in_doubt":
+                self.in_doubt.append((step, attempt))
+                return None
+            if retry_429 < self.options.max_ambiguous_retries:  # 429 after the transport's own retries
+                self.options.sleep(0.5 * 2**retry_429)
+        raise SendAborted(
+            f"Twilio kept answering HTTP 429; stopped after {self.options.max_ambiguous_retries + 1} attempts. "
+            "Run the campaign again later: it resumes where it stopped, without sending anyone a second message"
+        )
+
+    def _record_intent(self, step: _Step) -> None:
+        self.ledger.record_intent(
+            key=step.key,
+            campaign_id=self.campaign.id,
+            user_id=step.plan.recipient.user_id,
+            step=step.step,
+            event_id=step.event_id,
+            to_number=step.plan.recipient.number,
+            sender=step.sender,
+            body_hashes=step.body_hashes,
+            variant=step.plan.variant.name,
+            fallback_of=step.fallback_of,
+            at=self.options.clock(),
+        )
+
+    def _attempt(self, step: _Step) -> str:
+        """One create: ``done`` (sent or refused, in the ledger), ``in_doubt`` or ``429``."""
+        try:
+            resource = self._create(step)
+        except TwilioRestException as exc:
+            if _is_account_level(exc):
+                name = _error_info(exc.code)[0] if isinstance(exc.code, int) else f"HTTP {exc.status}"
                 raise SendAborted(
-                    f"cannot reach Twilio ({type(exc).__name__}) after {attempt + 1} attempts. Run the campaign "
-                    "again when the network is back: it resumes where it stopped"
+                    f"Twilio refused the request for the whole account: {name} (HTTP {exc.status}). Check the "
+                    "credentials, the account and the sender; nothing was sent for this recipient, and running "
+                    "the campaign again resumes where it stopped"
                 ) from None
-            _crash_point("after_create")
-            self.ledger.record_sent(
-                step.key,
-                sid=resource.sid,
-                status=resource.status,
-                created_at=resource.date_created,
-                at=self.options.clock(),
-            )
-            break
+            if exc.status == 429:  # nothing was created: safe to repeat
+                return "429"
+            if exc.status >= 500:  # the message may exist, or be about to
+                log.warning("send %s: HTTP %s; checking the provider later", step.key, exc.status)
+                return "in_doubt"
+            code = exc.code if isinstance(exc.code, int) else None
+            name = _error_info(code)[0] if code is not None else f"HTTP {exc.status}: {exc.msg}"
+            self.ledger.record_failed(step.key, error_code=code, error_name=name, at=self.options.clock())
+            return "done"
+        except (requests.ConnectionError, requests.Timeout, TwilioException) as exc:
+            log.warning("send %s: outcome unknown (%s); checking the provider later", step.key, type(exc).__name__)
+            return "in_doubt"
+        _crash_point("after_create")
+        self.ledger.record_sent(
+            step.key,
+            sid=resource.sid,
+            status=resource.status,
+            created_at=resource.date_created,
+            at=self.options.clock(),
+        )
+        return "done"
+
+    def _finish(self, step: _Step) -> LedgerRow:
         _crash_point("after_done")
         row = self.ledger.get(step.key)
         assert row is not None
@@ -435,21 +448,59 @@ class _Run:
         _crash_point("after_log")
         return self.ledger.get(step.key) or row
 
-    def _recovered_after_ambiguity(self, step: _Step) -> bool:
-        row = self.ledger.get(step.key)
-        assert row is not None
-        found = self._find_at_provider(row)
-        if found is None:
-            return False
+    # -- sends in doubt: look at the provider only once the request can no longer be inside it
+    def _wait_out_in_flight(self, rows: list[LedgerRow]) -> None:
+        """Sleep until the in-flight window of every row's request is over.
+
+        A create that outlived the client's timeout may still be working inside Twilio; a look before it
+        finishes finds nothing and sends a second message. The intent is written right before the request
+        leaves, so ``intent + window`` bounds the time the request can still create something."""
+        if not rows:
+            return
+        window = self.options.inflight_window
+        remaining = (max(r.intent_time for r in rows) + window - self.options.clock()).total_seconds()
+        if remaining > 0:
+            if self.options.on_status is not None:
+                self.options.on_status(
+                    f"waiting {remaining:.0f} s for {len(rows)} unanswered request(s) to finish at Twilio "
+                    "before checking whether they were sent"
+                )
+            self.options.sleep(remaining)
+
+    def _settle_in_doubt(self) -> None:
+        """Look for every in-doubt send after its in-flight window: found, it is recorded (``recovered``);
+        not found, it is sent again (at most ``max_ambiguous_retries`` times)."""
+        while self.in_doubt:
+            batch, self.in_doubt = self.in_doubt, []
+            rows = [self.ledger.get(step.key) for step, _ in batch]
+            self._wait_out_in_flight([r for r in rows if r is not None])
+            for (step, attempt), row in zip(batch, rows, strict=True):
+                assert row is not None
+                found = self._find_at_provider(row)
+                if found is not None:
+                    self._record_found(step.key, found)
+                    self._report(self._finish(step))
+                    continue
+                if attempt >= self.options.max_ambiguous_retries:
+                    raise SendAborted(
+                        f"Twilio did not answer the {step.step} to {mask_number(row.to_number)} after "
+                        f"{attempt + 1} attempts (none was created). Run the campaign again when Twilio is "
+                        "reachable: it resumes where it stopped"
+                    )
+                self.options.sleep(0.5 * 2**attempt)
+                done = self._send(step, attempt + 1)
+                if done is not None:
+                    self._report(done)
+
+    def _record_found(self, key: str, found: dict[str, Any]) -> None:
         self.ledger.record_sent(
-            step.key,
+            key,
             sid=found["sid"],
             status=found["status"],
             created_at=found["created"],
             recovered=True,
             at=self.options.clock(),
         )
-        return True
 
     def _create(self, step: _Step) -> Any:
         to = step.plan.recipient.number
@@ -589,6 +640,7 @@ class _Run:
                     self._call(self.ledger.get(key) or row, caller)
             if pending:
                 self.options.sleep(interval)
+        self._settle_in_doubt()
 
     def _fetch_status(self, row: LedgerRow) -> tuple[str | None, int | None]:
         try:
@@ -606,11 +658,7 @@ class _Run:
         plan = self.by_user[sms_row.user_id]
         key = idempotency_key(self.campaign.id, sms_row.user_id, "voice")
         step = _Step(key, "voice", event_id_for(key), plan, caller, body_hashes(plan.body), sms_row.event_id)
-        row = self.ledger.get(key)
-        if row is None or row.state == "intent":
-            row = self._send(step)
-        if self.progress is not None:
-            self.progress(self._outcome(row), self.done, self.total)
+        self._execute(step)
 
     # -- results
     def _outcome(self, row: LedgerRow) -> SendOutcome:

@@ -43,7 +43,8 @@ def _env(server: SandboxServer, crash_at: str | None = None) -> dict[str, str]:
 
 def _send(campaign: Path, data_dir: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "switchboard.sender.cli", str(campaign), "--send", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "switchboard.sender.cli", str(campaign), "--send", "--data-dir", str(data_dir),
+         "--in-flight-window", "1"],  # the sandbox answers in ms: a killed run's request is long done
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
