@@ -225,6 +225,15 @@ def test_sql_box_errors_are_messages_not_tracebacks(demo: Path) -> None:
     at.text_area(key="sql_query").set_value("SELECT nope FROM message_facts")
     _submit(at)
     assert any("nope" in e.value for e in at.error)
+    # Types pandas cannot take are shown as text; a single huge value is a memory error in the box.
+    at.text_area(key="sql_query").set_value("SELECT union_value(n := 1) AS u, DATE '0044-03-15 (BC)' AS d")
+    _submit(at)
+    assert not at.exception and not at.error
+    assert at.dataframe[-1].value.iloc[0].to_dict() == {"u": "1", "d": "0044-03-15 (BC)"}
+    at.text_area(key="sql_query").set_value("SELECT repeat('x', 1500000000) AS x")
+    _submit(at)
+    assert not at.exception
+    assert any("memory" in e.value for e in at.error)
     at.text_area(key="sql_query").set_value("SELECT to_number FROM message_facts LIMIT 3")
     _submit(at)
     assert not at.error
