@@ -1,0 +1,115 @@
+"""Status callbacks: what Twilio POSTs for each status change of a created message or call,
+and the background thread that POSTs them when the server clock reaches their time."""
+
+from __future__ import annotations
+
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlencode
+
+import numpy as np
+from switchboard.sandbox.render import rfc2822
+
+Callback = tuple[float, dict[str, str]]  # (when, form parameters)
+
+
+def message_callbacks(rec: dict[str, Any], account_sid: str) -> list[Callback]:
+    """'sent' when the message is sent, then its final status (with ErrorCode when it failed)."""
+
+    def params(status: str, error: int) -> dict[str, str]:
+        p = {
+            "MessageSid": rec["sid"], "SmsSid": rec["sid"], "AccountSid": account_sid, "From": rec["from"],
+            "To": rec["to"], "MessageStatus": status, "SmsStatus": status, "ApiVersion": "2010-04-01",
+        }
+        if rec["messaging_service_sid"]:
+            p["MessagingServiceSid"] = rec["messaging_service_sid"]
+        if error:
+            p["ErrorCode"] = str(error)
+        return p
+
+    return [(rec["date_sent"], params("sent", 0)), (rec["final_at"], params(rec["status"], rec["error_code"]))]
+
+
+def call_callbacks(rec: dict[str, Any], account_sid: str, events: list[str]) -> list[Callback]:
+    """One callback per subscribed call-progress event (initiated, ringing, answered, completed)."""
+    steps = [("initiated", "queued", rec["date_created"]), ("ringing", "ringing", rec["start_time"])]
+    if rec["status"] == "completed":
+        steps.append(("answered", "in-progress", rec["answered_at"]))
+    steps.append(("completed", rec["status"], rec["end_time"]))
+    out: list[Callback] = []
+    for event, status, when in steps:
+        if event not in events:
+            continue
+        p = {"CallSid": rec["sid"], "AccountSid": account_sid, "From": rec["from"], "To": rec["to"],
+             "CallStatus": status, "ApiVersion": "2010-04-01", "Direction": "outbound-api",
+             "CallbackSource": "call-progress-events", "SequenceNumber": str(len(out)),
+             "Timestamp": rfc2822(when)}
+        if event == "completed":
+            p["CallDuration"] = str(rec["duration"])
+            p["Duration"] = str(int(np.ceil(rec["duration"] / 60)))
+            if rec["answered_by"]:
+                p["AnsweredBy"] = rec["answered_by"]
+        out.append((when, p))
+    return out
+
+
+class CallbackDispatcher:
+    """POSTs status callbacks when the server clock reaches their time: one background
+    thread, best effort, three tries each."""
+
+    def __init__(self, now: Callable[[], float]):
+        self.now = now
+        self.pending: list[tuple[float, int, str, dict[str, str], int]] = []
+        self.lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._seq = 0
+        self.delivered: list[tuple[str, dict[str, str]]] = []
+
+    def add(self, when: float, url: str, params: dict[str, str]) -> None:
+        with self.lock:
+            self._seq += 1
+            self.pending.append((when, self._seq, url, params, 0))
+            self.pending.sort(key=lambda x: (x[0], x[1]))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sandbox-callbacks", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(2)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            now = self.now()
+            with self.lock:
+                due = [p for p in self.pending if p[0] <= now]
+                self.pending = [p for p in self.pending if p[0] > now]
+            for _when, seq, url, params, tries in due:
+                if not self._post(url, params) and tries < 2:
+                    with self.lock:
+                        self.pending.append((now + 0.5 * (tries + 1), seq, url, params, tries + 1))
+                        self.pending.sort(key=lambda x: (x[0], x[1]))
+
+    def _post(self, url: str, params: dict[str, str]) -> bool:
+        data = urlencode(params).encode()
+        req = urllib.request.Request(url, data=data, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "TwilioProxy/1.1 (sandbox)",
+        })
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                resp.read()
+                ok = 200 <= resp.status < 300
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+        if ok:
+            self.delivered.append((url, params))
+        return ok

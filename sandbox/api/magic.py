@@ -1,0 +1,45 @@
+"""Checks on the numbers of a create request: Twilio's test ("magic") numbers, and the
+country of a To number."""
+
+from __future__ import annotations
+
+import phonenumbers
+
+MAGIC_TO_SMS = {
+    "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
+    "+15005550002": (21612, ("The 'To' phone number: +15005550002, is not currently reachable "
+                             "via SMS.")),
+    "+15005550003": (21408, ("Permission to send an SMS has not been enabled for the region indicated by the "
+                             "'To' number: +15005550003.")),
+    "+15005550004": (21610, "Attempt to send to unsubscribed recipient"),
+    "+15005550009": (21614, "'To' number +15005550009 is not a valid mobile number"),
+}
+MAGIC_FROM_SMS = {
+    "+15005550001": (21212, ("The 'From' number +15005550001 is not a valid phone number, shortcode, or "
+                             "alphanumeric sender ID.")),
+    "+15005550007": (21606, ("The From phone number +15005550007 is not a valid, SMS-capable inbound phone "
+                             "number or short code for your account.")),
+    "+15005550008": (21611, "This 'From' number has exceeded the maximum number of queued messages"),
+}
+MAGIC_TO_CALL = {
+    "+15005550001": (21217, "Phone number does not appear to be valid"),
+    "+15005550002": (21214, "'To' phone number cannot be reached"),
+    "+15005550003": (21215, ("Account not authorized to call +15005550003. Perhaps you need to enable some "
+                             "international permissions.")),
+}
+MAGIC_FROM_CALL = {
+    "+15005550001": (21212, "The 'From' number +15005550001 is not a valid phone number."),
+    "+15005550007": (21210, ("The source phone number provided, +15005550007, is not yet verified for your "
+                             "account.")),
+}
+
+
+def country_of(number: str) -> str | None:
+    """ISO-2 region of a valid E.164 number, None when it is not a valid number."""
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(parsed):
+        return None
+    return phonenumbers.region_code_for_number(parsed)
