@@ -1905,7 +1905,8 @@ def _decide_unclear(
     inside = _inside_mde(primary, mde)
     short_of_power = not inside and (days_for_power is None or days_for_power > 0)
     if min_left > 0 or short_of_power:
-        days = None if short_of_power and days_for_power is None else max(min_left, days_for_power or 0)
+        # An interval already inside +/-MDE needs no more power, only the minimum days.
+        days = min_left if inside else None if days_for_power is None else max(min_left, days_for_power)
         how_long = (
             f"; there is not enough data yet to say how long it takes to detect a {_pct(mde)} change"
             if days is None

@@ -571,6 +571,17 @@ def test_decision_not_enough_data_says_how_many_days() -> None:
     assert result.days_needed == pytest.approx(planner, rel=0.15)
 
 
+def test_decision_interval_inside_the_mde_only_waits_for_the_minimum_days() -> None:
+    # 10 % vs 10 % with 28 800 users: se = sqrt(2 * 0.9 / (0.1 * 28800)) = 0.025, CI +/-4.9 % (inside +/-5 %),
+    # yet the power target 0.05 / 2.80 = 0.0178 is not met (that would want 6 * 1.96 - 6 -> 6 more days).
+    primary = proportion_test((28800, 2880), (28800, 2880))
+    result = decision(primary, {}, mde=0.05, min_days=7, days_so_far=6)
+    assert (result.outcome, result.rule, result.days_needed) == ("Don't ship", 7, 1)
+    after = decision(primary, {}, mde=0.05, min_days=7, days_so_far=7)
+    assert (after.outcome, after.rule, after.days_needed) == ("Don't ship", 9, 0)
+    assert "rules out a 5% change" in after.reason
+
+
 def test_decision_enough_data_without_a_clear_effect() -> None:
     # se ~ 0.015 < 0.05 / 2.8 ~ 0.0178: enough data; CI -0.5 % to +5.5 % does not rule out 5 %.
     primary = proportion_test((80000, 8000), (80000, 8200))
