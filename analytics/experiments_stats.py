@@ -1948,8 +1948,10 @@ def _check_decision_inputs(mde: float, min_days: float, days_so_far: float, powe
 
 
 def _check_guardrail_directions(guardrails: Mapping[str, DecisionInput]) -> None:
+    # "Opt-out rate", "opt-out" and "OPT-OUT RATE " all name the same standard guardrail.
+    standard = {key.removesuffix(" rate"): value for key, value in GUARDRAIL_HIGHER_IS_BETTER.items()}
     for name, result in guardrails.items():
-        expected = GUARDRAIL_HIGHER_IS_BETTER.get(name.strip().lower())
+        expected = standard.get(name.strip().lower().removesuffix(" rate"))
         if expected is not None and result.higher_is_better != expected:
             raise ValueError(
                 f"guardrail {name!r} is better when {'higher' if expected else 'lower'}: compute its "

@@ -617,6 +617,13 @@ def test_decision_refuses_a_guardrail_computed_the_wrong_way_round() -> None:
     wrong = proportion_test((20000, 100), (20000, 160))  # opt-out computed as if higher were better
     with pytest.raises(ValueError, match="higher_is_better=False"):
         decision(WIN, {"Opt-out rate": wrong}, mde=0.05, min_days=7, days_so_far=14)
+    for alias in ("opt-out", "Fallback rate", "cost per delivered message"):
+        with pytest.raises(ValueError, match="higher_is_better=False"):
+            decision(WIN, {alias: wrong}, mde=0.05, min_days=7, days_so_far=14)
+    with pytest.raises(ValueError, match="higher_is_better=True"):
+        decision(WIN, {"delivery": OPT_OUT_SAME}, mde=0.05, min_days=7, days_so_far=14)
+    # A guardrail the module does not know keeps whatever direction its result was computed with.
+    assert decision(WIN, {"reply rate": wrong}, mde=0.05, min_days=7, days_so_far=14).rule == 6
     with pytest.raises(ValueError, match="mde"):
         decision(WIN, {}, mde=0.0, min_days=7, days_so_far=14)
     with pytest.raises(ValueError, match="negative"):
