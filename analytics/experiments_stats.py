@@ -1093,6 +1093,16 @@ def _join(names: Sequence[str]) -> str:
 DEFAULT_PRIOR_MEAN = 0.0
 DEFAULT_PRIOR_VARIANCE = 0.09
 
+RISK_EXPLAINED = (
+    "Risk is what you can expect to lose by picking a variant: the average shortfall in lift if that "
+    "variant is in fact the worse one, weighted by how likely that is. A treatment with a 90% chance to "
+    "win and a risk of 0.1% is a safe bet (even when wrong, it costs little); one with the same chance to "
+    "win and a risk of 3% is a gamble. A useful habit: ship only when the treatment's risk is below the "
+    "smallest loss you would shrug off. Risk and chance to win come from a Bayesian model with a sceptical "
+    "prior (lifts beyond about +/-60% are unlikely), so with little data the expected lift is pulled "
+    "towards 0."
+)
+
 
 @dataclass(frozen=True)
 class BayesianResult:
@@ -2006,6 +2016,7 @@ __all__ = [
     "DEFAULT_PRIOR_MEAN",
     "DEFAULT_PRIOR_VARIANCE",
     "GUARDRAIL_HIGHER_IS_BETTER",
+    "RISK_EXPLAINED",
     "Arm",
     "BayesianResult",
     "CupedResult",
