@@ -24,6 +24,7 @@ Twilio retries), 204/200 once every event of the request is fsynced (or was alre
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -134,7 +135,7 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
             return reject(400, "form body is not UTF-8", STATUS_PATH)
         signature = request.headers.get("x-twilio-signature")
         url = signed_url(request, config.public_url)
-        if not signature or not validator.validate(url, _Params.of(pairs), signature):
+        if not signature or not _valid_form_signature(validator, url, _Params.of(pairs), signature):
             return reject(403, f"X-Twilio-Signature {'missing' if not signature else 'invalid'}", STATUS_PATH,
                           f" (checked against {redact_url(url)}; see --public-url)")
         params = dict(pairs)
@@ -194,6 +195,19 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _valid_form_signature(validator: RequestValidator, url: str, params: "_Params", signature: str) -> bool:
+    """``validator.validate(url, params, signature)``, with its common case first.
+
+    ``validate`` signs the URL twice (with and without the port, since Twilio is inconsistent about it)
+    and re-parses it: 40% of a callback's CPU. The URL as received is always one of those two forms, so
+    one ``compute_signature`` of it, compared in constant time, accepts exactly the requests that match
+    it; anything else still goes through the full ``validate``.
+    """
+    if hmac.compare_digest(validator.compute_signature(url, params).encode(), signature.encode()):
+        return True
+    return validator.validate(url, params, signature)
 
 
 def parse_form(text: str) -> list[tuple[str, str]]:
