@@ -8,26 +8,33 @@
   ValueError listing the allowed ones.
 * ``run(con, sql, params, columns)`` executes and returns a DataFrame that always has
   the documented columns in order, even when the warehouse is empty.
-* ``rollup_where(con, table, start, end, filters)`` is the WHERE clause on one of the internal
-  daily rollups (``ROLLUPS``, built by ``ingest/facts.sql``) that selects the rows the view
-  would, or None when that rollup cannot answer: a datetime period, a filter on a column it
-  does not keep, or no up-to-date rollup (``rollup_ready``: the rollup and the facts it is built
-  from carry ``ROLLUP_MARK``). The caller then reads the view; both paths give the same frames
-  (``tests/test_analytics_rollup.py``).
+* ``counted(con, table, start, end, filters)`` is THE choice of where a count comes from. Every
+  counting query (``delivery_counts.sql``, ``errors_by_code.sql``, …) is written once over a
+  "counted" relation named in its text (``{messages}``, ``{attempts}``, ``{calls}``,
+  ``{call_durations}``, ``{latencies}``): rows carrying the columns of one daily rollup (``ROLLUPS``,
+  built by ``ingest/facts.sql``) and a count ``n``. That relation is the rollup itself when it can
+  answer (``rollup_where``: a period of whole UTC days, filters and grouping columns it keeps, and an
+  up-to-date rollup: ``rollup_ready``, the rollup and the facts it is built from carry
+  ``ROLLUP_MARK``), else the facts view with n = 1 per row (``counted_<relation>.sql``). A business
+  rule (what is failed, delivered, pending) is therefore written once, as a FILTER on ``sum(n)``; both
+  paths give the same frames (``tests/test_analytics_rollup.py``). ``query``/``counted_sql`` fill a
+  named query's relations in.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache
 from pathlib import Path
+from string import Formatter
 from typing import Any
 
 import duckdb
 import pandas as pd
 
-from switchboard.analytics.filters import FILTER_COLUMNS, VIEW_CHANNEL, Filters, where
+from switchboard.analytics.filters import FILTER_COLUMNS, TIME_COLUMN, VIEW_CHANNEL, Filters, day_bounds, where
 
 _HERE = Path(__file__).resolve().parent
 
@@ -109,21 +116,44 @@ def split_quantiles(df: pd.DataFrame, column: str, names: list[str]) -> pd.DataF
     return df.drop(columns=[column]) if column in df else df
 
 
-# Pre-aggregated internal tables built by ingest/facts.sql: table -> (the view it counts,
-# the Filters.extra columns it can answer besides the standard filters of that view, its day column).
-# USE_ROLLUPS = False makes every function read the views (tests compare both paths).
+# Pre-aggregated internal tables built by ingest/facts.sql, and the "counted" relations the analytics
+# queries read. Each query is written ONCE over a counted relation: rows with a count ``n`` and the
+# columns of one daily rollup. The rollup is such a relation (n = the rows of that day and cell);
+# the facts view is one too once every row gets n = 1 (``counted_<relation>.sql``: the same column
+# names, the sums per row). ``counted`` picks which one answers; both give the same frames
+# (tests/test_analytics_rollup.py). USE_ROLLUPS = False makes every call read the facts.
 USE_ROLLUPS = True
-ROLLUPS: dict[str, tuple[str, frozenset[str], str]] = {
-    "_daily_attempt_rollup": ("attempt_facts", frozenset({"variant", "encoding"}), "sent_day"),
-    "_daily_message_rollup": ("message_facts", frozenset({"carrier", "region", "error_code", "error_category",
-                                                          "status"}), "sent_day"),
-    "_daily_call_rollup": ("call_facts", frozenset({"carrier", "region", "status"}), "start_day"),
-    "_daily_call_duration_rollup": ("call_facts", frozenset({"carrier", "region"}), "start_day"),
-    "_daily_latency_rollup": ("message_facts", frozenset({"carrier", "region"}), "sent_day"),
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One daily rollup: the view it counts, its day column, the columns it keeps (a filter or a
+    grouping on any other column reads the facts) and the relation name queries use for it."""
+
+    view: str
+    day: str
+    keeps: frozenset[str]
+    relation: str
+
+
+ROLLUPS: dict[str, Rollup] = {
+    "_daily_attempt_rollup": Rollup("attempt_facts", "sent_day", frozenset({
+        "sent_day", "channel", "country_iso2", "purpose", "template_id", "variant", "encoding", "provider_status",
+        "is_delivered", "converted", "is_fallback", "no_fallback", "n", "cost_usd", "segments", "segmented"}),
+        "attempts"),
+    "_daily_message_rollup": Rollup("message_facts", "sent_day", frozenset({
+        "sent_day", "country_iso2", "region", "carrier", "purpose", "template_id", "error_code", "error_category",
+        "status", "is_delivered", "is_failed", "is_pending", "n", "cost_usd", "cost_sq", "priced"}), "messages"),
+    "_daily_call_rollup": Rollup("call_facts", "start_day", frozenset({
+        "start_day", "country_iso2", "region", "carrier", "purpose", "template_id", "status", "is_answered",
+        "is_machine", "n", "cost_usd"}), "calls"),
+    "_daily_call_duration_rollup": Rollup("call_facts", "start_day", frozenset({
+        "start_day", "country_iso2", "region", "carrier", "duration_s", "n"}), "call_durations"),
+    "_daily_latency_rollup": Rollup("message_facts", "sent_day", frozenset({
+        "sent_day", "country_iso2", "region", "carrier", "delivery_latency_s", "n"}), "latencies"),
 }
-# Standard filters a rollup cannot answer (it does not keep their column).
-ROLLUP_WITHOUT: dict[str, frozenset[str]] = {"_daily_call_duration_rollup": frozenset({"purposes", "templates"}),
-                                             "_daily_latency_rollup": frozenset({"purposes", "templates"})}
+# relation name in a query's {placeholder} -> its rollup
+RELATIONS: dict[str, str] = {r.relation: table for table, r in ROLLUPS.items()}
 # Each internal table -> the facts tables it is built from. ingest/facts.sql ends by writing
 # ROLLUP_MARK as the comment of all of them; CREATE OR REPLACE drops a comment, so a warehouse
 # refreshed by a build that did not rebuild the rollups (an older one) fails rollup_ready and the
@@ -159,16 +189,60 @@ def rollup_ready(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return marked == len(names)
 
 
-def rolled_or_view(con: duckdb.DuckDBPyConnection, table: str, name: str, start: date, end: date,
-                   filters: Filters | None, **fragments: str) -> pd.DataFrame:
-    """The named query ``<name>_rollup`` on the daily rollup ``table`` when it can answer (rollup_where),
-    else ``<name>`` on the view that rollup counts; both take a ``{where}`` fragment and ``fragments``."""
-    rolled = rollup_where(con, table, start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
+@dataclass(frozen=True)
+class Counted:
+    """A counted relation for one query: ``relation`` goes after FROM (a parenthesised SELECT with the
+    period and filters applied, an ``is_current`` column when split), ``params`` are its bound values."""
+
+    relation: str
+    params: dict[str, Any]
+    rolled: bool
+
+
+def counted(con: duckdb.DuckDBPyConnection, table: str, start: date, end: date, filters: Filters | None, *,
+            prefix: str = "f", split_at: date | None = None, columns: Iterable[str] = ()) -> Counted:
+    """THE choice between a daily rollup and its facts: ``table``'s rows when it can answer (see
+    rollup_where; ``columns`` are further columns the query groups on, which it must keep), else the
+    facts counted one per row (``counted_<relation>.sql``). Same column names either way.
+
+    ``split_at``: adds ``is_current``, true for rows sent on or after that day (or instant), so one
+    query can count two adjacent periods in one pass. Parameters are named ``$<prefix>_…``."""
+    spec = ROLLUPS[table]
+    rolled = rollup_where(con, table, start, end, filters, prefix)
+    if rolled and set(columns) <= spec.keeps:
         where, params = rolled
-        return con.execute(render(f"{name}_rollup", where=where, **fragments), params).df()
-    where, params = where_for(ROLLUPS[table][0], start, end, filters)
-    return con.execute(render(name, where=where, **fragments), params).df()
+        current = "NULL"
+        if split_at is not None:
+            current, params[f"{prefix}_split_day"] = f"{spec.day} >= ${prefix}_split_day", split_at
+        return Counted(f"(SELECT *, {current} AS is_current FROM {table} WHERE {where})", params, True)
+    where, params = where_for(spec.view, start, end, filters, prefix=prefix)
+    current = "NULL"
+    if split_at is not None:
+        current, params[f"{prefix}_split"] = f"{TIME_COLUMN[spec.view]} >= ${prefix}_split", day_bounds(
+            split_at, split_at)[0]
+    return Counted(f"({render(f'counted_{spec.relation}', where=where, current=current)})", params, False)
+
+
+def counted_sql(con: duckdb.DuckDBPyConnection, name: str, start: date, end: date, filters: Filters | None, *,
+                split_at: date | None = None, columns: Iterable[str] = (),
+                **fragments: str) -> tuple[str, dict[str, Any]]:
+    """The named query with each counted relation it reads (``{messages}``, ``{attempts}``, ``{calls}``,
+    ``{call_durations}``, ``{latencies}``) picked by ``counted``, and ``fragments`` filled in."""
+    wanted = {field for _, field, _, _ in Formatter().parse(load(name)) if field in RELATIONS}
+    params: dict[str, Any] = {}
+    for relation in sorted(wanted):
+        picked = counted(con, RELATIONS[relation], start, end, filters, prefix=relation, split_at=split_at,
+                         columns=columns)
+        fragments[relation] = picked.relation
+        params |= picked.params
+    return render(name, **fragments), params
+
+
+def query(con: duckdb.DuckDBPyConnection, name: str, start: date, end: date, filters: Filters | None, *,
+          split_at: date | None = None, columns: Iterable[str] = (), **fragments: str) -> pd.DataFrame:
+    """Run the named query over its counted relations (``counted_sql``) and return its frame."""
+    sql, params = counted_sql(con, name, start, end, filters, split_at=split_at, columns=columns, **fragments)
+    return con.execute(sql, params).df()
 
 
 def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: date,
@@ -177,21 +251,20 @@ def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: d
     on its view, or None when the rollup cannot answer (a period given as datetimes rather than
     whole UTC days, a filter on a column the rollup does not keep, or no up-to-date rollup in this
     warehouse: see rollup_ready). The caller then reads the view. Parameters are named ``$<prefix>_…``."""
-    view, extra_columns, day = ROLLUPS[table]
+    spec = ROLLUPS[table]
     if not USE_ROLLUPS or isinstance(start, datetime) or isinstance(end, datetime):
         return None
     if end < start:
         raise ValueError(f"end ({end}) is before start ({start})")
     filters = filters or Filters()
-    if any(column not in extra_columns for column, _ in filters.extra):
-        return None
-    if any(getattr(filters, name) for name in ROLLUP_WITHOUT.get(table, ())):
+    standard = {column for name, column in FILTER_COLUMNS[spec.view].items() if getattr(filters, name) and column}
+    if not (standard | {column for column, _ in filters.extra}) <= spec.keeps:
         return None
     if not rollup_ready(con, table):
         return None
-    clauses = [f"{day} >= ${prefix}_start_day", f"{day} <= ${prefix}_end_day"]
+    clauses = [f"{spec.day} >= ${prefix}_start_day", f"{spec.day} <= ${prefix}_end_day"]
     params: dict[str, Any] = {f"{prefix}_start_day": start, f"{prefix}_end_day": end}
-    for name, column in FILTER_COLUMNS[view].items():
+    for name, column in FILTER_COLUMNS[spec.view].items():
         values = getattr(filters, name)
         if not values:
             continue
@@ -199,7 +272,7 @@ def rollup_where(con: duckdb.DuckDBPyConnection, table: str, start: date, end: d
         if column is None:
             clauses.append(f"list_contains(${key}, ${key}_self)")
             params[key] = list(values)
-            params[f"{key}_self"] = VIEW_CHANNEL[view]
+            params[f"{key}_self"] = VIEW_CHANNEL[spec.view]
         else:
             clauses.append(f"list_contains(${key}, {column})")
             params[key] = list(values)

@@ -4,11 +4,10 @@ SMS figures come from ``message_facts``, voice figures from ``call_facts`` (ever
 fallbacks included). Delivery rate follows analytics.delivery: delivered /
 (delivered + undelivered + failed); pending messages are not in the denominator.
 
-Which path answers, for a period of whole UTC days and filters the rollups keep (else the
-views, same numbers): ``country_overview`` reads ``_daily_message_rollup`` and
-``_daily_call_rollup`` when both can answer (extra filters on carrier, region or status only);
-``channel_recommendation`` reads ``_daily_attempt_rollup``; ``sms_users_by_country``
-always reads ``message_facts``.
+Which path answers (``analytics._sql.counted``, same numbers either way): ``country_overview``
+reads the counted messages and calls (``_daily_message_rollup`` and ``_daily_call_rollup`` for a
+period of whole UTC days and filters they keep, else the views); ``channel_recommendation`` the
+counted attempts; ``sms_users_by_country`` always reads ``message_facts``.
 """
 
 from __future__ import annotations
@@ -50,16 +49,7 @@ def country_overview(con, *, start: date, end: date, filters: Filters | None = N
     (sms_delivered + voice_answered)), sms_cost_per_sent, sms_cost_per_delivered.
     Ordered by total volume, descending.
     """
-    rolled_m = _sql.rollup_where(con, "_daily_message_rollup", start, end, filters, prefix="m")
-    rolled_c = _sql.rollup_where(con, "_daily_call_rollup", start, end, filters, prefix="c") if rolled_m else None
-    if rolled_m and rolled_c:  # the same counts, pre-aggregated per day
-        (where_m, params), (where_c, params_c) = rolled_m, rolled_c
-        sql = _sql.render("country_overview_rollup", where_m=where_m, where_c=where_c)
-    else:
-        where_m, params = _sql.where_for("message_facts", start, end, filters, prefix="m")
-        where_c, params_c = _sql.where_for("call_facts", start, end, filters, prefix="c")
-        sql = _sql.render("country_overview", where_m=where_m, where_c=where_c)
-    df = con.execute(sql, params | params_c).df()
+    df = _sql.query(con, "country_overview", start, end, filters)
     if df.empty:
         return _sql.empty(OVERVIEW_COLUMNS)
     f = {c: df[c].to_numpy("float64") for c in df.columns if c.startswith(("sms_", "voice_"))}
@@ -129,7 +119,7 @@ def channel_recommendation(con, *, start: date, end: date, filters: Filters | No
     untestable), then for each of sms, voice, push: <ch>_attempts, <ch>_delivery_rate,
     <ch>_conversion_rate, <ch>_cost_per_attempt, <ch>_cost_per_conversion.
     """
-    df = _sql.rolled_or_view(con, "_daily_attempt_rollup", "channel_evidence", start, end, filters)
+    df = _sql.query(con, "channel_evidence", start, end, filters)
     df = df[df["channel"].isin(CHANNELS)].copy()
     if df.empty:
         return _sql.empty(RECOMMENDATION_COLUMNS)

@@ -1,24 +1,22 @@
 -- country_overview: SMS and voice volume, outcomes and cost per recipient country.
--- Fragments: {where_m} (message_facts), {where_c} (call_facts).
+-- Reads the messages relation and the calls relation: counted relations (analytics._sql.counted).
 -- Output columns: country_iso2, country_iso3, country_name, region, sms_sent, sms_delivered,
 --                 sms_failed, sms_cost_usd, voice_calls, voice_answered, voice_cost_usd
 WITH sms AS (
     SELECT country_iso2,
-           count(*)                                  AS sms_sent,
-           count(*) FILTER (WHERE is_delivered)      AS sms_delivered,
-           count(*) FILTER (WHERE is_failed)         AS sms_failed,
-           coalesce(sum(cost_usd), 0)                AS sms_cost_usd
-    FROM message_facts
-    WHERE {where_m}
+           sum(n)::BIGINT                                          AS sms_sent,
+           coalesce(sum(n) FILTER (WHERE is_delivered), 0)::BIGINT AS sms_delivered,
+           coalesce(sum(n) FILTER (WHERE is_failed), 0)::BIGINT    AS sms_failed,
+           coalesce(sum(cost_usd), 0)                              AS sms_cost_usd
+    FROM {messages}
     GROUP BY country_iso2
 ),
 voice AS (
     SELECT country_iso2,
-           count(*)                                  AS voice_calls,
-           count(*) FILTER (WHERE is_answered)       AS voice_answered,
-           coalesce(sum(cost_usd), 0)                AS voice_cost_usd
-    FROM call_facts
-    WHERE {where_c}
+           sum(n)::BIGINT                                          AS voice_calls,
+           coalesce(sum(n) FILTER (WHERE is_answered), 0)::BIGINT  AS voice_answered,
+           coalesce(sum(cost_usd), 0)                              AS voice_cost_usd
+    FROM {calls}
     GROUP BY country_iso2
 )
 SELECT

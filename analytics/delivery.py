@@ -89,29 +89,14 @@ ROLLUP_DIMENSIONS = frozenset({"day", "week", "country", "purpose", "template", 
                                "region"})
 
 
-def _counts(con, key: str, period: str, where: str, params: dict) -> pd.DataFrame:
-    sql = _sql.render("delivery_counts", key=key, period=period, where=where)
-    return con.execute(sql, params).df()
-
-
 def _counts_any(con, start: date, end: date, filters: Filters | None, key: str = "'all'",
-                split_at: date | None = None) -> pd.DataFrame:
-    """delivery_counts for [start, end] from _daily_message_rollup when it can answer, else from
-    message_facts (same frame). ``split_at``: label rows sent on or after that day 'cur', others 'prev'."""
-    rolled = _sql.rollup_where(con, "_daily_message_rollup", start, end, filters)
-    if rolled:
-        where, params = rolled
-        period = "'all'"
-        if split_at is not None:
-            params["cur_day"] = split_at
-            period = "CASE WHEN sent_day >= $cur_day THEN 'cur' ELSE 'prev' END"
-        return con.execute(_sql.render("delivery_counts_rollup", key=key, period=period, where=where), params).df()
-    where, params = _sql.where_for("message_facts", start, end, filters)
-    period = "'all'"
-    if split_at is not None:
-        params["cur_start"] = _day_start(split_at)[0]
-        period = "CASE WHEN sent_at >= $cur_start THEN 'cur' ELSE 'prev' END"
-    return _counts(con, key, period, where, params)
+                split_at: date | None = None, columns: tuple[str, ...] = ()) -> pd.DataFrame:
+    """delivery_counts for [start, end] over the counted messages (``_sql.counted``: the daily rollup
+    when it can answer and keeps ``columns``, else message_facts; same frame). ``split_at``: label rows
+    sent on or after that day 'cur', others 'prev'."""
+    period = "'all'" if split_at is None else "CASE WHEN is_current THEN 'cur' ELSE 'prev' END"
+    return _sql.query(con, "delivery_counts", start, end, filters, split_at=split_at, columns=columns, key=key,
+                      period=period)
 
 
 def summary(con, *, start: date, end: date, filters: Filters | None = None) -> pd.DataFrame:
@@ -171,12 +156,6 @@ def summary_with_change_columns() -> list[str]:
     return cols + ["delivery_rate_p_value", "prev_start", "prev_end"]
 
 
-def _day_start(d: date):
-    from switchboard.analytics.filters import day_bounds
-
-    return day_bounds(d, d)
-
-
 def delivery_by(con, *, start: date, end: date, by: str = "day", filters: Filters | None = None) -> pd.DataFrame:
     """Delivery counts and rates per value of one dimension.
 
@@ -194,12 +173,9 @@ def delivery_by(con, *, start: date, end: date, by: str = "day", filters: Filter
     key = _sql.dimension(DIMENSIONS, by)
     columns = [by] + SUMMARY_COLUMNS
     if by == "channel":
-        df = _sql.rolled_or_view(con, "_daily_attempt_rollup", "delivery_by_channel", start, end, filters)
-    elif by in ROLLUP_DIMENSIONS:
-        df = _counts_any(con, start, end, filters, key=key)
-    else:
-        where, params = _sql.where_for("message_facts", start, end, filters)
-        df = _counts(con, key, "'all'", where, params)
+        df = _sql.query(con, "delivery_by_channel", start, end, filters)
+    else:  # sender and variant are not kept by the rollup: their column makes counted() read the facts
+        df = _counts_any(con, start, end, filters, key=key, columns=() if by in ROLLUP_DIMENSIONS else (key,))
     if df.empty:
         return _sql.empty(columns)
     df = df.drop(columns=["period"]).rename(columns={"key": by})
@@ -235,19 +211,10 @@ def latency_by_country(con, *, start: date, end: date, filters: Filters | None =
     measured), latency_p50_s, latency_p90_s (linear-interpolated quantiles),
     latency_mean_s. Ordered by delivered, descending.
     """
-    rolled = _sql.rollup_where(con, "_daily_latency_rollup", start, end, filters)
-    if rolled:  # delivered SMS pre-counted per day, country and latency value: the same counts
-        where, params = rolled
-        values = (f"SELECT country_iso2, delivery_latency_s AS x, sum(n)::BIGINT AS n FROM _daily_latency_rollup "
-                  f"WHERE {where} GROUP BY ALL ORDER BY country_iso2, x")
-    else:
-        where, params = _sql.where_for("message_facts", start, end, filters)
-        values = (f"SELECT country_iso2, delivery_latency_s AS x, count(*) AS n FROM message_facts "
-                  f"WHERE {where} AND is_delivered AND delivery_latency_s IS NOT NULL GROUP BY ALL "
-                  f"ORDER BY country_iso2, x")
     # messages counted per exact latency (whole-second receipts: a few hundred values per country), the
     # quantiles read off the cumulative counts with quantile_cont's rule (stats_basic.quantiles_from_counts)
-    v = con.execute(values, params).fetchnumpy()
+    sql, params = _sql.counted_sql(con, "latency_counts", start, end, filters)
+    v = con.execute(sql, params).fetchnumpy()
     q = quantiles_from_counts(np.asarray(v["country_iso2"], dtype=object), np.asarray(v["x"]), np.asarray(v["n"]))
     if not q:
         return _sql.empty(LATENCY_COLUMNS)

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from switchboard.analytics import _sql
-from switchboard.analytics.filters import Filters, day_bounds
+from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import benjamini_hochberg, relative_change, safe_div, two_proportion_z
 
 TOP_ERRORS_COLUMNS = [
@@ -41,15 +41,7 @@ TREND_ALPHA = 0.05
 
 def _by_code(con, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
     prev_start, _ = _sql.previous_period(start, end)
-    rolled = _sql.rollup_where(con, "_daily_message_rollup", prev_start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
-        where, params = rolled
-        params["cur_day"] = start
-        long = con.execute(_sql.render("errors_by_code_rollup", where=where), params).df()
-    else:
-        where, params = _sql.where_for("message_facts", prev_start, end, filters)
-        params["cur_start"] = day_bounds(start, start)[0]
-        long = con.execute(_sql.render("errors_by_code", where=where), params).df()
+    long = _sql.query(con, "errors_by_code", prev_start, end, filters, split_at=start)
     columns = ["error_code", "sent", "failed", "sent_prev", "failed_prev", "error_name", "category", "retryable",
                "what_to_do", "more_info"]
     if long.empty:
@@ -181,7 +173,7 @@ def error_trend(con, *, start: date, end: date, filters: Filters | None = None, 
     error_rate (failures / sent). One row per day × code; ordered by day then by the
     code's rank.
     """
-    df = _sql.rolled_or_view(con, "_daily_message_rollup", "errors_daily", start, end, filters)
+    df = _sql.query(con, "errors_daily", start, end, filters)
     failing = df[df["error_code"].notna() & (df["failed"] > 0)]
     if failing.empty:
         return _sql.empty(TREND_COLUMNS)

@@ -1,12 +1,12 @@
 -- errors_by_code: messages and failures per error code (NULL code = no error) and period
--- (is_current: sent at or after $cur_start; {where} spans both periods).
+-- (is_current: sent on or after the current period's start; the relation spans both periods).
+-- Reads the messages relation: a counted relation (analytics._sql.counted, split at the current start).
 -- The catalogue's description of each code is attached in Python (tiny dimension).
 -- Output columns: error_code, is_current, sent, failed
 SELECT
     error_code,
-    sent_at >= $cur_start                 AS is_current,
-    count(*)                              AS sent,
-    count(*) FILTER (WHERE is_failed)     AS failed
-FROM message_facts
-WHERE {where}
+    is_current,
+    sum(n)::BIGINT                                              AS sent,
+    coalesce(sum(n) FILTER (WHERE is_failed), 0)::BIGINT        AS failed
+FROM {messages}
 GROUP BY ALL

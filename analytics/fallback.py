@@ -51,31 +51,16 @@ def _has_chain_table(con) -> bool:
     return _sql.USE_ROLLUPS and _sql.rollup_ready(con, "_fallback_chain_facts")
 
 
-COUNTS_FROM_FACTS = {"counts_from": "attempt_facts", "sms_attempts": "count(*)",
-                     "sms_delivered": "count(*) FILTER (WHERE a.is_delivered)",
-                     "fell_back": "count(a.fallback_event_id)"}
-COUNTS_FROM_ROLLUP = {"counts_from": "_daily_attempt_rollup", "sms_attempts": "sum(a.n)::BIGINT",
-                      "sms_delivered": "coalesce(sum(a.n) FILTER (WHERE a.is_delivered), 0)::BIGINT",
-                      "fell_back": "coalesce(sum(a.n) FILTER (WHERE NOT a.no_fallback), 0)::BIGINT"}
-
-
 def _chains(con, key: str, start: date, end: date, filters: Filters | None,
             use_table: bool | None = None) -> pd.DataFrame:
     where, params = _sql.where_for("attempt_facts", start, end, filters, alias="a")
     if use_table is None:
         use_table = _has_chain_table(con)
     fell_from = FELL_FROM_TABLE if use_table else FELL_FROM_FACTS
-    # the chain counts: from the daily attempt rollup when it can answer (same counts), else the view
-    rolled = _sql.rollup_where(con, "_daily_attempt_rollup", start, end, filters)
-    if rolled:
-        counts_where, counts_params = rolled
-        counts = COUNTS_FROM_ROLLUP
-        params = params | counts_params  # shared names (f_countries, f_x0, ...) carry the same values
-    else:
-        counts_where, counts = where, COUNTS_FROM_FACTS
-    sql = _sql.render("fallback_chains", key=key, where=where, fell_from=fell_from, counts_where=counts_where,
-                      **counts)
-    df = con.execute(sql, params).df()
+    # the chain counts read the counted attempts (the daily attempt rollup when it can answer)
+    sql, counts_params = _sql.counted_sql(con, "fallback_chains", start, end, filters, key=key, where=where,
+                                          fell_from=fell_from)
+    df = con.execute(sql, params | counts_params).df()
     for c in _COUNTS:
         df[c] = df[c].astype("int64")
     df["fallback_rate"] = safe_div(df["fell_back_to_voice"], df["sms_attempts"])

@@ -8,18 +8,18 @@
 -- Rescue time: seconds from the first SMS attempt to the start of the answered fallback call.
 -- {fell_from}: where those chains are read (analytics.fallback.FELL_FROM_FACTS: attempt_facts a
 -- joined to call_facts; or the same rows pre-joined at refresh, _fallback_chain_facts a).
--- {counts_from}, {counts_where} and the three count expressions: attempt_facts with {where} and
--- count(*)-style aggregates, or the same counts from _daily_attempt_rollup (analytics.fallback).
+-- The chain counts read the attempts relation, a counted relation (analytics._sql.counted: _daily_attempt_rollup
+-- or attempt_facts with the same period and filters as {where}).
 -- {key}: country_iso2, or channel (always 'sms' here) for one total row.
 -- Output columns: key, sms_attempts, sms_delivered, fell_back, fell_back_to_voice,
 --                 fallback_delivered, rescued, members_rescued, rescue_seconds_p50, rescue_seconds_p90
 WITH counts AS (
-    SELECT a.{key}                                     AS key,
-           {sms_attempts}                              AS sms_attempts,
-           {sms_delivered}                             AS sms_delivered,
-           {fell_back}                                 AS fell_back
-    FROM {counts_from} a
-    WHERE {counts_where} AND a.channel = 'sms' AND NOT a.is_fallback
+    SELECT a.{key}                                                  AS key,
+           sum(a.n)::BIGINT                                         AS sms_attempts,
+           coalesce(sum(a.n) FILTER (WHERE a.is_delivered), 0)::BIGINT AS sms_delivered,
+           coalesce(sum(a.n) FILTER (WHERE NOT a.no_fallback), 0)::BIGINT AS fell_back
+    FROM {attempts} a
+    WHERE a.channel = 'sms' AND NOT a.is_fallback
     GROUP BY ALL
 ),
 fell AS (

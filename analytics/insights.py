@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from switchboard.analytics import _sql
-from switchboard.analytics.filters import Filters, day_bounds
+from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import (
     benjamini_hochberg,
     change_point,
@@ -124,15 +124,7 @@ def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 2
         raise ValueError("recent_days and baseline_days must be >= 1")
     recent_start = end - timedelta(days=recent_days - 1)
     base_start = recent_start - timedelta(days=baseline_days)
-    rolled = _sql.rollup_where(con, "_daily_message_rollup", base_start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
-        where, params = rolled
-        params["recent_day"] = recent_start
-        cells_sql = _sql.render("insights_cells_rollup", where=where)
-    else:
-        where, params = _sql.where_for("message_facts", base_start, end, filters)
-        params["recent_start"] = day_bounds(recent_start, recent_start)[0]
-        cells_sql = _sql.render("insights_cells", where=where)
+    cells_sql, params = _sql.counted_sql(con, "insights_cells", base_start, end, filters, split_at=recent_start)
     raw = {k: np.ma.filled(v, np.nan) if v.dtype.kind == "f" else np.ma.filled(v) for k, v in
            con.execute(cells_sql, params).fetchnumpy().items()}
     if len(raw["code"]) == 0:
@@ -396,11 +388,8 @@ def _daily(con, chosen: pd.DataFrame, base_start: date, end: date, filters: Filt
     """
     if chosen.empty:
         return {}
-    rolled = _sql.rollup_where(con, "_daily_message_rollup", base_start, end, filters)
-    if rolled:  # the same counts, pre-aggregated per day
-        (where, params), source, cnt = rolled, "_daily_message_rollup", "sum(n)"
-    else:
-        (where, params), source, cnt = _sql.where_for("message_facts", base_start, end, filters), "message_facts", None
+    messages = _sql.counted(con, "_daily_message_rollup", base_start, end, filters)
+    params = dict(messages.params)
     aggs, countries = [], []
     for j, r in enumerate(chosen.itertuples()):
         conds = []
@@ -419,9 +408,7 @@ def _daily(con, chosen: pd.DataFrame, base_start: date, end: date, filters: Filt
             failed += f" AND error_code = $d{j}_code"
             params[f"d{j}_code"] = int(r.code)
         def count(cond: str, name: str) -> str:
-            if cnt is None:
-                return f"count(*) FILTER (WHERE {cond}) AS {name}"
-            return f"coalesce({cnt} FILTER (WHERE {cond}), 0)::BIGINT AS {name}"
+            return f"coalesce(sum(n) FILTER (WHERE {cond}), 0)::BIGINT AS {name}"
 
         aggs.append(f"{count(cell, f'n_{j}')}, "
                     f"{count(f'{cell} AND (is_delivered OR is_failed)', f'final_{j}')}, "
@@ -433,7 +420,7 @@ def _daily(con, chosen: pd.DataFrame, base_start: date, end: date, filters: Filt
     if all(c is not None for c in countries):
         scope = " AND list_contains($d_countries, country_iso2)"
         params["d_countries"] = sorted(set(countries))
-    sql = (f"SELECT sent_day AS day, {', '.join(aggs)} FROM {source} WHERE {where}{scope} "
+    sql = (f"SELECT sent_day AS day, {', '.join(aggs)} FROM {messages.relation} WHERE true{scope} "
            "GROUP BY sent_day")
     daily = con.execute(sql, params).df()
     calendar = pd.date_range(base_start, end, freq="D").date

@@ -1,25 +1,24 @@
 -- insights_cells: recent vs baseline counts for every country x carrier x template x error-code
--- cell and its roll-ups. One scan of message_facts ({where} spans baseline + recent; parameter
--- $recent_start splits the periods: suffix 1 = recent, 0 = baseline), then GROUPING SETS over
+-- cell and its roll-ups. One scan of the messages relation, a counted relation (analytics._sql.counted) spanning baseline + recent and
+-- split at the recent start (is_current: suffix 1 = recent, 0 = baseline), then GROUPING SETS over
 -- the small fine-grained result. A rolled-up dimension reads '<all>', a NULL one '<unknown>';
 -- code -1 marks a segment row (all codes). Code rows carry their segment's final counts.
 -- Output columns: country, carrier, template, code, n1, n0, delivered1, delivered0, failed1,
 --                 failed0, cost1, cost0, cost_sq1, cost_sq0, priced1, priced0, seg_final1, seg_final0
 WITH fine AS (
     SELECT
-        country_iso2                                  AS country,
+        country_iso2                                                AS country,
         carrier,
-        template_id                                   AS template,
+        template_id                                                 AS template,
         error_code,
-        sent_at >= $recent_start                      AS recent,
-        count(*)                                      AS n,
-        count(*) FILTER (WHERE is_delivered)          AS delivered,
-        count(*) FILTER (WHERE is_failed)             AS failed,
-        sum(cost_usd)                                 AS cost,
-        sum(cost_usd * cost_usd)                      AS cost_sq,
-        count(cost_usd)                               AS priced
-    FROM message_facts
-    WHERE {where}
+        is_current                                                  AS recent,
+        sum(n)::BIGINT                                              AS n,
+        coalesce(sum(n) FILTER (WHERE is_delivered), 0)::BIGINT     AS delivered,
+        coalesce(sum(n) FILTER (WHERE is_failed), 0)::BIGINT        AS failed,
+        sum(cost_usd)                                               AS cost,
+        sum(cost_sq)                                                AS cost_sq,
+        sum(priced)::BIGINT                                         AS priced
+    FROM {messages}
     GROUP BY ALL
 ),
 cells AS (

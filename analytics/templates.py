@@ -45,7 +45,7 @@ def template_stats(con, *, start: date, end: date, filters: Filters | None = Non
     """
     columns = TEMPLATE_COLUMNS[:2] + (["country_iso2"] if by_country else []) + TEMPLATE_COLUMNS[2:]
     extra = "country_iso2" if by_country else "NULL"
-    df = _sql.rolled_or_view(con, "_daily_attempt_rollup", "template_stats", start, end, filters, extra_key=extra)
+    df = _sql.query(con, "template_stats", start, end, filters, extra_key=extra)
     if df.empty:
         return _sql.empty(columns)
     if by_country:

@@ -6,14 +6,13 @@ no_answer + failed + canceled)`` (calls still ringing or in progress are left ou
 Durations are of completed calls. ``machine_share`` = completed calls answered by a
 machine or fax / completed calls (answering-machine detection must be on).
 
-Which path answers: for a period of whole UTC days (``date`` values) and filters on
-countries, purposes, templates, channels or the extra columns carrier, region and status,
-the counts come from ``_daily_call_rollup`` (calls pre-counted per day and outcome, built by
-``ingest.warehouse.refresh_facts``) and the durations from ``_daily_call_duration_rollup``
-(completed calls counted per day, country and exact duration; ``call_facts`` when purposes or
-templates are filtered), the quantiles read off those counts: the same values as
-``quantile_cont`` (to the last bit of the interpolation). Otherwise, or when the warehouse has no up-to-date rollup, everything
-from ``call_facts``.
+Which path answers (``analytics._sql.counted``): for a period of whole UTC days (``date`` values)
+and filters on countries, purposes, templates, channels or the extra columns carrier, region and
+status, the counts come from ``_daily_call_rollup`` (calls pre-counted per day and outcome, built by
+``ingest.warehouse.refresh_facts``), else from ``call_facts`` counted one per row; the durations from
+``_daily_call_duration_rollup`` (completed calls counted per day, country and exact duration;
+``call_facts`` when purposes or templates are filtered). The quantiles are read off those counts
+either way: the same values as ``quantile_cont`` (to the last bit of the interpolation).
 """
 
 from __future__ import annotations
@@ -38,30 +37,15 @@ _COUNTS = ["calls", "completed", "busy", "no_answer", "failed", "canceled", "in_
 
 
 def _outcomes(con, key: str, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
-    rolled = _sql.rollup_where(con, "_daily_call_rollup", start, end, filters, prefix="r")
-    if rolled:  # the same counts, pre-aggregated per day; durations pre-counted per value when possible
-        where_r, params = rolled
-        by_value = _sql.rollup_where(con, "_daily_call_duration_rollup", start, end, filters, prefix="d")
-        if by_value:
-            where_d, params_d = by_value
-            durations = (f"SELECT {key} AS key, duration_s AS x, sum(n)::BIGINT AS n "
-                         f"FROM _daily_call_duration_rollup WHERE {where_d} GROUP BY ALL ORDER BY key, x")
-        else:
-            where_d, params_d = _sql.where_for("call_facts", start, end, filters)
-            durations = (f"SELECT {key} AS key, duration_s AS x, count(*) AS n FROM call_facts "
-                         f"WHERE {where_d} AND status = 'completed' AND duration_s IS NOT NULL "
-                         f"GROUP BY ALL ORDER BY key, x")
-        df = con.execute(_sql.render("voice_outcomes_rollup", key=key, where_r=where_r), params).df()
-        d = con.execute(durations, params_d).fetchnumpy()
-        q = quantiles_from_counts(np.asarray(d["key"], dtype=object), np.asarray(d["x"]), np.asarray(d["n"]))
-        none = (float("nan"),) * 3
-        stats = np.array([q[k][:3] if k in q else none for k in df["key"].tolist()], dtype="float64").reshape(-1, 3)
-        df["duration_p50_s"], df["duration_p90_s"], df["duration_mean_s"] = stats[:, 0], stats[:, 1], stats[:, 2]
-    else:
-        where, params = _sql.where_for("call_facts", start, end, filters)
-        df = con.execute(_sql.render("voice_outcomes", key=key, where=where), params).df()
-    if "duration_q" in df:  # the view's quantile_cont list
-        df = _sql.split_quantiles(df, "duration_q", ["duration_p50_s", "duration_p90_s"])
+    df = _sql.query(con, "voice_outcomes", start, end, filters, key=key)
+    # completed calls counted per exact duration (the duration rollup, or call_facts when it cannot
+    # answer, e.g. a purpose filter), the quantiles read off the cumulative counts with quantile_cont's rule
+    sql, params = _sql.counted_sql(con, "voice_durations", start, end, filters, key=key)
+    d = con.execute(sql, params).fetchnumpy()
+    q = quantiles_from_counts(np.asarray(d["key"], dtype=object), np.asarray(d["x"]), np.asarray(d["n"]))
+    none = (float("nan"),) * 3
+    stats = np.array([q[k][:3] if k in q else none for k in df["key"].tolist()], dtype="float64").reshape(-1, 3)
+    df["duration_p50_s"], df["duration_p90_s"], df["duration_mean_s"] = stats[:, 0], stats[:, 1], stats[:, 2]
     final = sum(df[c].to_numpy("float64") for c in ("completed", "busy", "no_answer", "failed", "canceled"))
     completed = df["completed"].to_numpy("float64")
     df["answer_rate"] = safe_div(completed, final)

@@ -307,3 +307,51 @@ def test_a_refresh_that_skips_the_rollups_makes_the_analytics_read_the_views(tmp
         assert not _sql.rollup_ready(con, "_daily_call_rollup") and _sql.rollup_ready(con, "_daily_message_rollup")
     finally:
         con.close()
+
+
+# --------------------------------------------------------------------------- one definition per metric
+
+def test_each_counted_facts_relation_has_its_rollups_columns(seeded):
+    """Every query is written once over a counted relation: the facts counted one per row
+    (counted_<relation>.sql) must offer every column of its rollup under the same name, so the
+    same text runs on both; and the rollup's counts and sums equal the facts' over the same days."""
+    from bench.bench_analytics import END, START
+
+    for table, spec in _sql.ROLLUPS.items():
+        rollup_cols = {r[0] for r in seeded.execute(f"DESCRIBE {table}").fetchall()}
+        assert rollup_cols == spec.keeps, table  # ROLLUPS says what the rollup keeps, exactly
+        _sql.USE_ROLLUPS = False
+        try:
+            facts = _sql.counted(seeded, table, START, END, None)
+        finally:
+            _sql.USE_ROLLUPS = True
+        rolled = _sql.counted(seeded, table, START, END, None)
+        assert rolled.rolled and not facts.rolled
+        facts_cols = {r[0] for r in seeded.execute(f"DESCRIBE SELECT * FROM {facts.relation}", facts.params).fetchall()}
+        assert rollup_cols <= facts_cols, (table, sorted(rollup_cols - facts_cols))
+        sums = [c for c in ("n", "cost_usd", "cost_sq", "priced", "segments", "segmented") if c in rollup_cols]
+        select = ", ".join(f"sum({c})::DOUBLE" for c in sums)
+        a = seeded.execute(f"SELECT {select} FROM {rolled.relation}", rolled.params).fetchone()
+        b = seeded.execute(f"SELECT {select} FROM {facts.relation}", facts.params).fetchone()
+        assert a == pytest.approx(b, rel=1e-12), table
+        assert a[0] > 0, table
+
+
+def test_counted_reads_the_facts_for_a_column_the_rollup_does_not_keep(seeded):
+    from bench.bench_analytics import END, START
+
+    assert _sql.counted(seeded, "_daily_message_rollup", START, END, None, columns=("carrier",)).rolled
+    assert not _sql.counted(seeded, "_daily_message_rollup", START, END, None, columns=("sender",)).rolled
+    assert not _sql.counted(seeded, "_daily_message_rollup", START, END, Filters(extra=(("sender", "MG1"),))).rolled
+    split = _sql.counted(seeded, "_daily_message_rollup", START, END, None, split_at=END)
+    current = seeded.execute(f"SELECT sum(n) FILTER (WHERE is_current) FROM {split.relation}", split.params).fetchone()[0]
+    assert current == delivery.summary(seeded, start=END, end=END)["sent"].iloc[0] > 0
+
+
+def test_no_query_is_written_twice():
+    """The *_rollup.sql twins are gone: one named query per metric."""
+    from pathlib import Path
+
+    import switchboard.analytics as pkg
+
+    assert not sorted(Path(pkg.__file__).parent.glob("*_rollup.sql"))
