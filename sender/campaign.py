@@ -205,6 +205,7 @@ class Campaign:
     status_callback: str | None = None
     source: str = "<text>"
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    allow_list_path: str | None = None  # the server file the allow-list came from; None when given as text
 
     @property
     def sender(self) -> str:
@@ -274,6 +275,54 @@ def load_campaign_text(
     return _Loader(text, Path(base_dir), source).load(recipients_text, allow_list_text)
 
 
+@dataclass(frozen=True)
+class Setting:
+    """One scalar setting of a campaign table: its TOML key, type, range, default and the help
+    its problems quote. The loader reads every table through these, so each rule is written once."""
+
+    key: str
+    kind: str = "string"  # string | number | integer
+    required: bool = False
+    default: Any = None
+    pattern: re.Pattern[str] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    help: str = ""
+
+
+_E164_HELP = "an E.164 number such as +15005550006"
+TOP_SETTINGS: tuple[Setting, ...] = (
+    Setting("id", required=True, pattern=CAMPAIGN_ID,
+            help="letters, digits, '-', '_' and '.', starting with a letter or digit (it names files)"),
+    Setting("name", required=True),
+    Setting("purpose", required=True, help="e.g. password_reset"),
+    Setting("experiment_id"),  # default: the id
+    Setting("salt"),  # default: the experiment_id
+    Setting("recipients", help="path of the recipients CSV, relative to this file"),
+    Setting("allow_list", help="path of the file of test numbers allowed to receive, relative to this file"),
+    Setting("from", pattern=E164, help=_E164_HELP),
+    Setting("messaging_service_sid", pattern=MESSAGING_SERVICE_SID, help="MG followed by 32 hex digits"),
+    Setting("status_callback", pattern=re.compile(r"^https?://\S+$"), help="an http(s) URL"),
+    Setting("rate_limit", "number", default=1.0, minimum=0.01, maximum=100),
+    Setting("max_size", "integer", default=DEFAULT_MAX_SIZE, minimum=1, maximum=HARD_MAX_SIZE),
+    Setting("default_language", default="en", pattern=LOCALE, help="a language tag such as en or pt-BR"),
+    Setting("template_id"),
+)
+TOP_TABLES = ("variants", "fallback")
+VARIANT_SETTINGS: tuple[Setting, ...] = (
+    Setting("name", required=True),
+    Setting("weight", "number", default=1.0, minimum=0),
+    Setting("template_id"),  # default: <campaign template_id or id>:<name>
+)
+VARIANT_KEYS = ("name", "weight", "template_id", "bodies", "body")
+FALLBACK_SETTINGS: tuple[Setting, ...] = (
+    Setting("after_seconds", "number", minimum=0, maximum=86400),
+    Setting("after_minutes", "number", default=5, minimum=0, maximum=1440),
+    Setting("from", pattern=E164, help=_E164_HELP),
+)
+FALLBACK_KEYS = ("after_minutes", "after_seconds", "from", "on_error_categories", "enabled")
+
+
 class _Loader:
     def __init__(self, text: str, base_dir: Path, source: str):
         self.text = text
@@ -289,6 +338,35 @@ class _Loader:
         if file is None:
             file, line = self.source, _locate(self.text, field_path)
         self.problems.append(Problem(file, line, field_path, message))
+
+    def settings(
+        self, data: Mapping[str, Any], table: Sequence[Setting], prefix: str = "", **required: bool
+    ) -> dict[str, Any]:
+        """Every setting of ``table`` read from ``data`` (its default where missing or wrong, with a problem
+        for each wrong one). ``required`` overrides a setting's own (``recipients=False`` when uploaded)."""
+        out: dict[str, Any] = {}
+        for s in table:
+            path = f"{prefix}{s.key}"
+            if s.kind == "string":
+                out[s.key] = self.string(
+                    data, s.key, path, required=required.get(s.key, s.required), default=s.default,
+                    pattern=s.pattern, hint=s.help,
+                )
+            else:
+                out[s.key] = self.number(
+                    data, s.key, path, s.default, minimum=s.minimum or 0, maximum=s.maximum,
+                    integer=s.kind == "integer",
+                )
+        return out
+
+    def unknown_keys(self, data: Mapping[str, Any], known: Sequence[str], prefix: str = "") -> None:
+        for key in data:
+            if key in known:
+                continue
+            if prefix:
+                self.problem(f"{prefix}{key}", f"unknown setting; use {', '.join(known)}" + _misplaced_hint(key))
+            else:
+                self.problem(key, f"unknown setting; remove it or use one of {', '.join(sorted(known))}")
 
     def string(
         self,
@@ -320,12 +398,12 @@ class _Loader:
         data: Mapping[str, Any],
         key: str,
         path: str,
-        default: float,
+        default: float | None,
         *,
         minimum: float,
         maximum: float | None = None,
         integer: bool = False,
-    ) -> float:
+    ) -> Any:
         if key not in data:
             return default
         value = data[key]
@@ -337,177 +415,105 @@ class _Loader:
         ):
             self.problem(path, f"must be {kind}, not {value!r}")
             return default
+        upper = f" and at most {maximum:g}" if maximum is not None else ""
         if not math.isfinite(value):
             # TOML has nan and inf; either would silently switch a limit off or skew a split.
-            upper = f" and at most {maximum:g}" if maximum is not None else ""
             self.problem(path, f"{value!r} is not a finite number; use at least {minimum:g}{upper}")
             return default
         if value < minimum or (maximum is not None and value > maximum):
-            upper = f" and at most {maximum:g}" if maximum is not None else ""
             self.problem(path, f"{value!r} is out of range; use at least {minimum:g}{upper}")
             return default
         return value
 
     # -- the file
-    def load(self, recipients_text: str | None, allow_list_text: str | None) -> Campaign:
+    def parse(self) -> dict[str, Any]:
         try:
-            data = tomllib.loads(self.text)
+            return tomllib.loads(self.text)
         except tomllib.TOMLDecodeError as exc:
             line = _toml_error_line(str(exc))
-            raise CampaignError(
-                [
-                    Problem(
-                        self.source, line, "", f"not valid TOML: {exc}. Check quotes, brackets and '=' there"
-                    )
-                ]
-            ) from None
-        known = {
-            "id",
-            "name",
-            "purpose",
-            "experiment_id",
-            "salt",
-            "recipients",
-            "allow_list",
-            "from",
-            "messaging_service_sid",
-            "rate_limit",
-            "max_size",
-            "default_language",
-            "variants",
-            "fallback",
-            "status_callback",
-            "template_id",
-        }
-        for key in data:
-            if key not in known:
-                self.problem(key, f"unknown setting; remove it or use one of {', '.join(sorted(known))}")
+            message = f"not valid TOML: {exc}. Check quotes, brackets and '=' there"
+            raise CampaignError([Problem(self.source, line, "", message)]) from None
 
-        name = self.string(data, "name", "name", required=True) or ""
-        campaign_id = (
-            self.string(
-                data,
-                "id",
-                "id",
-                required=True,
-                pattern=CAMPAIGN_ID,
-                hint="letters, digits, '-', '_' and '.', starting with a letter or digit (it names files)",
-            )
-            or ""
-        )
-        purpose = self.string(data, "purpose", "purpose", required=True, hint="e.g. password_reset") or ""
-        experiment_id = (
-            self.string(data, "experiment_id", "experiment_id", required=False, default=campaign_id) or ""
-        )
-        salt = self.string(data, "salt", "salt", required=False, default=experiment_id) or ""
-        default_language = normalise_locale(
-            self.string(
-                data,
-                "default_language",
-                "default_language",
-                required=False,
-                default="en",
-                pattern=LOCALE,
-                hint="a language tag such as en or pt-BR",
-            )
-            or "en"
-        )
-        from_number = self.string(
-            data, "from", "from", required=False, pattern=E164, hint="an E.164 number such as +15005550006"
-        )
-        mg = self.string(
-            data,
-            "messaging_service_sid",
-            "messaging_service_sid",
-            required=False,
-            pattern=MESSAGING_SERVICE_SID,
-            hint="MG followed by 32 hex digits",
-        )
+    def load(self, recipients_text: str | None, allow_list_text: str | None) -> Campaign:
+        data = self.parse()
+        self.unknown_keys(data, [s.key for s in TOP_SETTINGS] + list(TOP_TABLES))
+        top = self.settings(data, TOP_SETTINGS, recipients=recipients_text is None,
+                            allow_list=allow_list_text is None)
+        campaign_id = top["id"] or ""
+        experiment_id = top["experiment_id"] or campaign_id
         if ("from" in data) == ("messaging_service_sid" in data):
             self.problem(
                 "from",
                 'set exactly one of from = "+1..." (a Twilio number) or messaging_service_sid = "MG..."',
             )
-        status_callback = self.string(
-            data,
-            "status_callback",
-            "status_callback",
-            required=False,
-            pattern=re.compile(r"^https?://\S+$"),
-            hint="an http(s) URL",
-        )
-        rate_limit = float(self.number(data, "rate_limit", "rate_limit", 1.0, minimum=0.01, maximum=100))
-        max_size = int(
-            self.number(
-                data, "max_size", "max_size", DEFAULT_MAX_SIZE, minimum=1, maximum=HARD_MAX_SIZE, integer=True
-            )
-        )
-        default_template = self.string(data, "template_id", "template_id", required=False)
-        variants = self.variants(data.get("variants"), default_template or campaign_id)
-        fallback = self.fallback(data.get("fallback"), from_number)
-        if fallback is not None and from_number is None and fallback.from_number is None:
+        variants = self.variants(data.get("variants"), top["template_id"] or campaign_id)
+        fallback = self.fallback(data.get("fallback"))
+        if fallback is not None and top["from"] is None and fallback.from_number is None:
             self.problem(
                 "fallback.from", 'a voice fallback needs a caller id: add from = "+1..." under [fallback]'
             )
-
-        recipients_name = self.string(
-            data,
-            "recipients",
-            "recipients",
-            required=recipients_text is None,
-            hint="path of the recipients CSV, relative to this file",
-        )
-        allow_name = self.string(
-            data,
-            "allow_list",
-            "allow_list",
-            required=allow_list_text is None,
-            hint="path of the file of test numbers allowed to receive, relative to this file",
-        )
-        recipients: list[Recipient] = []
-        if recipients_text is not None or recipients_name:
-            rtext, rsource = self.read_file(recipients_text, recipients_name, "recipients")
-            if rtext is not None:
-                recipients = self.recipients(rtext, rsource, default_language)
-                if len(recipients) > max_size:
-                    self.problem(
-                        "max_size",
-                        f"{rsource} has {len(recipients)} recipients, more than "
-                        f"max_size = {max_size}; shorten the list or raise max_size",
-                    )
-        allow: frozenset[str] = frozenset()
-        if allow_list_text is not None or allow_name:
-            atext, asource = self.read_file(allow_list_text, allow_name, "allow_list")
-            if atext is not None:
-                allow = self.allow_list(atext, asource)
-
+        default_language = normalise_locale(top["default_language"] or "en")
+        max_size = int(top["max_size"])
+        recipients = self.recipients_from(recipients_text, top["recipients"], default_language, max_size)
+        allow, allow_path = self.allow_list_from(allow_list_text, top["allow_list"])
         if self.problems:
             raise CampaignError(self.problems)
         return Campaign(
             id=campaign_id,
-            name=name,
-            purpose=purpose,
+            name=top["name"] or "",
+            purpose=top["purpose"] or "",
             experiment_id=experiment_id,
-            salt=salt,
+            salt=top["salt"] or experiment_id,
             variants=tuple(variants),
             recipients=tuple(recipients),
             allow_list=allow,
-            from_number=from_number,
-            messaging_service_sid=mg,
-            rate_limit=rate_limit,
+            from_number=top["from"],
+            messaging_service_sid=top["messaging_service_sid"],
+            rate_limit=float(top["rate_limit"]),
             max_size=max_size,
             default_language=default_language,
             fallback=fallback,
-            status_callback=status_callback,
+            status_callback=top["status_callback"],
             source=self.source,
             warnings=tuple(self.warnings),
+            allow_list_path=allow_path,
         )
+
+    def recipients_from(
+        self, given: str | None, name: str | None, default_language: str, max_size: int
+    ) -> list[Recipient]:
+        if given is None and not name:
+            return []
+        text, source = self.read_file(given, name, "recipients")
+        if text is None:
+            return []
+        recipients = self.recipients(text, source, default_language)
+        if len(recipients) > max_size:
+            self.problem(
+                "max_size",
+                f"{source} has {len(recipients)} recipients, more than "
+                f"max_size = {max_size}; shorten the list or raise max_size",
+            )
+        return recipients
+
+    def allow_list_from(self, given: str | None, name: str | None) -> tuple[frozenset[str], str | None]:
+        """The allow-list, and the path of the file it came from (None when the caller supplied the text)."""
+        if given is None and not name:
+            return frozenset(), None
+        text, source = self.read_file(given, name, "allow_list")
+        if text is None:
+            return frozenset(), None
+        path = None if given is not None else str(self.resolve(source))
+        return self.allow_list(text, source), path
+
+    def resolve(self, name: str) -> Path:
+        return (self.base_dir / name) if not Path(name).is_absolute() else Path(name)
 
     def read_file(self, given: str | None, name: str | None, key: str) -> tuple[str | None, str]:
         if given is not None:
             return given, name or key
         assert name is not None
-        path = (self.base_dir / name) if not Path(name).is_absolute() else Path(name)
+        path = self.resolve(name)
         try:
             return path.read_text(encoding="utf-8-sig"), name
         except FileNotFoundError:
@@ -528,100 +534,71 @@ class _Loader:
         out: list[Variant] = []
         seen: set[str] = set()
         for i, item in enumerate(raw):
-            path = f"variants[{i}]"
-            for key in item:
-                if key not in {"name", "weight", "template_id", "bodies", "body"}:
-                    self.problem(
-                        f"{path}.{key}",
-                        "unknown setting; use name, weight, template_id, bodies (or body)"
-                        + _misplaced_hint(key),
-                    )
-            name = self.string(item, "name", f"{path}.name", required=True) or f"variant{i}"
-            if name in seen:
-                self.problem(
-                    f"{path}.name", f"duplicate variant name {name!r}; give each variant its own name"
-                )
-            seen.add(name)
-            weight = float(self.number(item, "weight", f"{path}.weight", 1.0, minimum=0))
-            template_id = (
-                self.string(
-                    item,
-                    "template_id",
-                    f"{path}.template_id",
-                    required=False,
-                    default=f"{default_template}:{name}",
-                )
-                or name
-            )
-            bodies: dict[str, str] = {}
-            if "body" in item and "bodies" in item:
-                self.problem(
-                    f"{path}.body", 'set either body = "..." or a bodies table per language, not both'
-                )
-            if "body" in item:
-                body = item["body"]
-                if isinstance(body, str):
-                    bodies[""] = body
-                else:
-                    self.problem(f"{path}.body", "must be a string")
-            elif isinstance(item.get("bodies"), dict):
-                for lang, body in item["bodies"].items():
-                    if not LOCALE.match(lang):
-                        self.problem(f"{path}.bodies.{lang}", "not a language tag; use e.g. en, es or pt-BR")
-                    elif not isinstance(body, str):
-                        self.problem(f"{path}.bodies.{lang}", "must be a string")
-                    else:
-                        bodies[normalise_locale(lang)] = body
-            else:
-                self.problem(f"{path}.bodies", 'missing; add bodies = { en = "..." } (one body per language)')
-            for lang, body in bodies.items():
-                field_path = f"{path}.bodies.{lang}" if lang else f"{path}.body"
-                if not body.strip():
-                    self.problem(
-                        field_path, "empty body; write the message text (Twilio error 21602 otherwise)"
-                    )
-                elif len(body) > MAX_BODY_CHARS:
-                    self.problem(
-                        field_path,
-                        f"{len(body)} characters; Twilio's limit is {MAX_BODY_CHARS} (error 21617)",
-                    )
-            if bodies:
-                out.append(Variant(name=name, weight=weight, template_id=template_id, bodies=bodies))
+            variant = self.variant(item, f"variants[{i}]", default_template, seen)
+            if variant is not None:
+                out.append(variant)
         if out and sum(v.weight for v in out) <= 0:
             self.problem(
                 "variants[0].weight", "all weights are 0; give at least one variant a positive weight"
             )
         return out
 
-    def fallback(self, raw: Any, from_number: str | None) -> Fallback | None:
+    def variant(self, item: Mapping[str, Any], path: str, default_template: str, seen: set[str]) -> Variant | None:
+        self.unknown_keys(item, VARIANT_KEYS, prefix=f"{path}.")
+        values = self.settings(item, VARIANT_SETTINGS, prefix=f"{path}.")
+        name = values["name"] or path.replace("variants[", "variant").rstrip("]")
+        if name in seen:
+            self.problem(f"{path}.name", f"duplicate variant name {name!r}; give each variant its own name")
+        seen.add(name)
+        bodies = self.bodies(item, path)
+        if not bodies:
+            return None
+        template_id = values["template_id"] or f"{default_template}:{name}"
+        return Variant(name=name, weight=float(values["weight"]), template_id=template_id, bodies=bodies)
+
+    def bodies(self, item: Mapping[str, Any], path: str) -> dict[str, str]:
+        """``body = "..."`` (keyed "") or ``bodies = { en = "...", ... }`` (keyed by normalised locale)."""
+        bodies: dict[str, str] = {}
+        if "body" in item and "bodies" in item:
+            self.problem(f"{path}.body", 'set either body = "..." or a bodies table per language, not both')
+        if "body" in item:
+            if isinstance(item["body"], str):
+                bodies[""] = item["body"]
+            else:
+                self.problem(f"{path}.body", "must be a string")
+        elif isinstance(item.get("bodies"), dict):
+            for lang, body in item["bodies"].items():
+                if not LOCALE.match(lang):
+                    self.problem(f"{path}.bodies.{lang}", "not a language tag; use e.g. en, es or pt-BR")
+                elif not isinstance(body, str):
+                    self.problem(f"{path}.bodies.{lang}", "must be a string")
+                else:
+                    bodies[normalise_locale(lang)] = body
+        else:
+            self.problem(f"{path}.bodies", 'missing; add bodies = { en = "..." } (one body per language)')
+        for lang, body in bodies.items():
+            field_path = f"{path}.bodies.{lang}" if lang else f"{path}.body"
+            if not body.strip():
+                self.problem(field_path, "empty body; write the message text (Twilio error 21602 otherwise)")
+            elif len(body) > MAX_BODY_CHARS:
+                self.problem(field_path, f"{len(body)} characters; Twilio's limit is {MAX_BODY_CHARS} (error 21617)")
+        return bodies
+
+    def fallback(self, raw: Any) -> Fallback | None:
         if raw is None:
             return None
         if not isinstance(raw, dict):
             self.problem("fallback", "must be a [fallback] table with after_minutes (or after_seconds)")
             return None
-        for key in raw:
-            if key not in {"after_minutes", "after_seconds", "from", "on_error_categories", "enabled"}:
-                self.problem(
-                    f"fallback.{key}",
-                    "unknown setting; use after_minutes, after_seconds, from, "
-                    "on_error_categories or enabled" + _misplaced_hint(key),
-                )
+        self.unknown_keys(raw, FALLBACK_KEYS, prefix="fallback.")
         if raw.get("enabled", True) is False:
             return None
         if "after_minutes" in raw and "after_seconds" in raw:
             self.problem("fallback.after_seconds", "set after_minutes or after_seconds, not both")
-        seconds = self.number(raw, "after_seconds", "fallback.after_seconds", -1, minimum=0, maximum=86400)
-        if seconds < 0:
-            minutes = self.number(raw, "after_minutes", "fallback.after_minutes", 5, minimum=0, maximum=1440)
-            seconds = minutes * 60
-        caller = self.string(
-            raw,
-            "from",
-            "fallback.from",
-            required=False,
-            pattern=E164,
-            hint="an E.164 number such as +15005550006",
-        )
+        values = self.settings(raw, FALLBACK_SETTINGS, prefix="fallback.")
+        seconds = values["after_seconds"]
+        if seconds is None:
+            seconds = values["after_minutes"] * 60
         categories = raw.get("on_error_categories", ["landline"])
         if not isinstance(categories, list) or not all(isinstance(c, str) for c in categories):
             self.problem(
@@ -629,7 +606,7 @@ class _Loader:
             )
             categories = ["landline"]
         return Fallback(
-            after_seconds=float(seconds), from_number=caller, on_error_categories=tuple(categories)
+            after_seconds=float(seconds), from_number=values["from"], on_error_categories=tuple(categories)
         )
 
     def recipients(self, text: str, source: str, default_language: str) -> list[Recipient]:
@@ -660,55 +637,60 @@ class _Loader:
         users: dict[str, int] = {}
         numbers: dict[str, int] = {}
         for line, row in rows:
-            number = (row.get("number") or "").strip()
-            user_id = (row.get("user_id") or "").strip()
-            locale = normalise_locale(row.get("locale") or "") or default_language
-            bad = False
-            if not E164.match(number):
-                self.problem(
-                    "number",
-                    f"{number!r} is not an E.164 number; write it as + country code and "
-                    "digits, no spaces (e.g. +15005550006)",
-                    file=source,
-                    line=line,
-                )
-                bad = True
-            if not user_id:
-                self.problem("user_id", "empty; every recipient needs a user_id", file=source, line=line)
-                bad = True
-            elif user_id in users:
-                self.problem(
-                    "user_id",
-                    f"duplicate {user_id!r} (also on line {users[user_id]}); user ids must be "
-                    "unique: they key the idempotency ledger",
-                    file=source,
-                    line=line,
-                )
-                bad = True
-            if not LOCALE.match(locale):
-                self.problem(
-                    "locale",
-                    f"{row.get('locale')!r} is not a locale; use e.g. en, es-MX or pt-BR "
-                    "(or leave it empty for the default language)",
-                    file=source,
-                    line=line,
-                )
-                bad = True
-            if bad:
+            recipient = self.recipient(row, source, line, default_language, users)
+            if recipient is None:
                 continue
-            if number in numbers:
+            if recipient.number in numbers:
                 self.warnings.append(
-                    f"{source} line {line}: number also on line {numbers[number]}; "
+                    f"{source} line {line}: number also on line {numbers[recipient.number]}; "
                     "that phone will receive one message per user"
                 )
-            users[user_id] = line
-            numbers.setdefault(number, line)
-            out.append(Recipient(number=number, user_id=user_id, locale=locale, line=line))
+            users[recipient.user_id] = line
+            numbers.setdefault(recipient.number, line)
+            out.append(recipient)
         if not out and not any(p.file == source for p in self.problems):
             self.problem(
                 "", "no recipients; add one row per test phone under the header", file=source, line=2
             )
         return out
+
+    def recipient(
+        self, row: Mapping[str, Any], source: str, line: int, default_language: str, users: Mapping[str, int]
+    ) -> Recipient | None:
+        """One CSV row as a recipient, or None with a problem for each thing wrong with it."""
+        number = (row.get("number") or "").strip()
+        user_id = (row.get("user_id") or "").strip()
+        locale = normalise_locale(row.get("locale") or "") or default_language
+        before = len(self.problems)
+        if not E164.match(number):
+            self.problem(
+                "number",
+                f"{number!r} is not an E.164 number; write it as + country code and "
+                "digits, no spaces (e.g. +15005550006)",
+                file=source,
+                line=line,
+            )
+        if not user_id:
+            self.problem("user_id", "empty; every recipient needs a user_id", file=source, line=line)
+        elif user_id in users:
+            self.problem(
+                "user_id",
+                f"duplicate {user_id!r} (also on line {users[user_id]}); user ids must be "
+                "unique: they key the idempotency ledger",
+                file=source,
+                line=line,
+            )
+        if not LOCALE.match(locale):
+            self.problem(
+                "locale",
+                f"{row.get('locale')!r} is not a locale; use e.g. en, es-MX or pt-BR "
+                "(or leave it empty for the default language)",
+                file=source,
+                line=line,
+            )
+        if len(self.problems) > before:
+            return None
+        return Recipient(number=number, user_id=user_id, locale=locale, line=line)
 
     def allow_list(self, text: str, source: str) -> frozenset[str]:
         numbers: set[str] = set()
@@ -775,23 +757,7 @@ def _locate(text: str, field_path: str) -> int | None:
     return enclosing
 
 
-_TOP_LEVEL_KEYS = frozenset(
-    {
-        "id",
-        "name",
-        "purpose",
-        "experiment_id",
-        "salt",
-        "recipients",
-        "allow_list",
-        "messaging_service_sid",
-        "rate_limit",
-        "max_size",
-        "default_language",
-        "status_callback",
-        "template_id",
-    }
-)
+_TOP_LEVEL_KEYS = frozenset(s.key for s in TOP_SETTINGS) - {"from"}
 
 
 def _misplaced_hint(key: str) -> str:

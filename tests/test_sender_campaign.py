@@ -376,3 +376,16 @@ def test_every_campaign_number_is_finite_and_in_range_or_a_located_problem(field
     if campaign.fallback is not None:
         numbers.append(campaign.fallback.after_seconds)
     assert all(math.isfinite(n) for n in numbers)
+
+
+def test_every_setting_of_the_field_tables_is_documented_in_the_example() -> None:
+    """The loader reads the campaign through declarative tables; the example file documents each key."""
+    import re
+
+    from switchboard.sender.campaign import FALLBACK_KEYS, TOP_SETTINGS, VARIANT_KEYS
+
+    text = EXAMPLE.read_text()
+    keys = [s.key for s in TOP_SETTINGS] + list(VARIANT_KEYS) + list(FALLBACK_KEYS)
+    missing = [k for k in keys if not re.search(rf"^#?\s*{k}\s*=", text, re.M)]
+    assert not missing, f"not documented in examples/campaign.toml: {missing}"
+    api.load_campaign(EXAMPLE)  # and the example, comments and all, still loads
