@@ -113,3 +113,29 @@ def test_checkpoint_text_is_validated():
     assert Checkpoint.parse("3:120") == Checkpoint(3, 120)
     with pytest.raises(ValueError, match="segment"):
         Checkpoint.parse("yesterday")
+
+
+def test_a_failed_write_is_reported_and_the_next_append_goes_to_a_new_segment(tmp_path):
+    """A full disk (/dev/full behind the first segment's name): that append fails (the HTTP layer answers
+    503, nothing acknowledged), the writer survives and the next append lands in a fresh segment."""
+
+    async def scenario() -> tuple[BaseException | None, tuple[int, int]]:
+        spool = Spool(tmp_path)
+        spool.open()
+        (tmp_path / "seg-000000000001.jsonl").symlink_to("/dev/full")
+        try:
+            try:
+                await spool.append([_record(1)])
+                failure = None
+            except OSError as exc:
+                failure = exc
+            second = await spool.append([_record(1)])  # the same key again: not a duplicate, it never landed
+            assert spool.counters.failed == 1 and spool.pending_bytes == 0
+            return failure, second
+        finally:
+            spool.close()
+
+    failure, second = asyncio.run(scenario())
+    assert failure is not None and second == (1, 0)
+    (tmp_path / "seg-000000000001.jsonl").unlink()
+    assert _sids(tmp_path) == [f"SM{1:032d}"]

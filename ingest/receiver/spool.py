@@ -328,8 +328,8 @@ class Spool:
             error: OSError | None = None
             try:
                 self._write(b"".join(payload for payload, _ in batch))
-            except OSError as exc:
-                error = exc
+            except Exception as exc:  # the thread must survive anything, or every later request would hang
+                error = exc if isinstance(exc, OSError) else OSError(f"{type(exc).__name__}: {exc}")
                 log.error("spool: write failed, %d requests answered 503: %s", len(batch), exc)
             assert self._loop is not None
             self._loop.call_soon_threadsafe(_resolve, [fut for _, fut in batch], error)
