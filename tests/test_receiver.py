@@ -247,3 +247,30 @@ def test_healthz_counts(receiver):
     assert after["status"] == "ok" and after["pending_bytes"] == 0
     assert after["accepted"] == before["accepted"] + 1
     assert after["rejected_signature"] == before["rejected_signature"] + 1
+
+
+# --- the command line -------------------------------------------------------------------------------
+@pytest.mark.parametrize("env, args, message", [
+    ({}, [], "TWILIO_AUTH_TOKEN is not set"),
+    ({"TWILIO_AUTH_TOKEN": TOKEN}, ["--public-url", "hooks.example.com"], "must start with http"),
+])
+def test_listen_refuses_bad_configuration_in_one_line(tmp_path, env, args, message):
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "SWITCHBOARD_PUBLIC_URL")}
+    done = subprocess.run([sys.executable, "-m", "switchboard.ingest.receiver.cli", "--port", "0", "--spool",
+                           str(tmp_path / "spool"), *args], env={**base, **env}, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2 and message in done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_listen_is_a_switchboard_subcommand_whose_help_explains_the_public_url():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "switchboard.cli", "listen", "--help"], capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "--public-url" in done.stdout and "reverse proxy" in done.stdout
