@@ -16,6 +16,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
 import numpy as np
+
 from switchboard.sandbox.api.accounts import Accounts
 from switchboard.sandbox.api.auth import Auth
 from switchboard.sandbox.api.callbacks import CallbackDispatcher

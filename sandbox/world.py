@@ -29,12 +29,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from switchboard.core.segments import segment_info as _segment_info
 from switchboard.sandbox import catalog
 from switchboard.sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
 from switchboard.sandbox.numbers import draw_numbers
 from switchboard.sandbox.sids import sid_series
-
-from switchboard.core.segments import segment_info as _segment_info
 
 
 def segment_info(body: str) -> tuple[str, int]:
@@ -167,10 +166,6 @@ def account_credentials(seed: int, specs: tuple[AccountSpec, ...]) -> list[dict[
     return out
 
 
-def _cat(values, categories) -> pd.Categorical:
-    return pd.Categorical(values, categories=list(categories))
-
-
 def _codes(n_or_idx, categories) -> pd.Categorical:
     return pd.Categorical.from_codes(np.asarray(n_or_idx), categories=list(categories))
 
@@ -217,44 +212,50 @@ def _ids_arrow(prefix: str, n: int, width: int = 9) -> pa.Array:
 
 
 # ----------------------------------------------------------------------------- generation
+#
+# One function per step. Every step draws from the one seeded generator in ``_Context.rng``,
+# in a fixed order: the order of the draws is part of what makes a seed give the same world,
+# so a new draw goes after the existing ones of its step, never between them.
+
+
+@dataclass(frozen=True)
+class _Context:
+    """What every generation step reads: the scenario, its seeded generator, the history's
+    bounds (epoch seconds, [t0, t1)), the countries and the accounts."""
+
+    scenario: Scenario
+    rng: np.random.Generator
+    t0: int
+    t1: int
+    iso: list[str]
+    profiles: list[catalog.CountryProfile]
+    accounts: list[dict[str, Any]]
 
 
 def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | None = None) -> World:
     """Build the world of ``scenario``: deterministic for a given scenario."""
     say = progress or (lambda _msg: None)
-    rng = np.random.default_rng(scenario.seed)
     end = scenario.end_datetime()
     start = end - timedelta(days=scenario.days)
-    t0 = int(start.timestamp())
-    t1 = int(end.timestamp())
+    t0, t1 = int(start.timestamp()), int(end.timestamp())
     accounts = account_credentials(scenario.seed, scenario.accounts)
     for i, a in enumerate(accounts):
         a["date_created"] = t0 - 86400 * (400 - 30 * i)
-
-    # --- countries and members
-    mix = scenario.countries or tuple((c.iso2, c.weight) for c in COUNTRIES)
-    if isinstance(mix, dict):  # {"BR": 3, "MX": 1} is accepted too
-        mix = tuple(mix.items())
-    iso = [c for c, _ in mix]
-    for c in iso:
-        if c not in COUNTRY_BY_ISO:
-            raise ValueError(f"country {c!r} has no profile in sandbox.catalog")
-    cweights = np.array([w for _, w in mix], dtype=float)
-    cweights /= cweights.sum()
-    profiles = [COUNTRY_BY_ISO[c] for c in iso]
+    iso, cweights = _country_mix(scenario)
+    ctx = _Context(scenario, np.random.default_rng(scenario.seed), t0, t1, iso, [COUNTRY_BY_ISO[c] for c in iso],
+                   accounts)
     n_sms = int(scenario.messages)
     n_users = int(np.clip(n_sms // 3, min(len(iso) * 5, max(n_sms, 1)), MAX_MEMBERS))
     say(f"members: {n_users:,}")
-    users = _make_users(scenario, rng, iso, cweights, profiles, n_users)
-
-    # --- SMS
+    users = _make_users(ctx, cweights, n_users)
+    senders = _senders(scenario.seed, accounts)  # its own generators: ``ctx.rng`` is not drawn from
     say(f"messages: {n_sms:,}")
-    msgs, sends_sms = _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts)
+    msgs = _make_messages(ctx, users, senders)
     say(f"calls: {scenario.calls:,}")
-    calls, sends_voice = _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, accounts)
+    calls = _make_calls(ctx, users, msgs, senders)
     say("send logs and conversions")
-    send_log, conversions = _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0, t1)
-    senders = _SENDERS_CACHE.pop("frame")
+    send_log, conversions, converted = _make_send_log(ctx, users, msgs, calls)
+    msgs["converted"] = converted  # ground truth: this SMS attempt led to a conversion
     world = World(
         scenario=scenario, start=start, end=end, accounts=accounts, senders=senders, users=users,
         messages=msgs, calls=calls, send_log=send_log, conversions=conversions, ground_truth={},
@@ -264,20 +265,68 @@ def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | 
     return world
 
 
+def _country_mix(scenario: Scenario) -> tuple[list[str], np.ndarray]:
+    """The countries of the world and their share of members (summing to 1)."""
+    mix = scenario.countries or tuple((c.iso2, c.weight) for c in COUNTRIES)
+    if isinstance(mix, dict):  # {"BR": 3, "MX": 1} is accepted too
+        mix = tuple(mix.items())
+    iso = [c for c, _ in mix]
+    for c in iso:
+        if c not in COUNTRY_BY_ISO:
+            raise ValueError(f"country {c!r} has no profile in sandbox.catalog")
+    cweights = np.array([w for _, w in mix], dtype=float)
+    cweights /= cweights.sum()
+    return iso, cweights
+
+
 def _salt(seed: int, kind: str) -> int:
     return int(_hex(seed, f"salt:{kind}", 16), 16)
 
 
-def _make_users(scenario, rng, iso, cweights, profiles, n_users) -> pd.DataFrame:
+# ----------------------------------------------------------------------------- members
+
+
+def _make_users(ctx: _Context, cweights: np.ndarray, n_users: int) -> pd.DataFrame:
+    """The members: a country each (by ``cweights``), a valid number, carrier, line type, locale."""
+    rng, iso = ctx.rng, ctx.iso
     country_idx = rng.choice(len(iso), size=n_users, p=cweights)
     country_idx.sort(kind="stable")  # group by country: numbers are drawn per country
+    number, carrier, line = _draw_member_numbers(ctx, country_idx)
+    locale = np.empty(n_users, dtype=object)
+    for ci, prof in enumerate(ctx.profiles):
+        idx = np.flatnonzero(country_idx == ci)
+        if idx.size:
+            names = [loc for loc, _ in prof.locales]
+            p = np.array([s for _, s in prof.locales])
+            locale[idx] = np.array(names, dtype=object)[rng.choice(len(names), size=idx.size, p=p / p.sum())]
+    # Shuffle so user ids are not sorted by country.
+    perm = rng.permutation(n_users)
+    return pd.DataFrame(
+        {
+            "user_id": _ids_arrow("usr_", n_users, 7).to_pandas(),
+            "country": _codes(country_idx[perm], iso),
+            "locale": pd.Categorical(locale[perm]),
+            "number": number[perm],
+            "carrier": pd.Categorical(carrier[perm]),
+            "line_type": pd.Categorical(line[perm], categories=["mobile", "landline"]),
+            "opted_out": rng.random(n_users) < ctx.scenario.opt_out_share,
+            "bucket": rng.random(n_users),  # A/B assignment unit
+            "prefers_voice": rng.random(n_users) < 0.04,
+        }
+    )
+
+
+def _draw_member_numbers(ctx: _Context, country_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(number, carrier, line type) per member: mobiles from the country's carriers' prefixes,
+    landlines (no carrier) for the share a ``landline_heavy`` incident gives."""
+    from switchboard.sandbox.numbers import landline_plan, mobile_plan
+
+    rng, n_users = ctx.rng, country_idx.size
     number = np.empty(n_users, dtype=object)
     carrier = np.empty(n_users, dtype=object)
     line = np.full(n_users, "mobile", dtype=object)
-    landline_share = {i.country: i.landline_share for i in scenario.incidents if i.kind == "landline_heavy"}
-    from switchboard.sandbox.numbers import landline_plan, mobile_plan
-
-    for ci, c in enumerate(iso):
+    landline_share = {i.country: i.landline_share for i in ctx.scenario.incidents if i.kind == "landline_heavy"}
+    for ci, c in enumerate(ctx.iso):
         idx = np.flatnonzero(country_idx == ci)
         if idx.size == 0:
             continue
@@ -295,39 +344,14 @@ def _make_users(scenario, rng, iso, cweights, profiles, n_users) -> pd.DataFrame
             number[land] = nums
             carrier[land] = None
             line[land] = "landline"
-    locale = np.empty(n_users, dtype=object)
-    for ci, prof in enumerate(profiles):
-        idx = np.flatnonzero(country_idx == ci)
-        if idx.size:
-            names = [loc for loc, _ in prof.locales]
-            p = np.array([s for _, s in prof.locales])
-            locale[idx] = np.array(names, dtype=object)[rng.choice(len(names), size=idx.size, p=p / p.sum())]
-    # Shuffle so user ids are not sorted by country.
-    perm = rng.permutation(n_users)
-    frame = pd.DataFrame(
-        {
-            "user_id": _ids_arrow("usr_", n_users, 7).to_pandas(),
-            "country": _codes(country_idx[perm], iso),
-            "locale": pd.Categorical(locale[perm]),
-            "number": number[perm],
-            "carrier": pd.Categorical(carrier[perm]),
-            "line_type": pd.Categorical(line[perm], categories=["mobile", "landline"]),
-            "opted_out": rng.random(n_users) < scenario.opt_out_share,
-            "bucket": rng.random(n_users),  # A/B assignment unit
-            "prefers_voice": rng.random(n_users) < 0.04,
-        }
-    )
-    return frame
+    return number, carrier, line
 
 
-_SENDERS_CACHE: dict[str, pd.DataFrame] = {}
-
-
-def _senders(seed: int, rng: np.random.Generator, accounts) -> pd.DataFrame:
+def _senders(seed: int, accounts: list[dict[str, Any]]) -> pd.DataFrame:
     """Long codes (one of them unregistered for A2P 10DLC), a toll-free number, an alphanumeric ID
     and two messaging services per account."""
     rows = []
-    for ai, acct in enumerate(accounts):
+    for ai, _acct in enumerate(accounts):
         longs, _ = draw_numbers("US", 6, np.random.default_rng(seed * 100 + ai))
         for k, num in enumerate(longs):
             rows.append({"account": ai, "kind": "long_code", "sender": num, "registered": k != 5})
@@ -336,22 +360,70 @@ def _senders(seed: int, rng: np.random.Generator, accounts) -> pd.DataFrame:
         rows.append({"account": ai, "kind": "alpha", "sender": "ACME", "registered": True})
     frame = pd.DataFrame(rows)
     services = []
-    for ai, acct in enumerate(accounts):
+    for ai, _acct in enumerate(accounts):
         for name in ("otp", "notifications"):
             services.append({"account": ai, "service": name, "sid": "MG" + _hex(seed, f"mg:{ai}:{name}")})
     frame.attrs["services"] = services
     return frame
 
 
-def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
-    n = int(scenario.messages)
-    n_users = len(users)
-    # --- who and when
-    user = rng.integers(0, n_users, size=n)
-    ucountry = users["country"].cat.codes.to_numpy()
-    cidx = ucountry[user]
-    offsets = np.array([p.utc_offset for p in profiles])
-    days = scenario.days
+# ----------------------------------------------------------------------------- messages
+
+
+@dataclass(frozen=True)
+class _Sends:
+    """Who is sent what, when and from where: one entry per message, in time order."""
+
+    ts: np.ndarray  # date_created, epoch seconds
+    day: np.ndarray  # day of the history
+    user: np.ndarray  # member row
+    cidx: np.ndarray  # country index into ctx.iso
+    purposes: list[str]
+    purpose: np.ndarray  # index into purposes
+    account: np.ndarray
+    otp: np.ndarray  # verification or password reset
+    template_ids: list[str]
+    template: np.ndarray  # index into template_ids
+    exp_idx: np.ndarray  # experiment index, -1 for none
+    variant: np.ndarray  # 0 control, 1 treatment, -1 for none
+
+
+@dataclass(frozen=True)
+class _Bodies:
+    texts: list[str]  # one per (template, language) in use; ``body_key`` indexes them
+    body_key: np.ndarray
+    num_segments: np.ndarray
+    encoding_code: np.ndarray  # 0 GSM-7, 1 UCS-2
+    loc_codes: np.ndarray
+    loc_names: list[str]
+
+
+def _make_messages(ctx: _Context, users: pd.DataFrame, senders: pd.DataFrame) -> pd.DataFrame:
+    """Every SMS of the history, one row each, with its final status and the moment it is final."""
+    n = int(ctx.scenario.messages)
+    ts, user, cidx, day = _draw_send_times(ctx, users, n)
+    sends = _draw_purposes(ctx, users, ts, day, user, cidx)
+    sender, service = _draw_senders(ctx, senders, sends)
+    bodies = _message_bodies(users, sends)
+    error = _draw_errors(ctx, senders, sends, sender)
+    _apply_incidents(ctx, users, sends, error)
+    error[users["opted_out"].to_numpy()[user]] = 21610
+    status_code = np.zeros(n, dtype=np.int8)  # 0 delivered, 1 undelivered, 2 failed
+    failed_codes = [c for c, (st, _) in ERRORS.items() if st == "failed"]
+    status_code[error > 0] = 1
+    status_code[np.isin(error, failed_codes)] = 2
+    date_sent, final_at = _draw_lifecycle(ctx, sends, status_code)
+    return _message_frame(ctx, users, senders, sends, sender, service, bodies, error, status_code, date_sent,
+                          final_at)
+
+
+def _draw_send_times(ctx: _Context, users: pd.DataFrame, n: int) -> tuple[np.ndarray, ...]:
+    """(ts, user, country, day) per message, sorted by time: more traffic as the history goes
+    on, less at weekends, a diurnal curve in each member's local time."""
+    rng, t0, t1, days = ctx.rng, ctx.t0, ctx.t1, ctx.scenario.days
+    user = rng.integers(0, len(users), size=n)
+    cidx = users["country"].cat.codes.to_numpy()[user]
+    offsets = np.array([p.utc_offset for p in ctx.profiles])
     dw = 1 + 0.3 * np.arange(days) / max(days, 1)
     weekday = np.array([(datetime.fromtimestamp(t0 + 86400 * d, UTC).weekday()) for d in range(days)])
     dw = dw * np.where(weekday >= 5, 0.75, 1.0)
@@ -361,15 +433,18 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     ts = t0 + (ts - t0) % (t1 - 2 - t0)  # wrap local-time shifts at the edges instead of piling them up
     order = np.argsort(ts, kind="stable")
     ts, user, cidx = ts[order], user[order], cidx[order]
-    day = (ts - t0) // 86400
+    return ts, user, cidx, (ts - t0) // 86400
 
-    # --- purpose, account, template, experiments
+
+def _draw_purposes(ctx: _Context, users: pd.DataFrame, ts: np.ndarray, day: np.ndarray, user: np.ndarray,
+                   cidx: np.ndarray) -> _Sends:
+    """Purpose, account, template and experiment arm of each message."""
+    rng, sc, n = ctx.rng, ctx.scenario, ts.size
     purposes = list(PURPOSES)
     pshare = np.array([PURPOSES[p]["share"] for p in purposes])
     purpose = rng.choice(len(purposes), size=n, p=pshare / pshare.sum())
-    n_acc = len(accounts)
-    ashare = np.array([s.share for s in scenario.accounts])
-    account = rng.choice(n_acc, size=n, p=ashare / ashare.sum()).astype(np.int8)
+    ashare = np.array([s.share for s in sc.accounts])
+    account = rng.choice(len(ctx.accounts), size=n, p=ashare / ashare.sum()).astype(np.int8)
     # The subaccount sends marketing and alerts; OTP traffic stays on the main account.
     otp = np.isin(purpose, [purposes.index("verification"), purposes.index("password_reset")])
     account[otp] = 0
@@ -379,76 +454,87 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     bucket = users["bucket"].to_numpy()[user]
     exp_idx = np.full(n, -1, dtype=np.int8)
     variant = np.full(n, -1, dtype=np.int8)
-    for ei, exp in enumerate(scenario.experiments):
+    for ei, exp in enumerate(sc.experiments):
         sel = purpose == purposes.index(exp.purpose)
         exp_idx[sel] = ei
         treat = bucket >= 0.5
         variant[sel] = treat[sel].astype(np.int8)
         tmpl = np.array([template_ids.index(t) for t in exp.templates])
         template[sel] = tmpl[variant[sel]]
+    return _Sends(ts=ts, day=day, user=user, cidx=cidx, purposes=purposes, purpose=purpose, account=account, otp=otp,
+                  template_ids=template_ids, template=template, exp_idx=exp_idx, variant=variant)
 
-    # --- senders
-    senders = _senders(scenario.seed, rng, accounts)
-    _SENDERS_CACHE["frame"] = senders
-    is_alpha_country = np.array([p.alpha_sender for p in profiles])[cidx]
+
+def _draw_senders(ctx: _Context, senders: pd.DataFrame, s: _Sends) -> tuple[np.ndarray, np.ndarray]:
+    """(sender row, messaging service index or -1) per message: long codes, some toll-free,
+    the alphanumeric ID where the country allows it, and each experiment's sender arm."""
+    rng, iso, n = ctx.rng, ctx.iso, s.ts.size
+    is_alpha_country = np.array([p.alpha_sender for p in ctx.profiles])[s.cidx]
     sender = np.empty(n, dtype=np.int32)
-    for ai in range(n_acc):
+    for ai in range(len(ctx.accounts)):
         rows = senders.index[senders["account"] == ai].to_numpy()
         kinds = senders.loc[rows, "kind"].to_numpy()
         longs = rows[kinds == "long_code"]
         alpha = rows[kinds == "alpha"][0]
         tollfree = rows[kinds == "toll_free"][0]
-        sel = account == ai
+        sel = s.account == ai
         pick = longs[rng.integers(0, len(longs), size=n)]
         use_tf = rng.random(n) < 0.15
         pick = np.where(use_tf, tollfree, pick)
         pick = np.where(is_alpha_country, alpha, pick)
         sender[sel] = pick[sel]
-    for ei, exp in enumerate(scenario.experiments):
+    for ei, exp in enumerate(ctx.scenario.experiments):
         if exp.treatment_sender == "alpha":
             # In the experiment's region the control sends from a long code, the treatment from "ACME".
-            region = np.isin(cidx, [iso.index(c) for c in exp.countries if c in iso])
+            region = np.isin(s.cidx, [iso.index(c) for c in exp.countries if c in iso])
             alpha_rows = senders.index[(senders["kind"] == "alpha")].to_numpy()
-            long_rows = senders.index[(senders["kind"] == "long_code") & senders["registered"] & (senders["account"] == 0)].to_numpy()
-            sel = (exp_idx == ei) & region
-            treat = sel & (variant == 1)
-            control = sel & (variant == 0)
-            sender[treat] = alpha_rows[account[treat]]
+            long_rows = senders.index[(senders["kind"] == "long_code") & senders["registered"]
+                                      & (senders["account"] == 0)].to_numpy()
+            sel = (s.exp_idx == ei) & region
+            treat = sel & (s.variant == 1)
+            control = sel & (s.variant == 0)
+            sender[treat] = alpha_rows[s.account[treat]]
             sender[control] = long_rows[rng.integers(0, long_rows.size, size=int(control.sum()))]
-    services = senders.attrs["services"]
-    service = np.where(otp, 0, 1) + 2 * account  # index into services list
+    service = np.where(s.otp, 0, 1) + 2 * s.account  # index into the services list
     no_service = rng.random(n) < 0.08
-    service = np.where(no_service, -1, service)
+    return sender, np.where(no_service, -1, service)
 
-    # --- locale, body, segments
+
+def _message_bodies(users: pd.DataFrame, s: _Sends) -> _Bodies:
+    """The template text in each member's language (English when the template lacks it), its
+    encoding and segment count: computed once per distinct (template, locale)."""
     ulocale = users["locale"]
-    loc_codes = ulocale.cat.codes.to_numpy()[user]
+    loc_codes = ulocale.cat.codes.to_numpy()[s.user]
     loc_names = list(ulocale.cat.categories)
-    combos = {}
-    body_key = np.empty(n, dtype=np.int32)
-    pair = template.astype(np.int64) * 1000 + loc_codes
+    pair = s.template.astype(np.int64) * 1000 + loc_codes
     uniq, inv = np.unique(pair, return_inverse=True)
     texts, encs, segs = [], [], []
-    for k, key in enumerate(uniq.tolist()):
+    for key in uniq.tolist():
         tid, li = divmod(key, 1000)
-        lang = _lang(loc_names[li])
-        table = TEMPLATES[template_ids[tid]]
-        text = table.get(lang, table["en"])
+        table = TEMPLATES[s.template_ids[tid]]
+        text = table.get(_lang(loc_names[li]), table["en"])
         enc, nseg = segment_info(text.replace("{code}", "000000"))
         texts.append(text)
         encs.append(enc)
         segs.append(nseg)
-        combos[key] = k
     body_key = inv.astype(np.int32)
-    num_segments = np.array(segs, dtype=np.int16)[body_key]
-    encoding_code = np.array([0 if e == "GSM-7" else 1 for e in encs], dtype=np.int8)[body_key]
+    return _Bodies(
+        texts=texts, body_key=body_key, num_segments=np.array(segs, dtype=np.int16)[body_key],
+        encoding_code=np.array([0 if e == "GSM-7" else 1 for e in encs], dtype=np.int8)[body_key],
+        loc_codes=loc_codes, loc_names=loc_names,
+    )
 
-    # --- outcome
-    deliv = np.array([p.delivery_rate for p in profiles])[cidx]
-    for ei, exp in enumerate(scenario.experiments):
+
+def _draw_errors(ctx: _Context, senders: pd.DataFrame, s: _Sends, sender: np.ndarray) -> np.ndarray:
+    """Error code per message (0 = delivered): each country's delivery rate (moved by an
+    experiment's delivery lift) and its own seeded mix of error codes; 30034 for US sends
+    from the unregistered long code."""
+    rng, iso, n = ctx.rng, ctx.iso, s.ts.size
+    deliv = np.array([p.delivery_rate for p in ctx.profiles])[s.cidx]
+    for ei, exp in enumerate(ctx.scenario.experiments):
         if exp.delivery_lift:
-            region = np.isin(cidx, [iso.index(c) for c in exp.countries if c in iso]) if exp.countries else True
-            sel = (exp_idx == ei) & (variant == 1) & region
+            region = np.isin(s.cidx, [iso.index(c) for c in exp.countries if c in iso]) if exp.countries else True
+            sel = (s.exp_idx == ei) & (s.variant == 1) & region
             deliv = np.where(sel, deliv + exp.delivery_lift, deliv)
     error = np.zeros(n, dtype=np.int32)
     u = rng.random(n)
@@ -456,85 +542,94 @@ def _make_messages(scenario, rng, users, iso, profiles, t0, t1, accounts):
     codes = np.array(list(catalog.BASE_ERROR_MIX))
     cshares = np.array(list(catalog.BASE_ERROR_MIX.values()))
     # Each country has its own mix: a seeded perturbation of the base mix.
-    cmix = np.random.default_rng(scenario.seed + 1).dirichlet(cshares * 40, size=len(iso))
+    cmix = np.random.default_rng(ctx.scenario.seed + 1).dirichlet(cshares * 40, size=len(iso))
     cum = np.cumsum(cmix, axis=1)
-    pick = (rng.random(n)[:, None] > cum[cidx]).sum(axis=1)
+    pick = (rng.random(n)[:, None] > cum[s.cidx]).sum(axis=1)
     error[not_delivered] = codes[np.minimum(pick, len(codes) - 1)][not_delivered]
     # US sends from an unregistered long code fail with 30034.
-    unregistered = ~senders["registered"].to_numpy()[sender] & (cidx == iso.index("US") if "US" in iso else False)
+    unregistered = ~senders["registered"].to_numpy()[sender] & (s.cidx == iso.index("US") if "US" in iso else False)
     error[unregistered & (rng.random(n) < 0.85)] = 30034
-    # Incidents.
-    line_code = users["line_type"].cat.codes.to_numpy()[user]
+    return error
+
+
+def _apply_incidents(ctx: _Context, users: pd.DataFrame, s: _Sends, error: np.ndarray) -> None:
+    """Overwrite ``error`` where an incident strikes: a carrier filtering from its start day
+    (ramping up), landlines failing in a landline-heavy country."""
+    rng, iso, n, days = ctx.rng, ctx.iso, s.ts.size, ctx.scenario.days
+    line_code = users["line_type"].cat.codes.to_numpy()[s.user]
     carrier_cats = list(users["carrier"].cat.categories)
-    carrier_code = users["carrier"].cat.codes.to_numpy()[user]
-    for inc in scenario.incidents:
+    carrier_code = users["carrier"].cat.codes.to_numpy()[s.user]
+    for inc in ctx.scenario.incidents:
         if inc.country not in iso:
             continue
-        in_country = cidx == iso.index(inc.country)
+        in_country = s.cidx == iso.index(inc.country)
         if inc.kind == "carrier_filtering":
             start_day = max(days - inc.days_before_end, days // 2)
-            ramp = np.clip((day - start_day + 1) / max(inc.ramp_days, 1), 0, 1)
+            ramp = np.clip((s.day - start_day + 1) / max(inc.ramp_days, 1), 0, 1)
             target = carrier_cats.index(inc.carrier) if inc.carrier in carrier_cats else -2
-            sel = in_country & (carrier_code == target) & (day >= start_day)
+            sel = in_country & (carrier_code == target) & (s.day >= start_day)
             hit = sel & (rng.random(n) < inc.extra_rate * ramp)
             error[hit] = inc.error_code
         elif inc.kind == "landline_heavy":
             sel = in_country & (line_code == 1)
             error[sel & (rng.random(n) < 0.96)] = inc.error_code
-    opted = users["opted_out"].to_numpy()[user]
-    error[opted] = 21610
-    status_code = np.zeros(n, dtype=np.int8)  # 0 delivered, 1 undelivered, 2 failed
-    failed_codes = [c for c, (st, _) in ERRORS.items() if st == "failed"]
-    status_code[error > 0] = 1
-    status_code[np.isin(error, failed_codes)] = 2
 
-    # --- lifecycle times (seconds)
-    date_sent = ts + 1
-    ttd = np.array([p.ttd_median_s for p in profiles])[cidx] * rng.lognormal(0, 0.6, size=n)
+
+def _draw_lifecycle(ctx: _Context, s: _Sends, status_code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(date_sent, final_at) in seconds: sent a second after creation; the receipt after the
+    country's typical delay, minutes to a day for 2 % of them; failed messages are final at once."""
+    rng, n = ctx.rng, s.ts.size
+    date_sent = s.ts + 1
+    ttd = np.array([p.ttd_median_s for p in ctx.profiles])[s.cidx] * rng.lognormal(0, 0.6, size=n)
     slow = rng.random(n) < 0.02  # late delivery receipts: minutes to a day
     ttd = np.where(slow, rng.lognormal(np.log(1800), 1.3, size=n), ttd)
     ttd = np.minimum(ttd, 86400 * 2)
     final_at = date_sent + np.ceil(ttd).astype(np.int64)
-    final_at = np.where(status_code == 2, ts + 1, final_at)
+    return date_sent, np.where(status_code == 2, s.ts + 1, final_at)
 
-    # --- prices (USD, positive here; the API shows them negative)
-    sms_price = np.array([p.sms_price for p in profiles])[cidx]
-    price = np.round(sms_price * num_segments, 5)
+
+def _message_frame(ctx: _Context, users: pd.DataFrame, senders: pd.DataFrame, s: _Sends, sender: np.ndarray,
+                   service: np.ndarray, b: _Bodies, error: np.ndarray, status_code: np.ndarray,
+                   date_sent: np.ndarray, final_at: np.ndarray) -> pd.DataFrame:
+    """The messages table: one row per SMS, prices in USD (positive here; the API shows them negative)."""
+    n, seed = s.ts.size, ctx.scenario.seed
+    sms_price = np.array([p.sms_price for p in ctx.profiles])[s.cidx]
+    price = np.round(sms_price * b.num_segments, 5)
     price = np.where(status_code == 2, 0.001, price)  # failed-message processing fee
-
     ids = np.arange(n, dtype=np.int64)
-    salt = _salt(scenario.seed, "SM")
     msgs = pd.DataFrame(
         {
-            "sid": sid_series("SM", ids, salt),
-            "account_idx": account,
-            "date_created": ts,
+            "sid": sid_series("SM", ids, _salt(seed, "SM")),
+            "account_idx": s.account,
+            "date_created": s.ts,
             "date_sent": date_sent,
             "final_at": final_at,
             "status": _codes(status_code, ["delivered", "undelivered", "failed"]),
             "error_code": error,
-            "to": _take_categorical(users["number"].to_numpy(), user),
+            "to": _take_categorical(users["number"].to_numpy(), s.user),
             "from": _take_categorical(senders["sender"].to_numpy(), sender),
-            "messaging_service_sid": pd.Categorical.from_codes(service, categories=[s["sid"] for s in services]),
-            "body_key": body_key,
-            "code": (ids * 7919 + scenario.seed * 104729) % 900000 + 100000,
-            "num_segments": num_segments,
-            "encoding": pd.Categorical.from_codes(encoding_code, categories=["GSM-7", "UCS-2"]),
+            "messaging_service_sid": pd.Categorical.from_codes(
+                service, categories=[x["sid"] for x in senders.attrs["services"]]),
+            "body_key": b.body_key,
+            "code": (ids * 7919 + seed * 104729) % 900000 + 100000,
+            "num_segments": b.num_segments,
+            "encoding": pd.Categorical.from_codes(b.encoding_code, categories=["GSM-7", "UCS-2"]),
             "price": price,
-            "country": _codes(cidx, iso),
-            "carrier": pd.Categorical.from_codes(carrier_code, categories=carrier_cats),
-            "line_type": pd.Categorical.from_codes(line_code, categories=["mobile", "landline"]),
-            "purpose": _codes(purpose, purposes),
-            "template_id": _codes(template, template_ids),
-            "locale": _codes(loc_codes, loc_names),
-            "user_idx": user.astype(np.int32),
-            "experiment_idx": exp_idx,
-            "variant_idx": variant,
+            "country": _codes(s.cidx, ctx.iso),
+            "carrier": pd.Categorical.from_codes(users["carrier"].cat.codes.to_numpy()[s.user],
+                                                 categories=list(users["carrier"].cat.categories)),
+            "line_type": pd.Categorical.from_codes(users["line_type"].cat.codes.to_numpy()[s.user],
+                                                   categories=["mobile", "landline"]),
+            "purpose": _codes(s.purpose, s.purposes),
+            "template_id": _codes(s.template, s.template_ids),
+            "locale": _codes(b.loc_codes, b.loc_names),
+            "user_idx": s.user.astype(np.int32),
+            "experiment_idx": s.exp_idx,
+            "variant_idx": s.variant,
         }
     )
-    msgs.attrs["bodies"] = texts
-    sends = {"day": day}
-    return msgs, sends
+    msgs.attrs["bodies"] = b.texts
+    return msgs
 
 
 def message_body(world: World, idx: int) -> str:
@@ -543,36 +638,68 @@ def message_body(world: World, idx: int) -> str:
     return text.replace("{code}", str(int(m["code"].iat[idx])))
 
 
+# ----------------------------------------------------------------------------- calls
+
+
 CALL_STATUSES = ["completed", "busy", "no-answer", "failed", "canceled"]
 
 
-def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, accounts):
-    n_total = int(scenario.calls)
-    # Fallbacks: OTP SMS that failed or were undelivered, followed by a voice call.
+def _make_calls(ctx: _Context, users: pd.DataFrame, msgs: pd.DataFrame, senders: pd.DataFrame) -> pd.DataFrame:
+    """Every voice call: fallbacks for failed OTP SMS, then direct voice verifications."""
+    user, ts, fallback_of = _draw_call_attempts(ctx, users, msgs)
+    n = ts.size
+    cidx = users["country"].cat.codes.to_numpy()[user]
+    line_code = users["line_type"].cat.codes.to_numpy()[user]
+    outcome = _draw_call_outcomes(ctx, cidx, line_code, ts)
+    longs = senders.index[(senders["account"] == 0) & (senders["kind"] == "long_code") & senders["registered"]]
+    from_ = senders["sender"].to_numpy()[longs.to_numpy()[ctx.rng.integers(0, len(longs), size=n)]]
+    ids = np.arange(n, dtype=np.int64)
+    return pd.DataFrame(
+        {
+            "sid": sid_series("CA", ids, _salt(ctx.scenario.seed, "CA")),
+            "account_idx": np.zeros(n, dtype=np.int8),
+            "date_created": ts,
+            **outcome,
+            "to": _take_categorical(users["number"].to_numpy(), user),
+            "from": pd.Categorical(from_),
+            "country": _codes(cidx, ctx.iso),
+            "line_type": pd.Categorical.from_codes(line_code, categories=["mobile", "landline"]),
+            "user_idx": user.astype(np.int32),
+            "fallback_of_msg": fallback_of,
+        }
+    )
+
+
+def _draw_call_attempts(ctx: _Context, users: pd.DataFrame, msgs: pd.DataFrame) -> tuple[np.ndarray, ...]:
+    """(user, ts, message row it falls back from or -1) per call, in time order. OTP SMS that
+    failed or were undelivered fall back to a call (``fallback_rate``, up to ``calls``); the
+    rest are direct voice verifications by members who prefer voice (anyone, when too few)."""
+    rng, n_total = ctx.rng, int(ctx.scenario.calls)
     otp = msgs["purpose"].isin(["verification", "password_reset"]).to_numpy()
     bad = msgs["status"].to_numpy() != "delivered"
     eligible = np.flatnonzero(otp & bad & (msgs["error_code"].to_numpy() != 21610))
-    take = eligible[rng.random(eligible.size) < scenario.fallback_rate]
+    take = eligible[rng.random(eligible.size) < ctx.scenario.fallback_rate]
     if take.size > n_total:
         take = np.sort(rng.choice(take, size=n_total, replace=False))
     n_direct = n_total - take.size
     fb_user = msgs["user_idx"].to_numpy()[take]
     fb_ts = msgs["final_at"].to_numpy()[take] + rng.integers(20, 120, size=take.size)
-    # Direct voice verifications, by members who prefer voice (and anyone, when too few).
     prefers = np.flatnonzero(users["prefers_voice"].to_numpy())
     pool = prefers if prefers.size else np.arange(len(users))
     d_user = pool[rng.integers(0, pool.size, size=n_direct)]
-    d_ts = rng.integers(t0, t1 - 600, size=n_direct)
+    d_ts = rng.integers(ctx.t0, ctx.t1 - 600, size=n_direct)
     user = np.concatenate([fb_user, d_user]).astype(np.int64)
     ts = np.concatenate([fb_ts, d_ts]).astype(np.int64)
     fallback_of = np.concatenate([take, np.full(n_direct, -1)]).astype(np.int64)
     order = np.argsort(ts, kind="stable")
-    user, ts, fallback_of = user[order], ts[order], fallback_of[order]
-    n = ts.size
-    ucountry = users["country"].cat.codes.to_numpy()
-    cidx = ucountry[user]
-    line_code = users["line_type"].cat.codes.to_numpy()[user]
-    answer = np.array([p.call_answer_rate for p in profiles])[cidx]
+    return user[order], ts[order], fallback_of[order]
+
+
+def _draw_call_outcomes(ctx: _Context, cidx: np.ndarray, line_code: np.ndarray, ts: np.ndarray) -> dict[str, Any]:
+    """The calls' columns from start_time to price: the country's answer rate (higher for
+    landlines), busy/no-answer/failed/canceled otherwise, ring and talk times, price per minute."""
+    rng, n = ctx.rng, ts.size
+    answer = np.array([p.call_answer_rate for p in ctx.profiles])[cidx]
     answer = np.where(line_code == 1, np.minimum(answer + 0.1, 0.97), answer)
     u = rng.random(n)
     status = np.full(n, 0, dtype=np.int8)
@@ -590,65 +717,75 @@ def _make_calls(scenario, rng, users, msgs, sends_sms, iso, profiles, t0, t1, ac
     duration = np.where(status == 0, np.clip(rng.lognormal(np.log(38), 0.5, size=n), 8, 900), 0).astype(np.int64)
     end_time = np.where(status == 0, answered_at + duration, start_time + ring)
     answered_by = np.where(status == 0, np.where(rng.random(n) < 0.84, "human", "machine_end_beep"), None)
-    voice_price = np.array([p.voice_price for p in profiles])[cidx]
+    voice_price = np.array([p.voice_price for p in ctx.profiles])[cidx]
     price = np.where(status == 0, np.round(voice_price * np.ceil(duration / 60), 5), np.nan)
-    account = np.zeros(n, dtype=np.int8)
-    senders = _SENDERS_CACHE["frame"]
-    longs = senders.index[(senders["account"] == 0) & (senders["kind"] == "long_code") & senders["registered"]]
-    from_ = senders["sender"].to_numpy()[longs.to_numpy()[rng.integers(0, len(longs), size=n)]]
-    ids = np.arange(n, dtype=np.int64)
-    salt = _salt(scenario.seed, "CA")
-    calls = pd.DataFrame(
-        {
-            "sid": sid_series("CA", ids, salt),
-            "account_idx": account,
-            "date_created": ts,
-            "start_time": start_time,
-            "answered_at": answered_at,
-            "end_time": end_time,
-            "status": _codes(status, CALL_STATUSES),
-            "duration": duration,
-            "answered_by": pd.Categorical(answered_by, categories=["human", "machine_end_beep"]),
-            "price": price,
-            "to": _take_categorical(users["number"].to_numpy(), user),
-            "from": pd.Categorical(from_),
-            "country": _codes(cidx, iso),
-            "line_type": pd.Categorical.from_codes(line_code, categories=["mobile", "landline"]),
-            "user_idx": user.astype(np.int32),
-            "fallback_of_msg": fallback_of,
-        }
-    )
-    return calls, {}
+    return {
+        "start_time": start_time,
+        "answered_at": answered_at,
+        "end_time": end_time,
+        "status": _codes(status, CALL_STATUSES),
+        "duration": duration,
+        "answered_by": pd.Categorical(answered_by, categories=["human", "machine_end_beep"]),
+        "price": price,
+    }
 
 
-def _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0, t1):
-    """The platform's send log (every attempt, all channels) and the members' conversions.
+# ----------------------------------------------------------------------------- send log and conversions
+#
+# Built with Arrow string kernels: 10 million rows of ids and timestamps in seconds.
 
-    Built with Arrow string kernels: 10 million rows of ids and timestamps in seconds."""
-    n_sms = len(msgs)
-    n_calls = len(calls)
+
+@dataclass(frozen=True)
+class _Other:
+    """Push and email attempts (no provider sid): the send-log columns and what conversions read."""
+
+    columns: dict[str, pa.Array]
+    user: np.ndarray
+    ms: np.ndarray
+    alert: np.ndarray  # purpose is account_alert
+
+
+def _make_send_log(ctx: _Context, users: pd.DataFrame, msgs: pd.DataFrame,
+                   calls: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """The platform's send log (every attempt, all channels), the members' conversions, and
+    whether each SMS led to a conversion."""
     uid = pa.array(users["user_id"]).cast(pa.string())
-    ucountry = pa.array(users["country"].astype(str))
-    ulocale = pa.array(users["locale"].astype(str))
-    purposes = list(msgs["purpose"].cat.categories)
-    p_codes = msgs["purpose"].cat.codes.to_numpy()
-    purpose = np.array(purposes, dtype=object)[p_codes]
+    sms = _sms_attempts(ctx, msgs)
+    voice = _voice_attempts(ctx, msgs, calls, sms["event_id"])
+    other = _other_attempts(ctx, users, int(len(msgs) * ctx.scenario.other_channels_share))
+    conversions, converted = _conversions(ctx, msgs, calls, other, uid)
+    table = pa.concat_tables([pa.table(sms), pa.table(voice), pa.table(other.columns)])
+    table = table.take(pc.sort_indices(table, sort_keys=[("_ms", "ascending")]))
+    users_idx = table.column("_user")
+    table = table.append_column("user_id", uid.take(users_idx))
+    table = table.append_column("country", pa.array(users["country"].astype(str)).take(users_idx))
+    table = table.append_column("locale", pa.array(users["locale"].astype(str)).take(users_idx))
+    table = table.append_column("sent_at", iso_ms_arrow(table.column("_ms").to_numpy()))
+    cols = ["event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
+            "user_id", "country", "locale", "provider_sid", "fallback_of", "_ms"]
+    return table.select(cols).to_pandas(), conversions, converted
+
+
+def _message_purposes(msgs: pd.DataFrame) -> np.ndarray:
+    return np.array(list(msgs["purpose"].cat.categories), dtype=object)[msgs["purpose"].cat.codes.to_numpy()]
+
+
+def _sms_attempts(ctx: _Context, msgs: pd.DataFrame) -> dict[str, pa.Array]:
+    """SMS attempts: the platform logs the attempt a few hundred ms before Twilio creates the message."""
+    n_sms, exps = len(msgs), ctx.scenario.experiments
+    purpose = _message_purposes(msgs)
     e_idx = msgs["experiment_idx"].to_numpy()
     v_idx = msgs["variant_idx"].to_numpy()
-    exps = scenario.experiments
-
-    # SMS attempts: the platform logs the attempt a few hundred ms before Twilio creates the message.
-    sms_ms = msgs["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_sms)
-    sms_event = _ids_arrow("evt_s", n_sms)
+    sms_ms = msgs["date_created"].to_numpy() * 1000 - ctx.rng.integers(40, 900, size=n_sms)
     exp_names = pa.array([e.experiment_id for e in exps] + [None], pa.string())
     variant_names = pa.array([v for e in exps for v in e.variants] + [None], pa.string())
     has_exp = e_idx >= 0
-    week = (msgs["date_created"].to_numpy() - t0) // (7 * 86400)
-    campaign_names = pa.array([f"cmp_week{w}" for w in range(scenario.days // 7 + 2)] + [None], pa.string())
+    week = (msgs["date_created"].to_numpy() - ctx.t0) // (7 * 86400)
+    campaign_names = pa.array([f"cmp_week{w}" for w in range(ctx.scenario.days // 7 + 2)] + [None], pa.string())
     marketing = purpose == "marketing"
     template_ids = list(msgs["template_id"].cat.categories)
-    sms = {
-        "event_id": sms_event,
+    return {
+        "event_id": _ids_arrow("evt_s", n_sms),
         "_ms": pa.array(sms_ms),
         "channel": pa.array(np.full(n_sms, "sms", dtype=object), pa.string()),
         "purpose": pa.array(purpose, pa.string()),
@@ -661,32 +798,45 @@ def _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0
         "provider_sid": pa.array(msgs["sid"]).cast(pa.string()),
         "fallback_of": pa.nulls(n_sms, pa.string()),
     }
-    # Voice attempts.
+
+
+def _voice_purposes(msgs: pd.DataFrame, calls: pd.DataFrame) -> np.ndarray:
+    """A fallback call serves its SMS's purpose; a direct call is a verification."""
     fb = calls["fallback_of_msg"].to_numpy()
-    is_fb = fb >= 0
-    call_ms = calls["date_created"].to_numpy() * 1000 - rng.integers(40, 900, size=n_calls)
-    voice_purpose = np.where(is_fb, purpose[np.maximum(fb, 0)] if n_sms else "verification", "verification")
-    voice = {
+    fallback_purpose = _message_purposes(msgs)[np.maximum(fb, 0)] if len(msgs) else "verification"
+    return np.where(fb >= 0, fallback_purpose, "verification")
+
+
+def _voice_attempts(ctx: _Context, msgs: pd.DataFrame, calls: pd.DataFrame,
+                    sms_event: pa.Array) -> dict[str, pa.Array]:
+    """Voice attempts; a fallback names the SMS attempt it follows."""
+    n_calls = len(calls)
+    fb = calls["fallback_of_msg"].to_numpy()
+    call_ms = calls["date_created"].to_numpy() * 1000 - ctx.rng.integers(40, 900, size=n_calls)
+    return {
         "event_id": _ids_arrow("evt_v", n_calls),
         "_ms": pa.array(call_ms),
         "channel": pa.array(np.full(n_calls, "voice", dtype=object), pa.string()),
-        "purpose": pa.array(voice_purpose.astype(object), pa.string()),
+        "purpose": pa.array(_voice_purposes(msgs, calls).astype(object), pa.string()),
         "template_id": pa.array(np.full(n_calls, "voice_otp", dtype=object), pa.string()),
         "experiment_id": pa.nulls(n_calls, pa.string()),
         "variant": pa.nulls(n_calls, pa.string()),
         "campaign_id": pa.nulls(n_calls, pa.string()),
         "_user": pa.array(calls["user_idx"].to_numpy().astype(np.int64)),
         "provider_sid": pa.array(calls["sid"]).cast(pa.string()),
-        "fallback_of": pc.if_else(pa.array(is_fb), sms_event.take(pa.array(np.maximum(fb, 0))) if n_sms
+        "fallback_of": pc.if_else(pa.array(fb >= 0), sms_event.take(pa.array(np.maximum(fb, 0))) if len(msgs)
                                   else pa.nulls(n_calls, pa.string()), pa.scalar(None, pa.string())),
     }
-    # Push and email attempts, with no provider sid.
-    n_other = int(n_sms * scenario.other_channels_share)
+
+
+def _other_attempts(ctx: _Context, users: pd.DataFrame, n_other: int) -> _Other:
+    """Push and email attempts, spread over the history, with no provider sid."""
+    rng = ctx.rng
     ou = rng.integers(0, len(users), size=n_other)
-    o_ms = np.sort(rng.integers(t0 * 1000, t1 * 1000 - 1000, size=n_other))
+    o_ms = np.sort(rng.integers(ctx.t0 * 1000, ctx.t1 * 1000 - 1000, size=n_other))
     o_channel = np.where(rng.random(n_other) < 0.6, "push", "email").astype(object)
     o_purpose = np.where(rng.random(n_other) < 0.7, "account_alert", "marketing").astype(object)
-    other = {
+    columns = {
         "event_id": _ids_arrow("evt_o", n_other),
         "_ms": pa.array(o_ms),
         "channel": pa.array(o_channel, pa.string()),
@@ -699,47 +849,65 @@ def _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0
         "provider_sid": pa.nulls(n_other, pa.string()),
         "fallback_of": pa.nulls(n_other, pa.string()),
     }
+    return _Other(columns=columns, user=ou, ms=o_ms, alert=o_purpose == "account_alert")
 
-    # Conversions: one per converting attempt, minutes after the outcome.
-    delivered = msgs["status"].cat.codes.to_numpy() == 0
+
+def _sms_conversion_rates(ctx: _Context, msgs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """P(convert | delivered) and P(convert | not delivered) per SMS, with each experiment's
+    conversion lift for its treatment inside its region."""
+    purposes = list(msgs["purpose"].cat.categories)
+    p_codes = msgs["purpose"].cat.codes.to_numpy()
     p_del = np.array([PURPOSES[p]["p_del"] for p in purposes])[p_codes]
     p_not = np.array([PURPOSES[p]["p_not"] for p in purposes])[p_codes]
     iso = list(msgs["country"].cat.categories)
     ccodes = msgs["country"].cat.codes.to_numpy()
-    for ei, exp in enumerate(exps):
+    e_idx, v_idx = msgs["experiment_idx"].to_numpy(), msgs["variant_idx"].to_numpy()
+    for ei, exp in enumerate(ctx.scenario.experiments):
         if exp.conversion_lift:
             region = np.isin(ccodes, [iso.index(c) for c in exp.countries if c in iso]) if exp.countries else True
             sel = (e_idx == ei) & (v_idx == 1) & region
             p_del = np.where(sel, p_del + exp.conversion_lift, p_del)
+    return p_del, p_not
+
+
+def _conversions(ctx: _Context, msgs: pd.DataFrame, calls: pd.DataFrame, other: _Other,
+                 uid: pa.Array) -> tuple[pd.DataFrame, np.ndarray]:
+    """Conversions, one per converting attempt, minutes after its outcome (those before the end
+    of the history), and whether each SMS converted."""
+    rng, n_sms, n_calls, n_other = ctx.rng, len(msgs), len(calls), other.user.size
+    delivered = msgs["status"].cat.codes.to_numpy() == 0
+    p_del, p_not = _sms_conversion_rates(ctx, msgs)
     conv_sms = rng.random(n_sms) < np.where(delivered, p_del, p_not)
-    conv_kind = np.array([PURPOSES[p]["conversion"] for p in purposes], dtype=object)
     c_ms_sms = (np.maximum(msgs["final_at"].to_numpy(), msgs["date_created"].to_numpy()) * 1000
                 + (rng.exponential(240, size=n_sms) * 1000).astype(np.int64))
     completed = calls["status"].cat.codes.to_numpy() == 0
     human = calls["answered_by"].cat.codes.to_numpy() == 0
     conv_call = rng.random(n_calls) < np.where(completed & human, 0.72, np.where(completed, 0.2, 0.02))
     c_ms_call = calls["end_time"].to_numpy() * 1000 + (rng.exponential(90, size=n_calls) * 1000).astype(np.int64)
-    alert = o_purpose == "account_alert"
-    conv_other = rng.random(n_other) < np.where(alert, 0.15, 0.02)
-    c_ms_other = o_ms + (rng.exponential(600, size=n_other) * 1000).astype(np.int64)
+    conv_other = rng.random(n_other) < np.where(other.alert, 0.15, 0.02)
+    c_ms_other = other.ms + (rng.exponential(600, size=n_other) * 1000).astype(np.int64)
     conv_ms = np.concatenate([c_ms_sms[conv_sms], c_ms_call[conv_call], c_ms_other[conv_other]])
     conv_user = np.concatenate([msgs["user_idx"].to_numpy()[conv_sms], calls["user_idx"].to_numpy()[conv_call],
-                                ou[conv_other]]).astype(np.int64)
+                                other.user[conv_other]]).astype(np.int64)
+    conv_kind = np.array([PURPOSES[p]["conversion"] for p in msgs["purpose"].cat.categories], dtype=object)
     conv_type = np.concatenate([
-        conv_kind[p_codes[conv_sms]],
-        np.array([PURPOSES[p]["conversion"] for p in voice_purpose[conv_call]], dtype=object),
-        np.where(alert[conv_other], "alert_acknowledged", "campaign_click").astype(object),
+        conv_kind[msgs["purpose"].cat.codes.to_numpy()[conv_sms]],
+        np.array([PURPOSES[p]["conversion"] for p in _voice_purposes(msgs, calls)[conv_call]], dtype=object),
+        np.where(other.alert[conv_other], "alert_acknowledged", "campaign_click").astype(object),
     ])
     # Which attempt each conversion answers (for ground truth): channel code * 2**40 + row.
     conv_attempt = np.concatenate([np.flatnonzero(conv_sms), (1 << 40) + np.flatnonzero(conv_call),
                                    (2 << 40) + np.flatnonzero(conv_other)]).astype(np.int64)
-    keep = conv_ms < t1 * 1000
+    return _conversion_frame(ctx, n_sms, uid, conv_ms, conv_user, conv_type, conv_attempt)
+
+
+def _conversion_frame(ctx: _Context, n_sms: int, uid: pa.Array, conv_ms: np.ndarray, conv_user: np.ndarray,
+                      conv_type: np.ndarray, conv_attempt: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    keep = conv_ms < ctx.t1 * 1000
     order = np.argsort(conv_ms[keep], kind="stable")
     conv_ms, conv_user, conv_type, conv_attempt = (x[keep][order] for x in (conv_ms, conv_user, conv_type, conv_attempt))
-    converted_msg = np.zeros(n_sms, dtype=bool)
-    sms_conv = conv_attempt[conv_attempt < (1 << 40)]
-    converted_msg[sms_conv] = True
-    msgs["converted"] = converted_msg  # ground truth: this SMS attempt led to a conversion
+    converted = np.zeros(n_sms, dtype=bool)
+    converted[conv_attempt[conv_attempt < (1 << 40)]] = True
     conv = pd.DataFrame({
         "event_id": _ids_arrow("cnv_", len(conv_ms)).to_pandas(),
         "user_id": uid.take(pa.array(conv_user)).to_pandas(),
@@ -748,18 +916,7 @@ def _make_send_log(scenario, rng, users, msgs, sends_sms, calls, sends_voice, t0
         "_ms": conv_ms,
         "_attempt": conv_attempt,
     })
-
-    table = pa.concat_tables([pa.table(sms), pa.table(voice), pa.table(other)])
-    table = table.take(pc.sort_indices(table, sort_keys=[("_ms", "ascending")]))
-    users_idx = table.column("_user")
-    table = table.append_column("user_id", uid.take(users_idx))
-    table = table.append_column("country", ucountry.take(users_idx))
-    table = table.append_column("locale", ulocale.take(users_idx))
-    table = table.append_column("sent_at", iso_ms_arrow(table.column("_ms").to_numpy()))
-    cols = ["event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
-            "user_id", "country", "locale", "provider_sid", "fallback_of", "_ms"]
-    log = table.select(cols).to_pandas()
-    return log, conv
+    return conv, converted
 
 
 # ----------------------------------------------------------------------------- ground truth
@@ -771,62 +928,16 @@ def _rate(mask_num: np.ndarray, mask_den: np.ndarray) -> float | None:
 
 
 def _ground_truth(world: World) -> dict[str, Any]:
+    """What the world holds, for tests and the demo to check analyses against."""
     sc = world.scenario
     m = world.messages
-    t0 = int(world.start.timestamp())
-    day = (m["date_created"].to_numpy() - t0) // 86400
     status = m["status"].astype(object).to_numpy()
     err = m["error_code"].to_numpy()
     country = m["country"].astype(object).to_numpy()
-    carrier = m["carrier"].astype(object).to_numpy()
-    delivered = status == "delivered"
     per_country = (
-        pd.DataFrame({"country": country, "delivered": delivered})
+        pd.DataFrame({"country": country, "delivered": status == "delivered"})
         .groupby("country", observed=True)["delivered"].agg(["mean", "size"])
     )
-    incidents = []
-    for inc in sc.incidents:
-        entry = asdict(inc)
-        in_c = country == inc.country
-        if inc.kind == "carrier_filtering":
-            start_day = max(sc.days - inc.days_before_end, sc.days // 2)
-            entry["start_date"] = (world.start + timedelta(days=int(start_day))).date().isoformat()
-            on = in_c & (carrier == inc.carrier)
-            before = on & (day < start_day)
-            after = on & (day >= start_day + inc.ramp_days)
-            entry["observed_error_rate_before"] = _rate(err == inc.error_code, before)
-            entry["observed_error_rate_after_ramp"] = _rate(err == inc.error_code, after)
-            others = in_c & (carrier != inc.carrier) & (day >= start_day + inc.ramp_days)
-            entry["observed_error_rate_other_carriers_after"] = _rate(err == inc.error_code, others)
-        else:
-            land = m["line_type"].to_numpy() == "landline"
-            entry["observed_landline_share_of_messages"] = _rate(land, in_c)
-            entry["observed_error_rate_landline"] = _rate(err == inc.error_code, in_c & land)
-            entry["observed_error_rate_country"] = _rate(err == inc.error_code, in_c)
-        incidents.append(entry)
-    experiments = []
-    log = world.send_log
-    conv_by_msg = m["converted"].to_numpy()
-    e_idx = m["experiment_idx"].to_numpy()
-    v_idx = m["variant_idx"].to_numpy()
-    for ei, exp in enumerate(sc.experiments):
-        entry = asdict(exp)
-        region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
-        arms: dict[str, dict[str, Any]] = {}
-        for vi, vname in enumerate(exp.variants):
-            for label, reg in (("in_region", region), ("outside_region", ~region)):
-                sel = (e_idx == ei) & (v_idx == vi) & reg
-                arms.setdefault(vname, {})[label] = {
-                    "attempts": int(sel.sum()),
-                    "delivery_rate": _rate(delivered, sel),
-                    "conversion_rate": _rate(conv_by_msg, sel),
-                }
-        base = PURPOSES[exp.purpose]
-        entry["true_conversion_rate_if_delivered"] = {
-            exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
-        }
-        entry["observed"] = arms
-        experiments.append(entry)
     calls = world.calls
     fb = calls["fallback_of_msg"].to_numpy() >= 0
     return {
@@ -836,7 +947,7 @@ def _ground_truth(world: World) -> dict[str, Any]:
         "days": sc.days,
         "messages": len(m),
         "calls": len(calls),
-        "send_log_events": len(log),
+        "send_log_events": len(world.send_log),
         "conversions": len(world.conversions),
         "countries": sorted(set(country.tolist())),
         "accounts": [{"sid": a["sid"], "friendly_name": a["friendly_name"], "subaccount": a["subaccount"]}
@@ -845,8 +956,8 @@ def _ground_truth(world: World) -> dict[str, Any]:
         "error_code_counts": {int(k): int(v) for k, v in pd.Series(err[err > 0]).value_counts().items()},
         "delivery_rate_by_country": {k: round(float(r["mean"]), 4) for k, r in per_country.iterrows()},
         "true_delivery_rate_by_country": {c: COUNTRY_BY_ISO[c].delivery_rate for c in sorted(set(country.tolist()))},
-        "incidents": incidents,
-        "experiments": experiments,
+        "incidents": [_incident_truth(world, inc) for inc in sc.incidents],
+        "experiments": [_experiment_truth(world, ei, exp) for ei, exp in enumerate(sc.experiments)],
         "voice_fallbacks": {
             "calls": int(fb.sum()),
             "completed": int((fb & (calls["status"].to_numpy() == "completed")).sum()),
@@ -861,14 +972,74 @@ def _ground_truth(world: World) -> dict[str, Any]:
         },
         "opted_out_members": int(world.users["opted_out"].sum()),
         # Built into every world rather than injected: true, and findable, but not incidents.
-        "known_issues": [
-            {"kind": "unregistered_sender", "country": "US", "error_code": 30034,
-             "sender": _unregistered_sender(world),
-             "observed_error_rate": _rate(err == 30034, (country == "US") & (m["from"].astype(object).to_numpy()
-                                                                              == _unregistered_sender(world)))},
-            {"kind": "opt_out", "error_code": 21610, "members": int(world.users["opted_out"].sum())},
-        ],
+        "known_issues": _known_issues(world),
     }
+
+
+def _incident_truth(world: World, inc: Incident) -> dict[str, Any]:
+    """The incident's settings, its start date and the error rates it caused (and did not cause)."""
+    sc, m = world.scenario, world.messages
+    day = (m["date_created"].to_numpy() - int(world.start.timestamp())) // 86400
+    err = m["error_code"].to_numpy()
+    country = m["country"].astype(object).to_numpy()
+    carrier = m["carrier"].astype(object).to_numpy()
+    entry = asdict(inc)
+    in_c = country == inc.country
+    if inc.kind == "carrier_filtering":
+        start_day = max(sc.days - inc.days_before_end, sc.days // 2)
+        entry["start_date"] = (world.start + timedelta(days=int(start_day))).date().isoformat()
+        on = in_c & (carrier == inc.carrier)
+        before = on & (day < start_day)
+        after = on & (day >= start_day + inc.ramp_days)
+        entry["observed_error_rate_before"] = _rate(err == inc.error_code, before)
+        entry["observed_error_rate_after_ramp"] = _rate(err == inc.error_code, after)
+        others = in_c & (carrier != inc.carrier) & (day >= start_day + inc.ramp_days)
+        entry["observed_error_rate_other_carriers_after"] = _rate(err == inc.error_code, others)
+    else:
+        land = m["line_type"].to_numpy() == "landline"
+        entry["observed_landline_share_of_messages"] = _rate(land, in_c)
+        entry["observed_error_rate_landline"] = _rate(err == inc.error_code, in_c & land)
+        entry["observed_error_rate_country"] = _rate(err == inc.error_code, in_c)
+    return entry
+
+
+def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
+    """The experiment's settings, its true conversion rates and the observed rates per arm,
+    inside and outside its region."""
+    m = world.messages
+    country = m["country"].astype(object).to_numpy()
+    delivered = m["status"].astype(object).to_numpy() == "delivered"
+    converted = m["converted"].to_numpy()
+    e_idx, v_idx = m["experiment_idx"].to_numpy(), m["variant_idx"].to_numpy()
+    entry = asdict(exp)
+    region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
+    arms: dict[str, dict[str, Any]] = {}
+    for vi, vname in enumerate(exp.variants):
+        for label, reg in (("in_region", region), ("outside_region", ~region)):
+            sel = (e_idx == ei) & (v_idx == vi) & reg
+            arms.setdefault(vname, {})[label] = {
+                "attempts": int(sel.sum()),
+                "delivery_rate": _rate(delivered, sel),
+                "conversion_rate": _rate(converted, sel),
+            }
+    base = PURPOSES[exp.purpose]
+    entry["true_conversion_rate_if_delivered"] = {
+        exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
+    }
+    entry["observed"] = arms
+    return entry
+
+
+def _known_issues(world: World) -> list[dict[str, Any]]:
+    m = world.messages
+    err = m["error_code"].to_numpy()
+    us = m["country"].astype(object).to_numpy() == "US"
+    sender = _unregistered_sender(world)
+    return [
+        {"kind": "unregistered_sender", "country": "US", "error_code": 30034, "sender": sender,
+         "observed_error_rate": _rate(err == 30034, us & (m["from"].astype(object).to_numpy() == sender))},
+        {"kind": "opt_out", "error_code": 21610, "members": int(world.users["opted_out"].sum())},
+    ]
 
 
 def _unregistered_sender(world: World) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+
 from switchboard.sandbox.api.paging import API, envelope, page_args
 from switchboard.sandbox.render import rfc2822
 

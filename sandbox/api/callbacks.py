@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import numpy as np
+
 from switchboard.sandbox.render import rfc2822
 
 Callback = tuple[float, dict[str, str]]  # (when, form parameters)

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from switchboard.sandbox.api.accounts import Accounts
 from switchboard.sandbox.api.callbacks import CallbackDispatcher, call_callbacks
 from switchboard.sandbox.api.errors import ApiError

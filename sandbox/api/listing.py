@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
+
 from switchboard.sandbox.api.errors import ApiError, RawJSON
 from switchboard.sandbox.api.paging import API, envelope, page_args
 from switchboard.sandbox.api.store import Store

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+
 from switchboard.sandbox.api.accounts import MAGIC_VALID_FROM, Accounts
 from switchboard.sandbox.api.callbacks import CallbackDispatcher, message_callbacks
 from switchboard.sandbox.api.errors import ApiError

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from switchboard.sandbox.sids import id_for, sid_for
 
 
