@@ -47,7 +47,7 @@ class SandboxServer:
         self._faults = FaultInjector(self.faults)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._callbacks = CallbackDispatcher(self.now)
+        self._callbacks = CallbackDispatcher(self.now, self.accounts)  # signed with each account's token
         self._auth = Auth(world.accounts)
         self._accounts = Accounts(world.accounts, world.senders)
         # One seeded generator for everything created live (messages and calls).
