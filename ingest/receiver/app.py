@@ -52,6 +52,7 @@ STATUS_PATH = "/twilio/status"
 EVENTS_PATH = "/twilio/events"
 MAX_CALLBACK_BYTES = 64 << 10     # a status callback is well under 2 KB
 MAX_BATCH_BYTES = 4 << 20         # an Event Streams batch of CloudEvents
+MAX_CONCURRENT_BATCHES = 32       # batches being read/validated at once: with MAX_BATCH_BYTES, a memory bound
 RETRY_AFTER_SECONDS = "1"
 
 
@@ -63,6 +64,7 @@ class _TooLarge(Exception):
 class RequestCounters:
     rejected_signature: int = 0
     rejected_request: int = 0
+    batches_in_progress: int = 0
     by_path: dict[str, int] = field(default_factory=dict)
 
 
@@ -146,6 +148,16 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
         return await store([record], STATUS_PATH, 204)
 
     async def event_stream(request: Request) -> Response:
+        # Bodies of up to 4 MB from up to --max-connections clients would not bound memory; this does.
+        if counters.batches_in_progress >= MAX_CONCURRENT_BATCHES:
+            return Response("busy, retry\n", 503, {"Retry-After": RETRY_AFTER_SECONDS}, "text/plain")
+        counters.batches_in_progress += 1
+        try:
+            return await _event_stream(request)
+        finally:
+            counters.batches_in_progress -= 1
+
+    async def _event_stream(request: Request) -> Response:
         try:
             body = await _read_body(request, MAX_BATCH_BYTES)
             text = body.decode("utf-8")
