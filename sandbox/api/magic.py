@@ -1,9 +1,9 @@
 """Checks on the numbers of a create request: Twilio's test ("magic") numbers, and the
-country of a To number."""
+country of a To number (the one rule in ``switchboard.core.phones``)."""
 
 from __future__ import annotations
 
-import phonenumbers
+from switchboard.core import phones
 
 MAGIC_TO_SMS = {
     "+15005550001": (21211, "The 'To' number +15005550001 is not a valid phone number."),
@@ -35,11 +35,8 @@ MAGIC_FROM_CALL = {
 
 
 def country_of(number: str) -> str | None:
-    """ISO-2 region of a valid E.164 number, None when it is not a valid number."""
-    try:
-        parsed = phonenumbers.parse(number, None)
-    except phonenumbers.NumberParseException:
+    """ISO-2 country of a To number Twilio would accept, "" for a valid number outside any
+    country (+800 …), None when it is not a valid number (the create answers 21211 / 21217)."""
+    if not phones.is_valid(number):
         return None
-    if not phonenumbers.is_valid_number(parsed):
-        return None
-    return phonenumbers.region_code_for_number(parsed)
+    return phones.country_of(number) or ""
