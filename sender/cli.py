@@ -22,6 +22,7 @@ from typing import TextIO
 import pandas as pd
 from tqdm import tqdm
 
+from switchboard.core.twilio import redact_url
 from switchboard.sender import api
 from switchboard.sender.runner import RunOptions, SendOutcome
 from switchboard.sender.transport import BASE_URL_ENV
@@ -129,7 +130,8 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
             print("Not sent: confirmation declined.", file=err)
             return 1
     data_dir = _data_dir(args)
-    target = os.environ.get(BASE_URL_ENV) or "Twilio"
+    # A base URL may carry credentials in its userinfo (http://AC…:TOKEN@host): never print them.
+    target = redact_url(os.environ.get(BASE_URL_ENV) or "") or "Twilio"
     print(
         f"Sending campaign {campaign.id!r} ({preview.recipients} recipients, estimated ${preview.estimated_cost_usd:.4f}"
         f" for SMS) from {campaign.sender} via {target}",

@@ -102,7 +102,7 @@ def test_missing_credentials_name_the_variables(tmp_path: Path, monkeypatch: pyt
     campaign = write_campaign(tmp_path / "c", campaign_id="cli-nocreds", numbers=[sandbox_number(321)])
     for key in ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET"):
         monkeypatch.delenv(key, raising=False)
-    monkeypatch.setattr("switchboard.sender.transport.PROJECT_ROOT", tmp_path)  # no .streamlit/secrets.toml either
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml in the working directory either
     rc, _, err = _run_in_process([str(campaign), "--send", "--data-dir", str(tmp_path / "data")])
     assert rc == 2 and "TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN" in err
 
@@ -154,3 +154,18 @@ def test_interactive_confirmation_asks_for_the_campaign_id(
     assert "Type the campaign id (cli-confirm)" in out.getvalue()
     created = [m for m in server.messages.live if m["to"] in numbers]
     assert len(created) == sent
+
+
+def test_a_base_url_with_credentials_in_it_is_printed_redacted(server: SandboxServer, tmp_path: Path) -> None:
+    """``SWITCHBOARD_TWILIO_BASE_URL=http://AC…:TOKEN@host``: the "via …" line shows ``http://***@host``."""
+    numbers = [sandbox_number(340 + i) for i in range(2)]
+    campaign = write_campaign(tmp_path / "c", campaign_id="cli-redact", numbers=numbers)
+    host = server.base_url.split("://", 1)[1]
+    env = _env(server)
+    env["SWITCHBOARD_TWILIO_BASE_URL"] = f"http://{server.account_sid}:{server.auth_token}@{host}"
+    out = _cli(str(campaign), "--send", "--data-dir", str(tmp_path / "data"), env=env)
+    assert out.returncode == 0, out.stderr
+    assert f"via http://***@{host}" in out.stdout
+    for secret in (server.auth_token, server.account_sid):
+        assert secret not in out.stdout + out.stderr
+        assert _files_containing(tmp_path / "data", secret) == []
