@@ -46,6 +46,10 @@ class Settings:
         default=100, metadata={"help": "Fewer units than this per arm and an A/B result is shown as too early."}
     )
     cache_ttl_seconds: int = field(default=300, metadata={"help": "Dashboard result cache lifetime."})
+    web_send: bool = field(
+        default=False,
+        metadata={"help": "1 lets the dashboard's Send page send (to its server-side allow-list); off by default."},
+    )
 
     @property
     def ingest_db_path(self) -> Path:

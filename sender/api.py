@@ -38,6 +38,17 @@ from switchboard.sender.runner import (
 from switchboard.sender.runner import run_campaign as _run_campaign
 from switchboard.sender.sendlog import send_log_path
 from switchboard.sender.transport import Credentials, CredentialsMissing, credentials_from_env, make_client
+from switchboard.sender.web import (
+    Target,
+    WebSendingDisabled,
+    already_sent,
+    problem_lines,
+    refused_files,
+    safe_text,
+    send_from_web,
+    web_safety_problem,
+    web_target,
+)
 
 if TYPE_CHECKING:
     from switchboard.analytics.filters import Filters
@@ -52,7 +63,10 @@ __all__ = [
     "LedgerBusy",
     "SendAborted",
     "SendOutcome",
+    "Target",
     "UnsafeCampaign",
+    "WebSendingDisabled",
+    "already_sent",
     "campaign_progress",
     "check_safety",
     "client_for",
@@ -61,9 +75,15 @@ __all__ = [
     "load_campaign",
     "plan",
     "plan_totals",
+    "problem_lines",
     "preview_campaign",
+    "refused_files",
     "results_filters",
     "run_campaign",
+    "safe_text",
+    "send_from_web",
+    "web_safety_problem",
+    "web_target",
 ]
 
 # Errors a user can fix; their messages are complete sentences meant to be shown as they are.

@@ -45,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
         TWILIO_AUTH_TOKEN=token,
         SWITCHBOARD_TWILIO_BASE_URL=server.base_url,
         SWITCHBOARD_DATA_DIR=str(settings.data_dir),
+        SWITCHBOARD_WEB_SEND="1",  # the demo's Send page may send: only to its own sandbox and allow-list
     )
     os.environ.pop("TWILIO_API_KEY", None)
     os.environ.pop("TWILIO_API_SECRET", None)

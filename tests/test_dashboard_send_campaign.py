@@ -22,15 +22,14 @@ from switchboard.sandbox.server import SandboxServer
 from switchboard.sandbox.world import Scenario, generate
 from switchboard.sender import api
 from switchboard.sender.sendlog import send_log_path
-from switchboard.core.settings import PROJECT_ROOT
 from tests.browser_util import build_empty_warehouse
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGE = "app_pages/send_campaign.py"
-EXAMPLE = PROJECT_ROOT / "examples" / "campaign.toml"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "campaign.toml"
 EDITOR = "send_campaign_toml"
 CREDENTIAL_VARS = ("TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_API_KEY", "TWILIO_API_SECRET",
-                   "SWITCHBOARD_TWILIO_BASE_URL")
+                   "SWITCHBOARD_TWILIO_BASE_URL", "SWITCHBOARD_WEB_SEND")
 
 
 SENDER = "+15005550006"  # the example's From: our own Twilio number, shown on purpose (and a recipient too)
@@ -62,8 +61,8 @@ def no_credentials(empty_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(data_dir))
     for var in CREDENTIAL_VARS:
         monkeypatch.delenv(var, raising=False)
-    # credentials_from_env() also reads PROJECT_ROOT/.streamlit/secrets.toml: point it at an empty folder.
-    monkeypatch.setattr("switchboard.sender.transport.PROJECT_ROOT", tmp_path)
+    # credentials_from_env() also reads .streamlit/secrets.toml of the working directory: use an empty one.
+    monkeypatch.chdir(tmp_path)
     return data_dir
 
 
@@ -78,6 +77,7 @@ def sandbox(world: Any, no_credentials: Path, monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.setenv("TWILIO_ACCOUNT_SID", server.account_sid)
         monkeypatch.setenv("TWILIO_AUTH_TOKEN", server.auth_token)
         monkeypatch.setenv("SWITCHBOARD_TWILIO_BASE_URL", server.base_url)
+        monkeypatch.setenv("SWITCHBOARD_WEB_SEND", "1")  # this server lets its web page send (as the demo does)
         yield server
 
 
@@ -176,18 +176,25 @@ def test_invalid_toml_shows_what_to_fix_without_exception(no_credentials: Path) 
 
 
 def test_the_editor_cannot_make_the_page_show_files_outside_the_project(
-    no_credentials: Path, tmp_path: Path
+    no_credentials: Path, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     # The sender quotes a bad allow-list line in its error: naming a secrets file must not show it.
-    secrets = tmp_path / "secrets.txt"
+    outside = tmp_path_factory.mktemp("elsewhere")
+    secrets = outside / "secrets.txt"
     secrets.write_text('TWILIO_AUTH_TOKEN = "s3cr3t-token-value"\n')
     at = open_page()
     for path in (str(secrets), "../.streamlit/config.toml", "../sender/api.py"):
         at.text_area(key=EDITOR).set_value(fast_campaign("peek").replace('"test_numbers.txt"', f'"{path}"')).run()
         assert not at.exception
-        assert any("upload the file above instead" in e.value for e in at.error), path
+        assert any("this page reads only .csv and .txt files inside" in e.value for e in at.error), path
         assert "s3cr3t-token-value" not in rendered_text(at)
         assert not [df for df in at.dataframe if "number_masked" in df.value.columns]
+    # A .txt the page may read (inside the working folder) is located, never quoted.
+    (tmp_path / "notes.txt").write_text('TWILIO_AUTH_TOKEN = "s3cr3t-token-value"\n')
+    at.text_area(key=EDITOR).set_value(fast_campaign("peek").replace('"test_numbers.txt"', f'"{tmp_path / "notes.txt"}"')).run()
+    assert not at.exception
+    assert any("line 1" in e.value and "(value not shown)" in e.value for e in at.error), [e.value for e in at.error]
+    assert "s3cr3t-token-value" not in rendered_text(at)
 
 
 def test_without_credentials_sending_is_disabled_and_the_page_says_what_to_set(no_credentials: Path) -> None:
@@ -197,27 +204,31 @@ def test_without_credentials_sending_is_disabled_and_the_page_says_what_to_set(n
     assert at.checkbox[0].disabled
 
 
-def test_recipients_outside_the_allow_list_cannot_be_sent_from_the_page(sandbox: SandboxServer) -> None:
-    at = open_page(**{EDITOR: fast_campaign("outside")})
-    at.file_uploader(key="send_upload_allow").set_value(
-        ("two_test_phones.txt", b"+15005550006\n+15005550010\n", "text/plain"))
-    at.run()
+def test_recipients_outside_the_allow_list_cannot_be_sent_from_the_page(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / "two_test_phones.txt").write_text("+15005550006\n+15005550010\n")  # a file on the server
+    toml = fast_campaign("outside").replace('"test_numbers.txt"', f'"{tmp_path / "two_test_phones.txt"}"')
+    at = open_page(**{EDITOR: toml})
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Not in the allow-list"] == "8"
     refusal = [e.value for e in at.error if "allow-list" in e.value]
-    assert refusal and "--allow-any-number" in refusal[0] and "command line" in refusal[0]
+    assert refusal and "command line" in refusal[0] and "--allow-any-number" not in refusal[0]
     assert "+447400123456" not in refusal[0]  # the lines to fix are named with masked numbers
     assert at.checkbox[0].disabled and at.button(key="send_button").disabled
 
 
-def test_uploaded_campaign_with_its_recipients_and_allow_list_is_previewed(no_credentials: Path) -> None:
+def test_uploaded_campaign_with_its_recipients_is_previewed_against_a_server_allow_list(
+    no_credentials: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "phones.txt").write_text("+15005550010\n+15005550011\n")  # the allow-list lives on the server
     at = open_page()
+    assert {u.key for u in at.get("file_uploader")} == {"send_upload_toml", "send_upload_csv"}  # no allow-list
     toml = fast_campaign("uploaded").replace('recipients = "recipients.csv"', 'recipients = "my_phones.csv"')
+    toml = toml.replace('"test_numbers.txt"', '"phones.txt"')
     at.file_uploader(key="send_upload_toml").set_value(("uploaded.toml", toml.encode(), "application/toml"))
     at.file_uploader(key="send_upload_csv").set_value(
         ("my_phones.csv", b"number,user_id,locale\n+15005550010,qa-1,en-US\n+15005550011,qa-2,es-MX\n", "text/csv"))
-    at.file_uploader(key="send_upload_allow").set_value(
-        ("phones.txt", b"+15005550010\n+15005550011\n", "text/plain"))
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.error, [e.value for e in at.error]
@@ -238,6 +249,7 @@ def test_editing_the_campaign_after_confirming_asks_for_a_fresh_confirmation(
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 28 + "1234")
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", "not-a-real-token-0123456789")
     monkeypatch.delenv("SWITCHBOARD_TWILIO_BASE_URL", raising=False)
+    monkeypatch.setenv("SWITCHBOARD_WEB_SEND", "1")
     at = open_page()
     assert any("Real Twilio (account AC…1234)" in w.value for w in at.warning)
     at.checkbox[0].check().run()
@@ -301,3 +313,64 @@ def test_confirm_and_send_creates_messages_once_and_writes_the_send_log(
     records_again = send_log_path(no_credentials, "page-rehearsal").read_text().splitlines()
     assert len(records_again) == len(records)
     assert api.campaign_progress(no_credentials, "page-rehearsal")["state"].isin(["logged", "sent", "failed"]).all()
+
+
+# --- the web is not a way to text anyone (issue 13) -----------------------------------------------
+
+
+def test_sending_from_the_web_is_off_unless_the_server_switches_it_on(
+    sandbox: SandboxServer, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SWITCHBOARD_WEB_SEND")  # credentials work, but the server did not say yes
+    before = messages_to_recipients(sandbox)
+    at = open_page(**{EDITOR: fast_campaign("web-off")})
+    assert any("SWITCHBOARD_WEB_SEND=1" in i.value and "switched off" in i.value for i in at.info)
+    assert at.checkbox[0].disabled and at.button(key="send_button").disabled
+    assert frame_with(at, "number_masked") is not None  # the preview (dry run) still works
+    # The rule holds below the page too: the API the page calls refuses.
+    campaign = api.load_campaign(EXAMPLE)
+    with pytest.raises(api.WebSendingDisabled, match="SWITCHBOARD_WEB_SEND=1"):
+        api.send_from_web(campaign, api.web_target(), data_dir=no_credentials)
+    monkeypatch.setenv("SWITCHBOARD_WEB_SEND", "0")
+    assert not api.web_target().enabled
+    assert messages_to_recipients(sandbox) == before
+
+
+def test_the_web_never_offers_any_number_and_an_uploaded_allow_list_never_counts(
+    sandbox: SandboxServer, no_credentials: Path
+) -> None:
+    at = open_page(**{EDITOR: fast_campaign("web-rules")})
+    widgets = [w for kind in ("checkbox", "toggle", "button", "file_uploader", "radio", "selectbox")
+               for w in at.get(kind)]
+    labels = " ".join(str(getattr(w, "label", "")) for w in widgets).lower()
+    assert "any number" not in labels and "allow-any" not in labels
+    assert "send_upload_allow" not in {getattr(w, "key", None) for w in widgets}
+    # Below the page: an allow-list given as text (what an upload would be) never counts, and nothing
+    # outside the server's allow-list is sent, whatever the caller asks.
+    numbers = "+15005550010\n+15005550011\n"
+    recipients = "number,user_id,locale\n+15005550010,u1,en\n+15005550011,u2,en\n"
+    uploaded = api.load_campaign(fast_campaign("web-upload"), base_dir=EXAMPLE.parent,
+                                 recipients_text=recipients, allow_list_text=numbers)
+    target = api.web_target()
+    assert target.can_send
+    with pytest.raises(api.UnsafeCampaign, match="uploaded allow-list does not count"):
+        api.send_from_web(uploaded, target, data_dir=no_credentials)
+    outside = api.load_campaign(fast_campaign("web-outside"), base_dir=EXAMPLE.parent,
+                                recipients_text=recipients.replace("+15005550011", "+447700900123"))
+    with pytest.raises(api.UnsafeCampaign, match="not in the allow-list"):
+        api.send_from_web(outside, target, data_dir=no_credentials)
+    assert not any(m["to"] == "+447700900123" for m in sandbox.messages.live)
+
+
+def test_a_base_url_with_credentials_is_shown_redacted(
+    sandbox: SandboxServer, no_credentials: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    host = sandbox.base_url.split("://", 1)[1]
+    leaky = f"http://{sandbox.account_sid}:{sandbox.auth_token}@{host}"
+    monkeypatch.setenv("SWITCHBOARD_TWILIO_BASE_URL", leaky)
+    at = open_page(**{EDITOR: fast_campaign("redact")})
+    shown = rendered_text(at, skip_editor=False)
+    assert f"Sandbox at http://***@{host}" in shown
+    assert sandbox.auth_token not in shown and sandbox.account_sid not in shown
+    assert f"via Sandbox at http://***@{host}" in at.checkbox[0].label
+    assert api.safe_text(f"failed at {leaky}/x for +447700900123") == f"failed at http://***@{host}/x for +44 7•••• ••123"

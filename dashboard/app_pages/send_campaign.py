@@ -1,35 +1,36 @@
 """Send test campaign: what ``switchboard send`` does, with a preview and a confirmation step.
 
-The page only calls ``sender.api`` (load, preview, safety, send) and draws. The preview is
-the dry run and always comes first; sending needs working credentials, a campaign whose
-recipients are all in its allow-list of test numbers, a ticked confirmation and a click.
-The page never offers ``--allow-any-number``: that stays on the command line, where it
-asks for the campaign id to be typed. Phone numbers are shown masked; the Twilio token is
-never shown, and the account SID only as ``AC…1234``.
+The page only calls ``sender.api`` (load, preview, the web's sending rules, send) and draws;
+the rules themselves live in ``sender/web.py``. The preview is the dry run and always comes
+first. Sending needs the server's own switch (``SWITCHBOARD_WEB_SEND=1``, off by default; the
+demo turns it on), working credentials, a campaign whose recipients are all in an allow-list
+*file on the server* (an upload never counts), a ticked confirmation and a click. The page
+never offers ``--allow-any-number``. Phone numbers are shown masked; the Twilio token is never
+shown, the account SID only as ``AC…1234``, and a URL's userinfo credentials are removed.
 """
 
 from __future__ import annotations
 
 import logging
-import tomllib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
-from switchboard.analytics.templates import segment_info
+from switchboard.core.segments import segment_info
 from switchboard.dashboard import components as ui
 from switchboard.sender import api
-from switchboard.sender.campaign import Campaign
-from switchboard.sender.runner import RunOptions, SendOutcome
-from switchboard.sender.transport import BASE_URL_ENV, Credentials, credentials_from_env, describe_account
-from switchboard.core.settings import PROJECT_ROOT, Settings
+from switchboard.sender.api import Campaign, SendOutcome, Target
+from switchboard.core.resources import package_dir
+from switchboard.core.settings import Settings
 
 _log = logging.getLogger(__name__)
 
-EXAMPLES = PROJECT_ROOT / "examples"
+# Relative paths in a campaign resolve against the folder the dashboard was started from (as on the
+# command line); the example campaign ships inside the package (switchboard.examples).
+WORK_DIR = Path.cwd()
+EXAMPLES = package_dir("switchboard.examples")
 EXAMPLE_TOML = EXAMPLES / "campaign.toml"
 OVERVIEW_PAGE = "app_pages/overview.py"
 EXPERIMENTS_PAGE = "app_pages/experiments.py"
@@ -59,24 +60,20 @@ def _uploaded_text(upload: Any) -> tuple[str | None, str | None]:
         return None, f"`{upload.name}` is not UTF-8 text: save it as UTF-8 (CSV UTF-8 in Excel) and upload it again."
 
 
-def _campaign_source() -> tuple[str, Path, str | None, str | None]:
-    """The editor's TOML, the folder its relative paths resolve against, and uploaded recipients/allow-list."""
-    st.session_state.setdefault(EDITOR_KEY, _example_text())
-    st.session_state.setdefault(SOURCE_KEY, "example")
+def _uploads() -> tuple[str | None, Any]:
+    """The upload widgets: a campaign TOML (put into the editor) and a recipients CSV; (recipients text, file).
+
+    There is no allow-list upload: only an allow-list file that lives on this server counts (sender/web.py)."""
     with st.expander("Upload a campaign instead", expanded=False, icon=":material/upload_file:"):
         st.caption("An uploaded TOML replaces the text in the editor below (you can still edit it there). "
-                   "Upload the recipients CSV and the allow-list too unless the files the TOML names exist "
-                   f"under `{PROJECT_ROOT}`.")
-        cols = st.columns(3)
+                   "Upload the recipients CSV too unless the file the TOML names exists under "
+                   f"`{WORK_DIR}`. The allow-list is always a file on this server that the TOML names.")
+        cols = st.columns(2)
         with cols[0]:
             toml_file = st.file_uploader("Campaign TOML", type=["toml"], key="send_upload_toml")
         with cols[1]:
             csv_file = st.file_uploader("Recipients CSV (number, user_id, locale)", type=["csv", "txt"],
                                         key="send_upload_csv")
-        with cols[2]:
-            allow_file = st.file_uploader("Allow-list of test numbers", type=["txt", "csv"],
-                                          key="send_upload_allow",
-                                          help="One E.164 number a line; '#' starts a comment.")
     toml_text, problem = _uploaded_text(toml_file)
     if problem:
         st.error(problem)
@@ -88,12 +85,16 @@ def _campaign_source() -> tuple[str, Path, str | None, str | None]:
     recipients_text, problem = _uploaded_text(csv_file)
     if problem:
         st.error(problem)
-    allow_text, problem = _uploaded_text(allow_file)
-    if problem:
-        st.error(problem)
+    return recipients_text, csv_file
 
+
+def _campaign_source() -> tuple[str, Path, str | None]:
+    """The editor's TOML, the folder its relative paths resolve against, and uploaded recipients."""
+    st.session_state.setdefault(EDITOR_KEY, _example_text())
+    st.session_state.setdefault(SOURCE_KEY, "example")
+    recipients_text, csv_file = _uploads()
     from_example = st.session_state[SOURCE_KEY] == "example"
-    base_dir = EXAMPLES if from_example else PROJECT_ROOT
+    base_dir = EXAMPLES if from_example else WORK_DIR
     label = ("Campaign (TOML): the example campaign, edit it freely" if from_example
              else f"Campaign (TOML) from `{st.session_state[SOURCE_KEY]}`")
     text = st.text_area(label, key=EDITOR_KEY, height=320,
@@ -101,75 +102,40 @@ def _campaign_source() -> tuple[str, Path, str | None, str | None]:
                              "confirm below.")
     left, right = st.columns([3, 1])
     with left:
-        used = []
-        used.append(f"uploaded recipients `{csv_file.name}`" if csv_file is not None and recipients_text is not None
-                    else "the recipients file the TOML names")
-        used.append(f"uploaded allow-list `{allow_file.name}`" if allow_file is not None and allow_text is not None
-                    else "the allow-list file the TOML names")
-        st.caption(f"Using {' and '.join(used)}; relative paths resolve against `{base_dir}`.")
+        used = (f"uploaded recipients `{csv_file.name}`" if csv_file is not None and recipients_text is not None
+                else "the recipients file the TOML names")
+        st.caption(f"Using {used} and the allow-list file the TOML names; relative paths resolve against "
+                   f"`{base_dir}`.")
     with right:
         if not from_example and st.button("Back to the example", key="send_reset_example"):
             st.session_state[SOURCE_KEY] = "example"
             st.session_state.pop(EDITOR_KEY, None)
             st.rerun()
-    return text, base_dir, recipients_text, allow_text
+    return text, base_dir, recipients_text
 
 
-READABLE_SUFFIXES = (".csv", ".txt")
-
-
-def _unreadable_files(text: str, base_dir: Path, *, uploaded: dict[str, bool]) -> list[str]:
-    """Files the TOML names that this page refuses to open, each with the reason.
-
-    The sender echoes a bad line of a recipients or allow-list file in its error message, so
-    a TOML naming ``.streamlit/secrets.toml`` or ``/etc/passwd`` would show that file on the
-    page. The command line may read any file its user can; the page reads only ``.csv``/``.txt``
-    files inside the project, outside hidden folders and the data folder. Anything else is uploaded.
-    """
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
-        return []  # the loader reports the TOML error itself, and reads nothing
-    root = PROJECT_ROOT.resolve()
-    data_dir = Settings.from_env().data_dir.resolve()
-    refused = []
-    for key in ("recipients", "allow_list"):
-        name = data.get(key)
-        if uploaded.get(key) or not isinstance(name, str) or not name.strip():
-            continue
-        path = (base_dir / name.strip()).resolve()
-        inside = path.is_relative_to(root) and not path.is_relative_to(data_dir)
-        hidden = any(part.startswith(".") for part in path.relative_to(root).parts) if inside else False
-        if not inside or hidden or path.suffix.lower() not in READABLE_SUFFIXES:
-            refused.append(f"`{key} = \"{name.strip()}\"`: this page reads only .csv and .txt files inside "
-                           f"`{root}` (not hidden folders or the data folder); upload the file above instead")
-    return refused
-
-
-def _load(text: str, base_dir: Path, recipients_text: str | None, allow_text: str | None,
-          target: Target) -> Campaign | None:
+def _load(text: str, base_dir: Path, recipients_text: str | None, target: Target) -> Campaign | None:
     """The campaign, or None after showing what to fix (never a traceback)."""
     if not text.strip():
         st.error("The campaign is empty: paste a campaign TOML, upload one, or reload the page for the example.")
         return None
-    refused = _unreadable_files(text, base_dir, uploaded={"recipients": recipients_text is not None,
-                                                          "allow_list": allow_text is not None})
+    refused = api.refused_files(text, base_dir, roots=[WORK_DIR, EXAMPLES],
+                                uploaded={"recipients": recipients_text is not None})
     if refused:
         st.error("**Fix the campaign before it can be previewed:**\n\n" + "\n".join(f"- {r}" for r in refused),
                  icon=":material/folder_off:")
         return None
     try:
-        return api.load_campaign(text, base_dir=base_dir, recipients_text=recipients_text,
-                                 allow_list_text=allow_text)
+        return api.load_campaign(text, base_dir=base_dir, recipients_text=recipients_text)
     except api.CampaignError as err:
-        lines = [f"- {_safe(str(p), target)}" for p in err.problems]
+        lines = [f"- {line}" for line in api.problem_lines(err, target)]
         hint = ""
         if any("not found" in p.message.lower() or "no such file" in p.message.lower() for p in err.problems):
             hint = "\n\nA file the TOML names is missing: upload it above, or fix its path."
         st.error("**Fix the campaign before it can be previewed:**\n\n" + "\n".join(lines) + hint,
                  icon=":material/edit_note:")
     except api.USER_ERRORS as err:
-        st.error(_safe(str(err), target))
+        st.error(api.safe_text(str(err), target))
     except Exception as err:  # noqa: BLE001 - a broken campaign must not take the page down
         _log.exception("loading the campaign failed")
         st.error(f"The campaign could not be read ({type(err).__name__}). Check the TOML and the files it "
@@ -275,30 +241,6 @@ def _show_encoding_advice(campaign: Campaign) -> None:
 # --- where it would go ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Target:
-    credentials: Credentials | None
-    problem: str | None = None
-
-    @property
-    def label(self) -> str:
-        if self.credentials is None:
-            return "nowhere (no Twilio credentials)"
-        if self.credentials.base_url:
-            return f"Sandbox at {self.credentials.base_url}"
-        return f"Real Twilio (account {describe_account(self.credentials.account_sid)})"
-
-
-def _target() -> Target:
-    try:
-        return Target(credentials_from_env())
-    except api.CredentialsMissing:
-        return Target(None, "No Twilio credentials: sending is disabled. Set `TWILIO_ACCOUNT_SID` and "
-                            "`TWILIO_AUTH_TOKEN` (or `TWILIO_API_KEY` and `TWILIO_API_SECRET`) in the environment "
-                            "of the dashboard, or in `.streamlit/secrets.toml`; for the local sandbox also "
-                            f"`{BASE_URL_ENV}=http://127.0.0.1:PORT`. `make demo` sets all three for the sandbox.")
-
-
 def _show_target(target: Target) -> None:
     if target.credentials is None:
         st.warning(target.problem, icon=":material/key_off:")
@@ -308,33 +250,14 @@ def _show_target(target: Target) -> None:
     else:
         st.warning(f"Target: **{target.label}**. Messages go to real phones and are billed.",
                    icon=":material/cell_tower:")
-
-
-def _safety_problem(campaign: Campaign) -> str | None:
-    try:
-        api.check_safety(campaign, allow_any_number=False)
-    except api.UnsafeCampaign as err:
-        return ui.mask_text(str(err)).replace("or pass --allow-any-number and confirm", "").rstrip(", ")
-    return None
+    if not target.enabled:
+        st.info(target.disabled_reason, icon=":material/lock:")
 
 
 # --- sending -------------------------------------------------------------------------------------
 
 
-def _already_sent(campaign: Campaign) -> int:
-    """Recipients of this campaign whose SMS an earlier run already sent (or saw refused)."""
-    try:
-        ledger = api.campaign_progress(Settings.from_env().data_dir, campaign.id)
-    except Exception:  # noqa: BLE001 - a ledger being written or unreadable: the run itself will tell
-        _log.warning("ledger of %s unreadable", campaign.id, exc_info=True)
-        return 0
-    planned = {r.user_id for r in campaign.recipients}
-    done = ledger[(ledger["step"] == "sms") & ledger["state"].isin(["sent", "failed"])]
-    return len(planned & set(done["user_id"]))
-
-
 def _send(campaign: Campaign, preview: api.CampaignPreview, target: Target) -> None:
-    assert target.credentials is not None
     bar = st.progress(0.0, text=f"Sending {preview.recipients} messages to {target.label}…")
     status = st.empty()
 
@@ -344,38 +267,26 @@ def _send(campaign: Campaign, preview: api.CampaignPreview, target: Target) -> N
                      text=f"{done} of {total} SMS · last: {what} {outcome.number_masked} ({outcome.state})")
 
     def note(text: str) -> None:
-        status.caption(ui.mask_text(text))
+        status.caption(api.safe_text(text, target))
 
-    data_dir = Settings.from_env().data_dir
     try:
-        client = api.client_for(target.credentials.account_sid, target.credentials.secret,
-                                api_key=target.credentials.api_key, base_url=target.credentials.base_url)
-        result = api.run_campaign(campaign, client, data_dir=data_dir, progress_callback=progress,
-                                  options=RunOptions(on_status=note))
+        result = api.send_from_web(campaign, target, data_dir=Settings.from_env().data_dir,
+                                   progress_callback=progress, on_status=note)
     except api.USER_ERRORS as err:
         bar.empty()
-        st.error(f"Sending stopped: {_safe(str(err), target)} Fix it and click Send again: the campaign resumes "
-                 "where it stopped, and nobody receives a message twice.", icon=":material/error:")
+        st.error(f"Sending stopped: {api.safe_text(str(err), target)} Fix it and click Send again: the campaign "
+                 "resumes where it stopped, and nobody receives a message twice.", icon=":material/error:")
         return
     except Exception as err:  # noqa: BLE001 - show what failed, never a traceback (or a credential)
         _log.exception("sending campaign %s failed", campaign.id)
         bar.empty()
-        st.error(f"Sending stopped ({type(err).__name__}: {_safe(str(err), target)}). Click Send again to resume: "
-                 "nobody receives a message twice. The server log has the details.", icon=":material/error:")
+        st.error(f"Sending stopped ({type(err).__name__}: {api.safe_text(str(err), target)}). Click Send again "
+                 "to resume: nobody receives a message twice. The server log has the details.",
+                 icon=":material/error:")
         return
     bar.progress(1.0, text="Done.")
     status.empty()
     st.session_state[RESULT_KEY] = (campaign.id, result)
-
-
-def _safe(text: str, target: Target) -> str:
-    """An error message fit to show: numbers masked, and the secret blanked should it ever appear."""
-    text = ui.mask_text(text)
-    if target.credentials is not None:
-        for secret in (target.credentials.secret, target.credentials.account_sid):
-            if secret:
-                text = text.replace(secret, describe_account(secret) if secret.startswith("AC") else "•••")
-    return text
 
 
 def results_query(campaign: Campaign) -> dict[str, str | list[str]]:
@@ -441,6 +352,42 @@ def _show_result(campaign: Campaign, result: api.CampaignResult) -> None:
                           "experiment.")
 
 
+def _send_controls(campaign: Campaign, preview: api.CampaignPreview, target: Target) -> tuple[bool, bool]:
+    """Why the page cannot send (if it cannot), the confirmation and the button: (clicked, can_send)."""
+    st.subheader("Send")
+    unsafe = api.web_safety_problem(campaign)
+    if unsafe:
+        st.error(f"Not sendable from this page: {unsafe}. This page sends only to an allow-list file on the "
+                 "server; other numbers can be sent to only from the command line, which asks you to confirm.",
+                 icon=":material/block:")
+    if target.credentials is None:
+        st.caption("Sending is disabled until credentials are set (see above).")
+    elif not target.enabled:
+        st.caption("Sending from the web is switched off on this server (see above).")
+    already = api.already_sent(Settings.from_env().data_dir, campaign)
+    if already:
+        st.info(f"Campaign id `{campaign.id}` has already run here: {already} of {preview.recipients} recipients "
+                "have their SMS recorded in its ledger and are not sent to again. Change the id to send a new "
+                "round.", icon=":material/history:")
+    messages = max(0, preview.recipients - already)
+    confirmed = st.checkbox(
+        f"I understand this sends {messages} message{'s' if messages != 1 else ''} to test numbers"
+        + (f" via {target.label}" if target.credentials is not None else "")
+        + (" (plus fallback calls where an SMS is not delivered)" if campaign.fallback else ""),
+        # Keyed by what is sent and where: any edit to the campaign or the target needs a fresh confirmation.
+        key=f"send_confirm_{campaign.id}_{campaign.fingerprint()}_{target.label}",
+        disabled=bool(unsafe) or not target.can_send)
+    can_send = confirmed and not unsafe and target.can_send
+    clicked = st.button("Send", type="primary", icon=":material/send:", key="send_button", disabled=not can_send,
+                        help="Sends for real. Sending again resumes the same campaign: nobody receives it twice. "
+                             "Change the id to send a new round.")
+    if campaign.fallback is not None:
+        st.caption(f"Keep this page open while it sends: with the voice fallback it waits up to "
+                   f"{campaign.fallback.after_seconds:g} s for each SMS to be delivered. If it is interrupted, "
+                   "Send again resumes where it stopped.")
+    return clicked, can_send
+
+
 # --- the page ------------------------------------------------------------------------------------
 
 ui.page_header("Send test campaign", needs_data=False)
@@ -448,11 +395,11 @@ st.caption("Rehearse a template or experiment on test phones, as `switchboard se
            "run), then confirm and send. Every attempt is written to the send log, so after the next ingest the "
            "campaign shows on every page. The sidebar filters do not apply here.")
 
-target = _target()
+target = api.web_target()
 _show_target(target)
 
-text, base_dir, recipients_text, allow_text = _campaign_source()
-campaign = _load(text, base_dir, recipients_text, allow_text, target)
+text, base_dir, recipients_text = _campaign_source()
+campaign = _load(text, base_dir, recipients_text, target)
 if campaign is None:
     st.stop()
 
@@ -463,38 +410,7 @@ except Exception as err:  # noqa: BLE001 - pricing or planning failure: say so, 
     st.error(f"The preview could not be computed ({type(err).__name__}); the server log has the details.")
     st.stop()
 _show_preview(campaign, preview)
-
-st.subheader("Send")
-unsafe = _safety_problem(campaign)
-if unsafe:
-    st.error(f"Not sendable from this page: {unsafe}. "
-             "This page sends only to the allow-list; sending to other numbers is possible only from the command "
-             "line (`switchboard send CAMPAIGN.toml --send --allow-any-number`), which asks you to confirm.",
-             icon=":material/block:")
-if target.credentials is None:
-    st.caption("Sending is disabled until credentials are set (see above).")
-
-already = _already_sent(campaign)
-if already:
-    st.info(f"Campaign id `{campaign.id}` has already run here: {already} of {preview.recipients} recipients have "
-            "their SMS recorded in its ledger and are not sent to again. Change the id to send a new round.",
-            icon=":material/history:")
-messages = max(0, preview.recipients - already)
-confirmed = st.checkbox(
-    f"I understand this sends {messages} message{'s' if messages != 1 else ''} to test numbers"
-    + (f" via {target.label}" if target.credentials is not None else "")
-    + (" (plus fallback calls where an SMS is not delivered)" if campaign.fallback else ""),
-    # Keyed by what is sent and where: any edit to the campaign or the target needs a fresh confirmation.
-    key=f"send_confirm_{campaign.id}_{campaign.fingerprint()}_{target.label}",
-    disabled=bool(unsafe) or target.credentials is None)
-can_send = confirmed and not unsafe and target.credentials is not None
-clicked = st.button("Send", type="primary", icon=":material/send:", key="send_button", disabled=not can_send,
-                    help="Sends for real. Sending again resumes the same campaign: nobody receives it twice. "
-                         "Change the id to send a new round.")
-if campaign.fallback is not None:
-    st.caption(f"Keep this page open while it sends: with the voice fallback it waits up to "
-               f"{campaign.fallback.after_seconds:g} s for each SMS to be delivered. If it is interrupted, Send "
-               "again resumes where it stopped.")
+clicked, can_send = _send_controls(campaign, preview, target)
 if clicked and can_send:
     _send(campaign, preview, target)
 
