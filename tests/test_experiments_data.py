@@ -38,7 +38,8 @@ D0 = date(2026, 10, 5)
 
 @pytest.fixture(autouse=True)
 def _no_plan_files(tmp_path_factory, monkeypatch):
-    """Point the settings at an empty data folder: no ground_truth.json unless a test writes one."""
+    """Point the settings at an empty data folder: the analysis must not read any setting or file, so
+    nothing here should depend on it (plans are passed explicitly where a test needs one)."""
     monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path_factory.mktemp("data")))
 
 
@@ -494,14 +495,17 @@ def test_planned_weights_and_control_from_the_plan(tmp_path, monkeypatch):
     assert weights == (1.0, 1.0) and "equal split" in source
     assert ex.planned_weights("exp_y", ["A", "B"], [tmp_path / "missing.json"])[0] == (1.0, 1.0)
     assert ex.experiment_plan("exp_x", [gt]).variants == ("long_code", "alpha")
-    # The plan's first variant is the control even when its name sorts last.
+    # The plan's first variant is the control even when its name sorts last; the caller names the files.
     send_logs = tmp_path / "send_logs"
     send_logs.mkdir()
     (send_logs / "ground_truth.json").write_text(gt.read_text())
-    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    plans = ex.PlanFiles(ex.plan_files(send_logs, tmp_path))
     con = build(arm("long_code", 50, 10, experiment="exp_x") + arm("alpha", 50, 12, experiment="exp_x"))
-    assert ex.variant_metrics(con, "exp_x")["variant"].tolist() == ["long_code", "alpha"]
-    assert ex.analyse_experiment(con, "exp_x").control == "long_code"
+    assert ex.variant_metrics(con, "exp_x", plan=plans("exp_x"))["variant"].tolist() == ["long_code", "alpha"]
+    assert ex.analyse_experiment(con, "exp_x", plans=plans).control == "long_code"
+    # without a plan the analysis reads no file, whatever the settings say: control by name ("alpha")
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    assert ex.analyse_experiment(con, "exp_x").control == "alpha"
     assert ex.variant_metrics(con, "exp_x", control="alpha")["variant"].tolist() == ["alpha", "long_code"]
 
 
@@ -564,16 +568,17 @@ def world_con():
 
 def test_sandbox_true_effect_found_and_nulls_not_shipped(world_con, tmp_path, monkeypatch):
     con, world = world_con
-    # The sandbox writes ground_truth.json beside its send logs; the analysis reads the control from it.
+    # The sandbox writes ground_truth.json beside its send logs; the caller hands it to the analysis,
+    # which reads the control from it.
     (tmp_path / "send_logs").mkdir()
     (tmp_path / "send_logs" / "ground_truth.json").write_text(json.dumps(world.ground_truth, default=str))
-    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    plans = ex.PlanFiles(ex.plan_files(tmp_path / "send_logs"))
     truth = {e["experiment_id"]: e for e in world.ground_truth["experiments"]}
     assert set(truth) == {"exp_pr_short_template", "exp_alpha_sender"}
     assert "weights" not in truth["exp_pr_short_template"]  # the sandbox assigns 50/50 and records no split
 
     short = truth["exp_pr_short_template"]
-    in_region = ex.analyse_experiment(con, short["experiment_id"], filters=Filters(countries=LATAM))
+    in_region = ex.analyse_experiment(con, short["experiment_id"], filters=Filters(countries=LATAM), plans=plans)
     assert in_region.control == "control" and in_region.treatments == ("short",)
     result = in_region.results["conversion"]["short"]
     assert short["conversion_lift"] > 0 and result.ci_low > 0  # the true lift, found, with the right sign
@@ -581,21 +586,22 @@ def test_sandbox_true_effect_found_and_nulls_not_shipped(world_con, tmp_path, mo
     assert in_region.verdict.sentence.startswith("Ship short: conversion +")
 
     # Outside its region the short template has no effect on conversion: never "ship".
-    outside = ex.analyse_experiment(con, short["experiment_id"], filters=Filters(countries=("US", "IN")))
+    outside = ex.analyse_experiment(con, short["experiment_id"], filters=Filters(countries=("US", "IN")), plans=plans)
     assert outside.verdict.decision != "ship"
     assert outside.srm.ok
 
     # The alpha sender hurts delivery in South Asia: its guardrail catches it.
-    alpha = ex.analyse_experiment(con, "exp_alpha_sender", filters=Filters(countries=("IN",)))
+    alpha = ex.analyse_experiment(con, "exp_alpha_sender", filters=Filters(countries=("IN",)), plans=plans)
     assert truth["exp_alpha_sender"]["delivery_lift"] < 0
     assert alpha.control == "long_code"
     assert alpha.verdict.decision == "do not ship"
     assert alpha.guardrails.set_index("guardrail").loc["delivery", "hurt"]
     # ... and does nothing elsewhere: no ship.
-    assert ex.analyse_experiment(con, "exp_alpha_sender", filters=Filters(countries=("US", "BR", "MX"))
+    assert ex.analyse_experiment(con, "exp_alpha_sender", filters=Filters(countries=("US", "BR", "MX")),
+                                 plans=plans
                                  ).verdict.decision != "ship"
 
-    listed = ex.list_experiments(con, start=date(2026, 10, 1), end=date(2026, 10, 31)).set_index("experiment_id")
+    listed = ex.list_experiments(con, start=date(2026, 10, 1), end=date(2026, 10, 31), plans=plans).set_index("experiment_id")
     assert set(listed.index) == set(truth)
     assert (listed["status"] == "running").all()
 
@@ -684,14 +690,14 @@ def _reference_aggregates(con, experiment_ids, *, start=None, end=None, filters=
                           segment="none"):
     from switchboard.analytics import _sql
 
-    lo, hi = start or ex._ALL_TIME[0], end or ex._ALL_TIME[1]
-    where, params = _sql.where_for("attempt_facts", lo, hi, ex._experiment_filters(filters), alias="a")
-    seg, seg_name = ex._SEGMENTS[segment]
+    lo, hi = start or ex.data._ALL_TIME[0], end or ex.data._ALL_TIME[1]
+    where, params = _sql.where_for("attempt_facts", lo, hi, ex.data._experiment_filters(filters), alias="a")
+    seg, seg_name = ex.data._SEGMENTS[segment]
     params.update(all_experiments=experiment_ids is None, experiment_ids=list(experiment_ids or []),
                   window_minutes=None if window_minutes is None else float(window_minutes))
     df = con.execute(_REFERENCE_SQL.format(where=where, segment=seg, segment_name=seg_name), params).df()
-    for c in ex._SUM_COLUMNS:
-        df[c] = pd.to_numeric(df[c]).astype("int64" if c in ex._INT_COLUMNS else "float64")
+    for c in ex.data._SUM_COLUMNS:
+        df[c] = pd.to_numeric(df[c]).astype("int64" if c in ex.data._INT_COLUMNS else "float64")
     return df
 
 
@@ -725,6 +731,20 @@ def test_one_pass_sql_equals_the_window_definition(segment, window, case):
         kwargs.update(filters=Filters(countries=("BR", "MX")))
     ids = kwargs.pop("experiment_ids")
     want = _reference_aggregates(con, ids, **kwargs)
-    got = ex._aggregates(con, ids, **kwargs)
+    got = ex.data._aggregates(con, ids, **kwargs)
     assert len(got) > 0
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
+
+
+def test_analysis_reads_no_settings_and_no_files():
+    """analysis takes the plan and the minimum sample size as parameters (issue 14): neither it nor the
+    data or report halves import the settings or look for the sandbox's ground_truth.json."""
+    import inspect
+
+    from switchboard.analytics.experiments import analysis, data, model, report
+    from switchboard.core.settings import Settings
+
+    for module in (analysis, data, model, report):
+        text = inspect.getsource(module)
+        assert "Settings" not in text and "from_env" not in text and "ground_truth" not in text, module.__name__
+    assert ex.DEFAULT_MIN_SAMPLE_SIZE == Settings().min_sample_size

@@ -74,7 +74,7 @@ def _call(con, case: str, segment: str, window: float | None, fn) -> pd.DataFram
 
 
 def test_refresh_builds_an_up_to_date_table(con):
-    assert ex._exposures_ready(con)
+    assert ex.data._exposures_ready(con)
     n = con.execute("SELECT count(*) FROM _experiment_exposures").fetchone()[0]
     want = con.execute("SELECT count(*) FROM attempt_facts WHERE experiment_id IS NOT NULL AND variant IS NOT NULL "
                        "AND NOT is_fallback").fetchone()[0]
@@ -87,7 +87,7 @@ def test_refresh_builds_an_up_to_date_table(con):
 def test_table_and_view_paths_equal_the_reference(con, monkeypatch, case, segment, window):
     want = _call(con, case, segment, window, _reference_aggregates)
     used: list[str] = []
-    render = ex._sql.render
+    render = ex.data._sql.render
 
     singles: list[bool] = []
 
@@ -97,10 +97,10 @@ def test_table_and_view_paths_equal_the_reference(con, monkeypatch, case, segmen
             singles.append(fragments["single"] != "false" and fragments["whole"] != "false")
         return render(name, **fragments)
 
-    monkeypatch.setattr(ex._sql, "render", spy)
-    fast = _call(con, case, segment, window, ex._aggregates)
-    monkeypatch.setattr(ex, "USE_EXPOSURES_TABLE", False)
-    slow = _call(con, case, segment, window, ex._aggregates)
+    monkeypatch.setattr(ex.data._sql, "render", spy)
+    fast = _call(con, case, segment, window, ex.data._aggregates)
+    monkeypatch.setattr(ex.data, "USE_EXPOSURES_TABLE", False)
+    slow = _call(con, case, segment, window, ex.data._aggregates)
     assert used == ["experiments_variant_metrics_exposures", "experiments_variant_metrics"]
     # a period (and the experiment) as the only filters: members wholly inside the period, and members
     # with one exposure in it, skip the GROUP BY
@@ -116,7 +116,7 @@ def test_page_functions_equal_on_both_paths(con, monkeypatch):
                               "window_minutes": 30.0}
     fast = (ex.list_experiments(con, **kwargs), ex.variant_metrics(con, "exp1", **kwargs),
             ex.country_breakdown(con, "exp1", 2, **kwargs))
-    monkeypatch.setattr(ex, "USE_EXPOSURES_TABLE", False)
+    monkeypatch.setattr(ex.data, "USE_EXPOSURES_TABLE", False)
     slow = (ex.list_experiments(con, **kwargs), ex.variant_metrics(con, "exp1", **kwargs),
             ex.country_breakdown(con, "exp1", 2, **kwargs))
     for a, b in zip(fast, slow, strict=True):
@@ -125,9 +125,9 @@ def test_page_functions_equal_on_both_paths(con, monkeypatch):
 
 
 def test_filters_the_table_does_not_keep_read_attempt_facts(con):
-    assert ex._exposures_can_answer(con, Filters(countries=("BR",), extra=(("campaign_id", "c1"),)))
-    assert not ex._exposures_can_answer(con, Filters(extra=(("encoding", "GSM-7"),)))
-    got = ex._aggregates(con, ["exp1"], start=None, end=None, filters=Filters(extra=(("encoding", "GSM-7"),)),
+    assert ex.data._exposures_can_answer(con, Filters(countries=("BR",), extra=(("campaign_id", "c1"),)))
+    assert not ex.data._exposures_can_answer(con, Filters(extra=(("encoding", "GSM-7"),)))
+    got = ex.data._aggregates(con, ["exp1"], start=None, end=None, filters=Filters(extra=(("encoding", "GSM-7"),)),
                          window_minutes=None)
     want = _reference_aggregates(con, ["exp1"], filters=Filters(extra=(("encoding", "GSM-7"),)))
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12)
@@ -136,16 +136,16 @@ def test_filters_the_table_does_not_keep_read_attempt_facts(con):
 def test_missing_or_stale_table_falls_back_to_attempt_facts():
     c = build(arm("A", 10, 3) + arm("B", 10, 6))
     want = _reference_aggregates(c, ["exp1"])
-    assert ex._exposures_ready(c)
+    assert ex.data._exposures_ready(c)
     # a refresh by an older build: _attempt_facts rebuilt (its comment gone), the table left as it was
     c.execute("COMMENT ON TABLE _attempt_facts IS NULL")
     c.execute("UPDATE _experiment_exposures SET cost = cost + 1")  # stale content must not be read
-    assert not ex._exposures_ready(c)
-    pd.testing.assert_frame_equal(ex._aggregates(c, ["exp1"], start=None, end=None, filters=None,
+    assert not ex.data._exposures_ready(c)
+    pd.testing.assert_frame_equal(ex.data._aggregates(c, ["exp1"], start=None, end=None, filters=None,
                                                  window_minutes=None), want, check_exact=False, rtol=1e-12)
     c.execute("DROP TABLE _experiment_exposures")  # an older warehouse, or views over the Parquet export
-    assert not ex._exposures_ready(c)
-    pd.testing.assert_frame_equal(ex._aggregates(c, ["exp1"], start=None, end=None, filters=None,
+    assert not ex.data._exposures_ready(c)
+    pd.testing.assert_frame_equal(ex.data._aggregates(c, ["exp1"], start=None, end=None, filters=None,
                                                  window_minutes=None), want, check_exact=False, rtol=1e-12)
 
 
@@ -154,7 +154,7 @@ def test_missing_or_stale_table_falls_back_to_attempt_facts():
 def test_one_pass_page_data_equals_the_three_calls(con, monkeypatch, use_table, case):
     """experiment_data + list_from / analyse_from / country_breakdown_from (the Experiments page's one
     query) give the frames list_experiments / analyse_experiment / country_breakdown give."""
-    monkeypatch.setattr(ex, "USE_EXPOSURES_TABLE", use_table)
+    monkeypatch.setattr(ex.data, "USE_EXPOSURES_TABLE", use_table)
     spec = CASES[case]
     period = {"start": spec.get("start"), "end": spec.get("end"), "filters": spec.get("filters"),
               "window_minutes": 30.0}

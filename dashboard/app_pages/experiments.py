@@ -91,12 +91,15 @@ with right:
         key="exp_mde", help="The smallest relative conversion lift worth detecting; sets the days-needed estimate.",
     )
 mde = float(mde_pct) / 100.0
-stats = {"sequential": sequential, "alpha": alpha, "mde_relative": mde}
+# The experiments' recorded plans (control first, planned split): ground_truth.json / experiments.json
+# beside the send logs or in the data folder (the sandbox writes one). The analysis reads no file itself.
+plans = ex.PlanFiles(ex.plan_files(settings.send_logs_dir, settings.data_dir, settings.data_dir / "sandbox"))
+stats = {"sequential": sequential, "alpha": alpha, "mde_relative": mde, "plans": plans}
 
 # One query for the whole page (cached per period, filters and window): the list, the chosen
 # experiment's analysis and its countries are derived from it (analytics.experiments.ExperimentData).
 page_data: ex.ExperimentData = data.run(ex.experiment_data, **view.period, window_minutes=float(window))
-experiments = ex.list_from(page_data, **stats)
+experiments = ex.list_from(page_data, **stats, min_sample_size=settings.min_sample_size)
 if experiments.empty:
     st.info(
         f"No experiments between {view.start:%d %b %Y} and {view.end:%d %b %Y} with these filters. Experiments "
@@ -129,7 +132,8 @@ if requested and requested not in ids:
 chosen = st.selectbox("Experiment", ids, key="experiment", bind="query-params")
 if chosen is None:
     st.stop()
-analysis: ex.ExperimentAnalysis = ex.analyse_from(page_data, chosen, **stats)
+analysis: ex.ExperimentAnalysis = ex.analyse_from(page_data, chosen, **stats,
+                                                   min_sample_size=settings.min_sample_size)
 level = analysis.level
 row = experiments.set_index("experiment_id").loc[chosen]
 st.caption(f"`{chosen}` - {row['status']}: {row['first_day']:%d %b %Y} to {row['last_day']:%d %b %Y} "
@@ -196,7 +200,7 @@ st.caption(
     "Exploratory: with many countries some will look different by chance, so these intervals are not corrected "
     "and the verdict never uses them. Use them to plan a follow-up experiment, not to ship."
 )
-countries = ex.country_breakdown_from(page_data, chosen, 5, alpha=alpha, sequential=sequential)
+countries = ex.country_breakdown_from(page_data, chosen, 5, alpha=alpha, sequential=sequential, plans=plans)
 if countries.empty:
     st.caption("No members with a known country.")
 else:

@@ -1,0 +1,139 @@
+"""Experiments, the data half: the per-variant (and per-country) aggregates in SQL.
+
+``experiments_variant_metrics.sql`` (over attempt_facts) or ``experiments_variant_metrics_exposures.sql``
+(over the pre-shaped ``_experiment_exposures``, when it is up to date and can answer the filters): the
+same rows. ``experiment_data`` runs the one query behind a page of experiments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+
+import duckdb
+import pandas as pd
+
+from switchboard.analytics import _sql
+from switchboard.analytics.experiments.model import _ALL_TIME, _INT_COLUMNS, _SUM_COLUMNS
+from switchboard.analytics.filters import Filters
+
+# Segments for the breakdown: public name -> SQL on the first exposure (alias f). The allow-list.
+_SEGMENTS: dict[str, tuple[str, str]] = {
+    "none": ("CAST(NULL AS VARCHAR)", "CAST(NULL AS VARCHAR)"),
+    "country": ("f.country_iso2", "f.country_name"),
+}
+
+
+def _experiment_filters(filters: Filters | None) -> Filters:
+    """Drop the template and channel filters: they are what experiments vary (module docstring)."""
+    filters = filters or Filters()
+    return replace(filters, templates=(), channels=())
+
+
+# _experiment_exposures (ingest/facts.sql): the exposures pre-shaped for the per-member GROUP BY.
+# It keeps these attempt_facts columns for the filters (countries -> country_iso2, purposes ->
+# purpose; channel and template filters are dropped for experiments) and these Filters.extra ones.
+# USE_EXPOSURES_TABLE = False makes every call read attempt_facts (tests compare both paths).
+USE_EXPOSURES_TABLE = True
+EXPOSURES_TABLE = "_experiment_exposures"
+EXPOSURES_MARK = "switchboard experiment exposures v3"
+# Valid when nothing but the period and the experiment (constant per member) filters the exposures:
+# every exposure of the member lies in [start, end), so its all-time totals are the answer; or the row
+# is the member's only exposure in the period (both neighbours, in exposure order, outside it).
+_WHOLE_MEMBER = "(a.member_first_at >= $f_start AND a.member_last_at < $f_end)"
+_SINGLE_EXPOSURE = ("(a.prev_sent_at IS NULL OR a.prev_sent_at < $f_start) "
+                    "AND (a.next_sent_at IS NULL OR a.next_sent_at >= $f_end)")
+_EXPOSURES_EXTRA = frozenset({"experiment_id", "variant", "campaign_id", "region"})
+
+
+def _exposures_ready(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether this warehouse has an up-to-date ``_experiment_exposures``: it carries EXPOSURES_MARK
+    (written by this build's facts.sql) and ``_attempt_facts`` carries a comment too (facts.sql marks
+    it at the end of a refresh; a refresh by an older build replaces it without one, leaving the
+    exposures stale). False on the Parquet export, an older warehouse or a stale one."""
+    rows = dict(con.execute(
+        "SELECT table_name, comment FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND list_contains($names, table_name)",
+        {"names": [EXPOSURES_TABLE, "_attempt_facts"]}).fetchall())
+    return rows.get(EXPOSURES_TABLE) == EXPOSURES_MARK and bool(rows.get("_attempt_facts"))
+
+
+def _exposures_can_answer(con: duckdb.DuckDBPyConnection, filters: Filters) -> bool:
+    """Whether ``_experiment_exposures`` answers a call with these (experiment) filters."""
+    return (USE_EXPOSURES_TABLE and all(column in _EXPOSURES_EXTRA for column, _ in filters.extra)
+            and _exposures_ready(con))
+
+
+def _aggregates(
+    con: duckdb.DuckDBPyConnection,
+    experiment_ids: Sequence[str] | None,
+    *,
+    start: date | None,
+    end: date | None,
+    filters: Filters | None,
+    window_minutes: float | None,
+    segment: str = "none",
+) -> pd.DataFrame:
+    lo = start or _ALL_TIME[0]
+    hi = end or _ALL_TIME[1]
+    filters = _experiment_filters(filters)
+    where, params = _sql.where_for("attempt_facts", lo, hi, filters, alias="a")
+    if segment not in _SEGMENTS:
+        raise ValueError(f"Unknown segment {segment!r}; allowed: {', '.join(_SEGMENTS)}")
+    segment_sql, segment_name_sql = _SEGMENTS[segment]
+    if _exposures_can_answer(con, filters):
+        period_only = (not filters.countries and not filters.purposes
+                       and all(column == "experiment_id" for column, _ in filters.extra))
+        sql = _sql.render("experiments_variant_metrics_exposures", where=where, segment=segment_sql,
+                          segment_name=segment_name_sql, whole=_WHOLE_MEMBER if period_only else "false",
+                          single=_SINGLE_EXPOSURE if period_only else "false")
+    else:
+        sql = _sql.render("experiments_variant_metrics", where=where, segment=segment_sql,
+                          segment_name=segment_name_sql)
+    params.update(
+        all_experiments=experiment_ids is None,
+        experiment_ids=list(experiment_ids or []),
+        window_minutes=None if window_minutes is None else float(window_minutes),
+    )
+    df = con.execute(sql, params).df()
+    for c in _SUM_COLUMNS:
+        df[c] = pd.to_numeric(df[c]).astype("int64" if c in _INT_COLUMNS else "float64")
+    return df
+
+
+def _last_data_day(con: duckdb.DuckDBPyConnection) -> date | None:
+    row = con.execute("SELECT max(sent_day) FROM attempt_facts").fetchone()
+    return row[0] if row else None
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """Every experiment's per-variant aggregates in a period, per country of the first exposure
+    (``aggregates``: the ``experiments_variant_metrics.sql`` columns), and the warehouse's last day
+    of data. One query; ``list_from``, ``analyse_from`` and ``country_breakdown_from`` derive
+    ``list_experiments``, ``analyse_experiment`` and ``country_breakdown`` from it without SQL
+    (per-member counts and sums add up over countries: each member is in one, their first
+    exposure's). The Experiments page reads it once instead of grouping the exposures three times."""
+
+    aggregates: pd.DataFrame
+    last_data_day: date | None
+    start: date | None
+    end: date | None
+    window_minutes: float | None
+
+
+def experiment_data(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    filters: Filters | None = None,
+    window_minutes: float | None = None,
+) -> ExperimentData:
+    """The one query behind a page of experiments (see ``ExperimentData``); same filters as the others."""
+    df = _aggregates(con, None, start=start, end=end, filters=filters, window_minutes=window_minutes,
+                     segment="country")
+    return ExperimentData(df, _last_data_day(con) if not df.empty else None, start, end, window_minutes)
+
+
