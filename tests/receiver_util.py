@@ -30,11 +30,15 @@ class Receiver:
         if public_url:
             cmd += ["--public-url", public_url]
         env = {**os.environ, "TWILIO_AUTH_TOKEN": token}
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+        # stderr to a file, never an unread pipe: a full pipe would block the server's logging
+        self.log_path = Path(spool_dir).parent / f"receiver-{os.getpid()}-{id(self)}.log"
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
         first = self.proc.stdout.readline() if self.proc.stdout else ""
         if not first.startswith("listening on http://"):
             self.proc.kill()
-            raise RuntimeError(f"receiver did not start: {first!r} {self.proc.stderr.read() if self.proc.stderr else ''}")
+            self.proc.wait()
+            raise RuntimeError(f"receiver did not start: {first!r} {self.log_path.read_text()}")
         self.base = first.split()[2]  # http://127.0.0.1:PORT
         self.port = int(self.base.rsplit(":", 1)[1])
 
@@ -50,9 +54,9 @@ class Receiver:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        for stream in (self.proc.stdout, self.proc.stderr):
-            if stream:
-                stream.close()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        self._log.close()
 
     def __enter__(self) -> Self:
         return self

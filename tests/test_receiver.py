@@ -274,3 +274,34 @@ def test_listen_is_a_switchboard_subcommand_whose_help_explains_the_public_url()
     done = subprocess.run([sys.executable, "-m", "switchboard.cli", "listen", "--help"], capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0 and "--public-url" in done.stdout and "reverse proxy" in done.stdout
+
+
+def test_event_stream_batches_in_progress_are_bounded(receiver):
+    """32 batches whose bodies are still arriving hold every slot: the next one gets 503 + Retry-After at
+    once, and a slot frees as soon as a held batch completes."""
+    import socket
+
+    from switchboard.ingest.receiver.app import MAX_CONCURRENT_BATCHES
+
+    url, body, headers = signed_batch(f"{receiver.base}/twilio/events",
+                                      [message_event("EV" + uuid.uuid4().hex, _sid(), "sent",
+                                                     "2026-12-04T10:00:00.000Z")], TOKEN)
+    path = url.split(receiver.base, 1)[1]
+    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{receiver.port}\r\nContent-Type: application/json\r\n"
+            f"X-Twilio-Signature: {headers['X-Twilio-Signature']}\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    held = []
+    try:
+        for _ in range(MAX_CONCURRENT_BATCHES):
+            conn = socket.create_connection(("127.0.0.1", receiver.port))
+            conn.sendall(head + body[:10])  # headers and a first chunk: the handler waits for the rest
+            held.append(conn)
+        while requests.get(f"{receiver.base}/healthz", timeout=30).json()["batches_in_progress"] < len(held):
+            pass  # progress-tied wait: until the server has taken up every held batch
+        refused = requests.post(url, data=body, headers=headers, timeout=30)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+        held[0].sendall(body[10:])
+        assert held[0].recv(65536).startswith(b"HTTP/1.1 200")
+        assert requests.post(url, data=body, headers=headers, timeout=30).status_code == 200  # a duplicate now
+    finally:
+        for conn in held:
+            conn.close()

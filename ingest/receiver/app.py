@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote_plus
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from twilio.request_validator import RequestValidator
@@ -58,6 +58,10 @@ RETRY_AFTER_SECONDS = "1"
 
 class _TooLarge(Exception):
     pass
+
+
+class _Gone(Exception):
+    """The client hung up before its body arrived: nothing to store, nobody to answer."""
 
 
 @dataclass
@@ -91,11 +95,14 @@ async def _read_body(request: Request, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise _TooLarge
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _TooLarge
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise _Gone from None
     return b"".join(chunks)
 
 
@@ -133,6 +140,8 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
             pairs = parse_form(body.decode("utf-8"))
         except _TooLarge:
             return reject(413, "request body too large for a status callback", STATUS_PATH)
+        except _Gone:
+            return Response(status_code=499)  # never sent: the connection is closed
         except UnicodeDecodeError:
             return reject(400, "form body is not UTF-8", STATUS_PATH)
         signature = request.headers.get("x-twilio-signature")
@@ -163,6 +172,8 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
             text = body.decode("utf-8")
         except _TooLarge:
             return reject(413, "Event Streams batch too large", EVENTS_PATH)
+        except _Gone:
+            return Response(status_code=499)  # never sent: the connection is closed
         except UnicodeDecodeError:
             return reject(400, "body is not UTF-8", EVENTS_PATH)
         signature = request.headers.get("x-twilio-signature")
@@ -190,6 +201,7 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
             "status": "ok", "accepted": c.accepted, "duplicates": c.duplicates, "fsync_batches": c.batches,
             "busy": c.busy, "failed": c.failed, "pending_bytes": spool.pending_bytes,
             "rejected_signature": counters.rejected_signature, "rejected_request": counters.rejected_request,
+            "batches_in_progress": counters.batches_in_progress,
             "requests_ok": counters.by_path,
         })
 
