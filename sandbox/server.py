@@ -90,6 +90,13 @@ class SandboxServer:
             raise RuntimeError("server not started")
         return f"http://{self.host}:{self._httpd.server_address[1]}"
 
+    @property
+    def callback_stats(self) -> dict[str, int]:
+        """Status callbacks answered with a 2xx, given up after three tries, and still pending."""
+        cb = self._callbacks
+        with cb.lock:
+            return {"posted": cb.posted, "given_up": cb.given_up, "pending": len(cb.pending)}
+
     def senders(self, account_sid: str | None = None) -> dict[str, list[str]]:
         """The From numbers / sender IDs and messaging service sids an account may send with."""
         return self._accounts.senders(account_sid or self.account_sid)

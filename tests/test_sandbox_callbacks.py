@@ -159,6 +159,7 @@ def test_a_retry_carries_the_same_signature_and_idempotency_token(world):
     finally:
         receiver.close()
     assert receiver.answers[:2] == [500, 204]
+    assert s.callback_stats["posted"] >= 1 and s.callback_stats["given_up"] == 0
     assert first["params"] == retry["params"] and first["params"]["MessageStatus"] == "sent"
     for name in ("X-Twilio-Signature", "I-Twilio-Idempotency-Token"):
         assert first["headers"][name] == retry["headers"][name]

@@ -317,7 +317,13 @@ def test_callbacks_to_a_dead_url_do_not_break_the_server(world):
         c.messages.create(to="+5511987654321", from_="+15005550006", body="hi",
                           status_callback="http://127.0.0.1:9/nothing")
         clock.advance(3600)
-        time.sleep(0.2)
+
+        def tried_and_gave_up() -> bool:
+            clock.advance(1)  # retries come half a server-clock second and a second after a failure
+            return s.callback_stats["given_up"] == 2  # 'sent' and the final status, three tries each
+
+        assert _wait_for(tried_and_gave_up)
+        assert s.callback_stats == {"posted": 0, "given_up": 2, "pending": 0}
         assert c.messages.list(limit=1)
 
 

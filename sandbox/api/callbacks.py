@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import heapq
 import hmac
 import threading
 import urllib.error
@@ -80,23 +81,24 @@ def idempotency_token(url: str, params: Mapping[str, str]) -> str:
 class CallbackDispatcher:
     """POSTs status callbacks when the server clock reaches their time: one background
     thread, best effort, three tries each. Each is signed with the auth token of the account
-    in its ``AccountSid`` (``tokens``: account sid -> auth token)."""
+    in its ``AccountSid`` (``tokens``: account sid -> auth token). Memory holds only what is
+    pending (a heap by due time); what was sent is counted, not kept."""
 
     def __init__(self, now: Callable[[], float], tokens: Mapping[str, str] | None = None):
         self.now = now
         self.tokens = dict(tokens or {})
-        self.pending: list[tuple[float, int, str, dict[str, str], int]] = []
+        self.pending: list[tuple[float, int, str, dict[str, str], int]] = []  # heap: (when, seq, url, params, tries)
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._seq = 0
-        self.delivered: list[tuple[str, dict[str, str]]] = []
+        self.posted = 0  # callbacks the receiver answered with a 2xx
+        self.given_up = 0  # callbacks that failed three times
 
     def add(self, when: float, url: str, params: dict[str, str]) -> None:
         with self.lock:
             self._seq += 1
-            self.pending.append((when, self._seq, url, params, 0))
-            self.pending.sort(key=lambda x: (x[0], x[1]))
+            heapq.heappush(self.pending, (when, self._seq, url, params, 0))
 
     def start(self) -> None:
         if self._thread is None:
@@ -113,14 +115,22 @@ class CallbackDispatcher:
     def _run(self) -> None:
         while not self._stop.wait(0.05):
             now = self.now()
-            with self.lock:
-                due = [p for p in self.pending if p[0] <= now]
-                self.pending = [p for p in self.pending if p[0] > now]
-            for _when, seq, url, params, tries in due:
-                if not self._post(url, params) and tries < 2:
+            for _when, seq, url, params, tries in self._due(now):
+                if self._post(url, params):
+                    self.posted += 1
+                elif tries < 2:
                     with self.lock:
-                        self.pending.append((now + 0.5 * (tries + 1), seq, url, params, tries + 1))
-                        self.pending.sort(key=lambda x: (x[0], x[1]))
+                        heapq.heappush(self.pending, (now + 0.5 * (tries + 1), seq, url, params, tries + 1))
+                else:
+                    self.given_up += 1
+
+    def _due(self, now: float) -> list[tuple[float, int, str, dict[str, str], int]]:
+        """Take the callbacks due at ``now``, in (time, creation) order."""
+        with self.lock:
+            due = []
+            while self.pending and self.pending[0][0] <= now:
+                due.append(heapq.heappop(self.pending))
+            return due
 
     def _post(self, url: str, params: dict[str, str]) -> bool:
         data = urlencode(params).encode()
@@ -138,6 +148,4 @@ class CallbackDispatcher:
                 ok = 200 <= resp.status < 300
         except (urllib.error.URLError, OSError, ValueError):
             return False
-        if ok:
-            self.delivered.append((url, params))
         return ok
