@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 from twilio.rest import Client
@@ -50,9 +49,6 @@ from switchboard.sender.web import (
     web_target,
 )
 
-if TYPE_CHECKING:
-    from switchboard.analytics.filters import Filters
-
 __all__ = [
     "USER_ERRORS",
     "Campaign",
@@ -78,7 +74,7 @@ __all__ = [
     "problem_lines",
     "preview_campaign",
     "refused_files",
-    "results_filters",
+    "results_filter_extra",
     "run_campaign",
     "safe_text",
     "send_from_web",
@@ -249,11 +245,11 @@ def dashboard_filters(campaign_id: str) -> dict[str, str]:
     return {"campaign_id": campaign_id}
 
 
-def results_filters(campaign_id: str) -> Filters:
-    """The analytics filter for this campaign's results (``analytics.filters.Filters``, extra campaign_id)."""
-    from switchboard.analytics.filters import Filters
+def results_filter_extra(campaign_id: str) -> tuple[tuple[str, str], ...]:
+    """The ``extra`` of the analytics filter for this campaign's results: ``Filters(extra=...)``.
 
-    return Filters(extra=(("campaign_id", campaign_id),))
+    Plain data, so the sender imports nothing above ``core``; the dashboard builds the filter."""
+    return (("campaign_id", campaign_id),)
 
 
 def paths(data_dir: str | Path, campaign_id: str) -> dict[str, Path]:

@@ -374,3 +374,27 @@ def test_a_base_url_with_credentials_is_shown_redacted(
     assert sandbox.auth_token not in shown and sandbox.account_sid not in shown
     assert f"via Sandbox at http://***@{host}" in at.checkbox[0].label
     assert api.safe_text(f"failed at {leaky}/x for +447700900123") == f"failed at http://***@{host}/x for +44 7•••• ••123"
+
+
+def _imports(path: Path) -> set[str]:
+    import ast
+
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(a.name for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.update(f"{node.module}.{a.name}" for a in node.names)
+    return {n for n in names if n.startswith("switchboard.")}
+
+
+def test_the_page_calls_only_sender_api_and_the_sender_only_core() -> None:
+    """Issue 14: the Send page's sender code lives behind sender.api; the sender imports nothing sideways."""
+    root = Path(__file__).resolve().parents[1]
+    page = _imports(root / "dashboard" / "app_pages" / "send_campaign.py")
+    sender_uses = {n for n in page if n.startswith("switchboard.sender")}
+    assert sender_uses and all(n.startswith(("switchboard.sender.api", "switchboard.sender.api.")) for n in sender_uses
+                               ), sender_uses
+    for module in sorted((root / "sender").glob("*.py")):
+        upward = {n for n in _imports(module) if not n.startswith(("switchboard.core", "switchboard.sender"))}
+        assert not upward, f"{module.name} imports {upward}"

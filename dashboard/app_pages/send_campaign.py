@@ -293,7 +293,7 @@ def results_query(campaign: Campaign) -> dict[str, str | list[str]]:
     """Query-string of a link that opens the dashboard filtered to exactly this campaign.
 
     ``sender.api.dashboard_filters``: ``campaign_id=<id>``, which the sidebar applies to every
-    page as ``Filters(extra=(("campaign_id", id),))`` (``sender.api.results_filters``) and shows
+    page as ``Filters(extra=(("campaign_id", id),))`` (``sender.api.results_filter_extra``) and shows
     as a removable "Campaign: <id> ✕" filter.
     """
     return dict(api.dashboard_filters(campaign.id))
