@@ -12,6 +12,7 @@ from __future__ import annotations
 import glob as globlib
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -125,3 +126,19 @@ def ingest_bulk_export(
             on_file(counts[0])
     result.detail = f"{done} of {len(files)} file(s) loaded"
     return result
+
+
+@dataclass
+class BulkExportSource:
+    """BulkExport day files behind the source protocol (:class:`runs.Source`); skipped when the folder is absent."""
+
+    folder: Path
+    name: str = "bulk-export"
+
+    def run(self, con: duckdb.DuckDBPyConnection, ctx: runs.RunContext) -> None:
+        if not self.folder.is_dir():
+            ctx.result.status = "skipped"
+            ctx.result.detail = f"no folder {self.folder}"
+            return
+        ingest_bulk_export(con, self.folder, ctx.run_id, ctx.result, full_refresh=ctx.full_refresh,
+                           on_file=ctx.progress)

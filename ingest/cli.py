@@ -16,8 +16,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", default=None, help="read Twilio records sent before this date (YYYY-MM-DD)")
     parser.add_argument("--full-refresh", action="store_true",
                         help="ignore cursors and loaded-file records: read everything again (upserts, no duplicates)")
-    parser.add_argument("--lag-hours", type=float, default=None,
-                        help="re-read this many hours before the cursor (default: setting lag_hours, 72)")
+    parser.add_argument("--lag-hours", type=float, default=None, metavar="H",
+                        help="re-read this many hours before the cursor, a number >= 0 (default: setting lag_hours, "
+                             "72)")
     parser.add_argument("--send-logs", action="append", default=None, metavar="GLOB",
                         help="send-log/conversion files to load (repeatable; default data/send_logs/sends-* and "
                              "conversions-*)")
@@ -42,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     )
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)
+    elif any(r.warnings for r in report.results):  # --quiet still says what the user should know
+        for r in report.results:
+            for warning in r.warnings:
+                print(f"switchboard ingest: warning: {r.source}: {warning}", file=sys.stderr)
     if any(r.auth_failed for r in report.results):
         return 2
     return 0 if report.ok else 1

@@ -1,12 +1,15 @@
-"""What every source shares: its transactions, ``ingest_runs`` rows, rejects, file records and the run report."""
+"""What every source shares: the source protocol and its run context, transactions, ``ingest_runs`` rows,
+rejects, file records and the run report."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import duckdb
 
@@ -27,6 +30,7 @@ class SourceResult:
     cursor: str | None = None
     error: str | None = None
     detail: str = ""
+    warnings: list[str] = field(default_factory=list)  # not failures, but the user should know (printed even --quiet)
     auth_failed: bool = False  # Twilio refused the credentials: the CLI exits 2
 
     @property
@@ -46,9 +50,33 @@ class SourceResult:
                 text += f" ({self.pending_gone:,} not found upstream, kept)"
         if self.deleted:
             text += f"  {self.deleted:,} row(s) deleted (gone from the source)"
+        for warning in self.warnings:
+            text += f"\n{'':<13}warning: {warning}"
         if self.error:
-            text += f"\n{'':<13}error: {self.error}"
+            text += f"\n{'':<13}error: {redact(self.error)}"
         return text
+
+
+@dataclass
+class RunContext:
+    """What a source needs to know about the run it is part of (as dlt hands its sources a context)."""
+
+    run_id: int  # this source's row in ingest_runs
+    result: SourceResult  # counts, status, cursor, warnings: the source fills it in
+    lag: timedelta  # re-read this much before the cursor
+    since: datetime | None = None  # an explicit window (UTC); None: unbounded on that side
+    until: datetime | None = None
+    full_refresh: bool = False  # read everything again and delete what the source no longer holds
+    progress: Callable[[int], None] = lambda n: None  # records read since the last call (the progress bar)
+
+
+class Source(Protocol):
+    """One kind of input. ``run`` loads it into the ingest database, committing as it goes (every page or
+    file whole, with its audit counts), fills ``ctx.result``, and raises only for what stops the source."""
+
+    name: str
+
+    def run(self, con: duckdb.DuckDBPyConnection, ctx: RunContext) -> None: ...
 
 
 @dataclass
@@ -86,6 +114,15 @@ class IngestReport:
         return f"{'ok' if self.ok else 'FAILED'}: {parts}"
 
 
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
+
+
+def redact(text: str) -> str:
+    """Credentials in any URL inside ``text`` (``http://AC…:TOKEN@host``) become ``***``: every error ingest
+    prints or stores in ``ingest_runs.error`` passes here (an SDK or requests message may quote its URL)."""
+    return _USERINFO.sub(r"\1***@", text)
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -97,6 +134,15 @@ def start_run(con: duckdb.DuckDBPyConnection, source: str, cursor_before: str | 
         [run_id, source, now(), cursor_before],
     )
     return int(run_id)
+
+
+def mark_interrupted(con: duckdb.DuckDBPyConnection) -> int:
+    """Runs still ``running`` were killed (the caller holds the ingest database's lock, so none is alive):
+    they become ``interrupted``. Returns how many."""
+    return int(con.execute(
+        """UPDATE ingest_runs SET status = 'interrupted', finished_at = coalesce(finished_at, ?),
+                  error = coalesce(error, 'killed or crashed before it finished; found by the next run')
+           WHERE status = 'running'""", [now()]).fetchall()[0][0])
 
 
 def progress_run(con: duckdb.DuckDBPyConnection, run_id: int, result: SourceResult) -> None:
@@ -113,7 +159,7 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: int, result: SourceResult
         """UPDATE ingest_runs SET finished_at = ?, status = ?, rows_read = ?, rows_loaded = ?, rows_rejected = ?,
                   rows_deleted = ?, cursor_after = ?, error = ? WHERE run_id = ?""",
         [now(), result.status, result.read, result.loaded, result.rejected, result.deleted, result.cursor,
-         result.error, run_id],
+         redact(result.error) if result.error else None, run_id],
     )
 
 

@@ -92,7 +92,7 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
     source         VARCHAR NOT NULL,
     started_at     TIMESTAMPTZ NOT NULL,
     finished_at    TIMESTAMPTZ,
-    status         VARCHAR NOT NULL,   -- running | ok | failed
+    status         VARCHAR NOT NULL,   -- running | ok | failed | skipped | interrupted (killed; marked by the next run)
     rows_read      BIGINT DEFAULT 0,
     rows_loaded    BIGINT DEFAULT 0,
     rows_rejected  BIGINT DEFAULT 0,

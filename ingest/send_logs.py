@@ -1,34 +1,43 @@
 """Internal send logs and conversion events: JSONL, CSV and Parquet files into the warehouse.
 
-Everything runs in DuckDB (its own ``read_json`` / ``read_csv`` / ``read_parquet``): the
-file is read as text columns, validated in SQL (one ``CASE`` gives each bad row its
-reason), and in one transaction the good rows replace any earlier rows with the same
-``event_id`` (delete, then insert), the bad ones go to ``rejects`` with their raw text,
-and the file's size and mtime go to ``ingest_files``. So:
+Everything that can run in DuckDB does: the file is read as text columns, validated in SQL
+(one ``CASE`` gives each bad row its reason, plausibility bounds included: see
+``ingest/bounds.py``), and in one transaction the file's rows replace what it held before
+and any earlier rows with the same ``event_id``; the bad ones go to ``rejects`` with their
+raw text and line number, and the file's size and mtime go to ``ingest_files``. So:
 
-* a file is loaded once; a file that grew (or changed) is loaded again, whole, safely:
-  its rows replace themselves and its previous rejects are replaced by the new ones;
+* **a file is the source of truth for its rows**: loaded again (it grew, or was rewritten),
+  its previous rows are deleted and its current rows inserted, so a removed row or a
+  corrected ``event_id`` disappears; its previous rejects are replaced by the new ones;
 * a run killed at any point leaves each file either fully loaded or not at all;
-* ``loaded + rejected == read`` for every file (blank lines are not records).
+* every record is loaded or rejected with its line number, and ``loaded + rejected == read``
+  for every file (blank lines are not records). One invalid UTF-8 byte, one over-long line or
+  one CSV record with a stray quote costs that record only (``ingest/lines.py`` reads such
+  files record by record); a file that cannot be read at all is one reject, counted, and
+  fails the source (exit status 1);
+* ``--full-refresh`` reloads every file and deletes the rows, rejects and file records of
+  files that no longer exist;
+* every value in the SQL is bound (paths, run ids, source names); only column names,
+  which are constants here, are part of the text.
 
-JSONL takes a fast path (``read_json`` with every column as VARCHAR); when DuckDB's
-reader refuses the file (a malformed or truncated line), the file is read again line by
-line as plain text and each line parsed with ``json_valid``/``from_json``, so a bad line
-becomes a reject with its line number instead of failing the file.
+Clean JSONL and Parquet files load in batches (:func:`load_batch`); a batch with any bad
+record is redone file by file (:func:`load_file`), where records are numbered.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import fnmatch
 import glob as globlib
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import numpy as np
 
-from switchboard.ingest import runs
+from switchboard.ingest import bounds, lines, runs
 
 SEND_COLUMNS = (
     "event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
@@ -74,6 +83,7 @@ _SEND_REASON = f"""CASE
     WHEN {_is_container('user_id')} THEN 'user_id is not a string'
     WHEN {_blank('sent_at')} THEN 'missing sent_at'
     WHEN TRY_CAST(sent_at AS TIMESTAMPTZ) IS NULL THEN 'bad sent_at timestamp: ' || left(sent_at, 60)
+    {bounds.timestamp_out_of_bounds('TRY_CAST(sent_at AS TIMESTAMPTZ)', 'sent_at', 'sent_at')}
     WHEN channel IS NULL THEN 'missing channel'
     WHEN channel NOT IN ('sms', 'voice', 'push', 'email') THEN 'unknown channel: ' || left(channel, 60)
     WHEN country IS NOT NULL AND NOT regexp_full_match(country, '[A-Za-z]{{2}}')
@@ -94,6 +104,7 @@ _CONV_REASON = f"""CASE
     WHEN {_blank('conversion_type')} THEN 'missing conversion_type'
     WHEN {_blank('occurred_at')} THEN 'missing occurred_at'
     WHEN TRY_CAST(occurred_at AS TIMESTAMPTZ) IS NULL THEN 'bad occurred_at timestamp: ' || left(occurred_at, 60)
+    {bounds.timestamp_out_of_bounds('TRY_CAST(occurred_at AS TIMESTAMPTZ)', 'occurred_at', 'occurred_at')}
 END"""
 
 _CONV_SELECT = "event_id, user_id, conversion_type, TRY_CAST(occurred_at AS TIMESTAMPTZ) AS occurred_at"
@@ -116,185 +127,215 @@ def format_of(path: str) -> str | None:
     return FORMATS.get(Path(path).suffix.lower())
 
 
+
 def default_globs(send_logs_dir: Path) -> list[str]:
     return [str(send_logs_dir / "sends-*"), str(send_logs_dir / "conversions-*")]
 
 
+# --------------------------------------------------------------------------- finding files
+
+
+def _glob(pattern: str) -> Iterator[str]:
+    """``glob.glob(pattern, recursive=True)`` without its flaw: a symlink loop under ``**`` (a link to
+    ``.``) made it recurse until the path grew too long. Here ``**`` enters each real directory once
+    (by device and inode), symlinked or not; names starting with a dot match only patterns that do."""
+    parts = pattern.split(os.sep)
+    i = next((k for k, part in enumerate(parts) if globlib.has_magic(part)), len(parts))
+    if i == len(parts):
+        if os.path.exists(pattern):
+            yield pattern
+        return
+    root = os.sep.join(parts[:i]) or (os.sep if pattern.startswith(os.sep) else os.curdir)
+    yield from _match(root, parts[i:], set(), prefix=os.sep.join(parts[:i]))
+
+
+def _match(directory: str, rest: list[str], seen: set[tuple[int, int]], prefix: str) -> Iterator[str]:
+    if not rest:
+        yield prefix
+        return
+    head, tail = rest[0], rest[1:]
+    if head == "**":
+        try:
+            st = os.stat(directory)
+        except OSError:
+            return
+        if (st.st_dev, st.st_ino) in seen:  # entered already (a loop, or two links to one folder)
+            return
+        seen.add((st.st_dev, st.st_ino))
+        yield from _match(directory, tail, seen, prefix)
+        if not tail:  # a trailing ** matches every file below too
+            yield from (os.path.join(prefix, n) for n in _names(directory, "*")
+                        if not os.path.isdir(os.path.join(directory, n)))
+        for name in _names(directory, "*"):
+            sub = os.path.join(directory, name)
+            if os.path.isdir(sub):
+                yield from _match(sub, rest, seen, os.path.join(prefix, name) if prefix else name)
+        return
+    for name in _names(directory, head) if globlib.has_magic(head) else [head]:
+        path = os.path.join(directory, name)
+        if (tail and os.path.isdir(path)) or (not tail and os.path.lexists(path)):
+            yield from _match(path, tail, seen, os.path.join(prefix, name) if prefix else name)
+
+
+def _names(directory: str, pattern: str) -> list[str]:
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    hidden = pattern.startswith(".")
+    return [n for n in names if fnmatch.fnmatchcase(n, pattern) and (hidden or not n.startswith("."))]
+
+
+def discover_each(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(files of known formats matched by the globs, each real file once, sends before conversions;
+    the patterns that matched no such file). A file reached through two paths (a symlink) is
+    loaded once, under the shorter path."""
+    found: dict[str, str] = {}  # real path -> path loaded
+    unmatched = []
+    for pattern in patterns:
+        hit = False
+        for p in _glob(os.path.expanduser(pattern)):
+            if os.path.isfile(p) and format_of(p):
+                hit = True
+                path, real = os.path.abspath(p), os.path.realpath(p)
+                if real not in found or (len(path), path) < (len(found[real]), found[real]):
+                    found[real] = path
+        if not hit:
+            unmatched.append(pattern)
+    files = sorted(found.values(), key=lambda p: (kind_of(p).name != "send_log", p))
+    return files, unmatched
+
+
 def discover(patterns: Iterable[str]) -> list[str]:
     """Files matched by the globs, known formats only, oldest name first (sends before conversions)."""
-    found: set[str] = set()
-    for pattern in patterns:
-        for p in globlib.glob(os.path.expanduser(pattern), recursive=True):
-            if os.path.isfile(p) and format_of(p):
-                found.add(os.path.abspath(p))
-    return sorted(found, key=lambda p: (kind_of(p).name != "send_log", p))
+    return discover_each(patterns)[0]
 
 
-# --------------------------------------------------------------------------- relations over one file
+# --------------------------------------------------------------------------- one file, record by record
 
 
-def _text_relation(con: duckdb.DuckDBPyConnection, path: str, kind: Kind, fmt: str) -> str:
-    """SQL of a relation with every column of ``kind`` as VARCHAR, for the fast readers."""
-    lit = _quote(path)
+def _stage_file(con: duckdb.DuckDBPyConnection, path: str, kind: Kind, fmt: str) -> None:
+    """Temp table ``_rows``: the kind's columns as text, ``line``, ``raw`` (for records that did not
+    parse) and ``parse_error``. Raises duckdb.Error or OSError when the file cannot be read at all."""
     if fmt == "parquet":
-        present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({lit})").fetchall()}
+        present = {r[0] for r in con.execute("DESCRIBE SELECT * FROM read_parquet($path)", {"path": path}).fetchall()}
         cols = ", ".join(
-            (f'CAST("{c}" AS VARCHAR) AS {c}' if c in present else f"NULL::VARCHAR AS {c}") for c in kind.columns
-        )
-        return f"SELECT {cols} FROM read_parquet({lit})"
+            (f'CAST("{c}" AS VARCHAR) AS {c}' if c in present else f"NULL::VARCHAR AS {c}") for c in kind.columns)
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE _rows AS
+                SELECT {cols}, file_row_number + 1 AS line, NULL::VARCHAR AS raw, NULL::VARCHAR AS parse_error
+                FROM read_parquet($path, file_row_number = true)""", {"path": path})
+        return
     if fmt == "csv":
-        present = {
-            r[0]
-            for r in con.execute(
-                f"DESCRIBE SELECT * FROM read_csv({lit}, header=true, all_varchar=true, delim=',', quote='\"', ignore_errors=true)"
-            ).fetchall()
-        }
-        cols = ", ".join((f'"{c}" AS {c}' if c in present else f"NULL::VARCHAR AS {c}") for c in kind.columns)
-        return (
-            f"SELECT {cols} FROM read_csv({lit}, header=true, all_varchar=true, delim=',', quote='\"', ignore_errors=true, "
-            "store_rejects=true, rejects_table='_csv_rejects', rejects_scan='_csv_scans')"
-        )
-    spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in kind.columns) + "}"
-    return f"SELECT {', '.join(kind.columns)} FROM read_json({lit}, format='newline_delimited', columns={spec})"
-
-
-def _line_relation(path: str, kind: Kind) -> str:
-    """Each non-blank line of a JSONL file as text, parsed on its own: nothing can fail the read."""
+        staged = lines.csv_table(lambda: open(path, "rb"), kind.columns)
+        con.register("_rows_arrow", staged)
+        con.execute("CREATE OR REPLACE TEMP TABLE _rows AS SELECT * EXCLUDE (problem), problem AS parse_error "
+                    "FROM _rows_arrow")
+        con.unregister("_rows_arrow")
+        return
+    staged, damage = lines.lines_table(lambda: open(path, "rb"))
+    if damage:
+        raise OSError(damage)
     struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in kind.columns) + "}"
-    cols = ", ".join(f"j.{c} AS {c}" for c in kind.columns)
-    return f"""
-        SELECT {cols}, line, raw,
-               CASE WHEN NOT ok THEN 'malformed JSON (truncated or invalid line)'
-                    WHEN j IS NULL THEN 'not a JSON object' END AS parse_error
-        FROM (
-            SELECT raw, line, ok,
-                   CASE WHEN ok AND json_type(raw) = 'OBJECT' THEN from_json(raw, '{struct}') END AS j
+    con.register("_lines_arrow", staged)
+    con.execute(
+        f"""CREATE OR REPLACE TEMP TABLE _rows AS
+            SELECT {', '.join(f'j.{c} AS {c}' for c in kind.columns)}, line, raw,
+                   CASE WHEN problem IS NOT NULL THEN problem
+                        WHEN NOT ok THEN 'malformed JSON (truncated or invalid line)'
+                        WHEN j IS NULL THEN 'not a JSON object' END AS parse_error
             FROM (
-                SELECT column0 AS raw, row_number() OVER () AS line, coalesce(json_valid(column0), false) AS ok
-                FROM read_csv({_quote(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0) || chr(31) || chr(30) || chr(0),
-                              quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=10000000)
-            )
-            WHERE raw IS NOT NULL AND trim(raw, chr(32) || chr(9) || chr(13)) <> ''
-        )"""
-
-
-def _quote(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
-
-
-# --------------------------------------------------------------------------- loading
+                SELECT line, raw, problem, ok,
+                       CASE WHEN ok AND json_type(raw) = 'OBJECT' THEN from_json(raw, $struct) END AS j
+                FROM (SELECT *, problem IS NULL AND coalesce(json_valid(raw), false) AS ok FROM _lines_arrow)
+            )""", {"struct": struct})
+    con.unregister("_lines_arrow")
 
 
 @dataclass
 class FileOutcome:
     path: str
-    status: str  # loaded | skipped
+    status: str  # loaded | skipped | unreadable
     read: int = 0
     loaded: int = 0
     rejected: int = 0
+    error: str | None = None
 
 
 def load_file(
     con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source: str = "send-logs", force: bool = False
 ) -> FileOutcome:
-    """Load one file in one transaction (see the module docstring)."""
+    """Load one file in one transaction, record by record (see the module docstring). A file that cannot
+    be read at all is an ``unreadable`` outcome: one reject, counted as one record read and rejected."""
     st = os.stat(path)  # taken before reading: if the file grows meanwhile, the next run reloads it
     known = next(iter(con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchall()), None)
     if known and not force and known[0] == st.st_size and known[1] == st.st_mtime:
         return FileOutcome(path, "skipped")
     kind, fmt = kind_of(path), format_of(path)
     assert fmt is not None
+    try:
+        _stage_file(con, path, kind, fmt)  # outside the transaction: a reader error cannot abort it
+    except (duckdb.Error, OSError) as exc:
+        return _unreadable(con, path, run_id, source, f"{type(exc).__name__}: {exc}")
     with runs.transaction(con):
-        try:
-            outcome = _load_fast(con, path, run_id, kind, fmt, source)
-        except duckdb.Error:
-            if fmt != "jsonl":
-                raise
-            con.execute("ROLLBACK")
-            con.execute("BEGIN")
-            outcome = _load_lines(con, path, run_id, kind, source)
-        runs.record_file(con, path, st, outcome.loaded, run_id)
-    return outcome
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS "
+                    f"SELECT *, coalesce(parse_error, {kind.reason_sql}) AS reason FROM _rows")
+        loaded = _replace_rows(con, path, run_id, kind)
+        rejected = _replace_rejects(con, path, run_id, kind, source)
+        runs.record_file(con, path, st, loaded, run_id)
+        con.execute("DROP TABLE _checked")
+    con.execute("DROP TABLE IF EXISTS _rows")
+    return FileOutcome(path, "loaded", loaded + rejected, loaded, rejected)
 
 
-def _replace_rows(
-    con: duckdb.DuckDBPyConnection, good_sql: str, path: str, run_id: int, kind: Kind
-) -> int:
-    """Upsert by event_id: delete rows the file redefines, insert the file's rows, keep the last duplicate."""
-    con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM ({good_sql}))")
+def _unreadable(con: duckdb.DuckDBPyConnection, path: str, run_id: int, source: str, why: str) -> FileOutcome:
+    """The file stays unrecorded in ``ingest_files`` (the next run tries again); its one reject says why."""
+    with runs.transaction(con):
+        con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [source, path])
+        runs.add_rejects(con, run_id, source, path, [(None, None, f"unreadable file: {why}"[:2000])])
+    return FileOutcome(path, "unreadable", 1, 0, 1, why)
+
+
+def _replace_rows(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Kind) -> int:
+    """The file's previous rows go (the file is the source of truth for its rows), then earlier rows of
+    the same events from other files; the file's good rows go in, the last of a duplicate winning."""
+    con.execute(f"DELETE FROM {kind.table} WHERE source_file = $path", {"path": path})
+    con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM _checked WHERE reason IS NULL)")
     n = con.execute(
         f"INSERT INTO {kind.table} ({_insert_columns(kind)}) "
-        f"SELECT {kind.select_sql}, {_quote(path)}, {int(run_id)} FROM ({good_sql})"
+        f"SELECT {kind.select_sql}, $path, $run_id FROM _checked WHERE reason IS NULL ORDER BY line",
+        {"path": path, "run_id": run_id},
     ).fetchall()[0][0]
-    dups = con.execute(
-        f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE source_file = ? AND ingest_run_id = ?",
-        [path, run_id],
-    ).fetchall()[0][0]
-    if dups:  # the same event twice in one file: the later line wins, as it would across files
+    _drop_duplicates(con, kind, {"paths": [path], "run_id": run_id})
+    return int(n)
+
+
+def _drop_duplicates(con: duckdb.DuckDBPyConnection, kind: Kind, params: dict[str, object]) -> None:
+    """The same event twice among this load's rows: the later file/line wins, as it would across files."""
+    ours = f"(ingest_run_id = $run_id AND list_contains($paths, source_file))"
+    dups = con.execute(f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE {ours}",
+                       params).fetchall()[0][0]
+    if dups:
         con.execute(
             f"""DELETE FROM {kind.table} WHERE rowid IN (
                     SELECT rid FROM (
                         SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid DESC) AS rn
-                        FROM {kind.table} WHERE source_file = ? AND ingest_run_id = ?)
-                    WHERE rn > 1)""",
-            [path, run_id],
-        )
-    return int(n)
+                        FROM {kind.table} WHERE {ours})
+                    WHERE rn > 1)""", params)
 
 
-def _replace_rejects(con: duckdb.DuckDBPyConnection, rejects_sql: str, path: str, run_id: int, source: str) -> int:
+def _raw_json(kind: Kind) -> str:
+    return "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
+
+
+def _replace_rejects(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Kind, source: str) -> int:
     con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [source, path])
-    return int(
-        con.execute(
-            f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
-                SELECT nextval('reject_seq'), {int(run_id)}, {_quote(source)}, {_quote(path)}, line, raw, reason
-                FROM ({rejects_sql})"""
-        ).fetchall()[0][0]
-    )
-
-
-def _load_fast(
-    con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Kind, fmt: str, source: str
-) -> FileOutcome:
-    rel = _text_relation(con, path, kind, fmt)
-    if fmt == "csv":  # read once: the reader's own rejects are collected per scan
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _csv AS {rel}")
-        rel = "SELECT * FROM _csv"
-    checked = f"SELECT *, {kind.reason_sql} AS reason FROM ({rel})"
-    loaded = _replace_rows(con, f"SELECT * FROM ({checked}) WHERE reason IS NULL", path, run_id, kind)
-    raw_json = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
-    numbered = f"SELECT *, row_number() OVER () AS line FROM ({checked})"
-    rejects_sql = f"SELECT line, {raw_json} AS raw, reason FROM ({numbered}) WHERE reason IS NOT NULL"
-    rejected = _replace_rejects(con, rejects_sql, path, run_id, source)
-    if fmt == "csv":  # rows DuckDB's CSV reader could not split into the header's columns
-        rejected += _csv_reader_rejects(con, path, run_id, source)
-    return FileOutcome(path, "loaded", loaded + rejected, loaded, rejected)
-
-
-def _csv_reader_rejects(con: duckdb.DuckDBPyConnection, path: str, run_id: int, source: str) -> int:
-    try:
-        rows = con.execute(
-            "SELECT line, csv_line, error_type || ': ' || error_message FROM _csv_rejects"
-        ).fetchall()
-    except duckdb.Error:
-        return 0
-    con.execute("DROP TABLE IF EXISTS _csv")
-    con.execute("DROP TABLE IF EXISTS _csv_rejects")
-    con.execute("DROP TABLE IF EXISTS _csv_scans")
-    runs.add_rejects(con, run_id, source, path, [(int(r[0]), r[1], f"malformed CSV row ({r[2]})") for r in rows])
-    return len(rows)
-
-
-def _load_lines(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Kind, source: str) -> FileOutcome:
-    lines = _line_relation(path, kind)
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _lines AS {lines}")  # one parse, two uses
-    checked = f"SELECT *, coalesce(parse_error, {kind.reason_sql}) AS reason FROM _lines"
-    loaded = _replace_rows(con, f"SELECT * FROM ({checked}) WHERE reason IS NULL", path, run_id, kind)
-    rejected = _replace_rejects(
-        con, f"SELECT line, raw, reason FROM ({checked}) WHERE reason IS NOT NULL", path, run_id, source
-    )
-    con.execute("DROP TABLE _lines")
-    return FileOutcome(path, "loaded", loaded + rejected, loaded, rejected)
+    return int(con.execute(
+        f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
+            SELECT nextval('reject_seq'), $run_id, $source, $path, line, coalesce(raw, {_raw_json(kind)}), reason
+            FROM _checked WHERE reason IS NOT NULL ORDER BY line""",
+        {"run_id": run_id, "source": source, "path": path},
+    ).fetchall()[0][0])
 
 
 # --------------------------------------------------------------------------- batches of files
@@ -302,10 +343,6 @@ def _load_lines(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Ki
 
 BATCH_FILES = 64
 BATCH_BYTES = {"jsonl": 512 << 20, "parquet": 96 << 20}  # ~2M rows: one table scan per upsert, bounded memory
-
-
-def _list_literal(paths: list[str]) -> str:
-    return "[" + ", ".join(_quote(p) for p in paths) + "]"
 
 
 class _HasRejects(duckdb.Error):
@@ -318,12 +355,39 @@ _LINE_COUNTER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name
 def _count_lines(path: str) -> int:
     """Lines in a file (a last line without a newline counts), at memory speed. A JSONL record is one
     line, so a batch whose inserted rows equal its files' lines had no reject and no blank line."""
-    n, last = 0, b"\n"
+    return _scan_lines(path)[0]
+
+
+def _scan_lines(path: str) -> tuple[int, int]:
+    """(lines, bytes of the longest line, newline included) in one pass, vectorised (numpy)."""
+    n, longest, run = 0, 0, 0  # run: bytes since the last newline
+    last = b"\n"
     with open(path, "rb") as f:
         while chunk := f.read(16 << 20):
-            n += chunk.count(b"\n")
+            ends = np.flatnonzero(np.frombuffer(chunk, np.uint8) == 10)
+            if len(ends):
+                longest = max(longest, run + int(ends[0]) + 1,
+                              int(np.diff(ends).max()) if len(ends) > 1 else 0)
+                run = len(chunk) - int(ends[-1]) - 1
+            else:
+                run += len(chunk)
+            n += len(ends)
             last = chunk[-1:]
-    return n + (last != b"\n")
+    return n + (last != b"\n"), max(longest, run)
+
+
+def _batch_relation(con: duckdb.DuckDBPyConnection, kind: Kind, fmt: str, files: list[str]) -> str:
+    """SQL (over the bound list ``$files``) of the batch's records as text columns, ``filename``, ``line``."""
+    if fmt == "parquet":
+        present = {r[0] for r in con.execute(
+            "DESCRIBE SELECT * FROM read_parquet($files, union_by_name = true)", {"files": files}).fetchall()}
+        cols = ", ".join(
+            (f'CAST("{c}" AS VARCHAR) AS {c}' if c in present else f"NULL::VARCHAR AS {c}") for c in kind.columns)
+        return (f"SELECT {cols}, filename, file_row_number + 1 AS line FROM read_parquet($files, "
+                "union_by_name = true, filename = true, file_row_number = true)")
+    spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in kind.columns) + "}"
+    return (f"SELECT {', '.join(kind.columns)}, filename, NULL::BIGINT AS line "
+            f"FROM read_json($files, format='newline_delimited', columns={spec}, filename = true)")
 
 
 def load_batch(
@@ -337,79 +401,65 @@ def load_batch(
     half the time at 10M rows). Whether any row was bad is known from the count inserted
     against the files' own counts (Parquet metadata; JSONL lines, one record per line): only
     then are the files read again, for the rejects (Parquet, with row numbers), or, for JSONL,
-    the batch is rolled back and redone file by file, where lines are numbered. Earlier rows
-    with the same event_id (earlier files, earlier runs, a grown file's previous load) are
-    deleted after the insert, found through this batch's rows (``ingest_run_id`` and
-    ``source_file``), so the files are not read a second time for them either.
+    the batch is rolled back and redone file by file, where lines are numbered. The files'
+    previous rows are deleted first (a file is the source of truth for its rows); earlier rows
+    with the same event_id in other files are deleted after the insert, found through this
+    batch's rows (``ingest_run_id`` and ``source_file``), so the files are not read again for them.
 
     Raises duckdb.Error (rolled back) when DuckDB's reader refuses any of them; the caller
     then loads them one by one, where a bad line becomes a reject.
     """
-    files = _list_literal(paths)
-    ours = f"(ingest_run_id = {int(run_id)} AND source_file IN ({', '.join(_quote(p) for p in paths)}))"
+    params: dict[str, object] = {"files": paths, "run_id": run_id}
+    rel = _batch_relation(con, kind, fmt, paths)
     if fmt == "parquet":
-        present = {r[0] for r in con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({files}, union_by_name = true)").fetchall()}
-        cols = ", ".join(
-            (f'CAST("{c}" AS VARCHAR) AS {c}' if c in present else f"NULL::VARCHAR AS {c}") for c in kind.columns)
-        rel = (f"SELECT {cols}, filename, file_row_number + 1 AS line FROM read_parquet({files}, "
-               "union_by_name = true, filename = true, file_row_number = true)")
         expected = {f: int(n) for f, n in con.execute(
-            f"SELECT file_name, sum(num_rows) FROM parquet_file_metadata({files}) GROUP BY 1").fetchall()}
-    else:
-        spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in kind.columns) + "}"
-        rel = (f"SELECT {', '.join(kind.columns)}, filename, NULL::BIGINT AS line "
-               f"FROM read_json({files}, format='newline_delimited', columns={spec}, filename = true)")
-        # counted in a thread while DuckDB reads (its execute releases the GIL): ~15% of a JSONL load otherwise
-        counting = _LINE_COUNTER.submit(lambda: {p: _count_lines(p) for p in paths})
-    raw_json = "to_json(struct_pack(" + ", ".join(f"{c} := {c}" for c in kind.columns) + "))::VARCHAR"
+            "SELECT file_name, sum(num_rows) FROM parquet_file_metadata($files) GROUP BY 1", params).fetchall()}
+    else:  # counted in a thread while DuckDB reads (its execute releases the GIL): ~15% of a JSONL load otherwise
+        counting = _LINE_COUNTER.submit(lambda: {p: _scan_lines(p) for p in paths})
+    ours = "(ingest_run_id = $run_id AND list_contains($files, source_file))"
     with runs.transaction(con):
         had_rows = con.execute(f"SELECT count(*) FROM {kind.table}").fetchall()[0][0] > 0
+        if had_rows:  # the files' previous loads: the files now say what they hold
+            con.execute(f"DELETE FROM {kind.table} WHERE list_contains($files, source_file)", {"files": paths})
         inserted = con.execute(
             f"""INSERT INTO {kind.table} ({_insert_columns(kind)})
-                SELECT {kind.select_sql}, filename, {int(run_id)} FROM ({rel}) WHERE ({kind.reason_sql}) IS NULL"""
-        ).fetchall()[0][0]
+                SELECT {kind.select_sql}, filename, $run_id FROM ({rel}) WHERE ({kind.reason_sql}) IS NULL""",
+            params).fetchall()[0][0]
         if fmt != "parquet":
-            expected = counting.result()
-        con.execute(f"DELETE FROM rejects WHERE source = {_quote(source)} AND location IN (SELECT unnest({files}))")
+            scanned = counting.result()
+            expected = {p: n for p, (n, _) in scanned.items()}
+            if any(longest > lines.MAX_LINE_BYTES + 1 for _, longest in scanned.values()):
+                raise _HasRejects()  # a line over the limit the record-by-record reader rejects: redo there
+        con.execute("DELETE FROM rejects WHERE source = $source AND list_contains($files, location)",
+                    {"source": source, "files": paths})
         bad: dict[str, int] = {}
         if inserted != sum(expected.values()):
             if fmt != "parquet":  # rejects, blank lines or a file changing under us: redo file by file
                 raise _HasRejects()
-            con.execute(
-                f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
-                    SELECT nextval('reject_seq'), {int(run_id)}, {_quote(source)}, filename, line, {raw_json}, reason
-                    FROM (SELECT *, {kind.reason_sql} AS reason FROM ({rel})) WHERE reason IS NOT NULL"""
-            )
-            bad = {f: int(n) for f, n in con.execute(
-                f"""SELECT location, count(*) FROM rejects WHERE run_id = {int(run_id)} AND source = {_quote(source)}
-                    AND location IN (SELECT unnest({files})) GROUP BY 1""").fetchall()}
+            bad = _batch_rejects(con, kind, rel, {**params, "source": source})
             if inserted + sum(bad.values()) != sum(expected.values()):  # a file changed while read
                 raise _HasRejects()
-        if had_rows:  # earlier versions of these events (by event_id): this batch's rows replace them
-            con.execute(
-                f"""DELETE FROM {kind.table} WHERE NOT {ours}
-                    AND event_id IN (SELECT event_id FROM {kind.table} WHERE {ours})"""
-            )
-        dups = con.execute(
-            f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE {ours}").fetchall()[0][0]
-        if dups:  # the same event twice: the later file/line wins
-            con.execute(
-                f"""DELETE FROM {kind.table} WHERE rowid IN (
-                        SELECT rid FROM (
-                            SELECT rowid AS rid,
-                                   row_number() OVER (PARTITION BY event_id ORDER BY rowid DESC) AS rn
-                            FROM {kind.table} WHERE {ours})
-                        WHERE rn > 1)"""
-            )
+        if had_rows:  # earlier versions of these events (by event_id) in other files: this batch's rows replace them
+            con.execute(f"DELETE FROM {kind.table} WHERE NOT {ours} "
+                        f"AND event_id IN (SELECT event_id FROM {kind.table} WHERE {ours})", params)
+        _drop_duplicates(con, kind, {"paths": paths, "run_id": run_id})
         outcomes = []
         for path in paths:
-            total = expected.get(path, 0)
-            b = bad.get(path, 0)
-            st = stats[path]
-            runs.record_file(con, path, st, total - b, run_id)
+            total, b = expected.get(path, 0), bad.get(path, 0)
+            runs.record_file(con, path, stats[path], total - b, run_id)
             outcomes.append(FileOutcome(path, "loaded", total, total - b, b))
         return outcomes
+
+
+def _batch_rejects(con: duckdb.DuckDBPyConnection, kind: Kind, rel: str, params: dict[str, object]) -> dict[str, int]:
+    """The bad rows of a Parquet batch into ``rejects`` with their row numbers; their count per file."""
+    con.execute(
+        f"""INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
+            SELECT nextval('reject_seq'), $run_id, $source, filename, line, {_raw_json(kind)}, reason
+            FROM (SELECT *, {kind.reason_sql} AS reason FROM ({rel})) WHERE reason IS NOT NULL""", params)
+    return {f: int(n) for f, n in con.execute(
+        """SELECT location, count(*) FROM rejects WHERE run_id = $run_id AND source = $source
+           AND list_contains($files, location) GROUP BY 1""", params).fetchall()}
 
 
 def _batches(paths: list[str], stats: dict[str, os.stat_result]) -> list[list[str]]:
@@ -426,6 +476,41 @@ def _batches(paths: list[str], stats: dict[str, os.stat_result]) -> list[list[st
     return out
 
 
+# --------------------------------------------------------------------------- the source
+
+
+def forget_deleted_files(con: duckdb.DuckDBPyConnection, source: str) -> int:
+    """``--full-refresh``: rows, rejects and file records of send-log/conversion files that no longer
+    exist are deleted (one transaction). Returns the rows deleted."""
+    paths = [p for (p,) in con.execute(
+        "SELECT DISTINCT source_file FROM send_log UNION SELECT DISTINCT source_file FROM conversions "
+        "UNION SELECT DISTINCT location FROM rejects WHERE source = ?", [source]).fetchall()
+        if p and not os.path.exists(p)]
+    if not paths:
+        return 0
+    deleted = 0
+    with runs.transaction(con):
+        for table in (SENDS.table, CONVERSIONS.table):
+            deleted += con.execute(f"DELETE FROM {table} WHERE list_contains($paths, source_file)",
+                                   {"paths": paths}).fetchall()[0][0]
+        con.execute("DELETE FROM rejects WHERE source = $source AND list_contains($paths, location)",
+                    {"source": source, "paths": paths})
+        con.execute("DELETE FROM ingest_files WHERE list_contains($paths, path)", {"paths": paths})
+    return int(deleted)
+
+
+def _load_files(con: duckdb.DuckDBPyConnection, batch: list[str], stats: dict[str, os.stat_result], run_id: int,
+                source: str) -> list[FileOutcome]:
+    """A batch in one go when DuckDB's reader takes it whole and no record is bad, else file by file."""
+    fmt = format_of(batch[0]) or ""
+    if fmt in ("jsonl", "parquet"):
+        try:
+            return load_batch(con, batch, stats, run_id, kind=kind_of(batch[0]), fmt=fmt, source=source)
+        except duckdb.Error:
+            pass
+    return [load_file(con, path, run_id, source=source, force=True) for path in batch]
+
+
 def ingest_send_logs(
     con: duckdb.DuckDBPyConnection,
     patterns: Iterable[str],
@@ -437,44 +522,43 @@ def ingest_send_logs(
 ) -> runs.SourceResult:
     """Load every new or changed file matched by ``patterns``; counts go into ``result``.
 
-    Clean JSONL/Parquet files go in batches (one transaction each); a batch DuckDB's reader
-    refuses, and CSV files, go file by file (malformed lines become rejects).
+    Clean JSONL/Parquet files go in batches (one transaction each); a batch with a bad record,
+    and CSV files, go file by file. A file that cannot be read at all fails the source (its
+    reject is counted); a pattern that matches nothing is a warning.
     """
-    files = discover(patterns)
+    patterns = list(patterns)
+    files, unmatched = discover_each(patterns)
+    result.warnings += [f"--send-logs {p!r} matched no .jsonl/.csv/.parquet file" for p in unmatched]
+    if full_refresh:
+        result.deleted += forget_deleted_files(con, result.source)
     known = {p: (s, m) for p, s, m in con.execute("SELECT path, size_bytes, mtime FROM ingest_files").fetchall()}
     stats = {p: os.stat(p) for p in files}  # taken before reading: a file growing meanwhile is reloaded next run
     todo = [p for p in files if full_refresh or known.get(p) != (stats[p].st_size, stats[p].st_mtime)]
-    skipped = len(files) - len(todo)
-    done = 0
-
-    def record(outcome: FileOutcome) -> None:
-        result.read += outcome.read
-        result.loaded += outcome.loaded
-        result.rejected += outcome.rejected
-        if on_file:
-            on_file(outcome)
-
+    unreadable: list[str] = []
     for batch in _batches(todo, stats):
-        fmt = format_of(batch[0])
-        outcomes: list[FileOutcome] | None = None
-        if fmt in ("jsonl", "parquet"):
-            try:
-                outcomes = load_batch(con, batch, stats, run_id, kind=kind_of(batch[0]), fmt=fmt or "",
-                                      source=result.source)
-            except duckdb.Error:
-                outcomes = None
-        if outcomes is None:
-            outcomes = []
-            for path in batch:
-                try:
-                    outcomes.append(load_file(con, path, run_id, source=result.source, force=True))
-                except duckdb.Error as exc:  # not even readable as lines (e.g. a corrupt Parquet file)
-                    con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [result.source, path])
-                    runs.add_rejects(con, run_id, result.source, path, [(None, None, f"unreadable file: {exc}")])
-                    result.detail += f" unreadable: {os.path.basename(path)};"
-                    outcomes.append(FileOutcome(path, "unreadable"))
-        for outcome in outcomes:
-            done += 1
-            record(outcome)
-    result.detail = f"{done} file(s) loaded, {skipped} unchanged" + (f";{result.detail}" if result.detail else "")
+        for outcome in _load_files(con, batch, stats, run_id, result.source):
+            result.read += outcome.read
+            result.loaded += outcome.loaded
+            result.rejected += outcome.rejected
+            if outcome.status == "unreadable":
+                unreadable.append(f"{os.path.basename(outcome.path)} ({outcome.error})")
+            runs.progress_run(con, run_id, result)
+            if on_file:
+                on_file(outcome)
+    result.detail = f"{len(todo) - len(unreadable)} file(s) loaded, {len(files) - len(todo)} unchanged"
+    if unreadable:
+        result.status = "failed"
+        result.error = f"{len(unreadable)} file(s) could not be read (see rejects): " + "; ".join(unreadable)[:1000]
     return result
+
+
+@dataclass
+class SendLogSource:
+    """Send logs and conversions behind the source protocol (:class:`runs.Source`)."""
+
+    patterns: list[str]
+    name: str = "send-logs"
+
+    def run(self, con: duckdb.DuckDBPyConnection, ctx: runs.RunContext) -> None:
+        ingest_send_logs(con, self.patterns, ctx.run_id, ctx.result, full_refresh=ctx.full_refresh,
+                         on_file=lambda outcome: ctx.progress(outcome.read))

@@ -199,7 +199,9 @@ def test_a_batch_of_files_keeps_per_file_lines_and_a_corrupt_file_is_a_reject(tm
     (tmp_path / "sends-3.parquet").write_bytes(b"PAR1 this is not parquet")
     con = fresh()
     result = load(con, str(tmp_path / "sends-*"))
-    assert (result.read, result.loaded, result.rejected) == (8, 7, 1)
+    # the unreadable file is one record read and rejected (so the counts match `rejects`), and fails the source
+    assert (result.read, result.loaded, result.rejected) == (9, 7, 2)
+    assert result.status == "failed" and "sends-3.parquet" in result.error
     rejects = con.execute("SELECT location, line, reason FROM rejects ORDER BY location").fetchall()
     assert rejects[0] == (str(tmp_path / "sends-2.jsonl"), 3, "unknown channel: fax")
     assert rejects[1][0].endswith("sends-3.parquet") and rejects[1][2].startswith("unreadable file")
