@@ -167,6 +167,8 @@ def _sidebar(bounds: data.DataBounds) -> components.View:
             f"Warehouse: {bounds.messages:,} messages, {bounds.calls:,} calls, "
             f"{bounds.first_day:%d %b %Y} – {bounds.last_day:%d %b %Y}."
         )
+    if bounds.outside:
+        st.sidebar.warning(components.outside_note(bounds), icon=":material/event_busy:")
     return components.View(
         start=start,
         end=end,

@@ -74,9 +74,24 @@ def page_header(title: str, caption: str | None = None, *, needs_data: bool = Tr
         st.caption(caption)
     bounds = st.session_state.get(BOUNDS_KEY)
     if needs_data and (bounds is None or bounds.empty):
-        no_data()
+        if bounds is not None and bounds.outside:
+            st.warning(outside_note(bounds), icon=":material/event_busy:")
+        else:
+            no_data()
         st.stop()
     return view
+
+
+def outside_note(bounds: Any) -> str:
+    """What the dashboard left out of every page: rows dated outside its plausible window (``data.DataBounds``)."""
+    parts = [f"{n:,} {what}" for n, what in ((bounds.outside_messages, "messages"), (bounds.outside_calls, "calls"),
+                                             (bounds.outside_attempts, "send-log records")) if n]
+    return (
+        f"Left out of every page: {', '.join(parts)} dated outside {bounds.window_first:%d %b %Y} – "
+        f"{bounds.window_last:%d %b %Y} (UTC), such as a sent_at in year 20261. Ingest rejects such rows, so "
+        "something else wrote them. The SQL box on the Data page finds them, e.g. "
+        f"`FROM message_facts WHERE sent_day NOT BETWEEN '{bounds.window_first}' AND '{bounds.window_last}'`."
+    )
 
 
 def period_caption(view: View) -> str:
@@ -87,7 +102,13 @@ def period_caption(view: View) -> str:
 
 
 def _nan(x: Any) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x)) or x is pd.NA or x is pd.NaT
+    """Nothing to show: missing, NaN or infinite (a warehouse an analyst wrote may hold any of them)."""
+    if x is None or x is pd.NA or x is pd.NaT:
+        return True
+    try:
+        return not math.isfinite(float(x))
+    except (TypeError, ValueError, OverflowError):
+        return False
 
 
 def pct(x: Any, digits: int = 1) -> str:

@@ -210,6 +210,53 @@ def build_demo_warehouse(path: Path, *, days: int = 42, end: date = date(2026, 1
     return path
 
 
+# Values a warehouse may hold that no sane ingest loads, but an analyst may write (issue 13):
+# timestamps in year 20261, year 1 and infinite, the largest prices and durations, NULL-only rows.
+ABSURD_TIMES = ("20261-11-15 10:00:00+00", "0001-01-01 00:00:00+00", "infinity", "-infinity")
+
+
+def build_absurd_warehouse(path: Path, *, end: date = date(2026, 11, 20), demo: bool = True) -> Path:
+    """The demo warehouse (or an empty one) plus rows with absurd timestamps, extreme numbers and NULLs
+    in every table the pages read."""
+    if demo:
+        build_demo_warehouse(path, end=end)
+    else:
+        build_empty_warehouse(path)
+    con = warehouse.connect(path)
+    try:
+        for i, when in enumerate(ABSURD_TIMES):
+            sid, call, event = f"SMabsurd{i:024d}", f"CAabsurd{i:024d}", f"EVabsurd{i}"
+            con.execute(
+                "INSERT INTO twilio_messages (sid, account_sid, direction, to_number, status, price_usd, "
+                "date_created, date_sent, date_updated, to_country, source, ingest_run_id) VALUES "
+                "(?, ?, 'outbound-api', '+15005550006', 'delivered', 9999999.99999, ?::TIMESTAMPTZ, "
+                "?::TIMESTAMPTZ, ?::TIMESTAMPTZ, 'US', 'api', 1)", [sid, "AC" + "0" * 32, when, when, when])
+            con.execute(
+                "INSERT INTO twilio_calls (sid, account_sid, direction, to_number, status, duration_s, price_usd, "
+                "start_time, end_time, date_created, date_updated, to_country, source, ingest_run_id) VALUES "
+                "(?, ?, 'outbound-api', '+15005550006', 'completed', 2147483647, -9999999.99999, ?::TIMESTAMPTZ, "
+                "?::TIMESTAMPTZ, ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, 'US', 'api', 1)",
+                [call, "AC" + "0" * 32, when, when, when, when])
+            con.execute(
+                "INSERT INTO send_log (event_id, sent_at, channel, purpose, template_id, user_id, country, "
+                "provider_sid, source_file, ingest_run_id) VALUES (?, ?::TIMESTAMPTZ, 'sms', 'verification', "
+                "'otp_v1', 'U1', 'US', ?, 'send_logs/absurd.jsonl', 2)", [event, when, sid])
+            con.execute("INSERT INTO ingest_runs (run_id, source, started_at, finished_at, status) "
+                        "VALUES (?, 'send_logs', ?::TIMESTAMPTZ, ?::TIMESTAMPTZ, 'ok')", [100 + i, when, when])
+        # Rows with nothing but what the schema requires: every other column NULL (the send-log
+        # record needs a sent_at: on the demo's last day, so a warehouse of absurd rows only stays so).
+        con.execute("INSERT INTO twilio_messages (sid, account_sid, status, source) "
+                    "VALUES ('SMnulls0000000000000000000000000', 'AC', 'delivered', 'api')")
+        if demo:
+            con.execute("INSERT INTO send_log (event_id, sent_at, channel, user_id) VALUES ('EVnulls', ?, 'sms', 'U2')",
+                        [datetime(end.year, end.month, end.day, 10, tzinfo=UTC)])
+        warehouse.refresh_facts(con)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return path
+
+
 # --- the real server ---------------------------------------------------------------------------
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from datetime import date, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from streamlit.testing.v1 import AppTest
 
 from switchboard.analytics import delivery
@@ -127,3 +131,41 @@ def test_filter_options_equal_the_distinct_values(tmp_path: Path) -> None:
     names = dict(zip(got["countries"]["iso2"], got["countries"]["name"], strict=True))
     assert names["ID"] == "Indonesia" and list(got["countries"]["name"]) == sorted(names.values())
     con.close()
+
+
+# Any DATE DuckDB holds: the plausible window's edges, far past and future, infinities, NULL.
+DAYS = st.one_of(
+    st.dates(min_value=date(1, 1, 1), max_value=date(9999, 12, 31)).map(str),
+    st.sampled_from(["1999-12-31", "2000-01-01", "20261-11-15", "0044-03-15 (BC)", "infinity", "-infinity",
+                     "294247-01-01"]),
+    st.none(),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(messages=st.lists(DAYS, max_size=6), calls=st.lists(DAYS, max_size=4), attempts=st.lists(DAYS, max_size=4))
+def test_bounds_hold_only_plausible_days(messages: list[str | None], calls: list[str | None],
+                                         attempts: list[str | None]) -> None:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    for view, column, values in (("message_facts", "sent_day", messages), ("call_facts", "start_day", calls),
+                                 ("attempt_facts", "sent_day", attempts)):
+        con.execute(f"CREATE TABLE {view} ({column} DATE)")
+        for value in values:
+            con.execute(f"INSERT INTO {view} VALUES (?::DATE)", [value])
+    bounds = data._bounds(con)
+    today = con.execute("SELECT current_date").fetchall()[0][0]
+    window = (data.PLAUSIBLE_FIRST, today + timedelta(days=1))
+    assert bounds.window_last == window[1]
+
+    def plausible(values: list[str | None]) -> list[date]:
+        days = [con.execute("SELECT ?::DATE BETWEEN ? AND ?", [v, *window]).fetchall()[0][0] for v in values]
+        return [date.fromisoformat(v) for v, ok in zip(values, days) if ok]
+
+    inside = plausible(messages) + plausible(calls) + plausible(attempts)
+    assert (bounds.first_day, bounds.last_day) == ((min(inside), max(inside)) if inside else (None, None))
+    assert (bounds.messages, bounds.calls, bounds.attempts) == (len(messages), len(calls), len(attempts))
+    dated = [v for v in messages if v is not None], [v for v in calls if v is not None], [v for v in attempts if v is not None]
+    assert (bounds.outside_messages, bounds.outside_calls, bounds.outside_attempts) == (
+        len(dated[0]) - len(plausible(messages)), len(dated[1]) - len(plausible(calls)),
+        len(dated[2]) - len(plausible(attempts)))

@@ -17,7 +17,7 @@ from switchboard.analytics.filters import Filters
 from switchboard.dashboard import components as ui
 from switchboard.dashboard import data
 from switchboard.ingest import warehouse
-from tests.browser_util import build_demo_warehouse, build_empty_warehouse
+from tests.browser_util import build_absurd_warehouse, build_demo_warehouse, build_empty_warehouse
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
@@ -307,3 +307,43 @@ def test_new_snapshot_shows_without_restart(tmp_path: Path, monkeypatch: pytest.
     assert not at.exception
     assert metrics(at)["Sent"] != "0"
     assert data.current_snapshot().path == str(tmp_path / "warehouse.duckdb")
+
+
+# --- a warehouse an analyst wrote: timestamps in year 20261, year 1 and infinite, NULL-only rows ---
+
+@pytest.fixture(scope="module")
+def absurd_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("absurd")
+    build_absurd_warehouse(d / "warehouse.duckdb", end=END)
+    return d
+
+
+ABSURD_NOTE = "Left out of every page: 4 messages, 4 calls, 4 send-log records dated outside 01 Jan 2000"
+
+
+@pytest.mark.parametrize("file", ALL_PAGE_FILES)
+def test_every_page_survives_absurd_dates(absurd_dir: Path, monkeypatch: pytest.MonkeyPatch, file: str) -> None:
+    # Before: the sidebar's date range raised TypeError ('str' - timedelta) and pages "date value out of range".
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(absurd_dir))
+    at = _open_file(file)
+    assert any(ABSURD_NOTE in w.value for w in at.sidebar.warning), [w.value for w in at.sidebar.warning]
+    assert at.date_input(key="dates").value == (DEFAULT["start"], DEFAULT["end"])
+
+
+def test_absurd_rows_leave_the_numbers_unchanged(absurd_dir: Path, demo_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    shown = {}
+    for d in (demo_dir, absurd_dir):
+        monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(d))
+        shown[d] = metrics(open_page(app(), "Overview"))
+    assert shown[absurd_dir] == shown[demo_dir]
+
+
+@pytest.mark.parametrize("file", ALL_PAGE_FILES)
+def test_a_warehouse_of_only_absurd_dates_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, file: str) -> None:
+    build_absurd_warehouse(tmp_path / "warehouse.duckdb", demo=False)
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    at = _open_file(file)
+    assert any(ABSURD_NOTE in w.value for w in at.sidebar.warning)
+    if file in {Path(p).name for p in PAGES.values()} - {"templates.py", "data_health.py"}:
+        assert any(ABSURD_NOTE in w.value for w in at.main.warning)  # not "No data yet"
