@@ -150,7 +150,7 @@ def api_ingest(messages: int, data_dir: Path) -> tuple[float, int, str, float, f
     """(seconds, records, detail, ingest CPU seconds, fetch-only records/s: the sandbox's ceiling)."""
     from twilio.rest import Client
 
-    from switchboard.ingest.http import RetryingHttpClient
+    from switchboard.core.twilio import RetryingHttpClient
     from switchboard.ingest.pipeline import run_ingest
     from switchboard.core.settings import Settings
 

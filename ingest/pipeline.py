@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,10 +18,10 @@ from typing import Any
 import duckdb
 
 from switchboard.core.errors import ConfigError
+from switchboard.core.twilio import INGEST_RETRIES, TwilioAuthError, find_credentials, make_client
 from switchboard.ingest import runs, warehouse
-from switchboard.ingest.http import CREDENTIALS_HINT, RetryingHttpClient, TwilioAuthError
 from switchboard.ingest.runs import IngestReport, SourceResult
-from switchboard.core.settings import PROJECT_ROOT, Settings
+from switchboard.core.settings import Settings
 
 SOURCES = ("twilio", "send-logs", "bulk-export")
 MEMORY_LIMIT = os.environ.get("SWITCHBOARD_INGEST_MEMORY", "1GB")  # keeps a 10M-row ingest under 2 GB
@@ -35,57 +34,11 @@ class IngestError(ConfigError):
 # --------------------------------------------------------------------------- credentials and client
 
 
-@dataclass(frozen=True)
-class Credentials:
-    account_sid: str
-    username: str  # account sid, or API key sid
-    password: str  # auth token, or API key secret
-
-    def __repr__(self) -> str:  # never print the secret
-        return f"Credentials(account_sid={self.account_sid!r}, username={self.username!r}, password='***')"
-
-
-def _secrets_toml(root: Path) -> dict[str, Any]:
-    path = root / ".streamlit" / "secrets.toml"
-    if not path.is_file():
-        return {}
-    import tomllib
-
-    data = tomllib.loads(path.read_text())
-    flat = {k.upper(): v for k, v in data.items() if isinstance(v, str)}
-    section = data.get("twilio")
-    if isinstance(section, dict):  # [twilio] account_sid = "...", auth_token = "..."
-        flat.update({f"TWILIO_{k.upper()}": v for k, v in section.items() if isinstance(v, str)})
-    return flat
-
-
-def find_credentials(environ: dict[str, str] | None = None, root: Path = PROJECT_ROOT) -> Credentials:
-    env = dict(os.environ if environ is None else environ)
-    source = {**_secrets_toml(root), **{k: v for k, v in env.items() if v}}
-    sid = source.get("TWILIO_ACCOUNT_SID")
-    key, secret, token = source.get("TWILIO_API_KEY"), source.get("TWILIO_API_SECRET"), source.get("TWILIO_AUTH_TOKEN")
-    if sid and key and secret:
-        return Credentials(sid, key, secret)
-    if sid and token:
-        return Credentials(sid, sid, token)
-    raise IngestError(f"No Twilio credentials found. {CREDENTIALS_HINT}")
-
-
 def default_client_factory(environ: dict[str, str] | None = None) -> Callable[[], Any]:
-    """A factory for ``twilio.rest.Client`` with retries; SWITCHBOARD_TWILIO_BASE_URL points it at a sandbox."""
+    """A factory of ``twilio.rest.Client`` with the ingest's retries (5xx too: reads are safe to repeat);
+    SWITCHBOARD_TWILIO_BASE_URL points it at a sandbox. Missing credentials fail here, before anything runs."""
     creds = find_credentials(environ)
-    env = os.environ if environ is None else environ
-    base_url = env.get("SWITCHBOARD_TWILIO_BASE_URL")
-
-    def make() -> Any:
-        from twilio.rest import Client
-
-        client = Client(creds.username, creds.password, creds.account_sid, http_client=RetryingHttpClient())
-        if base_url:
-            client.api.base_url = base_url.rstrip("/")
-        return client
-
-    return make
+    return lambda: make_client(creds, policy=INGEST_RETRIES)
 
 
 # --------------------------------------------------------------------------- the run

@@ -390,7 +390,7 @@ class prefetch:
 
 def list_accounts(client: Any) -> list[str]:
     """The client's account and every subaccount it can see (Accounts.json lists both)."""
-    from switchboard.ingest.http import TwilioAuthError
+    from switchboard.core.twilio import TwilioAuthError
 
     sids = [client.account_sid]
     try:

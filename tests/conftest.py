@@ -21,7 +21,7 @@ def sandbox_client_factory(server, account_sid: str | None = None, token: str | 
     """A factory of real ``twilio.rest.Client`` objects pointed at ``server`` (with ingest's retrying HTTP client)."""
     from twilio.rest import Client
 
-    from switchboard.ingest.http import RetryingHttpClient
+    from switchboard.core.twilio import RetryingHttpClient
 
     sid = account_sid or server.account_sid
     tok = token or server.accounts[sid]

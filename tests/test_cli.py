@@ -81,7 +81,7 @@ def test_user_errors_are_handled_once_with_exit_code_and_debug_switch(tmp_path: 
     assert len(lines) == 1 and lines[0].startswith("switchboard ingest: ") and "TWILIO_ACCOUNT_SID" in lines[0]
     debug = switchboard("ingest", "--source", "twilio", "--data-dir", str(tmp_path),
                         env={**env, "SWITCHBOARD_DEBUG": "1"})
-    assert "Traceback" in debug.stderr and "IngestError" in debug.stderr
+    assert "Traceback" in debug.stderr and "CredentialsMissing" in debug.stderr
 
 
 def test_cli_defines_no_error_class_of_its_own() -> None:

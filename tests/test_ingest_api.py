@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from switchboard.ingest.pipeline import IngestError, run_ingest
+from switchboard.ingest.pipeline import run_ingest
 from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, generate, write_send_logs
 from switchboard.core.settings import Settings
@@ -168,10 +168,10 @@ def test_missing_credentials_exit_2(tmp_path):
         pytest.skip("a developer secrets.toml provides credentials")
     assert proc.returncode == 2
     assert "TWILIO_ACCOUNT_SID" in proc.stderr and "Traceback" not in proc.stderr
-    with pytest.raises(IngestError):
-        from switchboard.ingest.pipeline import find_credentials
+    from switchboard.core.twilio import CredentialsMissing, find_credentials
 
-        find_credentials({}, root=tmp_path)
+    with pytest.raises(CredentialsMissing):  # a ConfigError: exit 2 from the CLI
+        find_credentials({}, tmp_path / ".streamlit" / "secrets.toml")
 
 
 def test_kill_9_mid_ingest_then_rerun_equals_clean_run(tmp_path):

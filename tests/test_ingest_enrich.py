@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from switchboard.ingest import enrich, warehouse
 from switchboard.ingest.encoding import encoding_sql, length_sql
-from switchboard.ingest.http import RetryingHttpClient, TwilioAuthError, TwilioUnavailable
+from switchboard.core.twilio import RetryingHttpClient, TwilioAuthError, TwilioUnavailable
 
 
 def test_known_numbers_resolve_to_country_and_carrier():
@@ -132,20 +132,33 @@ def test_retries_are_bounded_and_auth_errors_stop_at_once(monkeypatch):
 
 
 def test_credentials_from_env_api_key_or_secrets_toml(tmp_path):
-    from switchboard.ingest.pipeline import IngestError, find_credentials
+    from switchboard.core.twilio import CredentialsMissing, find_credentials
 
-    c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok"}, root=tmp_path)
+    secrets = tmp_path / ".streamlit" / "secrets.toml"
+    c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "tok"}, secrets)
     assert (c.account_sid, c.username, c.password) == ("AC1", "AC1", "tok")
     assert "tok" not in repr(c)
-    c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_API_KEY": "SK1", "TWILIO_API_SECRET": "s"},
-                         root=tmp_path)
+    c = find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_API_KEY": "SK1", "TWILIO_API_SECRET": "s"}, secrets)
     assert (c.account_sid, c.username, c.password) == ("AC1", "SK1", "s")
-    (tmp_path / ".streamlit").mkdir()
-    (tmp_path / ".streamlit" / "secrets.toml").write_text('[twilio]\naccount_sid = "AC2"\nauth_token = "t2"\n')
-    c = find_credentials({}, root=tmp_path)
+    secrets.parent.mkdir()
+    secrets.write_text('[twilio]\naccount_sid = " AC2 "\nauth_token = "t2\\n"\n')  # whitespace is stripped
+    c = find_credentials({}, secrets)
     assert (c.account_sid, c.password) == ("AC2", "t2")
-    with pytest.raises(IngestError, match="TWILIO_ACCOUNT_SID"):
-        find_credentials({}, root=tmp_path / "nowhere")
+    with pytest.raises(CredentialsMissing, match="TWILIO_ACCOUNT_SID"):
+        find_credentials({}, tmp_path / "nowhere" / "secrets.toml")
+
+
+def test_a_broken_secrets_file_is_a_clear_error_naming_it(tmp_path):
+    from switchboard.core.errors import ConfigError
+    from switchboard.core.twilio import find_credentials
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[twilio]\naccount_sid = "AC2\n')  # unterminated string
+    with pytest.raises(ConfigError, match=str(secrets)):
+        find_credentials({}, secrets)
+    # the environment does not hide a broken file: both the ingest and the sender read the same rule
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        find_credentials({"TWILIO_ACCOUNT_SID": "AC1", "TWILIO_AUTH_TOKEN": "t"}, secrets)
 
 
 def test_cli_help_lists_the_options():

@@ -15,7 +15,8 @@ from twilio.http.response import Response
 from switchboard.sender.ledger import Ledger, LedgerBusy
 from switchboard.sender.ratelimit import TokenBucket
 from switchboard.sender.sendlog import SendLog, SendLogRecord, iso_z
-from switchboard.sender.transport import RetryAfterHttpClient, credentials_from_env, retry_after_seconds
+from switchboard.core.twilio import SENDER_RETRIES, RetryingHttpClient
+from switchboard.sender.transport import credentials_from_env, retry_after_seconds
 
 
 def _intent(ledger: Ledger, key: str = "c:u1:sms") -> None:
@@ -140,7 +141,7 @@ def test_retry_after_client_waits_and_repeats() -> None:
     inner = _Scripted(
         [Response(429, "{}", {"Retry-After": "2"}), Response(429, "{}", {}), Response(201, "{}")]
     )
-    client = RetryAfterHttpClient(inner, sleep=waits.append, default_wait=0.5)
+    client = RetryingHttpClient(inner, policy=SENDER_RETRIES, sleep=waits.append, base_delay=0.5)
     assert client.request("POST", "http://x").status_code == 201
     assert waits == [2.0, 1.0]  # the header, then exponential backoff without one
     assert client.retries == 2 and inner.calls == 3
@@ -148,7 +149,7 @@ def test_retry_after_client_waits_and_repeats() -> None:
 
 def test_retry_after_client_gives_up_after_max_retries() -> None:
     inner = _Scripted([Response(429, "{}", {"Retry-After": "0"}) for _ in range(3)])
-    client = RetryAfterHttpClient(inner, sleep=lambda s: None, max_retries=2)
+    client = RetryingHttpClient(inner, policy=SENDER_RETRIES, sleep=lambda s: None, max_retries=2)
     assert client.request("POST", "http://x").status_code == 429
     assert inner.calls == 3
 
