@@ -3,27 +3,31 @@
 Every value can be overridden by an environment variable ``SWITCHBOARD_<NAME>``
 (upper case), so cron jobs, CI and the dashboard share one source of truth.
 Secrets (Twilio credentials) are *not* settings: they are read from the
-environment only where they are used, and never logged.
+environment (or ``.streamlit/secrets.toml`` of the working directory) only where they
+are used (``core.twilio``), and never logged. A value that does not parse is a
+``ConfigError`` naming the variable (exit 2), not an unexpected error.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from switchboard.core.errors import ConfigError
 
 
 def _default_data_dir() -> Path:
-    return PROJECT_ROOT / "data"
+    """``./data`` of the working directory, never the install location (site-packages holds no data)."""
+    return Path.cwd() / "data"
 
 
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = field(
         default_factory=_default_data_dir,
-        metadata={"help": "Folder for the warehouse, send logs and exports."},
+        metadata={"help": "Folder for the warehouse, send logs and exports (default: ./data where you run)."},
     )
     ingest_db_name: str = field(
         default="ingest.duckdb",
@@ -64,7 +68,7 @@ class Settings:
         return self.data_dir / "send_logs"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "Settings":
+    def from_env(cls, **overrides: object) -> Settings:
         """Defaults, then ``SWITCHBOARD_*`` environment variables, then explicit overrides."""
         base = cls()
         values: dict[str, object] = {}
@@ -77,14 +81,24 @@ class Settings:
                 values[f.name] = Path(raw)
             elif isinstance(current, bool):
                 values[f.name] = raw.lower() in {"1", "true", "yes"}
-            elif isinstance(current, int):
-                values[f.name] = int(raw)
-            elif isinstance(current, float):
-                values[f.name] = float(raw)
+            elif isinstance(current, (int, float)):
+                values[f.name] = _number(f"SWITCHBOARD_{f.name.upper()}", raw, type(current))
             else:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return replace(base, **values)  # type: ignore[arg-type]
+
+
+def _number(variable: str, raw: str, kind: type) -> int | float:
+    """An int or float setting from the environment; anything else is the user's to fix (exit 2)."""
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{variable}={raw!r} is not {'a whole number' if kind is int else 'a number'}: "
+                          f"set it to one, or unset it for the default") from None
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{variable}={raw!r} is not a finite number: set it to one, or unset it for the default")
+    return value
 
 
 def settings_help() -> str:

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from switchboard.core.settings import PROJECT_ROOT, Settings
+from switchboard.core.resources import package_dir
+from switchboard.core.settings import Settings
 
-APP = Path(__file__).resolve().parent / "app.py"
+APP = package_dir("switchboard.dashboard") / "app.py"  # installed as files: streamlit runs a script path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,12 +28,16 @@ def streamlit_command(port: int, host: str = "localhost") -> list[str]:
         "--server.address", host,
         "--server.enableStaticServing", "true",
         "--browser.gatherUsageStats", "false",
+        "--client.toolbarMode", "minimal",  # no "Deploy" button: an internal tool
     ]
 
 
 def launch(port: int, host: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start the Streamlit server from the project root (where .streamlit/config.toml lives)."""
-    return subprocess.Popen(streamlit_command(port, host), cwd=PROJECT_ROOT, env=env)
+    """Start the Streamlit server in the working directory (its .streamlit/secrets.toml, if any, is the user's).
+
+    Every option the dashboard needs is on the command line, so an installed wheel needs no config file.
+    """
+    return subprocess.Popen(streamlit_command(port, host), env=env)
 
 
 def run(args: argparse.Namespace) -> int:

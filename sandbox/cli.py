@@ -18,12 +18,9 @@ DEFAULT_PORT = 8700
 
 
 def _default_send_logs_dir() -> Path:
-    try:
-        from switchboard.core.settings import Settings
+    from switchboard.core.settings import Settings
 
-        return (Settings.from_env() if hasattr(Settings, "from_env") else Settings()).send_logs_dir
-    except Exception:  # noqa: BLE001 - settings are optional for the sandbox
-        return Path("data/send_logs")
+    return Settings.from_env().send_logs_dir  # a bad SWITCHBOARD_* value is a ConfigError (exit 2)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

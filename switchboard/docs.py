@@ -6,10 +6,12 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from switchboard.core.settings import PROJECT_ROOT
-
-README = PROJECT_ROOT / "README.md"
+# A developer tool run from a checkout (it rewrites files of the repository), so the repository is
+# found from this file; installed code never looks for a source tree.
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
 BEGIN = "<!-- schema:begin (generated from the views' COMMENTs; tests/test_readme.py checks it) -->"
 END = "<!-- schema:end -->"
 

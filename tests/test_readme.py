@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from switchboard import docs
-from switchboard.core.settings import PROJECT_ROOT
 
 
 def test_readme_schema_section_matches_the_live_view_comments() -> None:
@@ -23,5 +22,5 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_second() -> None:
     readme = docs.README.read_text()
     first_block = readme.split("```bash", 1)[1].split("```", 1)[0]
     assert "make demo" in first_block and "make test" in first_block
-    ci = (PROJECT_ROOT / ".ci" / "run").read_text()
+    ci = (docs.REPO / ".ci" / "run").read_text()
     assert "make test" in ci
