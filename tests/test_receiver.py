@@ -82,6 +82,18 @@ def test_call_callback_keeps_twilio_timestamp(receiver):
     assert event.timestamp.isoformat() == "2026-12-04T10:00:00+00:00"
 
 
+def test_callback_url_query_is_signed_and_kept(receiver):
+    sid = _sid()
+    url = f"{receiver.base}/twilio/status?campaign=spring&attempt=2"
+    body, headers = signed_callback(url, _callback(sid), TOKEN)
+    assert requests.post(url, data=body, headers=headers, timeout=30).status_code == 204
+    [event] = _events_for(receiver.spool, sid)
+    assert event.extra["query"] == "campaign=spring&attempt=2"
+    # the same signature without the query string it covered is refused
+    bare = requests.post(f"{receiver.base}/twilio/status", data=body, headers=headers, timeout=30)
+    assert bare.status_code == 403
+
+
 @pytest.mark.parametrize("case", ["bad", "missing", "wrong_url", "wrong_token", "tampered"])
 def test_bad_signatures_get_403_and_store_nothing(receiver, case):
     sid = _sid()

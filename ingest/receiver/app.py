@@ -153,7 +153,8 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
         if not callback_has_sid(params):
             return reject(400, "not a status callback: no MessageSid or CallSid", STATUS_PATH)
         token = request.headers.get("i-twilio-idempotency-token")
-        record = callback_record(request.url.path, pairs, token, utc_now_iso())
+        query = request.scope.get("query_string", b"").decode("latin-1")  # e.g. ?campaign=… on the callback URL
+        record = callback_record(request.url.path, pairs, token, utc_now_iso(), query)
         return await store([record], STATUS_PATH, 204)
 
     async def event_stream(request: Request) -> Response:

@@ -3,7 +3,7 @@
 Spool records (one JSON object per line, see ``spool.py``) keep the request as Twilio sent it, minus any
 message body (never stored), so normalisation can improve later without losing anything:
 
-* status callback: ``{"k", "src": "callback", "rcv", "path", "tok", "p": {form parameters}}``
+* status callback: ``{"k", "src": "callback", "rcv", "path", ["q": query string,] "tok", "p": {form parameters}}``
 * Event Streams:   ``{"k", "src": "event-stream", "rcv", "e": {one CloudEvent}}``
 
 ``k`` is the idempotency key. An Event Streams event keeps its CloudEvent ``id`` across Twilio's retries,
@@ -78,13 +78,22 @@ def utc_now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
-def callback_record(path: str, params: Iterable[tuple[str, str]], token: str | None, received: str) -> dict:
-    """The spool record of a validated status callback (bodies dropped)."""
+def callback_record(path: str, params: Iterable[tuple[str, str]], token: str | None, received: str,
+                    query: str = "") -> dict:
+    """The spool record of a validated status callback (bodies dropped).
+
+    ``query`` is the callback URL's own query string (a sender may tag its StatusCallback URLs with one);
+    it is kept in ``q`` and is part of the key.
+    """
     pairs = sorted((k, v) for k, v in params if k not in _BODY_KEYS)
-    digest = hashlib.sha256(path.encode() + b"\0" + b"\0".join(f"{k}={v}".encode() for k, v in pairs))
+    digest = hashlib.sha256(f"{path}?{query}".encode() + b"\0"
+                            + b"\0".join(f"{k}={v}".encode() for k, v in pairs))
     # dict(pairs): Twilio's status callbacks never repeat a parameter; if one did, the last value wins here
-    return {"k": "cb:" + digest.hexdigest()[:40], "src": SOURCE_CALLBACK, "rcv": received, "path": path,
-            "tok": token, "p": dict(pairs)}
+    record = {"k": "cb:" + digest.hexdigest()[:40], "src": SOURCE_CALLBACK, "rcv": received, "path": path,
+              "tok": token, "p": dict(pairs)}
+    if query:
+        record["q"] = query
+    return record
 
 
 def event_record(event: dict, received: str) -> dict:
@@ -151,6 +160,8 @@ def _from_callback(record: dict, position: Checkpoint | None) -> StatusEvent | N
         extra = _pick(p, {"RawDlrDoneDate": "raw_dlr_done_date", "MessagingServiceSid": "messaging_service_sid"})
     if not sid or not status:
         return None
+    if record.get("q"):
+        extra["query"] = record["q"]  # the StatusCallback URL's own query string
     return StatusEvent(record["k"], SOURCE_CALLBACK, resource, sid, status.lower(), _int(p.get("ErrorCode")),
                        when, received, p.get("AccountSid"), "status-callback", record.get("tok"), extra, position)
 
