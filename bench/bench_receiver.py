@@ -54,6 +54,17 @@ async def echo_app(scope, receive, send) -> None:  # the echo baseline (ASGI, no
     await send({"type": "http.response.body", "body": b""})
 
 
+def cpu_calibration() -> float:
+    """Microseconds for a fixed pure-Python loop: how contended the CPU was during this run (compare runs)."""
+    best = float("inf")
+    for _ in range(5):
+        start = time.perf_counter()
+        for _ in range(1000):
+            sum(range(1000))
+        best = min(best, (time.perf_counter() - start) * 1000)
+    return best
+
+
 def raw_fsync_rate(folder: Path, seconds: float = 3.0) -> float:
     """Appends + fdatasyncs per second, one line at a time (what a per-request sync would cost)."""
     path = folder / "fsync-probe.jsonl"
@@ -212,13 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the receiver burst (default 20)")
     parser.add_argument("--connections", type=int, default=64, help="concurrent client connections")
     parser.add_argument("--spool-dir", type=Path, default=None, help="where the spool goes (default: a temp dir)")
+    parser.add_argument("--dedupe-window", type=int, default=100_000,
+                        help="the receiver's --dedupe-window; RSS grows until this many events are in (default "
+                             "100000, the receiver's default)")
     args = parser.parse_args(argv)
 
     with tempfile.TemporaryDirectory(dir=args.spool_dir) as tmp:
         folder = Path(tmp)
+        calibration = cpu_calibration()
         fsyncs = raw_fsync_rate(folder)
         echo, echo_us = bench_echo(min(args.seconds, 10.0), args.connections)
-        result = bench_receiver(folder / "spool", args.seconds, args.connections, [])
+        result = bench_receiver(folder / "spool", args.seconds, args.connections,
+                                ["--dedupe-window", str(args.dedupe_window)])
         spool_bytes = sum(p.stat().st_size for p in (folder / "spool").glob("seg-*.jsonl"))
     ok = result["statuses"].get(204, 0)
     rate = ok / result["elapsed"]
@@ -226,7 +242,8 @@ def main(argv: list[str] | None = None) -> int:
     per_sync = health["accepted"] / max(health["fsync_batches"], 1)
     rss = result["rss"]
     print(f"\nswitchboard listen benchmark: {args.seconds:.0f} s burst, {args.connections} connections, "
-          f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores")
+          f"load average {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores; sum(range(1000)) took "
+          f"{calibration:.1f} us (the CPU's contention: compare runs by it)")
     print(f"  baseline raw fdatasync, one per line:      {fsyncs:10,.0f} syncs/s")
     cpu_us = result["cpu"] / max(ok, 1) * 1e6
     print(f"  baseline echo (uvicorn, 204, no checks):   {echo:10,.0f} requests/s   "
@@ -241,6 +258,11 @@ def main(argv: list[str] | None = None) -> int:
         second_half = [mb for t, mb in rss if t >= rss[-1][0] / 2]
         print("    RSS MB at " + ", ".join(f"{t:.0f}s {mb:.1f}" for t, mb in marks)
               + f"; peak {peak:.1f}; second half {min(second_half):.1f}..{max(second_half):.1f}")
+        full_at = args.dedupe_window / max(rate, 1)  # seconds until the dedupe window is full
+        after = [mb for t, mb in rss if t >= full_at + 5]
+        if after:
+            print(f"    dedupe window ({args.dedupe_window:,} keys) full at ~{full_at:.0f}s; RSS after it "
+                  f"{min(after):.1f}..{max(after):.1f} MB over {rss[-1][0] - full_at - 5:.0f}s")
     return 0 if rate >= 2000 else 1
 
 

@@ -32,7 +32,7 @@ class Receiver:
         env = {**os.environ, "TWILIO_AUTH_TOKEN": token}
         # stderr to a file, never an unread pipe: a full pipe would block the server's logging
         self.log_path = Path(spool_dir).parent / f"receiver-{os.getpid()}-{id(self)}.log"
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "w")  # noqa: SIM115 - open for the process's life, closed in stop()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=self._log, env=env, text=True)
         first = self.proc.stdout.readline() if self.proc.stdout else ""
         if not first.startswith("listening on http://"):

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from switchboard.ingest.receiver import ReadStats, iter_events, latest_status
 from switchboard.ingest.receiver.spool import iter_records
+
 from tests.receiver_util import Receiver, message_event, signed_batch, signed_callback
 
 TOKEN = "test-auth-token-0123456789abcdef"
@@ -274,7 +274,7 @@ def test_listen_refuses_bad_configuration_in_one_line(tmp_path, env, args, messa
     base = {k: v for k, v in os.environ.items() if k not in ("TWILIO_AUTH_TOKEN", "SWITCHBOARD_PUBLIC_URL")}
     done = subprocess.run([sys.executable, "-m", "switchboard.ingest.receiver.cli", "--port", "0", "--spool",
                            str(tmp_path / "spool"), *args], env={**base, **env}, capture_output=True, text=True,
-                          timeout=120)
+                          timeout=120, check=False)
     assert done.returncode == 2 and message in done.stderr
     assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
@@ -284,7 +284,7 @@ def test_listen_is_a_switchboard_subcommand_whose_help_explains_the_public_url()
     import sys
 
     done = subprocess.run([sys.executable, "-m", "switchboard.cli", "listen", "--help"], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert done.returncode == 0 and "--public-url" in done.stdout and "reverse proxy" in done.stdout
 
 

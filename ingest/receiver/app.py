@@ -35,8 +35,6 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from twilio.request_validator import RequestValidator
-
 from switchboard.core.twilio import redact_url
 from switchboard.ingest.receiver.events import (
     callback_has_sid,
@@ -45,6 +43,7 @@ from switchboard.ingest.receiver.events import (
     utc_now_iso,
 )
 from switchboard.ingest.receiver.spool import Spool, SpoolBusy
+from twilio.request_validator import RequestValidator
 
 log = logging.getLogger("switchboard.receiver")
 
@@ -222,7 +221,7 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _valid_form_signature(validator: RequestValidator, url: str, params: "_Params", signature: str) -> bool:
+def _valid_form_signature(validator: RequestValidator, url: str, params: _Params, signature: str) -> bool:
     """``validator.validate(url, params, signature)``, with its common case first.
 
     ``validate`` signs the URL twice (with and without the port, since Twilio is inconsistent about it)
@@ -262,7 +261,7 @@ class _Params(dict):
     """
 
     @classmethod
-    def of(cls, pairs: list[tuple[str, str]]) -> "_Params":
+    def of(cls, pairs: list[tuple[str, str]]) -> _Params:
         params = cls()
         for name, value in pairs:
             params.setdefault(name, []).append(value)

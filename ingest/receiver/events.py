@@ -21,7 +21,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -75,7 +75,7 @@ class StatusEvent:
 
 # --- writing side: request -> record ------------------------------------------------------------------
 def utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def callback_record(path: str, params: Iterable[tuple[str, str]], token: str | None, received: str,
@@ -223,9 +223,9 @@ def _int(value: object) -> int | None:
 def _parse_time(text: str) -> datetime:
     """ISO 8601 (Event Streams, our own ``rcv``) or RFC 2822 (voice callbacks' ``Timestamp``), as UTC."""
     try:
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        value = datetime.fromisoformat(text)  # 3.11+ reads a trailing "Z"
     except ValueError:
         value = parsedate_to_datetime(text)
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

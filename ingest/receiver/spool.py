@@ -81,7 +81,7 @@ class Checkpoint:
         return f"{self.segment}:{self.offset}"
 
     @classmethod
-    def parse(cls, text: str) -> "Checkpoint":
+    def parse(cls, text: str) -> Checkpoint:
         try:
             seg, off = text.split(":")
             return cls(int(seg), int(off))
@@ -133,7 +133,7 @@ def iter_records(directory: Path, after: Checkpoint | None = None,
 
 def _iter_segment(seq: int, path: Path, start: int, stats: ReadStats) -> Iterator[tuple[dict, Checkpoint]]:
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115 - closed by the `with` below; this try only catches a compacted file
     except FileNotFoundError:  # compacted between listing and opening
         return
     with handle:
@@ -328,7 +328,7 @@ class Spool:
             error: OSError | None = None
             try:
                 self._write(b"".join(payload for payload, _ in batch))
-            except Exception as exc:  # the thread must survive anything, or every later request would hang
+            except Exception as exc:  # noqa: BLE001 - the thread must survive anything, or every later request would hang
                 error = exc if isinstance(exc, OSError) else OSError(f"{type(exc).__name__}: {exc}")
                 log.error("spool: write failed, %d requests answered 503: %s", len(batch), exc)
             assert self._loop is not None
