@@ -43,7 +43,9 @@ class SandboxServer:
         self.port = port
         self.faults = faults or FaultConfig()
         self.now = clock_fn(clock)
-        self.request_count = 0  # requests served (tests tie kill points and waits to it)
+        self.request_count = 0  # requests received (tests tie kill points and waits to it)
+        self.in_flight = 0  # requests being answered now
+        self._count_lock = threading.Lock()
         self._faults = FaultInjector(self.faults)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -105,6 +107,7 @@ class SandboxServer:
     def start(self) -> str:
         if self._httpd is not None:
             return self.base_url
+        self._faults.hold()
         handler = type("Handler", (Handler,), {"sandbox": self})
         self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
@@ -114,6 +117,7 @@ class SandboxServer:
         return self.base_url
 
     def stop(self) -> None:
+        self._faults.release()  # requests held by a slow fault answer now
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -134,6 +138,17 @@ class SandboxServer:
         self.stop()
 
     # --- what routing calls
+    def request_started(self) -> int:
+        """Count a request in; returns its number (for its Twilio-Request-Id)."""
+        with self._count_lock:
+            self.request_count += 1
+            self.in_flight += 1
+            return self.request_count
+
+    def request_finished(self) -> None:
+        with self._count_lock:
+            self.in_flight -= 1
+
     def authorize(self, header: str | None, account_sid: str | None) -> int:
         """Index of the account the request may act on; ApiError 401 otherwise."""
         return self._auth.authorize(header, account_sid)

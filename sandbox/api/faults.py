@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from dataclasses import dataclass
 
 from switchboard.sandbox.api.errors import ApiError
@@ -31,6 +30,13 @@ class FaultInjector:
         self.config = config
         self._rng = random.Random(config.seed)
         self._lock = threading.Lock()
+        self._released = threading.Event()  # set when the server stops: slow answers go out at once
+
+    def hold(self) -> None:
+        self._released.clear()
+
+    def release(self) -> None:
+        self._released.set()
 
     def roll(self) -> str | None:
         """'drop', or raise the injected error, or None. The dice are rolled under a lock
@@ -46,7 +52,7 @@ class FaultInjector:
         if drop:
             return "drop"
         if slow:
-            time.sleep(f.slow_seconds)
+            self._released.wait(f.slow_seconds)
         if error is not None:
             raise error
         return None

@@ -62,6 +62,7 @@ class Handler(BaseHTTPRequestHandler):
     # wait for a delayed ACK (~40 ms) on every response.
     disable_nagle_algorithm = True
     sandbox: SandboxServer  # set on the subclass made per server
+    request_no = 0  # this request's number, for its Twilio-Request-Id
 
     def log_message(self, format: str, *args) -> None:
         pass
@@ -77,7 +78,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         sb = self.sandbox
-        sb.request_count += 1
+        self.request_no = sb.request_started()
+        try:
+            self._answer(sb, method)
+        finally:
+            sb.request_finished()
+
+    def _answer(self, sb: SandboxServer, method: str) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
@@ -103,7 +110,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", "application/json; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
-        self.send_header("Twilio-Request-Id", f"RQ{self.sandbox.request_count:032x}")
+        self.send_header("Twilio-Request-Id", f"RQ{self.request_no:032x}")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
