@@ -220,6 +220,30 @@ def privacy(df: pd.DataFrame, view: View | None = None, *, text_columns: Iterabl
     return df
 
 
+# --- carriers -----------------------------------------------------------------------------------
+# Ingest takes a number's carrier from libphonenumber's prefix data (ingest/enrich.py), and stores NULL
+# where it has none: in the US, Canada and other countries with number portability a number's prefix
+# does not tell its carrier, so libphonenumber ships no carrier data there. Tables showed "None".
+
+UNKNOWN_CARRIER = "unknown"
+CARRIER_HELP = (
+    "The carrier the number's range was assigned to (libphonenumber's prefix data); a ported number may "
+    "have moved since. \"unknown\" where there is no such data: in the US, Canada and other countries with "
+    "number portability a number's prefix does not tell its carrier."
+)
+
+
+def with_carrier_labels(df: pd.DataFrame, column: str = "carrier") -> pd.DataFrame:
+    """``df`` with missing carriers shown as "unknown" (see :data:`CARRIER_HELP`)."""
+    if column not in df.columns:
+        return df
+    return df.assign(**{column: df[column].astype("object").where(df[column].notna(), UNKNOWN_CARRIER)})
+
+
+def carrier_column(label: str = "Carrier") -> Any:
+    return st.column_config.TextColumn(label, help=CARRIER_HELP)
+
+
 # --- messages to the user ------------------------------------------------------------------------
 
 

@@ -92,3 +92,11 @@ def test_compact_counts(value: object, shown: str) -> None:
 def test_usd_compact(value: object, shown: str) -> None:
     assert ui.usd_compact(value) == shown
     assert len(shown.lstrip("-")) <= 7
+
+
+def test_missing_carriers_show_as_unknown_with_the_reason() -> None:
+    # libphonenumber has no carrier data for US numbers (number portability): ingest stores NULL.
+    df = pd.DataFrame({"carrier": ["Vodafone", None, float("nan")], "sent": [3, 2, 1]})
+    assert ui.with_carrier_labels(df)["carrier"].tolist() == ["Vodafone", "unknown", "unknown"]
+    assert "number portability" in ui.CARRIER_HELP
+    assert ui.with_carrier_labels(df.drop(columns="carrier")).equals(df.drop(columns="carrier"))

@@ -62,3 +62,26 @@ def test_overview_numbers_match_analytics_on_a_real_ingest(real: Path) -> None:
         assert fig is not None
     finally:
         con.close()
+
+
+def test_us_carriers_read_unknown_and_say_why(real: Path) -> None:
+    # A real ingest stores no carrier for US numbers: libphonenumber has none (number portability).
+    con = warehouse.connect(real, read_only=True)
+    try:
+        unknown = con.execute("SELECT count(*) FROM message_facts WHERE country_iso2 = 'US' AND carrier IS NULL"
+                              ).fetchall()[0][0]
+    finally:
+        con.close()
+    assert unknown > 0
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["focus"] = "US"
+    at.run()
+    at.switch_page("app_pages/countries.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "unknown" in captions and "number portability" in captions
+    at.switch_page("app_pages/errors.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    samples = next((t.value for t in at.dataframe if "carrier" in t.value.columns), None)
+    if samples is not None:
+        assert samples["carrier"].notna().all() and "None" not in set(samples["carrier"])

@@ -51,7 +51,7 @@ picked = ui.table(table, key="country_table", selectable=True, height=380, colum
 
 # --- drill-down ---------------------------------------------------------------------------------
 names = dict(zip(table["country_iso2"], table["country_name"].fillna(table["country_iso2"])))
-rows = list(picked.selection.rows) if picked is not None and hasattr(picked, "selection") else []
+rows = list(picked.selection.rows) if picked is not None else []
 # A newly selected table row opens that country; the selectbox stays free to change afterwards.
 if rows and rows != st.session_state.get("_country_rows"):
     st.session_state["focus"] = table.iloc[rows[0]]["country_iso2"]
@@ -76,14 +76,15 @@ if focus:
     with right:
         carriers = data.run(delivery.delivery_by, by="carrier", **period)
         if carriers["carrier"].notna().any():
-            carriers = carriers.assign(carrier=carriers["carrier"].fillna("Unknown carrier"))
-            carriers = carriers.sort_values("sent", ascending=False).head(12)
+            carriers = ui.with_carrier_labels(carriers).sort_values("sent", ascending=False).head(12)
             ui.show(ui.bar(carriers, x="carrier", y="delivery_rate", horizontal=True, percent=True,
                            title="Delivery rate by carrier (%)", y_title="Delivery rate",
                            hover={"sent": ",", "failed": ","}), key="focus_carriers")
+            if (carriers["carrier"] == ui.UNKNOWN_CARRIER).any():
+                st.caption(f"**unknown** carrier: {ui.CARRIER_HELP}")
         else:
-            st.caption(f"**Carriers:** not known for numbers in {names[focus]}: phonenumbers has no carrier "
-                       "prefix data there (number portability), so delivery cannot be split by carrier.")
+            st.caption(f"**Carriers:** unknown for numbers in {names[focus]}, so delivery cannot be split by "
+                       f"carrier. {ui.CARRIER_HELP}")
     top = data.run(errors.top_errors, **period)
     if top.empty:
         st.caption("No failed messages with an error code here in this period.")

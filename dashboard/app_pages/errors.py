@@ -17,10 +17,11 @@ if top.empty:
     ui.nothing_in_period(view, "failed messages with an error code")
     st.stop()
 
+# The banner and the table's Trend column share one definition (analytics.errors.classify): a code is
+# "rising" in the table exactly when the banner lists it.
 rising = data.run(errors.new_or_rising_errors, **view.period)
 if rising.empty:
-    st.success("No error code is new or significantly rising against the previous period.",
-               icon=":material/check_circle:")
+    st.success("No error code is new or rising against the previous period.", icon=":material/check_circle:")
 else:
     for r in rising.itertuples():
         verb = "appeared" if r.status == "new" else f"rose {r.rate_ratio:.1f}×"
@@ -46,6 +47,7 @@ with right:
                      title="Daily error rate of the top 5 codes (% of sent)", y_title="Error rate"), key="error_trend")
 
 st.subheader("Error codes and what to do")
+st.caption("Trend, against the previous period of equal length. " + errors.trend_explained())
 ui.table(top, key="errors_table", columns={
     "error_code": st.column_config.NumberColumn("Code", format="%d"),
     "error_name": "Official name",
@@ -66,8 +68,8 @@ code = st.selectbox("Error code", list(labels), format_func=labels.get, key="sam
 samples = data.run(errors.error_samples, code, n=10, **view.period)
 samples = samples.assign(country=samples["country_iso2"].map(data.country_names()).fillna(samples["country_iso2"]))
 st.caption("Message SIDs to look up in the Twilio console or quote in a support ticket.")
-ui.table(ui.privacy(samples, view), key="samples", columns={
+ui.table(ui.with_carrier_labels(ui.privacy(samples, view)), key="samples", columns={
     "sid": "Message SID", "sent_at": st.column_config.DatetimeColumn("Sent (UTC)", format="YYYY-MM-DD HH:mm"),
-    "country": "Country", "carrier": "Carrier", "sender": "Sender", "template_id": "Template",
+    "country": "Country", "carrier": ui.carrier_column(), "sender": "Sender", "template_id": "Template",
     "status": "Status",
 })
