@@ -2,7 +2,7 @@
 
 * Opens the **published snapshot** (``Settings.warehouse_path``) read-only, never
   the ingest's own file, so the dashboard never competes for DuckDB's writer lock
-  (ARCHITECTURE.md, "one writer, many readers").
+  (docs/ARCHITECTURE.md, "one writer, many readers").
 * Notices a new snapshot by its *version* (inode, mtime, size): ingest publishes by
   rename, so a new file has a new inode. The next query opens the new file; no
   restart is needed. Sessions still holding the old connection keep reading the old

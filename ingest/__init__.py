@@ -6,7 +6,7 @@ Entry points:
   progress, send_logs, bulk_export_dir, lag_hours, publish) -> IngestReport`` (in-process);
 * ``switchboard ingest`` (``ingest.cli``) and ``switchboard export --parquet DIR`` (``ingest.export``);
 * ``ingest.warehouse``: ``connect``, ``create_schema``, ``refresh_facts``, ``view_comments``,
-  ``schema_markdown`` (-> ``ingest/SCHEMA.md``), ``publish_snapshot``.
+  ``schema_markdown`` (-> ``docs/SCHEMA.md``), ``publish_snapshot``.
 
 Modules by source: ``twilio_api`` (+ ``http``: retries), ``send_logs``, ``bulk_export``; shared:
 ``enrich`` (countries, regions, numbers, fx), ``encoding`` (body encoding in SQL), ``runs`` (audit).

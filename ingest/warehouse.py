@@ -1,6 +1,6 @@
 """The DuckDB warehouse: schema, dimensions, facts and the published snapshot.
 
-One writer, many readers (ARCHITECTURE.md): ingest owns ``data/ingest.duckdb``
+One writer, many readers (docs/ARCHITECTURE.md): ingest owns ``data/ingest.duckdb``
 read-write; after each successful run it publishes ``data/warehouse.duckdb``
 atomically (copy, then rename), which the dashboard and analysts open read-only.
 """
@@ -121,7 +121,7 @@ def view_comments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 
 def schema_markdown(con: duckdb.DuckDBPyConnection) -> str:
-    """The analyst views and their columns as Markdown, from the live COMMENTs (ingest/SCHEMA.md)."""
+    """The analyst views and their columns as Markdown, from the live COMMENTs (docs/SCHEMA.md)."""
     views = dict(
         con.execute(
             "SELECT view_name, comment FROM duckdb_views() WHERE view_name IN ('message_facts', 'call_facts', "
@@ -134,7 +134,7 @@ def schema_markdown(con: duckdb.DuckDBPyConnection) -> str:
         "",
         "Generated from the `COMMENT ON` statements of `ingest/views.sql` by",
         "`ingest.warehouse.schema_markdown()`; `tests/test_ingest_schema_docs.py` fails when they disagree.",
-        "Regenerate with `python -m ingest.warehouse > ingest/SCHEMA.md`.",
+        "Regenerate with `python -m switchboard.docs` (writes docs/SCHEMA.md).",
     ]
     for view in ANALYST_VIEWS:
         out += ["", f"## `{view}`", "", views.get(view) or "", "", "| column | type | meaning |", "| --- | --- | --- |"]
@@ -156,7 +156,7 @@ def publish_snapshot(ingest_db: Path, warehouse: Path) -> Path:
     return warehouse
 
 
-if __name__ == "__main__":  # python -m ingest.warehouse > ingest/SCHEMA.md
+if __name__ == "__main__":  # prints the analyst views as Markdown (python -m switchboard.docs writes docs/SCHEMA.md)
     _con = connect(":memory:")
     create_schema(_con)
     print(schema_markdown(_con), end="")

@@ -1,47 +1,47 @@
-"""Keeps the README's "Analyst views" section equal to the views' live COMMENTs.
+"""Generates ``docs/SCHEMA.md``, the one schema document, from the analyst views' live COMMENTs.
 
-``python -m switchboard.docs`` rewrites the section; tests/test_readme.py fails when it is stale.
+``python -m switchboard.docs`` rewrites it; ``tests/test_ingest_schema_docs.py`` fails when it is stale.
+The README links to it rather than holding a second copy.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-# A developer tool run from a checkout (it rewrites files of the repository), so the repository is
+# A developer tool run from a checkout (it rewrites a file of the repository), so the repository is
 # found from this file; installed code never looks for a source tree.
 REPO = Path(__file__).resolve().parents[1]
+SCHEMA_MD = REPO / "docs" / "SCHEMA.md"
 README = REPO / "README.md"
-BEGIN = "<!-- schema:begin (generated from the views' COMMENTs; tests/test_readme.py checks it) -->"
-END = "<!-- schema:end -->"
+HEADER = """\
+# Warehouse schema: the analyst views
+
+The stable contract for analysts: three views of the published warehouse (`data/warehouse.duckdb`,
+open it read-only). Generated from the `COMMENT ON` statements of `ingest/views.sql` by
+`python -m switchboard.docs`; `tests/test_ingest_schema_docs.py` fails when the two disagree.
+Internal tables (names starting with `_`) are not part of the contract: see `docs/ARCHITECTURE.md`.
+"""
 
 
-def schema_section() -> str:
-    """The analyst views as Markdown, one heading level below the README's section."""
+def schema_document() -> str:
+    """The whole of docs/SCHEMA.md: the header above, then one section per view from the live COMMENTs."""
     from switchboard.ingest import warehouse
 
     con = warehouse.connect(":memory:")
     warehouse.create_schema(con)
     text = warehouse.schema_markdown(con)
-    body = text[text.index("\n## ") + 1 :]  # drop SCHEMA.md's own title and preamble
-    return re.sub(r"^## ", "#### ", body, flags=re.MULTILINE).strip() + "\n"
+    return HEADER + text[text.index("\n## ") :]
 
 
-def current_section(readme: str) -> str:
-    start, stop = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    return readme[start:stop].strip("\n") + "\n"
-
-
-def update_readme() -> bool:
-    """Rewrite the section; True when it changed."""
-    readme = README.read_text()
-    start, stop = readme.index(BEGIN) + len(BEGIN), readme.index(END)
-    new = readme[:start] + "\n" + schema_section() + readme[stop:]
-    if new != readme:
-        README.write_text(new)
-        return True
-    return False
+def update_schema_doc() -> bool:
+    """Rewrite docs/SCHEMA.md; True when it changed."""
+    new = schema_document()
+    if SCHEMA_MD.is_file() and SCHEMA_MD.read_text(encoding="utf-8") == new:
+        return False
+    SCHEMA_MD.parent.mkdir(exist_ok=True)
+    SCHEMA_MD.write_text(new, encoding="utf-8")
+    return True
 
 
 if __name__ == "__main__":
-    print("README.md updated" if update_readme() else "README.md already up to date")
+    print("docs/SCHEMA.md updated" if update_schema_doc() else "docs/SCHEMA.md already up to date")

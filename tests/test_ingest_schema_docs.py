@@ -1,21 +1,27 @@
-"""ingest/SCHEMA.md must match the live COMMENTs of the analyst views."""
+"""docs/SCHEMA.md, the one schema document, must match the live COMMENTs of the analyst views."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from switchboard import docs
 from switchboard.ingest import warehouse
-
-SCHEMA_MD = Path(__file__).resolve().parents[1] / "ingest" / "SCHEMA.md"
 
 
 def test_schema_md_matches_the_view_comments():
-    con = warehouse.connect(":memory:")
-    warehouse.create_schema(con)
-    live = warehouse.schema_markdown(con)
-    assert SCHEMA_MD.read_text() == live, (
-        "ingest/SCHEMA.md is out of date: run  python -m ingest.warehouse > ingest/SCHEMA.md"
+    assert docs.SCHEMA_MD.read_text(encoding="utf-8") == docs.schema_document(), (
+        "docs/SCHEMA.md is out of date: run  .venv/bin/python -m switchboard.docs"
     )
+
+
+def test_every_analyst_view_is_documented():
+    text = docs.SCHEMA_MD.read_text(encoding="utf-8")
+    for view in warehouse.ANALYST_VIEWS:
+        assert f"## `{view}`" in text
+
+
+def test_there_is_one_schema_document():
+    assert not (docs.REPO / "ingest" / "SCHEMA.md").exists()
+    readme = (docs.REPO / "README.md").read_text(encoding="utf-8")
+    assert "docs/SCHEMA.md" in readme and "schema:begin" not in readme
 
 
 def test_every_view_column_has_a_comment():
