@@ -8,6 +8,7 @@ then: every page and file is committed whole, so what is there is consistent.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -20,8 +21,9 @@ import duckdb
 from switchboard.core.errors import ConfigError
 from switchboard.core.twilio import INGEST_RETRIES, TwilioAuthError, find_credentials, make_client
 from switchboard.ingest import runs, warehouse
-from switchboard.ingest.runs import IngestReport, SourceResult
+from switchboard.ingest.runs import IngestReport, RunContext, Source, SourceResult
 from switchboard.core.settings import Settings
+from switchboard.ingest.twilio_api import TwilioClient
 
 SOURCES = ("twilio", "send-logs", "bulk-export")
 MEMORY_LIMIT = os.environ.get("SWITCHBOARD_INGEST_MEMORY", "1GB")  # keeps a 10M-row ingest under 2 GB
@@ -34,7 +36,7 @@ class IngestError(ConfigError):
 # --------------------------------------------------------------------------- credentials and client
 
 
-def default_client_factory(environ: dict[str, str] | None = None) -> Callable[[], Any]:
+def default_client_factory(environ: dict[str, str] | None = None) -> Callable[[], TwilioClient]:
     """A factory of ``twilio.rest.Client`` with the ingest's retries (5xx too: reads are safe to repeat);
     SWITCHBOARD_TWILIO_BASE_URL points it at a sandbox. Missing credentials fail here, before anything runs."""
     creds = find_credentials(environ)
@@ -44,14 +46,38 @@ def default_client_factory(environ: dict[str, str] | None = None) -> Callable[[]
 # --------------------------------------------------------------------------- the run
 
 
-def _as_datetime(value: date | datetime | str | None) -> datetime | None:
+def _as_datetime(value: date | datetime | str | None, option: str) -> datetime | None:
+    """A --since/--until value as an aware UTC datetime; a value that is not a date is the user's to fix."""
     if value is None:
         return None
     if isinstance(value, str):
-        value = datetime.fromisoformat(value)
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise IngestError(f"{option} {value!r} is not a date: give YYYY-MM-DD (or an ISO-8601 time such as "
+                              "2026-11-01T08:00:00Z)") from None
     if not isinstance(value, datetime):
         value = datetime(value.year, value.month, value.day)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _lag(hours: float) -> timedelta:
+    if not isinstance(hours, (int, float)) or not math.isfinite(hours) or hours < 0:
+        raise IngestError(f"lag {hours!r} hours is not a finite number >= 0: give --lag-hours H (or "
+                          "SWITCHBOARD_LAG_HOURS), e.g. 72")
+    try:
+        return timedelta(hours=hours)
+    except OverflowError:
+        raise IngestError(f"lag {hours!r} hours is too large: give --lag-hours H, e.g. 72") from None
+
+
+def _window(since: date | datetime | str | None, until: date | datetime | str | None
+            ) -> tuple[datetime | None, datetime | None]:
+    since_dt, until_dt = _as_datetime(since, "--since"), _as_datetime(until, "--until")
+    if since_dt and until_dt and since_dt >= until_dt:
+        raise IngestError(f"--since {since_dt:%Y-%m-%d %H:%M} is not before --until {until_dt:%Y-%m-%d %H:%M}: "
+                          "the window would be empty; swap or widen them")
+    return since_dt, until_dt
 
 
 def _normalise_sources(sources: Iterable[str] | str | None) -> list[str]:
@@ -69,14 +95,22 @@ def _normalise_sources(sources: Iterable[str] | str | None) -> list[str]:
 
 
 def open_ingest_db(path: Path) -> duckdb.DuckDBPyConnection:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """The private ingest database, schema ensured; runs a killed ingest left ``running`` become ``interrupted``."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise IngestError(f"the data folder {path.parent} is a file: give --data-dir (or SWITCHBOARD_DATA_DIR) a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IngestError(f"cannot create the data folder {path.parent} ({exc.strerror}): give --data-dir a "
+                          "folder you can write") from None
     try:
         con = warehouse.connect(path)
     except duckdb.IOException as exc:
         raise IngestError(f"{path} is in use (is another ingest running?): {exc}") from None
-    con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    con.execute("SET memory_limit = $limit", {"limit": MEMORY_LIMIT})
     con.execute("SET preserve_insertion_order = true")
     warehouse.ensure_schema(con)
+    runs.mark_interrupted(con)  # we hold the lock: no run marked running is alive
     return con
 
 
@@ -86,6 +120,24 @@ def _progress(desc: str, enabled: bool) -> Any:
     return tqdm(desc=f"{desc:<12}", unit=" rec", unit_scale=True, disable=not enabled, leave=True, dynamic_ncols=True)
 
 
+def build_sources(
+    chosen: Sequence[str], settings: Settings, *, client_factory: Callable[[], TwilioClient] | None,
+    send_logs: Sequence[str] | None, bulk_export_dir: Path | str | None,
+) -> list[Source]:
+    """The chosen sources, configured, in the order given."""
+    from switchboard.ingest.bulk_export import BulkExportSource
+    from switchboard.ingest.send_logs import SendLogSource, default_globs
+    from switchboard.ingest.twilio_api import TwilioSource
+
+    builders: dict[str, Callable[[], Source]] = {
+        "twilio": lambda: TwilioSource(client_factory or default_client_factory()),
+        "send-logs": lambda: SendLogSource(list(send_logs) if send_logs else default_globs(settings.send_logs_dir)),
+        "bulk-export": lambda: BulkExportSource(
+            Path(bulk_export_dir) if bulk_export_dir else settings.data_dir / "bulk_export"),
+    }
+    return [builders[name]() for name in chosen]
+
+
 def run_ingest(
     settings: Settings | None = None,
     *,
@@ -93,7 +145,7 @@ def run_ingest(
     since: date | datetime | str | None = None,
     until: date | datetime | str | None = None,
     full_refresh: bool = False,
-    client_factory: Callable[[], Any] | None = None,
+    client_factory: Callable[[], TwilioClient] | None = None,
     progress: bool = True,
     send_logs: Sequence[str] | None = None,
     bulk_export_dir: Path | str | None = None,
@@ -104,51 +156,22 @@ def run_ingest(
 
     ``send_logs``: globs (default ``data/send_logs/sends-*`` and ``conversions-*``);
     ``bulk_export_dir``: a folder of BulkExport day files (default ``data/bulk_export`` when it exists).
-    Raises :class:`IngestError` for problems the user must fix before anything runs
-    (missing credentials when Twilio is asked for, the ingest DB locked by another run).
+    Raises :class:`IngestError` for problems the user must fix before anything runs (a bad date or lag,
+    an empty window, missing credentials when Twilio is asked for, the ingest DB locked by another run).
     """
     settings = settings or Settings.from_env()
-    chosen = _normalise_sources(sources)
-    lag = timedelta(hours=settings.lag_hours if lag_hours is None else lag_hours)
-    since_dt, until_dt = _as_datetime(since), _as_datetime(until)
-    if "twilio" in chosen and client_factory is None:
-        client_factory = default_client_factory()
+    lag = _lag(settings.lag_hours if lag_hours is None else lag_hours)
+    since_dt, until_dt = _window(since, until)
+    chosen = build_sources(_normalise_sources(sources), settings, client_factory=client_factory,
+                           send_logs=send_logs, bulk_export_dir=bulk_export_dir)
     report = IngestReport()
     t_run = time.monotonic()
     con = open_ingest_db(settings.ingest_db_path)
     try:
-        for name in chosen:
-            result = SourceResult(name)
-            run_id = runs.start_run(con, name)
-            bar = _progress(name, progress)
-            t0 = time.monotonic()
-            try:
-                if name == "twilio":
-                    _run_twilio(con, client_factory, run_id, result, lag, since_dt, until_dt, full_refresh, bar)
-                elif name == "send-logs":
-                    from switchboard.ingest.send_logs import default_globs, ingest_send_logs
-
-                    patterns = list(send_logs) if send_logs else default_globs(settings.send_logs_dir)
-                    ingest_send_logs(con, patterns, run_id, result, full_refresh=full_refresh,
-                                     on_file=lambda o: bar.update(o.read))  # noqa: B023 - called before the loop moves on
-                else:
-                    from switchboard.ingest.bulk_export import ingest_bulk_export
-
-                    folder = Path(bulk_export_dir) if bulk_export_dir else settings.data_dir / "bulk_export"
-                    if folder.is_dir():
-                        ingest_bulk_export(con, folder, run_id, result, full_refresh=full_refresh, on_file=bar.update)
-                    else:
-                        result.status = "skipped"
-                        result.detail = f"no folder {folder}"
-            except TwilioAuthError as exc:
-                result.status, result.error, result.auth_failed = "failed", str(exc), True
-            except Exception as exc:  # noqa: BLE001 - recorded in ingest_runs and the report, run continues
-                result.status, result.error = "failed", f"{type(exc).__name__}: {exc}"
-            finally:
-                bar.close()
-            result.seconds = time.monotonic() - t0
-            runs.finish_run(con, run_id, result)
-            report.results.append(result)
+        for source in chosen:
+            ctx = RunContext(runs.start_run(con, source.name), SourceResult(source.name), lag, since_dt, until_dt,
+                             full_refresh)
+            report.results.append(_run_source(con, source, ctx, progress))
         warehouse.refresh_facts(con, conversion_window_minutes=settings.conversion_window_minutes)
         con.execute("CHECKPOINT")
     finally:
@@ -159,31 +182,20 @@ def run_ingest(
     return report
 
 
-def _run_twilio(
-    con: duckdb.DuckDBPyConnection,
-    client_factory: Callable[[], Any] | None,
-    run_id: int,
-    result: SourceResult,
-    lag: timedelta,
-    since: datetime | None,
-    until: datetime | None,
-    full_refresh: bool,
-    bar: Any,
-) -> None:
-    from switchboard.ingest.twilio_api import CALLS, MESSAGES, ingest_streams, list_accounts
-
-    assert client_factory is not None
-    client = client_factory()
-    accounts = list_accounts(client)
-    # one client per stream: each fetches in its own thread, with its own HTTP session
-    streams = [(account_sid, res, client_factory()) for account_sid in accounts for res in (MESSAGES, CALLS)]
-    # batches are small: a second DuckDB thread costs more in handoffs than it gains (and the fetch
-    # threads want the CPU)
-    con.execute("SET threads = 1")
+def _run_source(con: duckdb.DuckDBPyConnection, source: Source, ctx: RunContext, progress: bool) -> SourceResult:
+    """One source, audited in ingest_runs; its failure is recorded (URLs redacted), never raised."""
+    result = ctx.result
+    bar = _progress(source.name, progress)
+    ctx.progress = bar.update
+    t0 = time.monotonic()
     try:
-        ingest_streams(con, client, streams, run_id, result, lag=lag, since=since, until=until,
-                       full_refresh=full_refresh, on_page=bar.update)
+        source.run(con, ctx)
+    except TwilioAuthError as exc:
+        result.status, result.error, result.auth_failed = "failed", runs.redact(str(exc)), True
+    except Exception as exc:  # noqa: BLE001 - recorded in ingest_runs and the report, run continues
+        result.status, result.error = "failed", runs.redact(f"{type(exc).__name__}: {exc}")
     finally:
-        con.execute("RESET threads")
-    retries = sum(getattr(getattr(c, "http_client", None), "retries", 0) for c in [client] + [s[2] for s in streams])
-    result.detail = f"{len(accounts)} account(s), {retries} retried request(s)"
+        bar.close()
+    result.seconds = time.monotonic() - t0
+    runs.finish_run(con, ctx.run_id, result)
+    return result

@@ -24,16 +24,27 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import pyarrow as pa
 
-from switchboard.ingest import enrich, runs
+from switchboard.ingest import bounds, enrich, runs
 from switchboard.ingest.encoding import encoding_sql, length_sql
 
 PAGE_SIZE = 1000
 RFC2822 = "%a, %d %b %Y %H:%M:%S %z"
+
+
+class TwilioClient(Protocol):
+    """What ingest uses of ``twilio.rest.Client``: the account it authenticates as, the 2010 API (lists,
+    pages, fetches) and its HTTP client (whose ``retries`` count goes into the run report)."""
+
+    account_sid: str
+    http_client: Any  # a twilio.http.HttpClient; RetryingHttpClient counts its retries
+
+    @property
+    def api(self) -> Any: ...  # twilio.rest.api.ApiBase: .v2010.accounts(sid).messages/.calls, .base_url
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,15 @@ def _bad_int(col: str) -> str:
     return f"WHEN {col} IS NOT NULL AND {_int(col)} IS NULL THEN 'bad {col}: ' || left({col}, 60)"
 
 
+def _implausible(timestamps: tuple[str, ...], counts: dict[str, float]) -> str:
+    """The plausibility arms (ingest/bounds.py): every timestamp in range, every count and the price finite
+    and in range. After the parse arms, so only values that parse reach them."""
+    arms = [bounds.timestamp_out_of_bounds(_ts(c), c, c) for c in timestamps]
+    arms += [bounds.number_out_of_range(_int(c), c, c, 0, high) for c, high in counts.items()]
+    arms.append(bounds.number_out_of_range(_PRICE, "price", "price", -bounds.MAX_ABS_PRICE, bounds.MAX_ABS_PRICE))
+    return "\n        ".join(arms)
+
+
 _COMMON_REASONS = """
     WHEN sid IS NULL OR trim(sid) = '' THEN 'missing sid'
     WHEN account_sid IS NULL OR trim(account_sid) = '' THEN 'missing account_sid'
@@ -87,6 +107,8 @@ MESSAGES = Resource(
     reason_sql=f"""CASE {_COMMON_REASONS}
         {_bad_int('error_code')} {_bad_int('num_segments')} {_bad_int('num_media')}
         {_bad_ts('date_created')} {_bad_ts('date_sent')} {_bad_ts('date_updated')}
+        {_implausible(('date_created', 'date_sent', 'date_updated'),
+                      {'num_segments': bounds.MAX_COUNT, 'num_media': bounds.MAX_COUNT})}
     END""",
     insert_columns=("sid", "account_sid", "messaging_service_sid", "direction", "from_number", "to_number", "status",
                     "error_code", "num_segments", "num_media", "body_encoding", "body_length", "price", "price_unit",
@@ -113,6 +135,8 @@ CALLS = Resource(
     reason_sql=f"""CASE {_COMMON_REASONS}
         {_bad_int('duration')}
         {_bad_ts('start_time')} {_bad_ts('end_time')} {_bad_ts('date_created')} {_bad_ts('date_updated')}
+        {_implausible(('start_time', 'end_time', 'date_created', 'date_updated'),
+                      {'duration': bounds.MAX_CALL_SECONDS})}
     END""",
     insert_columns=("sid", "account_sid", "parent_call_sid", "direction", "from_number", "to_number", "status",
                     "answered_by", "duration_s", "price", "price_unit", "price_usd", "start_time", "end_time",
@@ -284,7 +308,7 @@ class FetchedPage:
     location: str
 
 
-def _list_resource(client: Any, account_sid: str, res: Resource) -> Any:
+def _list_resource(client: TwilioClient, account_sid: str, res: Resource) -> Any:
     account = client.api.v2010.accounts(account_sid)
     return account.messages if res.name == "messages" else account.calls
 
@@ -309,7 +333,8 @@ def _fetch(fn: Callable[[], Any], attempts: int = 5) -> Any:
 
 
 def iter_pages(
-    client: Any, account_sid: str, res: Resource, lo: datetime | None, hi: datetime | None, resume_uri: str | None
+    client: TwilioClient, account_sid: str, res: Resource, lo: datetime | None, hi: datetime | None,
+    resume_uri: str | None,
 ) -> Iterator[FetchedPage]:
     lst = _list_resource(client, account_sid, res)
     if resume_uri:
@@ -388,7 +413,7 @@ class prefetch:
 # --------------------------------------------------------------------------- one (resource, account)
 
 
-def list_accounts(client: Any) -> list[str]:
+def list_accounts(client: TwilioClient) -> list[str]:
     """The client's account and every subaccount it can see (Accounts.json lists both)."""
     from switchboard.core.twilio import TwilioAuthError
 
@@ -411,7 +436,7 @@ class _Stream:
     pages: prefetch
     batches: Iterator[list[FetchedPage]]
     account_sid: str = ""
-    client: Any = None
+    client: TwilioClient | None = None
     lo: datetime | None = None  # the window read (None: unbounded)
     hi: datetime | None = None
     # --full-refresh read from its first page: a temp table of every sid the read returned (rejected
@@ -422,7 +447,7 @@ class _Stream:
 
 
 def _open_stream(
-    con: duckdb.DuckDBPyConnection, client: Any, account_sid: str, res: Resource, *,
+    con: duckdb.DuckDBPyConnection, client: TwilioClient, account_sid: str, res: Resource, *,
     lag: timedelta, since: datetime | None, until: datetime | None, full_refresh: bool,
 ) -> _Stream:
     """Decide the window from the stored state (resume, cursor - lag, or --since/--until) and start fetching."""
@@ -451,8 +476,8 @@ def _open_stream(
 
 def ingest_streams(
     con: duckdb.DuckDBPyConnection,
-    client: Any,
-    streams: list[tuple[str, Resource]] | list[tuple[str, Resource, Any]],
+    client: TwilioClient,
+    streams: list[tuple[str, Resource]] | list[tuple[str, Resource, TwilioClient]],
     run_id: int,
     result: runs.SourceResult,
     *,
@@ -494,13 +519,13 @@ def ingest_streams(
                 con.execute(f"DROP TABLE IF EXISTS {stream.seen}")
     for stream in opened:
         if stream.complete:
-            refresh_pending(con, stream.client, stream.account_sid, stream.res, stream.lo, stream.hi, run_id,
+            refresh_pending(con, stream.client or client, stream.account_sid, stream.res, stream.lo, stream.hi, run_id,
                             result, on_page)
 
 
 def ingest_resource(
     con: duckdb.DuckDBPyConnection,
-    client: Any,
+    client: TwilioClient,
     account_sid: str,
     res: Resource,
     run_id: int,
@@ -605,7 +630,7 @@ def pending_sids(
             AND ({' OR '.join(outside)}) ORDER BY sid""", params).fetchall()]
 
 
-def _fetch_record(client: Any, account_sid: str, res: Resource, sid: str) -> Any | None:
+def _fetch_record(client: TwilioClient, account_sid: str, res: Resource, sid: str) -> Any | None:
     """The record's JSON through the SDK's fetch (the same payload a list page holds); None when gone (404)."""
     from twilio.base.exceptions import TwilioRestException
 
@@ -620,7 +645,7 @@ def _fetch_record(client: Any, account_sid: str, res: Resource, sid: str) -> Any
 
 def refresh_pending(
     con: duckdb.DuckDBPyConnection,
-    client: Any,
+    client: TwilioClient,
     account_sid: str,
     res: Resource,
     lo: datetime | None,
@@ -682,3 +707,31 @@ def _batches(pages: Iterator[FetchedPage], max_records: int = 10 * PAGE_SIZE) ->
             batch.append(p)
             n += len(p.records)
         yield batch
+
+
+# --------------------------------------------------------------------------- the source
+
+
+@dataclass
+class TwilioSource:
+    """Messages and calls of every account the credentials can see, behind the source protocol
+    (:class:`runs.Source`). ``client_factory`` makes one client per stream (HTTP sessions are not
+    shared across the fetch threads)."""
+
+    client_factory: Callable[[], TwilioClient]
+    name: str = "twilio"
+
+    def run(self, con: duckdb.DuckDBPyConnection, ctx: runs.RunContext) -> None:
+        client = self.client_factory()
+        accounts = list_accounts(client)
+        streams = [(account_sid, res, self.client_factory()) for account_sid in accounts for res in (MESSAGES, CALLS)]
+        # batches are small: a second DuckDB thread costs more in handoffs than it gains (and the fetch
+        # threads want the CPU)
+        con.execute("SET threads = 1")
+        try:
+            ingest_streams(con, client, streams, ctx.run_id, ctx.result, lag=ctx.lag, since=ctx.since,
+                           until=ctx.until, full_refresh=ctx.full_refresh, on_page=ctx.progress)
+        finally:
+            con.execute("RESET threads")
+        retries = sum(getattr(c.http_client, "retries", 0) for c in [client] + [s[2] for s in streams])
+        ctx.result.detail = f"{len(accounts)} account(s), {retries} retried request(s)"
