@@ -45,7 +45,7 @@ from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
 from switchboard.core.errors import ConfigError, SwitchboardError
-from switchboard.sender.campaign import Campaign
+from switchboard.sender.campaign import Campaign, Fallback
 from switchboard.sender.ledger import Ledger, LedgerRow, ledger_path, sids_in_other_ledgers
 from switchboard.sender.planning import (
     PlannedSend,
@@ -601,46 +601,50 @@ class _Run:
         fallback = self.campaign.fallback
         assert fallback is not None
         caller = fallback.from_number or self.campaign.from_number or ""
-        after = timedelta(seconds=fallback.after_seconds)
         interval = self.options.poll_interval
         if interval is None:
             interval = min(15.0, max(0.2, fallback.after_seconds / 10))
-        pending: dict[str, LedgerRow] = {}
-        for row in self.ledger.rows(step="sms"):
-            voice_key = idempotency_key(self.campaign.id, row.user_id, "voice")
-            voice = self.ledger.get(voice_key)
-            if voice is not None and voice.state != "intent":
-                continue
-            if row.user_id not in self.by_user:
-                continue
-            rejected = (
-                row.state == "failed" and _error_info(row.error_code)[1] in fallback.on_error_categories
-            )
-            if voice is not None or rejected:  # a call interrupted last run, or an SMS the API refused
-                self._call(row, caller)
-            elif row.state == "sent" and row.status not in DELIVERED:
-                pending[row.key] = row
+        pending = self._call_now_or_pending(fallback, caller)
         while pending:
             if self.options.on_status is not None:
                 self.options.on_status(
                     f"waiting for delivery of {len(pending)} SMS (a call after {fallback.after_seconds:g} s)"
                 )
-            now = self.options.clock()
-            for key, row in list(pending.items()):
-                status, _code = self._fetch_status(row)
-                if status in DELIVERED:
-                    del pending[key]
-                    continue
-                # A message recovered after a crash went out at its intent, not when it was found again.
-                sent_at = datetime.fromisoformat(
-                    row.intent_at if row.recovered else row.done_at or row.intent_at
-                )
-                if status in FAILED_FINAL or now >= sent_at + after:
-                    del pending[key]
-                    self._call(self.ledger.get(key) or row, caller)
+            self._poll_once(pending, timedelta(seconds=fallback.after_seconds), caller)
             if pending:
                 self.options.sleep(interval)
         self._settle_in_doubt()
+
+    def _call_now_or_pending(self, fallback: Fallback, caller: str) -> dict[str, LedgerRow]:
+        """Call at once where due (a call interrupted last run, an SMS refused for a fallback category);
+        return the SMS still waiting for delivery, by key."""
+        pending: dict[str, LedgerRow] = {}
+        for row in self.ledger.rows(step="sms"):
+            voice = self.ledger.get(idempotency_key(self.campaign.id, row.user_id, "voice"))
+            if (voice is not None and voice.state != "intent") or row.user_id not in self.by_user:
+                continue
+            rejected = (
+                row.state == "failed" and _error_info(row.error_code)[1] in fallback.on_error_categories
+            )
+            if voice is not None or rejected:
+                self._call(row, caller)
+            elif row.state == "sent" and row.status not in DELIVERED:
+                pending[row.key] = row
+        return pending
+
+    def _poll_once(self, pending: dict[str, LedgerRow], after: timedelta, caller: str) -> None:
+        """One status poll of every pending SMS: delivered ones leave; failed or overdue ones get their call."""
+        now = self.options.clock()
+        for key, row in list(pending.items()):
+            status, _code = self._fetch_status(row)
+            if status in DELIVERED:
+                del pending[key]
+                continue
+            # A message recovered after a crash went out at its intent, not when it was found again.
+            sent_at = datetime.fromisoformat(row.intent_at if row.recovered else row.done_at or row.intent_at)
+            if status in FAILED_FINAL or now >= sent_at + after:
+                del pending[key]
+                self._call(self.ledger.get(key) or row, caller)
 
     def _fetch_status(self, row: LedgerRow) -> tuple[str | None, int | None]:
         try:
