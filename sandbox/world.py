@@ -1,6 +1,10 @@
 """A seeded, simulated messaging world: what a Twilio account and the platform's own
 send logs would hold after ``days`` of traffic.
 
+This module generates it, one function per step; ``scenario`` holds the knobs and the
+``World``, ``truth`` its ground truth, ``files`` writes it out. Import any of those names
+from here.
+
 Everything is generated with numpy, column by column, so 10 million messages take
 minutes and a 1,000-message fixture takes a fraction of a second. Records are kept
 as compact columns (categoricals, integer seconds); the server renders Twilio JSON
@@ -14,14 +18,9 @@ history is still ``sent`` when ingested early and ``delivered`` later.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
-import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +31,30 @@ import pyarrow.compute as pc
 from switchboard.core.segments import segment_info as _segment_info
 from switchboard.sandbox import catalog
 from switchboard.sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
+from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_bulk_export, write_send_logs
 from switchboard.sandbox.numbers import draw_numbers
+from switchboard.sandbox.scenario import (
+    DEFAULT_ACCOUNTS,
+    DEFAULT_EXPERIMENTS,
+    DEFAULT_INCIDENTS,
+    LATAM,
+    AccountSpec,
+    Experiment,
+    Incident,
+    Scenario,
+    World,
+    account_credentials,
+    seeded_hex,
+)
 from switchboard.sandbox.sids import sid_series
+from switchboard.sandbox.truth import ground_truth
+
+# The world's public names, wherever they live: callers import them all from here.
+__all__ = [
+    "CALL_STATUSES", "CONVERSION_COLUMNS", "DEFAULT_ACCOUNTS", "DEFAULT_EXPERIMENTS", "DEFAULT_INCIDENTS", "LATAM",
+    "SEND_COLUMNS", "AccountSpec", "Experiment", "Incident", "Scenario", "World", "account_credentials", "generate",
+    "iso_ms", "iso_ms_arrow", "message_body", "segment_info", "write_bulk_export", "write_send_logs",
+]
 
 
 def segment_info(body: str) -> tuple[str, int]:
@@ -42,128 +63,7 @@ def segment_info(body: str) -> tuple[str, int]:
     return info.encoding, info.segments
 
 
-# ----------------------------------------------------------------------------- knobs
-
-
-@dataclass(frozen=True)
-class Incident:
-    """A known problem injected into the world; ``kind`` is ``carrier_filtering`` or ``landline_heavy``."""
-
-    kind: str
-    country: str
-    error_code: int
-    carrier: str | None = None
-    days_before_end: int = 30  # the incident starts this many days before the end (clipped to the history)
-    ramp_days: int = 7  # the extra error rate grows linearly over these days
-    extra_rate: float = 0.25  # extra share of the carrier's messages failing with error_code at full strength
-    landline_share: float = 0.0  # landline_heavy: share of the country's members with a landline number
-
-
-@dataclass(frozen=True)
-class Experiment:
-    """An A/B test on one purpose; effects apply to members of ``countries`` (all when empty)."""
-
-    experiment_id: str
-    purpose: str
-    variants: tuple[str, str]  # control, treatment
-    templates: tuple[str, str]  # template per variant
-    countries: tuple[str, ...] = ()
-    region_name: str = "all"
-    conversion_lift: float = 0.0  # absolute lift of P(convert | delivered) for the treatment in the region
-    delivery_lift: float = 0.0  # absolute change of the delivery rate for the treatment in the region
-    treatment_sender: str | None = None  # "alpha": the treatment sends from an alphanumeric sender ID
-
-
-@dataclass(frozen=True)
-class AccountSpec:
-    friendly_name: str
-    share: float
-    subaccount: bool = False
-
-
-DEFAULT_INCIDENTS: tuple[Incident, ...] = (
-    Incident("carrier_filtering", "ID", 30007, carrier="Indosat Ooredoo Hutchison", days_before_end=30,
-             ramp_days=7, extra_rate=0.3),
-    Incident("landline_heavy", "EG", 30006, landline_share=0.22),
-)
-LATAM = ("BR", "MX", "CO", "AR", "PE", "CL")
-DEFAULT_EXPERIMENTS: tuple[Experiment, ...] = (
-    Experiment("exp_pr_short_template", "password_reset", ("control", "short"), ("pr_standard", "pr_short"),
-               countries=LATAM, region_name="LATAM", conversion_lift=0.1),
-    Experiment("exp_alpha_sender", "verification", ("long_code", "alpha_sender"), ("ver_code", "ver_code"),
-               countries=("IN", "PK", "BD"), region_name="South Asia", delivery_lift=-0.08,
-               treatment_sender="alpha"),
-)
-DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
-    AccountSpec("Acme Production", 0.85),
-    AccountSpec("Acme Marketing (subaccount)", 0.15, subaccount=True),
-)
-
-
-@dataclass(frozen=True)
-class Scenario:
-    seed: int = 7
-    days: int = 90
-    messages: int = 200_000
-    calls: int = 20_000
-    end: datetime | None = None  # history ends here (exclusive); None: today 00:00 UTC
-    countries: tuple[tuple[str, float], ...] | None = None  # (ISO-2, weight) mix; None: the catalog's mix
-    incidents: tuple[Incident, ...] = DEFAULT_INCIDENTS
-    experiments: tuple[Experiment, ...] = DEFAULT_EXPERIMENTS
-    accounts: tuple[AccountSpec, ...] = DEFAULT_ACCOUNTS
-    fallback_rate: float = 0.6  # share of failed OTP SMS that fall back to a voice call (calls permitting)
-    other_channels_share: float = 0.12  # push/email attempts, relative to SMS, in the send log
-    opt_out_share: float = 0.006  # members who replied STOP: every SMS to them fails with 21610
-
-    def end_datetime(self) -> datetime:
-        if self.end is None:
-            now = datetime.now(UTC)
-            return datetime(now.year, now.month, now.day, tzinfo=UTC)
-        return self.end if self.end.tzinfo else self.end.replace(tzinfo=UTC)
-
-
-@dataclass
-class World:
-    scenario: Scenario
-    start: datetime
-    end: datetime
-    accounts: list[dict[str, Any]]  # sid, auth_token, friendly_name, owner_account_sid, date_created
-    senders: pd.DataFrame  # sender numbers / IDs and messaging services
-    users: pd.DataFrame
-    messages: pd.DataFrame
-    calls: pd.DataFrame
-    send_log: pd.DataFrame
-    conversions: pd.DataFrame
-    ground_truth: dict[str, Any]
-    salts: dict[str, int] = field(default_factory=dict)  # sid salts for messages / calls
-
-    @property
-    def account_sids(self) -> list[str]:
-        return [a["sid"] for a in self.accounts]
-
-
 # ----------------------------------------------------------------------------- helpers
-
-
-def _hex(seed: int, label: str, n: int = 32) -> str:
-    return hashlib.sha256(f"switchboard-sandbox:{seed}:{label}".encode()).hexdigest()[:n]
-
-
-def account_credentials(seed: int, specs: tuple[AccountSpec, ...]) -> list[dict[str, Any]]:
-    out = []
-    for i, spec in enumerate(specs):
-        out.append(
-            {
-                "sid": "AC" + _hex(seed, f"account:{i}"),
-                "auth_token": _hex(seed, f"token:{i}"),
-                "friendly_name": spec.friendly_name,
-                "subaccount": spec.subaccount,
-            }
-        )
-    parent = out[0]["sid"]
-    for a in out:
-        a["owner_account_sid"] = parent
-    return out
 
 
 def _codes(n_or_idx, categories) -> pd.Categorical:
@@ -232,7 +132,10 @@ class _Context:
     accounts: list[dict[str, Any]]
 
 
-def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | None = None) -> World:
+def generate(
+    scenario: Scenario = Scenario(),  # noqa: B008 - a frozen dataclass: immutable, safe to share
+    progress: Callable[[str], None] | None = None,
+) -> World:
     """Build the world of ``scenario``: deterministic for a given scenario."""
     say = progress or (lambda _msg: None)
     end = scenario.end_datetime()
@@ -261,7 +164,7 @@ def generate(scenario: Scenario = Scenario(), progress: Callable[[str], None] | 
         messages=msgs, calls=calls, send_log=send_log, conversions=conversions, ground_truth={},
         salts={"SM": _salt(scenario.seed, "SM"), "CA": _salt(scenario.seed, "CA")},
     )
-    world.ground_truth = _ground_truth(world)
+    world.ground_truth = ground_truth(world)
     return world
 
 
@@ -280,7 +183,7 @@ def _country_mix(scenario: Scenario) -> tuple[list[str], np.ndarray]:
 
 
 def _salt(seed: int, kind: str) -> int:
-    return int(_hex(seed, f"salt:{kind}", 16), 16)
+    return int(seeded_hex(seed, f"salt:{kind}", 16), 16)
 
 
 # ----------------------------------------------------------------------------- members
@@ -362,7 +265,7 @@ def _senders(seed: int, accounts: list[dict[str, Any]]) -> pd.DataFrame:
     services = []
     for ai, _acct in enumerate(accounts):
         for name in ("otp", "notifications"):
-            services.append({"account": ai, "service": name, "sid": "MG" + _hex(seed, f"mg:{ai}:{name}")})
+            services.append({"account": ai, "service": name, "sid": "MG" + seeded_hex(seed, f"mg:{ai}:{name}")})
     frame.attrs["services"] = services
     return frame
 
@@ -919,245 +822,3 @@ def _conversion_frame(ctx: _Context, n_sms: int, uid: pa.Array, conv_ms: np.ndar
     return conv, converted
 
 
-# ----------------------------------------------------------------------------- ground truth
-
-
-def _rate(mask_num: np.ndarray, mask_den: np.ndarray) -> float | None:
-    d = int(mask_den.sum())
-    return None if d == 0 else round(float((mask_num & mask_den).sum()) / d, 4)
-
-
-def _ground_truth(world: World) -> dict[str, Any]:
-    """What the world holds, for tests and the demo to check analyses against."""
-    sc = world.scenario
-    m = world.messages
-    status = m["status"].astype(object).to_numpy()
-    err = m["error_code"].to_numpy()
-    country = m["country"].astype(object).to_numpy()
-    per_country = (
-        pd.DataFrame({"country": country, "delivered": status == "delivered"})
-        .groupby("country", observed=True)["delivered"].agg(["mean", "size"])
-    )
-    calls = world.calls
-    fb = calls["fallback_of_msg"].to_numpy() >= 0
-    return {
-        "seed": sc.seed,
-        "start": world.start.isoformat().replace("+00:00", "Z"),
-        "end": world.end.isoformat().replace("+00:00", "Z"),
-        "days": sc.days,
-        "messages": len(m),
-        "calls": len(calls),
-        "send_log_events": len(world.send_log),
-        "conversions": len(world.conversions),
-        "countries": sorted(set(country.tolist())),
-        "accounts": [{"sid": a["sid"], "friendly_name": a["friendly_name"], "subaccount": a["subaccount"]}
-                     for a in world.accounts],
-        "status_counts": {k: int(v) for k, v in pd.Series(status).value_counts().items()},
-        "error_code_counts": {int(k): int(v) for k, v in pd.Series(err[err > 0]).value_counts().items()},
-        "delivery_rate_by_country": {k: round(float(r["mean"]), 4) for k, r in per_country.iterrows()},
-        "true_delivery_rate_by_country": {c: COUNTRY_BY_ISO[c].delivery_rate for c in sorted(set(country.tolist()))},
-        "incidents": [_incident_truth(world, inc) for inc in sc.incidents],
-        "experiments": [_experiment_truth(world, ei, exp) for ei, exp in enumerate(sc.experiments)],
-        "voice_fallbacks": {
-            "calls": int(fb.sum()),
-            "completed": int((fb & (calls["status"].to_numpy() == "completed")).sum()),
-            "fallback_rate": sc.fallback_rate,
-        },
-        "segments": {
-            "ucs2_share": round(float((m["encoding"].to_numpy() == "UCS-2").mean()), 4) if len(m) else None,
-            "by_template": {
-                str(k): int(v)
-                for k, v in m.groupby("template_id", observed=True)["num_segments"].max().items()
-            },
-        },
-        "opted_out_members": int(world.users["opted_out"].sum()),
-        # Built into every world rather than injected: true, and findable, but not incidents.
-        "known_issues": _known_issues(world),
-    }
-
-
-def _incident_truth(world: World, inc: Incident) -> dict[str, Any]:
-    """The incident's settings, its start date and the error rates it caused (and did not cause)."""
-    sc, m = world.scenario, world.messages
-    day = (m["date_created"].to_numpy() - int(world.start.timestamp())) // 86400
-    err = m["error_code"].to_numpy()
-    country = m["country"].astype(object).to_numpy()
-    carrier = m["carrier"].astype(object).to_numpy()
-    entry = asdict(inc)
-    in_c = country == inc.country
-    if inc.kind == "carrier_filtering":
-        start_day = max(sc.days - inc.days_before_end, sc.days // 2)
-        entry["start_date"] = (world.start + timedelta(days=int(start_day))).date().isoformat()
-        on = in_c & (carrier == inc.carrier)
-        before = on & (day < start_day)
-        after = on & (day >= start_day + inc.ramp_days)
-        entry["observed_error_rate_before"] = _rate(err == inc.error_code, before)
-        entry["observed_error_rate_after_ramp"] = _rate(err == inc.error_code, after)
-        others = in_c & (carrier != inc.carrier) & (day >= start_day + inc.ramp_days)
-        entry["observed_error_rate_other_carriers_after"] = _rate(err == inc.error_code, others)
-    else:
-        land = m["line_type"].to_numpy() == "landline"
-        entry["observed_landline_share_of_messages"] = _rate(land, in_c)
-        entry["observed_error_rate_landline"] = _rate(err == inc.error_code, in_c & land)
-        entry["observed_error_rate_country"] = _rate(err == inc.error_code, in_c)
-    return entry
-
-
-def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
-    """The experiment's settings, its true conversion rates and the observed rates per arm,
-    inside and outside its region."""
-    m = world.messages
-    country = m["country"].astype(object).to_numpy()
-    delivered = m["status"].astype(object).to_numpy() == "delivered"
-    converted = m["converted"].to_numpy()
-    e_idx, v_idx = m["experiment_idx"].to_numpy(), m["variant_idx"].to_numpy()
-    entry = asdict(exp)
-    region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
-    arms: dict[str, dict[str, Any]] = {}
-    for vi, vname in enumerate(exp.variants):
-        for label, reg in (("in_region", region), ("outside_region", ~region)):
-            sel = (e_idx == ei) & (v_idx == vi) & reg
-            arms.setdefault(vname, {})[label] = {
-                "attempts": int(sel.sum()),
-                "delivery_rate": _rate(delivered, sel),
-                "conversion_rate": _rate(converted, sel),
-            }
-    base = PURPOSES[exp.purpose]
-    entry["true_conversion_rate_if_delivered"] = {
-        exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
-    }
-    entry["observed"] = arms
-    return entry
-
-
-def _known_issues(world: World) -> list[dict[str, Any]]:
-    m = world.messages
-    err = m["error_code"].to_numpy()
-    us = m["country"].astype(object).to_numpy() == "US"
-    sender = _unregistered_sender(world)
-    return [
-        {"kind": "unregistered_sender", "country": "US", "error_code": 30034, "sender": sender,
-         "observed_error_rate": _rate(err == 30034, us & (m["from"].astype(object).to_numpy() == sender))},
-        {"kind": "opt_out", "error_code": 21610, "members": int(world.users["opted_out"].sum())},
-    ]
-
-
-def _unregistered_sender(world: World) -> str | None:
-    s = world.senders
-    rows = s[(s["kind"] == "long_code") & ~s["registered"] & (s["account"] == 0)]
-    return str(rows["sender"].iloc[0]) if len(rows) else None
-
-
-# ----------------------------------------------------------------------------- files
-
-
-def _day_files(frame: pd.DataFrame, ms_col: str):
-    days = frame[ms_col].to_numpy() // 86_400_000
-    if len(days) == 0:
-        return
-    bounds = np.flatnonzero(np.diff(days)) + 1
-    starts = np.concatenate([[0], bounds])
-    stops = np.concatenate([bounds, [len(days)]])
-    for a, b in zip(starts, stops):
-        d = date(1970, 1, 1) + timedelta(days=int(days[a]))
-        yield d, frame.iloc[a:b]
-
-
-SEND_COLUMNS = ["event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant",
-                "campaign_id", "user_id", "country", "locale", "provider_sid", "fallback_of"]
-CONVERSION_COLUMNS = ["event_id", "user_id", "conversion_type", "occurred_at"]
-
-
-def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    if fmt == "jsonl":
-        frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
-    elif fmt == "csv":
-        frame.to_csv(tmp, index=False)
-    elif fmt == "parquet":
-        frame.to_parquet(tmp, index=False)
-    else:
-        raise ValueError(f"unknown send-log format {fmt!r} (jsonl, csv or parquet)")
-    tmp.replace(path)  # readers never see a half-written file
-
-
-def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[Path]:
-    """One ``sends-YYYY-MM-DD.<ext>`` and ``conversions-YYYY-MM-DD.<ext>`` per UTC day, plus
-    ``ground_truth.json``; stale day files of an earlier world in ``directory`` are removed.
-    Returns the paths written."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for d, part in _day_files(world.send_log, "_ms"):
-        path = directory / f"sends-{d.isoformat()}.{fmt}"
-        _write(part[SEND_COLUMNS].reset_index(drop=True), path, fmt)
-        written.append(path)
-    for d, part in _day_files(world.conversions, "_ms"):
-        path = directory / f"conversions-{d.isoformat()}.{fmt}"
-        _write(part[CONVERSION_COLUMNS].reset_index(drop=True), path, fmt)
-        written.append(path)
-    # Day files of an earlier, different world would mix two histories (same event ids, other
-    # facts): remove the ones this world did not write. Only the sandbox's own day-file names are
-    # touched (the sender's sends-campaign-*.jsonl and anything else stay).
-    keep = {p.name for p in written}
-    for old in directory.iterdir():
-        if _DAY_FILE.fullmatch(old.name) and old.name not in keep:
-            old.unlink()
-    gt = directory / "ground_truth.json"
-    tmp = gt.with_name(gt.name + ".tmp")
-    tmp.write_text(json.dumps(world.ground_truth, indent=2, default=str))
-    tmp.replace(gt)
-    written.append(gt)
-    return written
-
-
-_DAY_FILE = re.compile(r"(sends|conversions)-\d{4}-\d{2}-\d{2}\.(jsonl|csv|parquet)")
-
-
-def write_bulk_export(world: World, directory: Path, account_sid: str | None = None) -> list[Path]:
-    """Twilio BulkExport-style day files ``Messages/YYYY-MM-DD.json.gz``: gzipped JSON lines, one
-    message per line, final statuses. As Twilio documents the format: records like the Message
-    resource, but times in UTC ISO-8601 and no price_unit, api_version, error_message, uri or
-    subresource_uris."""
-    from switchboard.sandbox.render import iso_seconds
-
-    directory = Path(directory) / "Messages"
-    directory.mkdir(parents=True, exist_ok=True)
-    m = world.messages
-    acct = account_sid or world.accounts[0]["sid"]
-    ai = world.account_sids.index(acct)
-    m = m[m["account_idx"].to_numpy() == ai]
-    frame = pd.DataFrame({"_ms": m["date_created"].to_numpy() * 1000})
-    written = []
-    bodies = world.messages.attrs["bodies"]
-    for d, part in _day_files(frame, "_ms"):
-        a, b = int(part.index[0]), int(part.index[-1]) + 1
-        rows = m.iloc[a:b]
-        cols = {c: rows[c].astype(object).to_numpy() if isinstance(rows[c].dtype, pd.CategoricalDtype)
-                else rows[c].to_numpy() for c in rows.columns}
-        path = directory / f"{d.isoformat()}.json.gz"
-        tmp = path.with_name(path.name + ".tmp")
-        with gzip.open(tmp, "wt", encoding="utf-8") as fh:
-            for k in range(b - a):
-                err = int(cols["error_code"][k])
-                mg = cols["messaging_service_sid"][k]
-                fh.write(json.dumps({
-                    "sid": cols["sid"][k],
-                    "account_sid": acct,
-                    "messaging_service_sid": mg if isinstance(mg, str) else None,
-                    "from": cols["from"][k],
-                    "to": cols["to"][k],
-                    "body": bodies[int(cols["body_key"][k])].replace("{code}", str(int(cols["code"][k]))),
-                    "status": cols["status"][k],
-                    "direction": "outbound-api",
-                    "num_segments": str(int(cols["num_segments"][k])),
-                    "num_media": "0",
-                    "price": f"{-float(cols['price'][k]):.5f}",
-                    "error_code": err or None,
-                    "date_created": iso_seconds(int(cols["date_created"][k])),
-                    "date_sent": iso_seconds(int(cols["date_sent"][k])),
-                    "date_updated": iso_seconds(int(cols["final_at"][k])),
-                }, ensure_ascii=False) + "\n")
-        tmp.replace(path)
-        written.append(path)
-    return written

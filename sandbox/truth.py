@@ -1,0 +1,140 @@
+"""The world's ground truth: what it holds, for tests and the demo to check analyses against
+(also written as ``ground_truth.json`` beside the send logs)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from switchboard.sandbox.catalog import COUNTRY_BY_ISO, PURPOSES
+from switchboard.sandbox.scenario import Experiment, Incident, World
+
+
+def _rate(mask_num: np.ndarray, mask_den: np.ndarray) -> float | None:
+    d = int(mask_den.sum())
+    return None if d == 0 else round(float((mask_num & mask_den).sum()) / d, 4)
+
+
+def ground_truth(world: World) -> dict[str, Any]:
+    """What the world holds, for tests and the demo to check analyses against."""
+    sc = world.scenario
+    m = world.messages
+    status = m["status"].astype(object).to_numpy()
+    err = m["error_code"].to_numpy()
+    country = m["country"].astype(object).to_numpy()
+    per_country = (
+        pd.DataFrame({"country": country, "delivered": status == "delivered"})
+        .groupby("country", observed=True)["delivered"].agg(["mean", "size"])
+    )
+    calls = world.calls
+    fb = calls["fallback_of_msg"].to_numpy() >= 0
+    return {
+        "seed": sc.seed,
+        "start": world.start.isoformat().replace("+00:00", "Z"),
+        "end": world.end.isoformat().replace("+00:00", "Z"),
+        "days": sc.days,
+        "messages": len(m),
+        "calls": len(calls),
+        "send_log_events": len(world.send_log),
+        "conversions": len(world.conversions),
+        "countries": sorted(set(country.tolist())),
+        "accounts": [{"sid": a["sid"], "friendly_name": a["friendly_name"], "subaccount": a["subaccount"]}
+                     for a in world.accounts],
+        "status_counts": {k: int(v) for k, v in pd.Series(status).value_counts().items()},
+        "error_code_counts": {int(k): int(v) for k, v in pd.Series(err[err > 0]).value_counts().items()},
+        "delivery_rate_by_country": {k: round(float(r["mean"]), 4) for k, r in per_country.iterrows()},
+        "true_delivery_rate_by_country": {c: COUNTRY_BY_ISO[c].delivery_rate for c in sorted(set(country.tolist()))},
+        "incidents": [_incident_truth(world, inc) for inc in sc.incidents],
+        "experiments": [_experiment_truth(world, ei, exp) for ei, exp in enumerate(sc.experiments)],
+        "voice_fallbacks": {
+            "calls": int(fb.sum()),
+            "completed": int((fb & (calls["status"].to_numpy() == "completed")).sum()),
+            "fallback_rate": sc.fallback_rate,
+        },
+        "segments": {
+            "ucs2_share": round(float((m["encoding"].to_numpy() == "UCS-2").mean()), 4) if len(m) else None,
+            "by_template": {
+                str(k): int(v)
+                for k, v in m.groupby("template_id", observed=True)["num_segments"].max().items()
+            },
+        },
+        "opted_out_members": int(world.users["opted_out"].sum()),
+        # Built into every world rather than injected: true, and findable, but not incidents.
+        "known_issues": _known_issues(world),
+    }
+
+
+def _incident_truth(world: World, inc: Incident) -> dict[str, Any]:
+    """The incident's settings, its start date and the error rates it caused (and did not cause)."""
+    sc, m = world.scenario, world.messages
+    day = (m["date_created"].to_numpy() - int(world.start.timestamp())) // 86400
+    err = m["error_code"].to_numpy()
+    country = m["country"].astype(object).to_numpy()
+    carrier = m["carrier"].astype(object).to_numpy()
+    entry = asdict(inc)
+    in_c = country == inc.country
+    if inc.kind == "carrier_filtering":
+        start_day = max(sc.days - inc.days_before_end, sc.days // 2)
+        entry["start_date"] = (world.start + timedelta(days=int(start_day))).date().isoformat()
+        on = in_c & (carrier == inc.carrier)
+        before = on & (day < start_day)
+        after = on & (day >= start_day + inc.ramp_days)
+        entry["observed_error_rate_before"] = _rate(err == inc.error_code, before)
+        entry["observed_error_rate_after_ramp"] = _rate(err == inc.error_code, after)
+        others = in_c & (carrier != inc.carrier) & (day >= start_day + inc.ramp_days)
+        entry["observed_error_rate_other_carriers_after"] = _rate(err == inc.error_code, others)
+    else:
+        land = m["line_type"].to_numpy() == "landline"
+        entry["observed_landline_share_of_messages"] = _rate(land, in_c)
+        entry["observed_error_rate_landline"] = _rate(err == inc.error_code, in_c & land)
+        entry["observed_error_rate_country"] = _rate(err == inc.error_code, in_c)
+    return entry
+
+
+def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
+    """The experiment's settings, its true conversion rates and the observed rates per arm,
+    inside and outside its region."""
+    m = world.messages
+    country = m["country"].astype(object).to_numpy()
+    delivered = m["status"].astype(object).to_numpy() == "delivered"
+    converted = m["converted"].to_numpy()
+    e_idx, v_idx = m["experiment_idx"].to_numpy(), m["variant_idx"].to_numpy()
+    entry = asdict(exp)
+    region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
+    arms: dict[str, dict[str, Any]] = {}
+    for vi, vname in enumerate(exp.variants):
+        for label, reg in (("in_region", region), ("outside_region", ~region)):
+            sel = (e_idx == ei) & (v_idx == vi) & reg
+            arms.setdefault(vname, {})[label] = {
+                "attempts": int(sel.sum()),
+                "delivery_rate": _rate(delivered, sel),
+                "conversion_rate": _rate(converted, sel),
+            }
+    base = PURPOSES[exp.purpose]
+    entry["true_conversion_rate_if_delivered"] = {
+        exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
+    }
+    entry["observed"] = arms
+    return entry
+
+
+def _known_issues(world: World) -> list[dict[str, Any]]:
+    m = world.messages
+    err = m["error_code"].to_numpy()
+    us = m["country"].astype(object).to_numpy() == "US"
+    sender = _unregistered_sender(world)
+    return [
+        {"kind": "unregistered_sender", "country": "US", "error_code": 30034, "sender": sender,
+         "observed_error_rate": _rate(err == 30034, us & (m["from"].astype(object).to_numpy() == sender))},
+        {"kind": "opt_out", "error_code": 21610, "members": int(world.users["opted_out"].sum())},
+    ]
+
+
+def _unregistered_sender(world: World) -> str | None:
+    s = world.senders
+    rows = s[(s["kind"] == "long_code") & ~s["registered"] & (s["account"] == 0)]
+    return str(rows["sender"].iloc[0]) if len(rows) else None
