@@ -6,6 +6,10 @@ messages of the period (including failures Twilio reported without a code), so t
 shares of the listed codes add up to at most 1. ``error_rate`` = failures / sent.
 The previous period has the same length and ends the day before ``start``.
 
+"New", "rising" and "falling" have ONE definition (``classify``): the banner of the Errors page
+(``new_or_rising_errors``) and the table's trend column (``top_errors``) both read it, so a code is
+rising in one exactly when it is in the other; ``trend_explained`` says it in words for the page.
+
 Which path answers: ``top_errors``, ``new_or_rising_errors`` and ``error_trend`` read
 ``_daily_message_rollup`` (message_facts pre-counted per day) when the period is whole
 UTC days and every filter is one it keeps (see ``analytics.delivery``), else
@@ -34,9 +38,24 @@ NEW_OR_RISING_COLUMNS = [
 SAMPLE_COLUMNS = ["sid", "sent_at", "country_iso2", "carrier", "sender", "template_id", "status", "error_code"]
 TREND_COLUMNS = ["day", "error_code", "error_name", "failures", "sent", "error_rate"]
 
-# A trend is called rising/falling only when the change is both significant and this large.
-TREND_MIN_RELATIVE_CHANGE = 0.2
-TREND_ALPHA = 0.05
+# ONE definition of "new", "rising" and "falling" serves the Errors page's banner (new_or_rising_errors)
+# and its table (top_errors' trend): ``classify``. Defaults: at least 20 failures, a rate at least 1.5x
+# (or at most 1/1.5 of) the previous one, and significant after a Benjamini–Hochberg correction over
+# every code seen in either period (q <= 0.01).
+RISING_ALPHA = 0.01
+RISING_MIN_FAILURES = 20
+RISING_MIN_RATIO = 1.5
+TRENDS = ("new", "rising", "falling", "steady", "too few to tell")
+
+
+def trend_explained(alpha: float = RISING_ALPHA, min_failures: int = RISING_MIN_FAILURES,
+                    min_ratio: float = RISING_MIN_RATIO) -> str:
+    """What the trend words mean, in one paragraph for the page (the same thresholds ``classify`` uses)."""
+    return (f"**Rising**: the error rate is at least {min_ratio:g}× the previous period's, on at least "
+            f"{min_failures} failures, and the rise is significant after a false-discovery correction over every "
+            f"code (q ≤ {alpha:g}). **New**: the same test for a code absent in the previous period. **Falling**: "
+            f"the mirror (at most 1/{min_ratio:g} of the previous rate, from at least {min_failures} failures). "
+            f"**Too few to tell**: under {min_failures} failures in both periods. **Steady**: no such change.")
 
 
 def _by_code(con, start: date, end: date, filters: Filters | None) -> pd.DataFrame:
@@ -66,45 +85,79 @@ def _code_table(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
     return codes, totals
 
 
-def top_errors(con, *, start: date, end: date, filters: Filters | None = None, limit: int = 10) -> pd.DataFrame:
+def classify(codes: pd.DataFrame, totals: dict[str, float], *, alpha: float = RISING_ALPHA,
+             min_failures: int = RISING_MIN_FAILURES, min_ratio: float = RISING_MIN_RATIO) -> pd.DataFrame:
+    """THE trend of every code seen in either period (``codes``: error_code, failed, failed_prev).
+
+    Adds failures, failures_prev, sent, sent_prev, error_rate, error_rate_prev, rate_ratio,
+    excess_failures, p_value and q_value (one-sided two-proportion z test that the rate rose,
+    Benjamini–Hochberg over these codes) and ``trend`` (``TRENDS``, see ``trend_explained``):
+    new / rising when it failed at least ``min_failures`` messages, its rate rose at least
+    ``min_ratio`` times (or it is new) and q <= ``alpha``; falling by the mirror test; too few to
+    tell under ``min_failures`` failures in both periods; else steady.
+    """
+    codes = codes.copy()
+    f1, f0 = codes["failed"].to_numpy("float64"), codes["failed_prev"].to_numpy("float64")
+    up = two_proportion_z(f1, totals["sent"], f0, totals["sent_prev"], alternative="greater")
+    down = two_proportion_z(f1, totals["sent"], f0, totals["sent_prev"], alternative="less")
+    codes["failures"], codes["failures_prev"] = codes["failed"].astype("int64"), codes["failed_prev"].astype("int64")
+    codes["sent"], codes["sent_prev"] = int(totals["sent"]), int(totals["sent_prev"])
+    codes["error_rate"], codes["error_rate_prev"] = up.p1, up.p0
+    codes["rate_ratio"] = safe_div(up.p1, up.p0)
+    codes["excess_failures"] = f1 - np.nan_to_num(up.p0) * totals["sent"]
+    codes["p_value"] = up.p_value
+    codes["q_value"] = benjamini_hochberg(up.p_value)
+    ratio = codes["rate_ratio"].to_numpy("float64")
+    is_new = f0 == 0
+    rose = (f1 >= min_failures) & (is_new | (np.nan_to_num(ratio, nan=np.inf) >= min_ratio)) & (
+        np.nan_to_num(codes["q_value"].to_numpy("float64"), nan=1.0) <= alpha)
+    fell = (f0 >= min_failures) & (np.nan_to_num(ratio, nan=np.inf) <= 1 / min_ratio) & (
+        np.nan_to_num(benjamini_hochberg(down.p_value), nan=1.0) <= alpha)
+    codes["trend"] = np.select([rose & is_new, rose, fell, (f1 < min_failures) & (f0 < min_failures)],
+                               ["new", "rising", "falling", "too few to tell"], default="steady")
+    return codes
+
+
+def _classified(con, start: date, end: date, filters: Filters | None, **rule: float) -> tuple[pd.DataFrame,
+                                                                                             dict[str, float]]:
+    """Every failing code of either period with its ``classify`` columns, and the period totals."""
+    df = _by_code(con, start, end, filters)
+    if df.empty:
+        return df, {}
+    codes, totals = _code_table(df)
+    codes = codes[(codes["failed"] > 0) | (codes["failed_prev"] > 0)]
+    return (classify(codes, totals, **rule) if not codes.empty else codes), totals
+
+
+def top_errors(con, *, start: date, end: date, filters: Filters | None = None, limit: int = 10,
+               alpha: float = RISING_ALPHA, min_failures: int = RISING_MIN_FAILURES,
+               min_ratio: float = RISING_MIN_RATIO) -> pd.DataFrame:
     """The error codes behind most failed SMS in the period, with the catalogue's advice.
 
     Columns: error_code, error_name (official name), category, failures,
     share_of_failures (of all failed messages), error_rate (failures / sent),
     failures_prev, error_rate_prev (previous period of equal length), rate_change
-    (relative change of error_rate, NaN when it was 0), trend ("new" when absent
-    before, "rising"/"falling" when the error rate changed by ≥20 % and a two-sided
-    two-proportion test gives p < 0.05, else "steady"), retryable, what_to_do,
+    (relative change of error_rate, NaN when it was 0), trend (``classify``: new, rising,
+    falling, steady or too few to tell; a code is new or rising here exactly when
+    ``new_or_rising_errors`` with the same thresholds lists it), retryable, what_to_do,
     more_info. Ordered by failures, descending; at most ``limit`` rows.
     """
-    df = _by_code(con, start, end, filters)
-    if df.empty:
-        return _sql.empty(TOP_ERRORS_COLUMNS)
-    codes, totals = _code_table(df)
-    codes = codes[codes["failed"] > 0]
+    codes, totals = _classified(con, start, end, filters, alpha=alpha, min_failures=min_failures,
+                                min_ratio=min_ratio)
+    codes = codes[codes["failed"] > 0] if not codes.empty else codes
     if codes.empty:
         return _sql.empty(TOP_ERRORS_COLUMNS)
-    failures, failures_prev = codes["failed"].to_numpy("float64"), codes["failed_prev"].to_numpy("float64")
-    codes["failures"] = codes["failed"].astype("int64")
-    codes["failures_prev"] = codes["failed_prev"].astype("int64")
-    codes["share_of_failures"] = safe_div(failures, totals["failed"])
-    codes["error_rate"] = safe_div(failures, totals["sent"])
-    codes["error_rate_prev"] = safe_div(failures_prev, totals["sent_prev"])
+    codes["share_of_failures"] = safe_div(codes["failed"].to_numpy("float64"), totals["failed"])
     codes["rate_change"] = relative_change(codes["error_rate"], codes["error_rate_prev"])
-    test = two_proportion_z(failures, totals["sent"], failures_prev, totals["sent_prev"])
-    significant = np.nan_to_num(test.p_value, nan=1.0) < TREND_ALPHA
-    change = np.nan_to_num(codes["rate_change"].to_numpy("float64"))
-    codes["trend"] = np.select(
-        [failures_prev == 0, significant & (change >= TREND_MIN_RELATIVE_CHANGE),
-         significant & (change <= -TREND_MIN_RELATIVE_CHANGE)],
-        ["new", "rising", "falling"], default="steady")
     codes = codes.sort_values(["failures", "error_code"], ascending=[False, True]).head(int(limit))
     return codes[TOP_ERRORS_COLUMNS].reset_index(drop=True)
 
 
-def new_or_rising_errors(con, *, start: date, end: date, filters: Filters | None = None, alpha: float = 0.01,
-                         min_failures: int = 20, min_ratio: float = 1.5) -> pd.DataFrame:
-    """Error codes that are new or rising against the previous period, and really so.
+def new_or_rising_errors(con, *, start: date, end: date, filters: Filters | None = None,
+                         alpha: float = RISING_ALPHA, min_failures: int = RISING_MIN_FAILURES,
+                         min_ratio: float = RISING_MIN_RATIO) -> pd.DataFrame:
+    """Error codes that are new or rising against the previous period, and really so: the codes
+    whose ``classify`` trend is new or rising.
 
     A code is reported when (1) it failed at least ``min_failures`` messages this
     period, (2) its error rate (failures / sent) rose by at least ``min_ratio`` times (or
@@ -117,29 +170,13 @@ def new_or_rising_errors(con, *, start: date, end: date, filters: Filters | None
     excess_failures (failures beyond what the previous rate predicts), p_value,
     q_value, what_to_do. Ordered by excess_failures, descending.
     """
-    df = _by_code(con, start, end, filters)
-    if df.empty:
-        return _sql.empty(NEW_OR_RISING_COLUMNS)
-    codes, totals = _code_table(df)
-    codes = codes[(codes["failed"] > 0) | (codes["failed_prev"] > 0)].copy()
+    codes, _ = _classified(con, start, end, filters, alpha=alpha, min_failures=min_failures, min_ratio=min_ratio)
     if codes.empty:
         return _sql.empty(NEW_OR_RISING_COLUMNS)
-    f1, f0 = codes["failed"].to_numpy("float64"), codes["failed_prev"].to_numpy("float64")
-    test = two_proportion_z(f1, totals["sent"], f0, totals["sent_prev"], alternative="greater")
-    codes["failures"], codes["failures_prev"] = codes["failed"].astype("int64"), codes["failed_prev"].astype("int64")
-    codes["sent"], codes["sent_prev"] = int(totals["sent"]), int(totals["sent_prev"])
-    codes["error_rate"], codes["error_rate_prev"] = test.p1, test.p0
-    codes["rate_ratio"] = safe_div(test.p1, test.p0)
-    codes["excess_failures"] = f1 - np.nan_to_num(test.p0) * totals["sent"]
-    codes["p_value"] = test.p_value
-    codes["q_value"] = benjamini_hochberg(test.p_value)
-    is_new = f0 == 0
-    big = is_new | (np.nan_to_num(codes["rate_ratio"].to_numpy("float64"), nan=np.inf) >= min_ratio)
-    keep = (f1 >= min_failures) & big & (np.nan_to_num(codes["q_value"].to_numpy("float64"), nan=1.0) <= alpha)
-    codes["status"] = np.where(is_new, "new", "rising")
-    out = codes[keep].sort_values(["excess_failures", "error_code"], ascending=[False, True])
+    out = codes[codes["trend"].isin(["new", "rising"])].rename(columns={"trend": "status"})
     if out.empty:
         return _sql.empty(NEW_OR_RISING_COLUMNS)
+    out = out.sort_values(["excess_failures", "error_code"], ascending=[False, True])
     return out[NEW_OR_RISING_COLUMNS].reset_index(drop=True)
 
 

@@ -47,11 +47,16 @@ def test_top_errors(con):
     top = df.iloc[0]
     assert top.error_name == "Message filtered" and top.category == "carrier-filtered"
     assert top.failures == 10 and top.share_of_failures == pytest.approx(10 / 15)
-    assert top.error_rate == pytest.approx(0.10) and top.failures_prev == 0 and top.trend == "new"
+    assert top.error_rate == pytest.approx(0.10) and top.failures_prev == 0
     assert not top.retryable and "carrier rules" in top.what_to_do
     steady = df.iloc[1]
-    assert steady.failures_prev == 3 and steady.rate_change == pytest.approx(0) and steady.trend == "steady"
-    assert df.iloc[2].trend == "new"
+    assert steady.failures_prev == 3 and steady.rate_change == pytest.approx(0)
+    # the default rule wants 20 failures: every code here is too few to tell (and the banner is empty)
+    assert set(df["trend"]) == {"too few to tell"}
+    assert errors.new_or_rising_errors(con, start=D0, end=D0).empty
+    # with the banner's test at 5 failures: 30007 (0 -> 10) is new, in the table as in the banner
+    five = errors.top_errors(con, start=D0, end=D0, min_failures=5).set_index("error_code")["trend"]
+    assert five[30007] == "new" and five[30003] == "too few to tell" and five[21610] == "too few to tell"
     assert len(errors.top_errors(con, start=D0, end=D0, limit=1)) == 1
 
 
@@ -109,3 +114,49 @@ def test_empty_warehouse():
     assert list(errors.new_or_rising_errors(con, start=D0, end=D0).columns) == errors.NEW_OR_RISING_COLUMNS
     assert list(errors.error_samples(con, 30007, start=D0, end=D0).columns) == errors.SAMPLE_COLUMNS
     assert list(errors.error_trend(con, start=D0, end=D0).columns) == errors.TREND_COLUMNS
+
+
+# --------------------------------------------------------------------------- one word, one definition
+
+def _drift_warehouse(now_30007: int):
+    """1,000 SMS a day on P and D0; 30007 fails 70 on P and ``now_30007`` on D0; 30003 fails 40 then 40;
+    21610 fails 60 then 20 (falling); 30008 fails 25 on D0 only (new)."""
+    h = Hand()
+    for day, counts in ((P, {30007: 70, 30003: 40, 21610: 60}), (D0, {30007: now_30007, 30003: 40, 21610: 20,
+                                                                      30008: 25})):
+        failed = 0
+        for code, k in counts.items():
+            for i in range(k):
+                h.sms(day=day, status="undelivered", error=code, hour=i % 24)
+            failed += k
+        for i in range(1000 - failed):
+            h.sms(day=day, hour=i % 24)
+    return h.build()
+
+
+@pytest.mark.parametrize("now_30007, expected", [(100, "steady"), (150, "rising")])
+def test_banner_and_table_agree_on_rising(now_30007, expected):
+    """The issue's case: 30007 up 43 % (70 -> 100 of 1,000), significant for a lone two-sided test at 5 %,
+    was "rising" in the table while the banner said nothing was. One rule now serves both: +43 % is
+    below the 1.5x a rise needs, so neither calls it rising; at 150 (2.1x) both do."""
+    con = _drift_warehouse(now_30007)
+    banner = errors.new_or_rising_errors(con, start=D0, end=D0)
+    table = errors.top_errors(con, start=D0, end=D0, limit=50).set_index("error_code")
+    assert table.loc[30007, "trend"] == expected
+    assert table.loc[30008, "trend"] == "new" and table.loc[21610, "trend"] == "falling"
+    assert table.loc[30003, "trend"] == "steady"
+    flagged = set(table.index[table["trend"].isin(["new", "rising"])])
+    assert set(banner["error_code"]) == flagged
+    assert dict(zip(banner["error_code"], banner["status"])) == table.loc[sorted(flagged), "trend"].to_dict()
+    # any thresholds: the table's new/rising codes are exactly the banner's
+    for rule in ({"alpha": 0.5, "min_failures": 1, "min_ratio": 1.0}, {"min_failures": 30},
+                 {"alpha": 0.05, "min_ratio": 1.2}):
+        banner = errors.new_or_rising_errors(con, start=D0, end=D0, **rule)
+        table = errors.top_errors(con, start=D0, end=D0, limit=50, **rule)
+        assert set(banner["error_code"]) == set(table.loc[table["trend"].isin(["new", "rising"]), "error_code"])
+
+
+def test_trend_words_are_explained_with_the_rules_thresholds():
+    text = errors.trend_explained()
+    assert f"{errors.RISING_MIN_RATIO:g}×" in text and str(errors.RISING_MIN_FAILURES) in text
+    assert all(word.capitalize() in text for word in errors.TRENDS)
