@@ -442,16 +442,9 @@ def rejects_by_reason() -> pd.DataFrame:
 
 
 def _schema(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    # Read from the published snapshot's own catalogue: the COMMENTs travel with the views, so the
-    # dashboard needs nothing from ingest (it sits above analytics and core only).
-    return con.execute(
-        """
-        SELECT c.table_name AS view_name, c.column_name, c.data_type, c.comment
-        FROM duckdb_columns() c
-        WHERE c.table_name IN ('message_facts', 'call_facts', 'attempt_facts')
-        ORDER BY c.table_name, c.column_index
-        """
-    ).df()
+    from switchboard.analytics.schema import view_comments  # the COMMENTs travel with the snapshot
+
+    return view_comments(con)
 
 
 def schema() -> pd.DataFrame:

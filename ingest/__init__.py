@@ -5,9 +5,9 @@ Entry points:
 * ``ingest.pipeline.run_ingest(settings, *, sources, since, until, full_refresh, client_factory,
   progress, send_logs, bulk_export_dir, lag_hours, publish) -> IngestReport`` (in-process);
 * ``switchboard ingest`` (``ingest.cli``) and ``switchboard export --parquet DIR`` (``ingest.export``);
-* ``ingest.warehouse``: ``connect``, ``create_schema``, ``refresh_facts``, ``view_comments``,
-  ``schema_markdown`` (-> ``docs/SCHEMA.md``), ``publish_snapshot``.
+* ``ingest.warehouse``: ``connect``, ``create_schema``, ``refresh_facts``, ``publish_snapshot``
+  (the views' documented contract is read back by ``analytics.schema``).
 
-Modules by source: ``twilio_api`` (+ ``http``: retries), ``send_logs``, ``bulk_export``; shared:
+Modules by source: ``twilio_api`` (retries: ``core.twilio``), ``send_logs``, ``bulk_export``; shared:
 ``enrich`` (countries, regions, numbers, fx), ``encoding`` (body encoding in SQL), ``runs`` (audit).
 """

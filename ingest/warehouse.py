@@ -12,13 +12,11 @@ import shutil
 from pathlib import Path
 
 import duckdb
-import pandas as pd
 
 _HERE = Path(__file__).resolve().parent
 SCHEMA_SQL = _HERE / "schema.sql"
 FACTS_SQL = _HERE / "facts.sql"
 VIEWS_SQL = _HERE / "views.sql"
-ANALYST_VIEWS = ("message_facts", "call_facts", "attempt_facts")
 
 
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -108,42 +106,6 @@ def refresh_facts(con: duckdb.DuckDBPyConnection, *, conversion_window_minutes: 
         con.execute(stmt)
 
 
-def view_comments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
-    """Every analyst view column with its comment: the documented schema."""
-    return con.execute(
-        """
-        SELECT c.table_name AS view_name, c.column_name, c.data_type, c.comment
-        FROM duckdb_columns() c
-        WHERE c.table_name IN ('message_facts', 'call_facts', 'attempt_facts')
-        ORDER BY c.table_name, c.column_index
-        """
-    ).df()
-
-
-def schema_markdown(con: duckdb.DuckDBPyConnection) -> str:
-    """The analyst views and their columns as Markdown, from the live COMMENTs (docs/SCHEMA.md)."""
-    views = dict(
-        con.execute(
-            "SELECT view_name, comment FROM duckdb_views() WHERE view_name IN ('message_facts', 'call_facts', "
-            "'attempt_facts')"
-        ).fetchall()
-    )
-    cols = view_comments(con)
-    out = [
-        "# Warehouse schema: the analyst views",
-        "",
-        "Generated from the `COMMENT ON` statements of `ingest/views.sql` by",
-        "`ingest.warehouse.schema_markdown()`; `tests/test_ingest_schema_docs.py` fails when they disagree.",
-        "Regenerate with `python -m switchboard.docs` (writes docs/SCHEMA.md).",
-    ]
-    for view in ANALYST_VIEWS:
-        out += ["", f"## `{view}`", "", views.get(view) or "", "", "| column | type | meaning |", "| --- | --- | --- |"]
-        for r in cols[cols.view_name == view].itertuples():
-            comment = (r.comment or "").replace("|", "\\|")
-            out.append(f"| `{r.column_name}` | {r.data_type} | {comment} |")
-    return "\n".join(out) + "\n"
-
-
 def publish_snapshot(ingest_db: Path, warehouse: Path) -> Path:
     """Copy the (closed, checkpointed) ingest database to ``warehouse`` atomically.
 
@@ -155,8 +117,3 @@ def publish_snapshot(ingest_db: Path, warehouse: Path) -> Path:
     os.replace(tmp, warehouse)
     return warehouse
 
-
-if __name__ == "__main__":  # prints the analyst views as Markdown (python -m switchboard.docs writes docs/SCHEMA.md)
-    _con = connect(":memory:")
-    create_schema(_con)
-    print(schema_markdown(_con), end="")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from switchboard import docs
+from switchboard.analytics import schema
 from switchboard.ingest import warehouse
 
 
@@ -14,7 +15,7 @@ def test_schema_md_matches_the_view_comments():
 
 def test_every_analyst_view_is_documented():
     text = docs.SCHEMA_MD.read_text(encoding="utf-8")
-    for view in warehouse.ANALYST_VIEWS:
+    for view in schema.ANALYST_VIEWS:
         assert f"## `{view}`" in text
 
 
@@ -27,7 +28,7 @@ def test_there_is_one_schema_document():
 def test_every_view_column_has_a_comment():
     con = warehouse.connect(":memory:")
     warehouse.create_schema(con)
-    cols = warehouse.view_comments(con)
+    cols = schema.view_comments(con)
     missing = cols[cols.comment.isna() | (cols.comment == "")]
     assert missing.empty, missing[["view_name", "column_name"]].to_string()
-    assert set(cols.view_name) == set(warehouse.ANALYST_VIEWS)
+    assert set(cols.view_name) == set(schema.ANALYST_VIEWS)
