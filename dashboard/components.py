@@ -23,6 +23,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from switchboard.analytics.filters import Filters
+from switchboard.core.twilio import describe_account
 from switchboard.core.phones import mask_number, mask_text  # the one masking style (pages call ui.mask_*)
 
 # Streamlit serves dashboard/static/ at /app/static/ (enableStaticServing): Plotly's geo
@@ -242,6 +243,42 @@ def with_carrier_labels(df: pd.DataFrame, column: str = "carrier") -> pd.DataFra
 
 def carrier_column(label: str = "Carrier") -> Any:
     return st.column_config.TextColumn(label, help=CARRIER_HELP)
+
+
+# --- ingest sources, as a person reads them -------------------------------------------------------
+# ingest_runs and ingest_state name sources by key: "twilio", "send-logs", "messages:AC…" (a cursor per
+# Twilio resource and account). The Data page's cards showed those keys, cut, with "0.0 h ago".
+
+SOURCE_NAMES = {"messages": "Messages", "calls": "Calls", "twilio": "Twilio API", "send-logs": "Send logs",
+                "send_logs": "Send logs", "bulk-export": "BulkExport files", "bulk_export": "BulkExport files",
+                "conversions": "Conversions", "receiver": "Status callbacks"}
+
+
+def source_label(source: str, main_account: str | None = None) -> str:
+    """``messages:AC…`` → "Messages, main account" / "Calls, subaccount AC…1234"; ``send-logs`` → "Send logs"."""
+    kind, _, account = str(source).partition(":")
+    name = SOURCE_NAMES.get(kind, kind.replace("_", " ").replace("-", " ").capitalize())
+    if not account:
+        return name
+    if main_account is None:
+        return f"{name}, account {describe_account(account)}"
+    return f"{name}, main account" if account == main_account else f"{name}, subaccount {describe_account(account)}"
+
+
+def ago(seconds: Any) -> str:
+    """Seconds since something, for a person: "just now", "2 min ago", "5 h ago", "3 days ago"."""
+    if _nan(seconds):
+        return "–"
+    s = float(seconds)
+    if s < -300:  # more than clock skew: the time recorded is in the future
+        return "in the future"
+    if s < 60:
+        return "just now"
+    if s < 3600:
+        return f"{int(s // 60)} min ago"
+    if s < 48 * 3600:
+        return f"{int(s // 3600)} h ago"
+    return f"{int(s // 86400)} days ago"
 
 
 # --- messages to the user ------------------------------------------------------------------------

@@ -33,9 +33,10 @@ import duckdb
 import pandas as pd
 import streamlit as st
 
-from switchboard.core.errors import SwitchboardError
 from switchboard.analytics.filters import Filters
+from switchboard.core.errors import SwitchboardError
 from switchboard.core.settings import Settings
+from switchboard.core.twilio import find_credentials
 
 GET_DATA_HINT = (
     "Run `switchboard ingest` to load your Twilio history (or `make demo` for the simulated "
@@ -376,6 +377,9 @@ def country_names() -> dict[str, str]:
 
 
 def _freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    # ingest_state holds a cursor per Twilio resource and account ("messages:AC…", "calls:AC…"), written by
+    # the "twilio" run; other sources (send-logs, bulk-export) have runs only. seconds_since is NULL for a
+    # time that is not finite (a warehouse an analyst wrote may hold 'infinity').
     return con.execute(
         """
         WITH last_run AS (
@@ -384,19 +388,33 @@ def _freshness(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
                    arg_max(status, started_at) AS last_status,
                    arg_max(error, started_at) AS last_error
             FROM ingest_runs GROUP BY source
+        ), state AS (
+            SELECT *, CASE WHEN split_part(source, ':', 1) IN ('messages', 'calls') THEN 'twilio' END AS run_source
+            FROM ingest_state
+        ), joined AS (
+            SELECT coalesce(s.source, r.source) AS source, s.cursor, s.updated_at AS cursor_updated_at,
+                   r.last_ok_run, r.last_attempt, r.last_status, r.last_error,
+                   coalesce(r.last_ok_run, s.updated_at) AS fresh_at
+            FROM state s FULL OUTER JOIN last_run r ON r.source = s.source OR r.source = s.run_source
         )
-        SELECT coalesce(s.source, r.source) AS source, s.cursor, s.updated_at AS cursor_updated_at,
-               r.last_ok_run, r.last_attempt, r.last_status, r.last_error,
-               date_diff('minute', coalesce(r.last_ok_run, s.updated_at), current_timestamp) / 60.0 AS hours_since
-        FROM ingest_state s FULL OUTER JOIN last_run r ON r.source = s.source
-        ORDER BY source
+        SELECT * EXCLUDE (fresh_at),
+               CASE WHEN isfinite(fresh_at) THEN epoch(current_timestamp) - epoch(fresh_at) END AS seconds_since
+        FROM joined ORDER BY source
         """
     ).df()
 
 
 def freshness() -> pd.DataFrame:
-    """Per source: its cursor, last successful run and hours since (ingest_state + ingest_runs)."""
+    """Per source: its cursor, last successful run, its status and the seconds since (ingest_state + ingest_runs)."""
     return run(_freshness)
+
+
+def main_account_sid() -> str | None:
+    """The account SID of the Twilio credentials this server has (to name the main account), else None."""
+    try:
+        return find_credentials().account_sid
+    except SwitchboardError:  # no credentials or a broken secrets file: the labels say "account AC…1234"
+        return None
 
 
 def _ingest_runs(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:

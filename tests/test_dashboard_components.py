@@ -100,3 +100,30 @@ def test_missing_carriers_show_as_unknown_with_the_reason() -> None:
     assert ui.with_carrier_labels(df)["carrier"].tolist() == ["Vodafone", "unknown", "unknown"]
     assert "number portability" in ui.CARRIER_HELP
     assert ui.with_carrier_labels(df.drop(columns="carrier")).equals(df.drop(columns="carrier"))
+
+
+MAIN = "AC" + "a" * 32
+SUB = "AC" + "b" * 28 + "1234"
+
+
+@pytest.mark.parametrize(("source", "main", "label"), [
+    (f"messages:{MAIN}", MAIN, "Messages, main account"),
+    (f"calls:{SUB}", MAIN, "Calls, subaccount AC…1234"),
+    (f"messages:{SUB}", None, "Messages, account AC…1234"),
+    ("send-logs", MAIN, "Send logs"),
+    ("send_logs", None, "Send logs"),
+    ("twilio", None, "Twilio API"),
+    ("bulk-export", None, "BulkExport files"),
+    ("some_new-source", None, "Some new source"),
+])
+def test_sources_are_named_for_people(source: str, main: str | None, label: str) -> None:
+    assert ui.source_label(source, main) == label
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (5, "just now"), (-30, "just now"), (120, "2 min ago"), (3599, "59 min ago"), (3600, "1 h ago"),
+    (47 * 3600, "47 h ago"), (3 * 86400 + 5, "3 days ago"), (-3600, "in the future"),
+    (None, "–"), (math.nan, "–"), (math.inf, "–"),
+])
+def test_ago_reads_like_a_person(seconds: float | None, text: str) -> None:
+    assert ui.ago(seconds) == text

@@ -6,6 +6,7 @@ against a small seeded warehouse, an empty one and a missing one.
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -214,6 +215,20 @@ def test_data_page_freshness_rejects_schema_sql(demo: Path) -> None:
     assert not at.exception and not at.error
     assert at.dataframe[-1].value["n"].iloc[0] > 0
     assert {b.label for b in at.download_button} == {"Download CSV", "Download Parquet"}
+
+
+def test_freshness_cards_name_sources_for_people(demo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The demo's sources: messages:AC000… and calls:AC000… (cursors), send_logs (a run). "0.0 h ago" and
+    # cut SIDs were what the cards showed before.
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", "AC" + "0" * 32)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "x" * 32)
+    at = open_page(app(), "Data")
+    cards = {m.label: m.value for m in at.metric}
+    assert set(cards) == {"Messages, main account", "Calls, main account", "Send logs"}, cards
+    ago = re.compile(r"^(just now|\d+ min ago|\d+ h ago|\d+ days ago)$")
+    assert all(ago.match(value) for value in cards.values()), cards
+    # The demo's last calls run failed: the card keeps its cursor's age, a warning says so by name.
+    assert any("Last run of **Calls, main account** failed" in w.value for w in at.warning)
 
 
 def test_sql_box_errors_are_messages_not_tracebacks(demo: Path) -> None:
