@@ -86,8 +86,8 @@ def callback_record(path: str, params: Iterable[tuple[str, str]], token: str | N
     it is kept in ``q`` and is part of the key.
     """
     pairs = sorted((k, v) for k, v in params if k not in _BODY_KEYS)
-    digest = hashlib.sha256(f"{path}?{query}".encode() + b"\0"
-                            + b"\0".join(f"{k}={v}".encode() for k, v in pairs))
+    canonical = "\0".join([f"{path}?{query}", *(f"{k}={v}" for k, v in pairs)])
+    digest = hashlib.sha256(canonical.encode())
     # dict(pairs): Twilio's status callbacks never repeat a parameter; if one did, the last value wins here
     record = {"k": "cb:" + digest.hexdigest()[:40], "src": SOURCE_CALLBACK, "rcv": received, "path": path,
               "tok": token, "p": dict(pairs)}

@@ -89,8 +89,12 @@ class Checkpoint:
             raise ValueError(f"not a spool checkpoint: {text!r} (expected '<segment>:<offset>')") from None
 
 
+# One encoder for every line: json.dumps with non-default options builds a new JSONEncoder per call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def encode_line(record: dict) -> bytes:
-    body = json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    body = _ENCODER.encode(record).encode("utf-8")
     return body + b"\t" + f"{zlib.crc32(body):08x}".encode("ascii") + b"\n"
 
 
