@@ -39,25 +39,20 @@ def _pages() -> dict[str, list[st.Page]]:
     def page(file: str, title: str, icon: str, url: str, default: bool = False) -> st.Page:
         return st.Page(PAGES / file, title=title, icon=icon, url_path=url, default=default)
 
-    sections = {
+    return {
         "Delivery": [
             page("overview.py", "Overview", ":material/dashboard:", "overview", default=True),
             page("countries.py", "Countries", ":material/public:", "countries"),
             page("errors.py", "Errors", ":material/error:", "errors"),
             page("voice.py", "Voice & fallback", ":material/call:", "voice"),
+            page("experiments.py", "Experiments", ":material/science:", "experiments"),
         ],
-        "Content": [page("templates.py", "Templates", ":material/sms:", "templates")],
+        "Content": [
+            page("templates.py", "Templates", ":material/sms:", "templates"),
+            page("send_campaign.py", "Send test campaign", ":material/send:", "send"),
+        ],
         "Warehouse": [page("data_health.py", "Data", ":material/database:", "data")],
     }
-    # Pages other engineers add (experiments, sender) join the list when their file exists.
-    optional = [
-        ("Delivery", "experiments.py", "Experiments", ":material/science:", "experiments"),
-        ("Content", "send_campaign.py", "Send test campaign", ":material/send:", "send"),
-    ]
-    for section, file, title, icon, url in optional:
-        if (PAGES / file).exists():
-            sections[section].append(page(file, title, icon, url))
-    return sections
 
 
 def _date_range(bounds: data.DataBounds) -> tuple[date, date]:
