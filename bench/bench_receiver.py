@@ -98,6 +98,7 @@ class Client:
         self.url = f"http://127.0.0.1:{port}/twilio/status"
         self.counter = 0
         self.statuses: dict[int, int] = {}
+        self.cpu_seconds = 0.0  # the client's own CPU (it shares the machine's cores with the server)
 
     def _request(self) -> bytes:
         self.counter += 1
@@ -131,12 +132,14 @@ class Client:
             await asyncio.gather(*(self._worker(deadline) for _ in range(self.connections)))
             return time.perf_counter() - start
 
+        cpu0 = time.process_time()
         try:
             import uvloop
 
             elapsed = uvloop.run(main())
         except ImportError:
             elapsed = asyncio.run(main())
+        self.cpu_seconds = time.process_time() - cpu0
         return self.statuses, elapsed
 
 
@@ -204,7 +207,8 @@ def bench_receiver(spool: Path, seconds: float, connections: int, extra: list[st
         sampler = RssSampler(proc.pid)
         sampler.start()
         cpu0 = _cpu_seconds(proc.pid)
-        statuses, elapsed = Client(port, connections, sign=True).run(seconds)
+        client = Client(port, connections, sign=True)
+        statuses, elapsed = client.run(seconds)
         cpu = _cpu_seconds(proc.pid) - cpu0
         sampler.stop.set()
         sampler.join()
@@ -215,7 +219,8 @@ def bench_receiver(spool: Path, seconds: float, connections: int, extra: list[st
     finally:
         proc.terminate()
         proc.wait()
-    return {"statuses": statuses, "elapsed": elapsed, "rss": sampler.samples, "health": health, "cpu": cpu}
+    return {"statuses": statuses, "elapsed": elapsed, "rss": sampler.samples, "health": health, "cpu": cpu,
+            "client_cpu": client.cpu_seconds}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -250,6 +255,9 @@ def main(argv: list[str] | None = None) -> int:
           f"server CPU {echo_us:5.0f} us/request")
     print(f"  receiver, signed callbacks, fsync'd:       {rate:10,.0f} callbacks/s  "
           f"server CPU {cpu_us:5.0f} us/callback = {1e6 / cpu_us:,.0f}/s per core   (target >= 2,000/s)")
+    client_us = result["client_cpu"] / max(ok, 1) * 1e6
+    print(f"    client CPU {client_us:.0f} us/callback (signing + HTTP, on the same cores); "
+          f"server + client = {1e6 / (cpu_us + client_us):,.0f}/s per core of this machine")
     print(f"    answers {dict(sorted(result['statuses'].items()))}, accepted {health['accepted']:,}, "
           f"{health['fsync_batches']:,} fdatasyncs ({per_sync:.1f} events per sync), spool {spool_bytes / 1e6:.1f} MB")
     if rss:

@@ -79,13 +79,16 @@ class ReceiverConfig:
 
 def signed_url(request: Request, public_url: str | None) -> str:
     """The URL Twilio computed its signature over (see the module docstring)."""
-    raw_path = request.scope.get("raw_path") or request.url.path.encode()
-    path = raw_path.decode("latin-1")
-    query = request.scope.get("query_string", b"").decode("latin-1")
+    scope = request.scope  # read directly: building Starlette's request.url costs more than the HMAC
+    path = (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+    query = scope.get("query_string", b"").decode("latin-1")
     if public_url:
         url = public_url.rstrip("/") + path
     else:
-        url = f"{request.url.scheme}://{request.url.netloc}{path}"
+        host = request.headers.get("host")
+        if not host and scope.get("server"):
+            host = "%s:%s" % tuple(scope["server"])  # noqa: UP031 - (host, port) tuple
+        url = f"{scope['scheme']}://{host}{path}"
     return f"{url}?{query}" if query else url
 
 
@@ -153,7 +156,7 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
             return reject(400, "not a status callback: no MessageSid or CallSid", STATUS_PATH)
         token = request.headers.get("i-twilio-idempotency-token")
         query = request.scope.get("query_string", b"").decode("latin-1")  # e.g. ?campaign=… on the callback URL
-        record = callback_record(request.url.path, pairs, token, utc_now_iso(), query)
+        record = callback_record(request.scope["path"], pairs, token, utc_now_iso(), query)
         return await store([record], STATUS_PATH, 204)
 
     async def event_stream(request: Request) -> Response:
