@@ -28,12 +28,24 @@ def view_comments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
 
 def schema_markdown(con: duckdb.DuckDBPyConnection) -> str:
     """One Markdown section per analyst view (its comment, then a table of columns), in contract order."""
-    views = dict(con.execute("SELECT view_name, comment FROM duckdb_views() WHERE list_contains($views, view_name)",
-                             {"views": list(ANALYST_VIEWS)}).fetchall())
+    views = dict(
+        con.execute(
+            "SELECT view_name, comment FROM duckdb_views() WHERE list_contains($views, view_name)",
+            {"views": list(ANALYST_VIEWS)},
+        ).fetchall()
+    )
     cols = view_comments(con)
     out: list[str] = []
     for view in ANALYST_VIEWS:
-        out += ["", f"## `{view}`", "", views.get(view) or "", "", "| column | type | meaning |", "| --- | --- | --- |"]
+        out += [
+            "",
+            f"## `{view}`",
+            "",
+            views.get(view) or "",
+            "",
+            "| column | type | meaning |",
+            "| --- | --- | --- |",
+        ]
         for r in cols[cols.view_name == view].itertuples():
             comment = (r.comment or "").replace("|", "\\|")
             out.append(f"| `{r.column_name}` | {r.data_type} | {comment} |")

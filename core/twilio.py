@@ -23,6 +23,7 @@ import email.utils
 import logging
 import os
 import random
+import re
 import time
 import tomllib
 from collections.abc import Callable, Mapping
@@ -30,7 +31,6 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -42,9 +42,24 @@ from twilio.rest import Client
 from switchboard.core.errors import ConfigError, SwitchboardError
 
 __all__ = [
-    "BASE_URL_ENV", "CREDENTIALS_HINT", "INGEST_RETRIES", "SENDER_RETRIES", "Credentials", "CredentialsMissing",
-    "RetryPolicy", "RetryingHttpClient", "TwilioAuthError", "TwilioUnavailable", "describe_account",
-    "find_credentials", "make_client", "read_secrets_toml", "redact_url", "retry_after_seconds", "secrets_path",
+    "BASE_URL_ENV",
+    "CREDENTIALS_HINT",
+    "INGEST_RETRIES",
+    "SENDER_RETRIES",
+    "Credentials",
+    "CredentialsMissing",
+    "RetryPolicy",
+    "RetryingHttpClient",
+    "TwilioAuthError",
+    "TwilioUnavailable",
+    "describe_account",
+    "find_credentials",
+    "make_client",
+    "read_secrets_toml",
+    "redact_text",
+    "redact_url",
+    "retry_after_seconds",
+    "secrets_path",
 ]
 
 BASE_URL_ENV = "SWITCHBOARD_TWILIO_BASE_URL"
@@ -87,7 +102,9 @@ class Credentials:
         return self.secret
 
     def __str__(self) -> str:
-        return f"Credentials(account {describe_account(self.account_sid)}, base_url={self.base_url or 'Twilio'})"
+        return (
+            f"Credentials(account {describe_account(self.account_sid)}, base_url={self.base_url or 'Twilio'})"
+        )
 
     __repr__ = __str__  # a stray print or log of the object shows neither the secret nor the full SID
 
@@ -141,7 +158,7 @@ def find_credentials(env: Mapping[str, str] | None = None, secrets_file: Path | 
 
 
 def retry_after_seconds(headers: Mapping[str, Any] | None, *, now: datetime | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3); None if absent."""
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3), else None."""
     value = next((str(v).strip() for k, v in (headers or {}).items() if str(k).lower() == "retry-after"), "")
     if not value:
         return None
@@ -173,12 +190,28 @@ class RetryPolicy:
     jitter: bool  # full jitter (many readers) or the plain exponential delay (one sender, testable)
 
 
-INGEST_RETRIES = RetryPolicy(retry_5xx=True, retry_connection_errors=True, raise_on_auth=True,
-                             raise_when_exhausted=True, max_retries=8, base_delay=0.1, max_delay=8.0,
-                             max_wait=60.0, jitter=True)
-SENDER_RETRIES = RetryPolicy(retry_5xx=False, retry_connection_errors=False, raise_on_auth=False,
-                             raise_when_exhausted=False, max_retries=6, base_delay=1.0, max_delay=120.0,
-                             max_wait=120.0, jitter=False)
+INGEST_RETRIES = RetryPolicy(
+    retry_5xx=True,
+    retry_connection_errors=True,
+    raise_on_auth=True,
+    raise_when_exhausted=True,
+    max_retries=8,
+    base_delay=0.1,
+    max_delay=8.0,
+    max_wait=60.0,
+    jitter=True,
+)
+SENDER_RETRIES = RetryPolicy(
+    retry_5xx=False,
+    retry_connection_errors=False,
+    raise_on_auth=False,
+    raise_when_exhausted=False,
+    max_retries=6,
+    base_delay=1.0,
+    max_delay=120.0,
+    max_wait=120.0,
+    jitter=False,
+)
 _DROPPED = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 
 
@@ -190,17 +223,27 @@ def _pooled_http_client(timeout: float) -> TwilioHttpClient:
 
 
 class RetryingHttpClient(HttpClient):
-    """Delegates every request to ``inner`` (default: the SDK's pooled HTTP client) and retries per ``policy``.
+    """Sends every request through ``inner`` (default: the SDK's pooled HTTP client), retrying per ``policy``.
 
     ``retries`` and ``waited_seconds`` count what this client did, for run reports and tests. Keyword
     overrides (``max_retries=4``, ``base_delay=0.01`` …) adjust the policy for one client.
     """
 
-    def __init__(self, inner: HttpClient | None = None, *, policy: RetryPolicy = INGEST_RETRIES,
-                 sleep: Callable[[float], None] = time.sleep, timeout: float = 60.0, **overrides: Any) -> None:
+    def __init__(
+        self,
+        inner: HttpClient | None = None,
+        *,
+        policy: RetryPolicy = INGEST_RETRIES,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = 60.0,
+        **overrides: Any,
+    ) -> None:
         inner = inner if inner is not None else _pooled_http_client(timeout)
-        super().__init__(logger=logging.getLogger("twilio.http_client"), is_async=False,
-                         timeout=getattr(inner, "timeout", timeout))
+        super().__init__(
+            logger=logging.getLogger("twilio.http_client"),
+            is_async=False,
+            timeout=getattr(inner, "timeout", timeout),
+        )
         self.inner = inner
         self.policy = replace(policy, **overrides)
         self.sleep = sleep
@@ -251,11 +294,19 @@ class RetryingHttpClient(HttpClient):
         return None
 
 
-def make_client(credentials: Credentials, *, policy: RetryPolicy = INGEST_RETRIES,
-                sleep: Callable[[float], None] = time.sleep, timeout: float = 60.0, **overrides: Any) -> Client:
+def make_client(
+    credentials: Credentials,
+    *,
+    policy: RetryPolicy = INGEST_RETRIES,
+    sleep: Callable[[float], None] = time.sleep,
+    timeout: float = 60.0,
+    **overrides: Any,
+) -> Client:
     """A ``twilio.rest.Client`` retrying per ``policy``, pointed at ``credentials.base_url`` when set."""
     http = RetryingHttpClient(policy=policy, sleep=sleep, timeout=timeout, **overrides)
-    client = Client(credentials.username, credentials.secret, account_sid=credentials.account_sid, http_client=http)
+    client = Client(
+        credentials.username, credentials.secret, account_sid=credentials.account_sid, http_client=http
+    )
     if credentials.base_url:
         client.api.base_url = credentials.base_url.rstrip("/")
     return client
@@ -264,16 +315,18 @@ def make_client(credentials: Credentials, *, policy: RetryPolicy = INGEST_RETRIE
 # --------------------------------------------------------------------------- redaction
 
 
-def redact_url(url: str) -> str:
-    """``http://AC…:TOKEN@host/path`` -> ``http://***@host/path``: any URL shown or stored goes through this.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
 
-    A URL without userinfo is returned unchanged; a value that is not a URL is returned as is.
+
+def redact_text(text: str) -> str:
+    """Credentials in any URL inside ``text`` (``http://AC…:TOKEN@host``) become ``***``.
+
+    Every error that is printed or stored (ingest_runs.error, the sender's messages, the receiver's log)
+    passes here: an SDK or requests message may quote its URL, userinfo included.
     """
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if "@" not in parts.netloc:
-        return url
-    host = parts.netloc.rsplit("@", 1)[1]
-    return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def redact_url(url: str) -> str:
+    """``http://AC…:TOKEN@host/path`` -> ``http://***@host/path``; a URL without userinfo is unchanged."""
+    return redact_text(url)

@@ -4,7 +4,6 @@ rejects, file records and the run report."""
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import duckdb
+
+from switchboard.core.twilio import redact_text
 
 
 @dataclass
@@ -114,13 +115,7 @@ class IngestReport:
         return f"{'ok' if self.ok else 'FAILED'}: {parts}"
 
 
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@]+@")
-
-
-def redact(text: str) -> str:
-    """Credentials in any URL inside ``text`` (``http://AC…:TOKEN@host``) become ``***``: every error ingest
-    prints or stores in ``ingest_runs.error`` passes here (an SDK or requests message may quote its URL)."""
-    return _USERINFO.sub(r"\1***@", text)
+redact = redact_text  # every error ingest prints or stores in ingest_runs.error passes here (core.twilio)
 
 
 def now() -> datetime:

@@ -118,7 +118,11 @@ def violation(edge: Edge) -> str | None:
     if edge.target_layer not in ALLOWED[edge.source_layer]:
         return f"{edge.source_layer} may not import {edge.target_layer}"
     target = edge.target if not edge.bare else f"{TOP}.{edge.target}"
-    if edge.source_layer == "dashboard" and edge.target_layer == "sender" and not target.startswith(SENDER_PUBLIC):
+    if (
+        edge.source_layer == "dashboard"
+        and edge.target_layer == "sender"
+        and not target.startswith(SENDER_PUBLIC)
+    ):
         return f"the dashboard uses the sender only through {SENDER_PUBLIC}"
     return None
 
@@ -129,12 +133,14 @@ def _files(rev: str | None) -> Iterator[tuple[str, str]]:
             for file in sorted((REPO / layer).rglob("*.py")):
                 yield file.relative_to(REPO).as_posix(), file.read_text(encoding="utf-8")
         return
-    listing = subprocess.run(["git", "ls-tree", "-r", "--name-only", rev], cwd=REPO, check=True,
-                             capture_output=True, text=True).stdout.split()
+    listing = subprocess.run(
+        ["git", "ls-tree", "-r", "--name-only", rev], cwd=REPO, check=True, capture_output=True, text=True
+    ).stdout.split()
     for path in listing:
         if path.endswith(".py") and layer_of_path(path):
-            text = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=REPO, check=True,
-                                  capture_output=True, text=True).stdout
+            text = subprocess.run(
+                ["git", "show", f"{rev}:{path}"], cwd=REPO, check=True, capture_output=True, text=True
+            ).stdout
             yield path, text
 
 
@@ -157,8 +163,10 @@ def render(edges: list[Edge], title: str, *, verbose: bool = False) -> str:
     bare = sorted({(e.path, e.line, e.target) for e in edges if e.bare})
     lines.append(f"{len(broken)} import(s) break the layering" + (":" if broken else "."))
     lines += [f"  {path}:{line}  {target}  ({why})" for path, line, target, why in broken]
-    lines.append(f"{len(bare)} import(s) use a bare old name (ingest, analytics, …)"
-                 + (":" if bare and verbose else "." if not bare else " (--verbose lists them)."))
+    lines.append(
+        f"{len(bare)} import(s) use a bare old name (ingest, analytics, …)"
+        + (":" if bare and verbose else "." if not bare else " (--verbose lists them).")
+    )
     if verbose:
         lines += [f"  {path}:{line}  {target}" for path, line, target in bare]
     return "\n".join(lines)

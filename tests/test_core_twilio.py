@@ -51,7 +51,9 @@ def test_the_ingest_retries_5xx_and_gives_up_with_a_clear_error() -> None:
     assert client.request("GET", "http://x").status_code == 200 and client.retries == 1
     failing = _Scripted([Response(500, "{}")] * 3)
     with pytest.raises(TwilioUnavailable, match=r"failed after 3 attempts: HTTP 500"):
-        RetryingHttpClient(failing, sleep=lambda s: None, max_retries=2).request("GET", "http://AC1:tok@h/y?p=1")
+        RetryingHttpClient(failing, sleep=lambda s: None, max_retries=2).request(
+            "GET", "http://AC1:tok@h/y?p=1"
+        )
 
 
 def test_a_reading_client_handed_to_the_sender_gets_the_sender_policy() -> None:
@@ -69,11 +71,23 @@ def test_make_client_points_at_the_base_url_and_api_keys_authenticate() -> None:
     assert (client.username, client.password, client.account_sid) == ("SK1", "secret", "AC1")
 
 
-@pytest.mark.parametrize(("url", "shown"), [
-    ("http://AC123:tok3n@127.0.0.1:8599/2010-04-01", "http://***@127.0.0.1:8599/2010-04-01"),
-    ("https://user@host/x?y=1", "https://***@host/x?y=1"),
-    ("http://127.0.0.1:8599/x", "http://127.0.0.1:8599/x"),
-    ("not a url", "not a url"),
-])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://AC123:tok3n@127.0.0.1:8599/2010-04-01", "http://***@127.0.0.1:8599/2010-04-01"),
+        ("https://user@host/x?y=1", "https://***@host/x?y=1"),
+        ("http://127.0.0.1:8599/x", "http://127.0.0.1:8599/x"),
+        ("not a url", "not a url"),
+    ],
+)
 def test_redact_url_removes_userinfo(url: str, shown: str) -> None:
     assert redact_url(url) == shown
+
+
+def test_one_redaction_rule_for_text_and_urls() -> None:
+    from switchboard.core.twilio import redact_text
+    from switchboard.ingest import runs
+
+    message = "GET http://AC1:s3cret@127.0.0.1:8599/x failed; retry https://u:p@h/y"
+    assert redact_text(message) == "GET http://***@127.0.0.1:8599/x failed; retry https://***@h/y"
+    assert runs.redact is redact_text

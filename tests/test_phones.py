@@ -7,18 +7,21 @@ import pytest
 from switchboard.core import phones
 
 
-@pytest.mark.parametrize(("number", "country"), [
-    ("+447700900123", "GB"),
-    ("+201001234567", "EG"),
-    ("+14155550123", "US"),
-    ("+15555550100", "US"),   # valid in no region: the calling code's main region, as Twilio prices it
-    ("+15005550006", "US"),   # Twilio's test range
-    ("+16135550123", "CA"),   # a real Canadian area code under +1
-    ("+383441234567", "XK"),
-    ("+80012345678", None),   # non-geographic calling code
-    ("+999123", None),
-    ("not a number", None),
-])
+@pytest.mark.parametrize(
+    ("number", "country"),
+    [
+        ("+447700900123", "GB"),
+        ("+201001234567", "EG"),
+        ("+14155550123", "US"),
+        ("+15555550100", "US"),  # valid in no region: the calling code's main region, as Twilio prices it
+        ("+15005550006", "US"),  # Twilio's test range
+        ("+16135550123", "CA"),  # a real Canadian area code under +1
+        ("+383441234567", "XK"),
+        ("+80012345678", None),  # non-geographic calling code
+        ("+999123", None),
+        ("not a number", None),
+    ],
+)
 def test_country_of_is_one_rule(number: str, country: str | None) -> None:
     assert phones.country_of(number) == country
 
@@ -40,12 +43,15 @@ def test_validity_is_separate_from_country() -> None:
     assert phones.country_of("+15555550100") == "US"  # invalid, yet it has a country (its calling code)
 
 
-@pytest.mark.parametrize(("raw", "masked"), [
-    ("+447700900123", "+44 7•••• ••123"),
-    ("+15005550010", "+1 5•••• ••010"),
-    ("MyBrand", "MyBrand"),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("raw", "masked"),
+    [
+        ("+447700900123", "+44 7•••• ••123"),
+        ("+15005550010", "+1 5•••• ••010"),
+        ("MyBrand", "MyBrand"),
+        (None, None),
+    ],
+)
 def test_one_masking_style_for_ui_and_sender(raw: str | None, masked: str | None) -> None:
     from switchboard.dashboard import components
     from switchboard.sender import planning

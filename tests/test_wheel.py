@@ -27,8 +27,13 @@ PACKAGES: list[str] = PYPROJECT["tool"]["setuptools"]["packages"]
 
 def _tracked_and_new_files() -> list[str]:
     """What a clone of this working tree holds (tracked, plus new files not ignored)."""
-    out = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=REPO,
-                         check=True, capture_output=True, text=True).stdout.split("\n")
+    out = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split("\n")
     return [p for p in out if p and (REPO / p).is_file()]
 
 
@@ -50,7 +55,9 @@ def test_every_package_folder_is_listed_under_the_switchboard_namespace() -> Non
         for init in sorted((REPO / folder).rglob("__init__.py")):
             relative = init.parent.relative_to(REPO / folder).parts
             dotted = ".".join([name, *relative])
-            assert dotted in listed, f"{dotted} ({init.parent}) is missing from pyproject [tool.setuptools] packages"
+            assert dotted in listed, (
+                f"{dotted} ({init.parent}) is missing from pyproject [tool.setuptools] packages"
+            )
 
 
 def _build_wheel(out: Path) -> Path:
@@ -61,21 +68,48 @@ def _build_wheel(out: Path) -> Path:
         target.write_bytes((REPO / repo_path).read_bytes())
     for name in ("pyproject.toml", "README.md"):
         (src / name).write_bytes((REPO / name).read_bytes())
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out / "dist"), str(src)],
-                   check=True, capture_output=True, text=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out / "dist"), str(src)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     return next((out / "dist").glob("switchboard-*.whl"))
 
 
 def _fresh_venv(root: Path, wheel: Path) -> Path:
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120)
     python = root / "bin" / "python"
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                               check=True, capture_output=True, text=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
     # Third-party dependencies from the project's venv, appended AFTER the fresh site-packages; .pth
     # files in that folder (the editable install's finder) are not processed for an appended path.
     (site / "_project_deps.pth").write_text(sysconfig.get_path("purelib") + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                    "--no-index", str(wheel)], check=True, capture_output=True, text=True, timeout=300)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return root
 
 
@@ -92,16 +126,42 @@ def test_the_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path: Path
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SWITCHBOARD_", "PYTHON"))}
-    where = subprocess.run([str(venv / "bin" / "python"), "-c",
-                            "import switchboard.ingest, switchboard.data; print(switchboard.ingest.__file__)"],
-                           cwd=elsewhere, env=env, check=True, capture_output=True, text=True).stdout
+    where = subprocess.run(
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import switchboard.ingest, switchboard.data; print(switchboard.ingest.__file__)",
+        ],
+        cwd=elsewhere,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     assert where.startswith(str(venv)), f"imported from {where}, not from the installed wheel"
 
     data = tmp_path / "warehouse-here"
     out = subprocess.run(
-        [str(venv / "bin" / "switchboard"), "demo", "--no-dashboard", "--messages", "3000", "--calls", "300",
-         "--days", "10", "--sandbox-port", "0", "--data-dir", str(data)],
-        cwd=elsewhere, env=env, capture_output=True, text=True, timeout=600,
+        [
+            str(venv / "bin" / "switchboard"),
+            "demo",
+            "--no-dashboard",
+            "--messages",
+            "3000",
+            "--calls",
+            "300",
+            "--days",
+            "10",
+            "--sandbox-port",
+            "0",
+            "--data-dir",
+            str(data),
+        ],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     con = duckdb.connect(str(data / "warehouse.duckdb"), read_only=True)
