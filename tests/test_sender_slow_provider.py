@@ -127,3 +127,34 @@ def test_a_create_slower_than_the_timeout_is_sent_exactly_once(
     records = [json.loads(x) for x in send_log_path(tmp_path / "data", "slow").read_text().splitlines()]
     assert len(records) == len(numbers) and {r["provider_sid"] for r in records} == sids
     assert result.summary()["sent"] == len(numbers) == result.sent
+
+
+def test_a_restart_waits_out_the_in_flight_window_before_asking_twilio(world: Any, tmp_path: Path) -> None:
+    """A run that died right after its intent may have left a create inside the provider: the next run
+    asks Twilio about it only after the intent's window (and then finds or sends it, once)."""
+    from datetime import UTC, datetime
+
+    from switchboard.sender.planning import planned_sends
+    from switchboard.sender.runner import body_hashes
+
+    numbers = [sandbox_number(720 + i) for i in range(3)]
+    campaign = api.load_campaign(write_campaign(tmp_path / "c", campaign_id="restart", numbers=numbers))
+    plan = planned_sends(campaign)[0]
+    with Ledger.open(ledger_path(tmp_path / "data", "restart")) as ledger:  # what the dead run left
+        ledger.record_intent(
+            key=plan.key, campaign_id=campaign.id, user_id=plan.recipient.user_id, step="sms",
+            event_id=plan.event_id, to_number=plan.recipient.number, sender=campaign.sender,
+            body_hashes=body_hashes(plan.body), variant=plan.variant.name, fallback_of=None,
+            at=datetime.now(UTC),
+        )
+    with SandboxServer(world, port=0) as server:
+        sleeps: list[tuple[float, int]] = []  # (seconds asked, requests the sandbox had served by then)
+        client = Client(server.account_sid, server.auth_token)
+        client.api.base_url = server.base_url
+        options = RunOptions(sleep=lambda s: sleeps.append((s, server.request_count)), inflight_window=WINDOW)
+        result = api.run_campaign(campaign, client, data_dir=tmp_path / "data", options=options)
+        created = Counter(m["to"] for m in server.messages.live)
+    first_wait, requests_before = sleeps[0]
+    assert first_wait > WINDOW.total_seconds() - 5 and requests_before == 0
+    assert {n: created[n] for n in numbers} == {n: 1 for n in numbers}
+    assert result.sent == len(numbers)
