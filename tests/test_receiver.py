@@ -317,3 +317,18 @@ def test_event_stream_batches_in_progress_are_bounded(receiver):
     finally:
         for conn in held:
             conn.close()
+
+
+def test_extra_tokens_accept_subaccount_signatures(tmp_path, monkeypatch):
+    sub_token = "subaccount-token-0123456789abcdef"
+    monkeypatch.setenv("SWITCHBOARD_LISTEN_EXTRA_TOKENS", f" {sub_token} ,")
+    with Receiver(tmp_path / "spool", TOKEN) as server:
+        sid_main, sid_sub, sid_other = _sid(), _sid(), _sid()
+        answers = [_post_callback(server, _callback(sid_main)).status_code,
+                   _post_callback(server, _callback(sid_sub), token=sub_token).status_code,
+                   _post_callback(server, _callback(sid_other), token="someone-elses-token").status_code]
+        event = [message_event(f"EV{sid_sub}", sid_sub, "delivered", "2026-12-04T10:00:04.000Z")]
+        batch = _post_batch(server, event, token=sub_token).status_code
+    assert answers == [204, 204, 403] and batch == 200
+    stored = sorted((e.sid, e.source) for e in iter_events(tmp_path / "spool"))
+    assert stored == sorted([(sid_main, "callback"), (sid_sub, "callback"), (sid_sub, "event-stream")])

@@ -75,6 +75,9 @@ class RequestCounters:
 class ReceiverConfig:
     auth_token: str
     public_url: str | None = None  # e.g. "https://hooks.example.com/switchboard" (no trailing slash needed)
+    # Other tokens whose signatures are accepted too: subaccounts (Twilio signs a subaccount's callbacks
+    # with the subaccount's token) and a secondary token during rotation.
+    extra_tokens: tuple[str, ...] = ()
 
 
 def signed_url(request: Request, public_url: str | None) -> str:
@@ -110,7 +113,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
     """The ASGI app; its lifespan opens the spool (recovery, writer thread) and closes it on shutdown."""
-    validator = RequestValidator(config.auth_token)
+    validators = [RequestValidator(t) for t in dict.fromkeys((config.auth_token, *config.extra_tokens)) if t]
     counters = RequestCounters()
 
     def reject(status: int, reason: str, path: str, detail: str = "") -> Response:
@@ -148,7 +151,7 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
             return reject(400, "form body is not UTF-8", STATUS_PATH)
         signature = request.headers.get("x-twilio-signature")
         url = signed_url(request, config.public_url)
-        if not signature or not _valid_form_signature(validator, url, _Params.of(pairs), signature):
+        if not signature or not _valid_form_signature(validators, url, _Params.of(pairs), signature):
             return reject(403, f"X-Twilio-Signature {'missing' if not signature else 'invalid'}", STATUS_PATH,
                           f" (checked against {redact_url(url)}; see --public-url)")
         params = dict(pairs)
@@ -183,7 +186,7 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
         url = signed_url(request, config.public_url)
         has_hash = "bodySHA256" in parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
         # Without bodySHA256 the SDK would not check the body at all: such a request is not Twilio's.
-        if not signature or not has_hash or not validator.validate(url, text, signature):
+        if not signature or not has_hash or not any(v.validate(url, text, signature) for v in validators):
             why = "missing" if not signature else ("without bodySHA256" if not has_hash else "invalid")
             return reject(403, f"X-Twilio-Signature {why}", EVENTS_PATH,
                           f" (checked against {redact_url(url)}; see --public-url)")
@@ -224,17 +227,18 @@ def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def _valid_form_signature(validator: RequestValidator, url: str, params: _Params, signature: str) -> bool:
-    """``validator.validate(url, params, signature)``, with its common case first.
+def _valid_form_signature(validators: list[RequestValidator], url: str, params: _Params, signature: str) -> bool:
+    """``any(v.validate(url, params, signature) for v in validators)``, with its common case first.
 
     ``validate`` signs the URL twice (with and without the port, since Twilio is inconsistent about it)
     and re-parses it: 40% of a callback's CPU. The URL as received is always one of those two forms, so
     one ``compute_signature`` of it, compared in constant time, accepts exactly the requests that match
     it; anything else still goes through the full ``validate``.
     """
-    if hmac.compare_digest(validator.compute_signature(url, params).encode(), signature.encode()):
+    expected = signature.encode()
+    if any(hmac.compare_digest(v.compute_signature(url, params).encode(), expected) for v in validators):
         return True
-    return validator.validate(url, params, signature)
+    return any(v.validate(url, params, signature) for v in validators)
 
 
 def parse_form(text: str) -> list[tuple[str, str]]:

@@ -20,6 +20,9 @@ Every request's X-Twilio-Signature is checked with the twilio SDK against TWILIO
 missing signature gets 403 and nothing is stored. An event is fsynced to the spool before the 2xx answer;
 the incremental ingest reads it back (switchboard.ingest.receiver.iter_events; see ingest/receiver/README.md).
 
+Subaccounts: Twilio signs a subaccount's callbacks with the subaccount's own token. Put those tokens (and
+a secondary token during a rotation) in SWITCHBOARD_LISTEN_EXTRA_TOKENS, comma-separated.
+
 Public URL: Twilio signs the URL it was given (https://hooks.example.com/twilio/status), not the one this
 server sees behind a TLS terminator, reverse proxy or tunnel (http://127.0.0.1:8787/twilio/status).
 Set --public-url (or SWITCHBOARD_PUBLIC_URL) to the external base URL, including any path prefix the proxy
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     spool_dir = args.spool or settings.data_dir / "spool"
     spool = Spool(spool_dir, max_pending_bytes=int(args.max_pending_mb * (1 << 20)),
                   dedupe_window=args.dedupe_window, fsync=not args.unsafe_no_fsync)
-    app = create_app(spool, ReceiverConfig(auth_token=token, public_url=public_url))
+    extra = tuple(t.strip() for t in os.environ.get("SWITCHBOARD_LISTEN_EXTRA_TOKENS", "").split(",") if t.strip())
+    app = create_app(spool, ReceiverConfig(auth_token=token, public_url=public_url, extra_tokens=extra))
     sock = _bind(args.host, args.port)
     port = sock.getsockname()[1]
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(message)s",
