@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup browser lint bench clean
+.PHONY: demo test setup browser lint bench clean docs graph wheel
 
 ## Set up (if needed) and run the demo: sandbox -> ingest -> dashboard on http://localhost:8501
 demo: $(STAMP)
@@ -32,6 +32,18 @@ browser:
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+
+## Regenerate docs/SCHEMA.md from the analyst views' COMMENTs (a test fails when it is stale)
+docs: $(STAMP)
+	$(PY) -m switchboard.docs
+
+## Print the import graph between the layers (GRAPH_REV=aed4e16 for an older commit)
+graph: $(STAMP)
+	$(PY) -m tests.import_graph $(if $(GRAPH_REV),--rev $(GRAPH_REV))
+
+## Build the wheel into dist/ (one top-level package, switchboard, with its data files)
+wheel: $(STAMP)
+	$(PY) -m pip wheel --no-deps -w dist .
 
 ## Benchmarks (not part of the tests): make bench MESSAGES=1000000
 MESSAGES ?= 1000000
