@@ -32,7 +32,7 @@ from pathlib import Path
 
 from switchboard.core.phones import mask_text
 from switchboard.core.settings import Settings
-from switchboard.core.twilio import redact_url
+from switchboard.core.twilio import redact_text, redact_url
 from switchboard.sender.campaign import Campaign, CampaignError
 from switchboard.sender.ledger import Ledger, ledger_path
 from switchboard.sender.runner import CampaignResult, RunOptions, SendOutcome, UnsafeCampaign, check_safety
@@ -111,9 +111,9 @@ def web_target(settings: Settings | None = None) -> Target:
 
 def safe_text(text: str, target: Target | None = None) -> str:
     """A message fit for the page: numbers masked, URL credentials removed, the secret blanked."""
-    # URLs are redacted, not masked (a host or port is not a phone number); the rest is masked.
+    # URLs lose their userinfo (core's one rule) and are not masked (a host or port is not a phone number).
     parts = _URL.split(text)
-    text = "".join(redact_url(p) if i % 2 else mask_text(p) for i, p in enumerate(parts))
+    text = "".join(redact_text(p) if i % 2 else mask_text(p) for i, p in enumerate(parts))
     if target is not None and target.credentials is not None:
         for secret in (target.credentials.secret, target.credentials.account_sid):
             if secret:
