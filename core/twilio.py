@@ -103,7 +103,8 @@ class Credentials:
 
     def __str__(self) -> str:
         return (
-            f"Credentials(account {describe_account(self.account_sid)}, base_url={self.base_url or 'Twilio'})"
+            f"Credentials(account {describe_account(self.account_sid)}, "
+            f"base_url={redact_url(self.base_url) if self.base_url else 'Twilio'})"
         )
 
     __repr__ = __str__  # a stray print or log of the object shows neither the secret nor the full SID

@@ -373,6 +373,8 @@ def test_a_base_url_with_credentials_is_shown_redacted(
     assert f"Sandbox at http://***@{host}" in shown
     assert sandbox.auth_token not in shown and sandbox.account_sid not in shown
     assert f"via Sandbox at http://***@{host}" in at.checkbox[0].label
+    for printed in (str(api.web_target()), repr(api.web_target().credentials)):  # a stray log line
+        assert sandbox.auth_token not in printed and f"http://***@{host}" in printed
     assert api.safe_text(f"failed at {leaky}/x for +447700900123") == f"failed at http://***@{host}/x for +44 7•••• ••123"
 
 
