@@ -48,19 +48,26 @@ with right:
 
 st.subheader("Error codes and what to do")
 st.caption("Trend, against the previous period of equal length. " + errors.trend_explained())
+# Sized to fit a 1400 px screen without a horizontal scroll (issue 14): short numeric columns, the
+# official name wide enough to read; the long advice is below the table, one line per code.
 ui.table(top, key="errors_table", columns={
-    "error_code": st.column_config.NumberColumn("Code", format="%d"),
-    "error_name": "Official name",
-    "category": "Category",
-    "failures": ui.count_column("Failures"),
-    "share_of_failures": ui.percent_column("Share of failures"),
-    "error_rate": ui.percent_column("Error rate", "Failures / sent."),
-    "rate_change": ui.percent_column("Change", "Relative change of the error rate vs the previous period."),
-    "trend": "Trend",
-    "retryable": st.column_config.CheckboxColumn("Retryable"),
-    "what_to_do": st.column_config.TextColumn("What to do", width="large"),
-    "more_info": st.column_config.LinkColumn("Docs", display_text="twilio.com"),
+    "error_code": st.column_config.NumberColumn("Code", format="%d", width=60),
+    "error_name": st.column_config.TextColumn("Official name", width=220),
+    "category": st.column_config.TextColumn("Category", width=140),
+    "failures": ui.count_column("Failures") | {"width": 80},
+    "share_of_failures": ui.percent_column("Share", "Share of all failed messages in the period.") | {"width": 80},
+    "error_rate": ui.percent_column("Error rate", "Failures / sent.") | {"width": 80},
+    "rate_change": ui.percent_column("Change", "Relative change of the error rate vs the previous period.")
+    | {"width": 80},
+    "trend": st.column_config.TextColumn("Trend", help="New, rising, falling, steady or too few to tell: see above.",
+                                         width=110),
+    "retryable": st.column_config.CheckboxColumn("Retryable", width=80),
 })
+with st.expander("What to do, code by code", expanded=True, icon=":material/build:"):
+    st.markdown("\n".join(
+        f"- **{int(r.error_code)} {ui.md_escape(str(r.error_name or ''))}**: {ui.md_escape(str(r.what_to_do or ''))}"
+        + (f" [Twilio docs]({r.more_info})" if isinstance(r.more_info, str) and r.more_info else "")
+        for r in top.itertuples()))
 
 st.subheader("Sample messages")
 labels = {int(r.error_code): f"{int(r.error_code)} {r.error_name}" for r in top.itertuples()}
@@ -69,7 +76,11 @@ samples = data.run(errors.error_samples, code, n=10, **view.period)
 samples = samples.assign(country=samples["country_iso2"].map(data.country_names()).fillna(samples["country_iso2"]))
 st.caption("Message SIDs to look up in the Twilio console or quote in a support ticket.")
 ui.table(ui.with_carrier_labels(ui.privacy(samples, view)), key="samples", columns={
-    "sid": "Message SID", "sent_at": st.column_config.DatetimeColumn("Sent (UTC)", format="YYYY-MM-DD HH:mm"),
-    "country": "Country", "carrier": ui.carrier_column(), "sender": "Sender", "template_id": "Template",
-    "status": "Status",
+    "sid": st.column_config.TextColumn("Message SID", width=270),
+    "sent_at": st.column_config.DatetimeColumn("Sent (UTC)", format="YYYY-MM-DD HH:mm", width=140),
+    "country": st.column_config.TextColumn("Country", width=110),
+    "carrier": ui.carrier_column() | {"width": 110},
+    "sender": st.column_config.TextColumn("Sender", width=110),
+    "template_id": st.column_config.TextColumn("Template", width=100),
+    "status": st.column_config.TextColumn("Status", width=90),
 })
