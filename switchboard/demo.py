@@ -22,7 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--days", type=int, default=90, help="days of simulated history, ending today")
     parser.add_argument("--messages", type=int, default=200_000, help="simulated messages")
     parser.add_argument("--calls", type=int, default=20_000, help="simulated calls")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where the warehouse and send logs go (default: data/)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the warehouse and send logs go (default: ./data of the working directory)")
     parser.add_argument("--no-dashboard", action="store_true",
                         help="stop after the ingest (sets up the warehouse, serves nothing)")
 
