@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-from twilio.rest import Client
-
 from switchboard.sender import planning
 from switchboard.sender.campaign import Campaign, CampaignError, load_campaign_text
 from switchboard.sender.campaign import load_campaign as _load_campaign_file
@@ -48,6 +46,7 @@ from switchboard.sender.web import (
     web_safety_problem,
     web_target,
 )
+from twilio.rest import Client
 
 __all__ = [
     "USER_ERRORS",
@@ -71,8 +70,8 @@ __all__ = [
     "load_campaign",
     "plan",
     "plan_totals",
-    "problem_lines",
     "preview_campaign",
+    "problem_lines",
     "refused_files",
     "results_filter_extra",
     "run_campaign",

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
+
 from switchboard.core.errors import SwitchboardError
 
 __all__ = ["Ledger", "LedgerBusy", "LedgerRow", "ledger_path", "sids_in_other_ledgers"]

@@ -14,8 +14,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from twilio.rest import Client
-
 from switchboard.core.twilio import (
     BASE_URL_ENV,
     SENDER_RETRIES,
@@ -27,6 +25,7 @@ from switchboard.core.twilio import (
     retry_after_seconds,
 )
 from switchboard.core.twilio import make_client as _make_client
+from twilio.rest import Client
 
 __all__ = [
     "BASE_URL_ENV",

@@ -37,8 +37,14 @@ from switchboard.sender.campaign import Campaign, CampaignError
 from switchboard.sender.ledger import Ledger, ledger_path
 from switchboard.sender.runner import CampaignResult, RunOptions, SendOutcome, UnsafeCampaign, check_safety
 from switchboard.sender.runner import run_campaign as _run_campaign
-from switchboard.sender.transport import BASE_URL_ENV, Credentials, CredentialsMissing, credentials_from_env
-from switchboard.sender.transport import describe_account, make_client
+from switchboard.sender.transport import (
+    BASE_URL_ENV,
+    Credentials,
+    CredentialsMissing,
+    credentials_from_env,
+    describe_account,
+    make_client,
+)
 
 __all__ = [
     "READABLE_SUFFIXES",
@@ -186,7 +192,7 @@ def already_sent(data_dir: str | Path, campaign: Campaign) -> int:
             done = {r["user_id"] for r in ledger.as_dicts() if r["step"] == "sms" and r["state"] != "intent"}
         finally:
             ledger.close()
-    except Exception:  # noqa: BLE001 - a ledger being written or unreadable: the run itself will tell
+    except Exception:  # a ledger being written or unreadable: the run itself will tell
         log.warning("ledger of %s unreadable", campaign.id, exc_info=True)
         return 0
     return len({r.user_id for r in campaign.recipients} & done)

@@ -17,13 +17,12 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
-
+from switchboard.core.resources import package_dir
 from switchboard.core.segments import segment_info
+from switchboard.core.settings import Settings
 from switchboard.dashboard import components as ui
 from switchboard.sender import api
 from switchboard.sender.api import Campaign, SendOutcome, Target
-from switchboard.core.resources import package_dir
-from switchboard.core.settings import Settings
 
 _log = logging.getLogger(__name__)
 
