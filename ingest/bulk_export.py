@@ -1,106 +1,98 @@
 """Twilio BulkExport day files (``Messages/YYYY-MM-DD.json.gz``: gzipped JSON lines, ISO-8601 times,
 a few fields fewer than the API) into ``twilio_messages`` with ``source = 'bulk_export'``.
 
-Read by DuckDB (``read_json``, or line by line when a line is malformed), validated and
-upserted by the same SQL as API pages (newest ``date_updated`` wins, so an export never
+Read line by line (``ingest/lines.py``: a bad line is a reject of its own, a cut gzip stream
+keeps the lines before the cut), validated and upserted by the same SQL as API pages (newest ``date_updated`` wins, so an export never
 overwrites a fresher API status), one transaction per file, each file recorded in
 ``ingest_files`` so it is loaded once (again when it changes).
 """
 
 from __future__ import annotations
 
-import glob as globlib
+import gzip
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import duckdb
 
-from switchboard.ingest import runs
+from switchboard.ingest import lines, runs
+from switchboard.ingest.send_logs import walk_glob
 from switchboard.ingest.twilio_api import MESSAGES, apply_staged
 
 PATTERNS = ("**/*.json.gz", "**/*.jsonl.gz", "**/*.json", "**/*.jsonl")
 
 
 def discover(directory: Path | str) -> list[str]:
-    found: set[str] = set()
+    """Day files under ``directory`` at any depth; a symlink loop is not followed, each real file once."""
+    found: dict[str, str] = {}
     for pattern in PATTERNS:
-        found.update(os.path.abspath(p) for p in globlib.glob(os.path.join(str(directory), pattern), recursive=True))
-    return sorted(p for p in found if os.path.isfile(p))
+        for p in walk_glob(os.path.join(str(directory), pattern)):
+            if os.path.isfile(p):
+                found.setdefault(os.path.realpath(p), os.path.abspath(p))
+    return sorted(found.values())
 
 
-def _q(s: str) -> str:
-    return "'" + s.replace("'", "''") + "'"
+def _opener(path: str) -> Callable[[], IO[bytes]]:
+    return (lambda: gzip.open(path, "rb")) if path.endswith(".gz") else (lambda: open(path, "rb"))
 
 
-def _stage_fast(con: duckdb.DuckDBPyConnection, path: str) -> None:
-    spec = "{" + ", ".join(f"'{f}': 'VARCHAR'" for f in MESSAGES.fields) + "}"
-    cols = ", ".join(f'"{f}"' for f in MESSAGES.fields)
-    con.execute(
-        f"""CREATE OR REPLACE TEMP TABLE _page AS
-            SELECT *, {MESSAGES.reason_sql} AS reason FROM (
-                SELECT row_number() OVER () AS idx, {cols}
-                FROM read_json({_q(path)}, format='newline_delimited', columns={spec}))"""
-    )
-
-
-def _stage_lines(con: duckdb.DuckDBPyConnection, path: str) -> None:
+def _stage(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
+    """Temp table ``_page`` (idx = line number, the fields as text, reason, raw) from the file's lines, read
+    one by one (``ingest/lines.py``): a line with invalid UTF-8, over 1 MiB, not JSON or not an object is a
+    reject of its own. Returns the damage message when the stream broke (a cut gzip file) after those lines."""
+    staged, damage = lines.lines_table(_opener(path))
     struct = "{" + ", ".join(f'"{f}": "VARCHAR"' for f in MESSAGES.fields) + "}"
     cols = ", ".join(f'j."{f}" AS "{f}"' for f in MESSAGES.fields)
+    con.register("_bulk_lines", staged)
     con.execute(
         f"""CREATE OR REPLACE TEMP TABLE _page AS
-            SELECT idx, {cols},
-                   CASE WHEN NOT ok THEN 'malformed JSON (truncated or invalid line)'
-                        WHEN j IS NULL THEN 'not a JSON object' ELSE {MESSAGES.reason_sql} END AS reason
-            FROM (
-                SELECT idx, ok, CASE WHEN ok AND json_type(raw) = 'OBJECT' THEN from_json(raw, '{struct}') END AS j
-                FROM (
-                    SELECT column0 AS raw, row_number() OVER () AS idx, coalesce(json_valid(column0), false) AS ok
-                    FROM read_csv({_q(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0) || chr(31) || chr(30) || chr(0),
-                                  quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=10000000)
-                ) WHERE raw IS NOT NULL AND trim(raw, chr(32) || chr(9) || chr(13)) <> ''
-            )"""
-    )
+            SELECT * EXCLUDE (parse_error), coalesce(parse_error, {MESSAGES.reason_sql}) AS reason FROM (
+                SELECT line AS idx, {cols}, raw,
+                       CASE WHEN problem IS NOT NULL THEN problem
+                            WHEN NOT ok THEN 'malformed JSON (truncated or invalid line)'
+                            WHEN j IS NULL THEN 'not a JSON object' END AS parse_error
+                FROM (SELECT line, raw, problem, ok,
+                             CASE WHEN ok AND json_type(raw) = 'OBJECT' THEN from_json(raw, $struct) END AS j
+                      FROM (SELECT *, problem IS NULL AND coalesce(json_valid(raw), false) AS ok FROM _bulk_lines)))""",
+        {"struct": struct})
+    con.unregister("_bulk_lines")
+    return damage
 
 
-def _raw_lines(con: duckdb.DuckDBPyConnection, path: str, idxs: list[int]) -> dict[int, str]:
-    """The raw text of the given lines, body removed (bodies may hold one-time codes)."""
-    if not idxs:
-        return {}
-    rows = con.execute(
-        f"""SELECT idx, CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT'
-                        THEN json_merge_patch(raw, '{{"body": "<dropped>"}}')::VARCHAR
-                        ELSE left(raw, 10000) END
-            FROM (SELECT column0 AS raw, row_number() OVER () AS idx
-                  FROM read_csv({_q(path)}, columns={{'column0': 'VARCHAR'}}, header=false, delim=chr(0) || chr(31) || chr(30) || chr(0),
-                                quote='', escape='', auto_detect=false, strict_mode=false, max_line_size=10000000))
-            WHERE idx IN (SELECT unnest($idxs))""",
-        {"idxs": idxs},
-    ).fetchall()
-    return {int(i): r for i, r in rows}
-
-
-def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source: str, force: bool = False) -> tuple[int, int, int] | None:
-    """(read, loaded, rejected) or None when the file is unchanged since it was loaded."""
+def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source: str, force: bool = False
+              ) -> tuple[int, int, int, str | None] | None:
+    """(read, loaded, rejected, damage) or None when the file is unchanged since it was loaded. A damaged
+    file (a gzip stream cut short, or not gzip at all) keeps the lines read before the damage, adds one
+    reject for it (counted in read and rejected) and is not recorded as loaded: the next run tries again."""
     st = os.stat(path)
     known = next(iter(con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchall()), None)
     if known and not force and known[0] == st.st_size and known[1] == st.st_mtime:
         return None
+    damage = _stage(con, path)  # outside the transaction: nothing in it can abort the load
+    params = {"run_id": run_id, "source": source, "path": path}
     with runs.transaction(con):
-        try:
-            _stage_fast(con, path)
-        except duckdb.Error:
-            con.execute("ROLLBACK")
-            con.execute("BEGIN")
-            _stage_lines(con, path)
         read = con.execute("SELECT count(*) FROM _page").fetchall()[0][0]
         bad, _top = apply_staged(con, MESSAGES, run_id=run_id, source="bulk_export")
         con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [source, path])
-        raws = _raw_lines(con, path, [i for i, _ in bad])
-        runs.add_rejects(con, run_id, source, path, [(i, raws.get(i), reason) for i, reason in bad])
-        runs.record_file(con, path, st, read - len(bad), run_id)
-    return int(read), int(read) - len(bad), len(bad)
+        con.execute(
+            """INSERT INTO rejects (reject_id, run_id, source, location, line, raw, reason)
+               SELECT nextval('reject_seq'), $run_id, $source, $path, idx,
+                      CASE WHEN json_valid(raw) AND json_type(raw) = 'OBJECT'  -- bodies may hold one-time codes
+                           THEN json_merge_patch(raw, '{"body": "<dropped>"}')::VARCHAR
+                           -- a line that is not JSON: whatever follows "body" goes, to the end of the line
+                           ELSE regexp_replace(left(raw, 10000), '"body"[[:space:]]*:.*$', '"body": "<dropped>"') END,
+                      reason
+               FROM _page WHERE reason IS NOT NULL ORDER BY idx""", params)
+        if damage:
+            runs.add_rejects(con, run_id, source, path, [(None, None, damage)])
+        else:
+            runs.record_file(con, path, st, read - len(bad), run_id)
+    con.execute("DROP TABLE IF EXISTS _page")
+    rejected = len(bad) + (1 if damage else 0)
+    return int(read) + (1 if damage else 0), int(read) - len(bad), rejected, damage
 
 
 def ingest_bulk_export(
@@ -114,6 +106,7 @@ def ingest_bulk_export(
 ) -> runs.SourceResult:
     files = discover(directory)
     done = 0
+    damaged = []
     for path in files:
         counts = load_file(con, path, run_id, source=result.source, force=full_refresh)
         if counts is None:
@@ -122,8 +115,14 @@ def ingest_bulk_export(
         result.read += counts[0]
         result.loaded += counts[1]
         result.rejected += counts[2]
+        if counts[3]:
+            damaged.append(f"{os.path.basename(path)} ({counts[3]})")
+        runs.progress_run(con, run_id, result)
         if on_file:
             on_file(counts[0])
+    if damaged:  # what could be read is in; the user must know the rest is not
+        result.status = "failed"
+        result.error = f"{len(damaged)} file(s) damaged (see rejects): " + "; ".join(damaged)[:1000]
     result.detail = f"{done} of {len(files)} file(s) loaded"
     return result
 

@@ -135,7 +135,7 @@ def default_globs(send_logs_dir: Path) -> list[str]:
 # --------------------------------------------------------------------------- finding files
 
 
-def _glob(pattern: str) -> Iterator[str]:
+def walk_glob(pattern: str) -> Iterator[str]:
     """``glob.glob(pattern, recursive=True)`` without its flaw: a symlink loop under ``**`` (a link to
     ``.``) made it recurse until the path grew too long. Here ``**`` enters each real directory once
     (by device and inode), symlinked or not; names starting with a dot match only patterns that do."""
@@ -194,7 +194,7 @@ def discover_each(patterns: Iterable[str]) -> tuple[list[str], list[str]]:
     unmatched = []
     for pattern in patterns:
         hit = False
-        for p in _glob(os.path.expanduser(pattern)):
+        for p in walk_glob(os.path.expanduser(pattern)):
             if os.path.isfile(p) and format_of(p):
                 hit = True
                 path, real = os.path.abspath(p), os.path.realpath(p)

@@ -125,7 +125,7 @@ def test_the_glob_matches_what_glob_matches_without_loops(tmp_path):
                     "**/b/*", "nothing/**/x"]:
         full = str(d / pattern)
         files = sorted(p for p in glob.glob(full, recursive=True) if os.path.isfile(p))
-        assert sorted(p for p in send_logs._glob(full) if os.path.isfile(p)) == files, pattern
+        assert sorted(p for p in send_logs.walk_glob(full) if os.path.isfile(p)) == files, pattern
 
 
 def test_a_glob_that_matches_nothing_is_a_warning(tmp_path):

@@ -240,3 +240,38 @@ def test_an_unreadable_file_fails_the_run_with_counts_that_add_up(tmp_path):
         assert con.execute("SELECT count(*) FROM send_log").fetchone()[0] == 5
     finally:
         con.close()
+
+
+# --------------------------------------------------------------------------- BulkExport day files
+
+
+def _bulk_record(i: int) -> dict:
+    return {"sid": f"SM{i:032x}", "account_sid": "AC" + "1" * 32, "to": "+5511987654321", "from": "+15005550006",
+            "status": "delivered", "body": "your code is 123456", "num_segments": 1, "price": -0.05,
+            "price_unit": "USD", "date_created": "2026-10-20T10:00:00Z", "date_sent": "2026-10-20T10:00:00Z",
+            "date_updated": "2026-10-20T10:00:05Z"}
+
+
+@HYP
+@given(kinds=st.lists(st.sampled_from(["good", "utf8", "long", "junk", "blank"]), min_size=1, max_size=15))
+def test_every_bulk_export_line_is_loaded_or_rejected_with_its_line_number(tmp_path_factory, monkeypatch, kinds):
+    import gzip
+
+    monkeypatch.setattr(lines, "MAX_LINE_BYTES", 600)
+    folder = tmp_path_factory.mktemp("bulk") / "Messages"
+    folder.mkdir()
+    body = []
+    for i, k in enumerate(kinds):
+        good = json.dumps(_bulk_record(i)).encode()
+        body.append({"good": good, "utf8": good.replace(b"your", b"y\xffour"), "junk": b'{"sid": "SMcut", "body": "your code is 123456", "to',
+                     "long": json.dumps({**_bulk_record(i), "body": "x" * 700}).encode(), "blank": b""}[k])
+    (folder / "2026-10-20.json.gz").write_bytes(gzip.compress(b"\n".join(body) + b"\n"))
+    con = fresh()
+    from switchboard.ingest.bulk_export import ingest_bulk_export
+
+    result = ingest_bulk_export(con, folder.parent, runs.start_run(con, "bulk-export"), runs.SourceResult("bulk-export"))
+    good = {f"SM{i:032x}" for i, k in enumerate(kinds) if k == "good"}
+    assert {r[0] for r in con.execute("SELECT sid FROM twilio_messages").fetchall()} == good
+    assert set(rejects(con)) == {i + 1 for i, k in enumerate(kinds) if k in ("utf8", "long", "junk")}
+    assert result.read == result.loaded + result.rejected and result.status == "ok"
+    assert con.execute("SELECT count(*) FROM rejects WHERE raw LIKE '%123456%'").fetchone()[0] == 0  # no bodies
