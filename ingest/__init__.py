@@ -8,6 +8,9 @@ Entry points:
 * ``ingest.warehouse``: ``connect``, ``create_schema``, ``refresh_facts``, ``publish_snapshot``
   (the views' documented contract is read back by ``analytics.schema``).
 
-Modules by source: ``twilio_api`` (retries: ``core.twilio``), ``send_logs``, ``bulk_export``; shared:
-``enrich`` (countries, regions, numbers, fx), ``encoding`` (body encoding in SQL), ``runs`` (audit).
+Sources behind one protocol (``runs.Source``: a ``name`` and ``run(con, ctx)`` with a ``runs.RunContext``):
+``twilio_api.TwilioSource`` (client and retries from ``core.twilio``), ``send_logs.SendLogSource``,
+``bulk_export.BulkExportSource``; ``pipeline.run_ingest`` loops over them. Shared: ``lines`` (record-by-record
+readers: one bad line is one reject), ``bounds`` (plausibility bounds), ``enrich`` (countries, regions,
+numbers, fx), ``encoding`` (body encoding in SQL), ``runs`` (audit, transactions, redaction).
 """
