@@ -79,10 +79,16 @@ def _address_space_kb() -> int:
     raise RuntimeError("VmSize missing from /proc/self/status")
 
 
-def cap_address_space(memory_mb: int) -> int:
-    """Cap this process's address space at its current size + ``memory_mb`` + headroom; returns the cap."""
-    cap = _address_space_kb() * 1024 + (memory_mb + HEADROOM_MB) * MIB
-    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+def cap_address_space(memory_mb: int) -> int | None:
+    """Cap this process's address space at its current size + ``memory_mb`` + headroom; returns the cap.
+
+    Linux only (``/proc``); elsewhere DuckDB's own memory_limit and the parent's kill at the timeout remain.
+    """
+    try:
+        cap = _address_space_kb() * 1024 + (memory_mb + HEADROOM_MB) * MIB
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    except (OSError, ValueError, RuntimeError):
+        return None
     return cap
 
 
