@@ -265,6 +265,7 @@ def test_healthz_counts(receiver):
 @pytest.mark.parametrize("env, args, message", [
     ({}, [], "TWILIO_AUTH_TOKEN is not set"),
     ({"TWILIO_AUTH_TOKEN": TOKEN}, ["--public-url", "hooks.example.com"], "must start with http"),
+    ({"TWILIO_AUTH_TOKEN": TOKEN}, ["--spool", "/proc/no-spool-here"], "cannot write the spool folder"),
 ])
 def test_listen_refuses_bad_configuration_in_one_line(tmp_path, env, args, message):
     import os

@@ -63,6 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--public-url must start with http:// or https://, got {public_url!r}")
     settings = Settings.from_env(data_dir=args.data_dir)
     spool_dir = args.spool or settings.data_dir / "spool"
+    _check_writable(spool_dir)
     spool = Spool(spool_dir, max_pending_bytes=int(args.max_pending_mb * (1 << 20)),
                   dedupe_window=args.dedupe_window, fsync=not args.unsafe_no_fsync)
     extra = tuple(t.strip() for t in os.environ.get("SWITCHBOARD_LISTEN_EXTRA_TOKENS", "").split(",") if t.strip())
@@ -83,6 +84,18 @@ def run(args: argparse.Namespace) -> int:
                             server_header=False, proxy_headers=False)
     uvicorn.Server(config).run(sockets=[sock])
     return 0
+
+
+def _check_writable(spool_dir: Path) -> None:
+    """Fails now, in one line, rather than as a traceback from the server's startup."""
+    probe = spool_dir / ".write-probe"
+    try:
+        spool_dir.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the spool folder {spool_dir}: {exc.strerror}; pick another --spool "
+                          "or --data-dir") from None
 
 
 def _bind(host: str, port: int) -> socket.socket:
