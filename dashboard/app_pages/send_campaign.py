@@ -343,12 +343,11 @@ def _show_result(campaign: Campaign, result: api.CampaignResult) -> None:
                  query_params=query,
                  help=f"The Overview filtered to this campaign (campaign_id={campaign.id}); the filter stays on "
                       "every page until you remove it in the sidebar.")
-    if (Path(__file__).resolve().parent / "experiments.py").exists():
-        st.page_link(EXPERIMENTS_PAGE, label=f"Variants of experiment {campaign.experiment_id}",
-                     icon=":material/science:", query_params={"experiment": campaign.experiment_id, **query},
-                     help="The Experiments page for this campaign's experiment, with this campaign's sends only, "
-                          "once ingest has loaded it. Remove the campaign filter in the sidebar to see the whole "
-                          "experiment.")
+    st.page_link(EXPERIMENTS_PAGE, label=f"Variants of experiment {campaign.experiment_id}",
+                 icon=":material/science:", query_params={"experiment": campaign.experiment_id, **query},
+                 help="The Experiments page for this campaign's experiment, with this campaign's sends only, "
+                      "once ingest has loaded it. Remove the campaign filter in the sidebar to see the whole "
+                      "experiment.")
 
 
 def _send_controls(campaign: Campaign, preview: api.CampaignPreview, target: Target) -> tuple[bool, bool]:
