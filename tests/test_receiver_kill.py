@@ -96,3 +96,27 @@ def test_kill9_under_load_loses_no_acknowledged_callback_and_restarts(tmp_path):
     final = [e.sid for e in iter_events(spool)]
     assert len(final) == len(set(final)) == len(stored) + len(more.acked)
     assert set(load.acked) | set(more.acked) <= set(final)
+
+
+@pytest.mark.slow
+def test_incremental_reads_while_the_receiver_writes_see_each_event_once(tmp_path):
+    """What the incremental ingest will do: read after its checkpoint again and again while `listen` takes
+    traffic. No read may see a partial line, and the reads together see every event exactly once."""
+    spool = tmp_path / "spool"
+    seen: list[str] = []
+    checkpoint, reads, corrupt = None, 0, 0
+    with Receiver(spool, TOKEN) as server:
+        load = _Load(server, "cc", stop_after=1500)
+        load.start()
+        while any(t.is_alive() for t in load.threads) or reads == 0:
+            stats = ReadStats()
+            seen.extend(e.sid for e in iter_events(spool, after=checkpoint, stats=stats))
+            checkpoint = stats.position or checkpoint
+            corrupt += stats.corrupt
+            reads += 1
+        load.join()
+        stats = ReadStats()
+        seen.extend(e.sid for e in iter_events(spool, after=checkpoint, stats=stats))  # the tail after the load
+    assert reads > 1 and corrupt == 0 and stats.corrupt == 0
+    assert len(seen) == len(set(seen)) == len(load.acked)  # no duplicates across reads, nothing missed
+    assert set(seen) == set(load.acked)
