@@ -257,6 +257,23 @@ def build_absurd_warehouse(path: Path, *, end: date = date(2026, 11, 20), demo: 
     return path
 
 
+def build_null_columns_warehouse(path: Path, *, end: date = date(2026, 11, 20)) -> Path:
+    """The demo warehouse with every column the schema lets be NULL emptied: prices, countries, carriers,
+    segments, durations, purposes, templates (an analyst's import may hold only SIDs and statuses)."""
+    build_demo_warehouse(path, end=end)
+    con = warehouse.connect(path)
+    try:
+        con.execute("UPDATE twilio_messages SET price_usd = NULL, to_country = NULL, to_carrier = NULL, "
+                    "num_segments = NULL, date_updated = NULL, error_code = NULL")
+        con.execute("UPDATE twilio_calls SET price_usd = NULL, to_country = NULL, duration_s = NULL, answered_by = NULL")
+        con.execute("UPDATE send_log SET purpose = NULL, template_id = NULL, country = NULL, experiment_id = NULL")
+        warehouse.refresh_facts(con)
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    return path
+
+
 # --- the real server ---------------------------------------------------------------------------
 
 

@@ -18,7 +18,8 @@ from switchboard.analytics.filters import Filters
 from switchboard.dashboard import components as ui
 from switchboard.dashboard import data
 from switchboard.ingest import warehouse
-from tests.browser_util import build_absurd_warehouse, build_demo_warehouse, build_empty_warehouse
+from tests.browser_util import (build_absurd_warehouse, build_demo_warehouse, build_empty_warehouse,
+                                build_null_columns_warehouse)
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {
@@ -362,3 +363,18 @@ def test_a_warehouse_of_only_absurd_dates_says_so(tmp_path: Path, monkeypatch: p
     assert any(ABSURD_NOTE in w.value for w in at.sidebar.warning)
     if file in {Path(p).name for p in PAGES.values()} - {"templates.py", "data_health.py"}:
         assert any(ABSURD_NOTE in w.value for w in at.main.warning)  # not "No data yet"
+
+
+@pytest.fixture(scope="module")
+def nulls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("nulls")
+    build_null_columns_warehouse(d / "warehouse.duckdb", end=END)
+    return d
+
+
+@pytest.mark.parametrize("file", ALL_PAGE_FILES)
+def test_every_page_survives_null_only_columns(nulls_dir: Path, monkeypatch: pytest.MonkeyPatch, file: str) -> None:
+    # Countries raised "merge on object and float64 columns" when no row had a country.
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(nulls_dir))
+    at = _open_file(file)
+    assert at.title

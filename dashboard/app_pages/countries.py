@@ -18,8 +18,12 @@ if overview.empty:
     ui.nothing_in_period(view, "messages or calls")
     st.stop()
 advice = data.run(countries.channel_recommendation, **view.period)
-table = overview.merge(advice[["country_iso2", "recommended", "reason"]], on="country_iso2", how="left")
+# One key type on both sides: a column of only NULLs (no country known) comes back as float64 from an empty frame.
+key = {"country_iso2": "object"}
+table = overview.astype(key).merge(advice[["country_iso2", "recommended", "reason"]].astype(key), on="country_iso2",
+                                   how="left")
 table["recommended"] = table["recommended"].map({"sms": "SMS", "voice": "Voice", "push": "Push"})
+table["country_name"] = table["country_name"].astype("object").where(table["country_name"].notna(), "Unknown country")
 
 metric = st.segmented_control(
     "Colour the map by", ["Delivery rate", "Cost per delivered", "Volume"], default="Delivery rate", key="map_metric")
@@ -50,7 +54,9 @@ picked = ui.table(table, key="country_table", selectable=True, height=380, colum
 })
 
 # --- drill-down ---------------------------------------------------------------------------------
-names = dict(zip(table["country_iso2"], table["country_name"].fillna(table["country_iso2"])))
+# Rows without a known country (a number no country rule places) stay in the table, not in the drill-down.
+names = {iso2: name if isinstance(name, str) else iso2
+         for iso2, name in zip(table["country_iso2"], table["country_name"]) if isinstance(iso2, str)}
 rows = list(picked.selection.rows) if picked is not None else []
 # A newly selected table row opens that country; the selectbox stays free to change afterwards.
 if rows and rows != st.session_state.get("_country_rows"):
