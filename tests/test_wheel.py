@@ -9,7 +9,10 @@ so the editable install's finder never runs), and runs the demo's ingest from an
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import time
+import urllib.request
 import sys
 import sysconfig
 import tomllib
@@ -18,6 +21,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
+from tests.browser_util import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
@@ -171,3 +176,31 @@ def test_the_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path: Path
     assert messages >= 3000 * 0.95 and regions > 0 and codes > 0  # packaged CSVs were read
     assert not (elsewhere / "data").exists()  # --data-dir was honoured: nothing written to ./data
     assert "site-packages/data" not in out.stderr
+
+    _dashboard_serves_from_the_wheel(venv, elsewhere, data, env)
+
+
+def _dashboard_serves_from_the_wheel(venv: Path, cwd: Path, data: Path, env: dict[str, str]) -> None:
+    """``switchboard dashboard`` finds app.py and its static files inside the installed package."""
+    port, log = free_port(), cwd / "dashboard.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([str(venv / "bin" / "switchboard"), "dashboard", "--port", str(port),
+                                 "--host", "127.0.0.1", "--data-dir", str(data)],
+                                cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:  # polls the server's own health endpoint: progress, not a guessed delay
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            try:
+                with urllib.request.urlopen(base + "/_stcore/health", timeout=2) as r:
+                    if r.read().decode().strip() == "ok":
+                        break
+            except OSError:
+                time.sleep(0.2)
+        with urllib.request.urlopen(base + "/app/static/world_110m.json", timeout=10) as r:
+            assert r.status == 200 and r.read(1) == b"{"  # static files served from site-packages
+    finally:  # the command and the streamlit server it started share this session: stop both
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
