@@ -23,7 +23,8 @@ key = {"country_iso2": "object"}
 table = overview.astype(key).merge(advice[["country_iso2", "recommended", "reason"]].astype(key), on="country_iso2",
                                    how="left")
 table["recommended"] = table["recommended"].map({"sms": "SMS", "voice": "Voice", "push": "Push"})
-table["country_name"] = table["country_name"].astype("object").where(table["country_name"].notna(), "Unknown country")
+table["country_name"] = (table["country_name"].astype("object").fillna(table["country_iso2"].astype("object"))
+                         .fillna("Unknown country"))
 
 metric = st.segmented_control(
     "Colour the map by", ["Delivery rate", "Cost per delivered", "Volume"], default="Delivery rate", key="map_metric")
