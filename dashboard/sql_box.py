@@ -17,7 +17,8 @@ Defence in depth, because analysts paste anything:
    process is killed when the time is up. DuckDB's own ``memory_limit`` and
    ``interrupt()`` did not stop a single huge value (``repeat('x', 1500000000)``:
    3 GB and up to 51 s against 1 GB and 2 s).
-4. **Limits on what comes back.** At most ``max_rows`` rows (the result says when it
+4. **At most ``MAX_WORKERS`` queries at once** per server, so the limits bound the total.
+5. **Limits on what comes back.** At most ``max_rows`` rows (the result says when it
    was cut) and ``max_result_bytes`` of data; types pandas or Arrow cannot take come
    back as DuckDB's text for them.
 
@@ -36,6 +37,7 @@ import selectors
 import signal
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,11 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_MEMORY_MB = 1024
 DEFAULT_MAX_RESULT_BYTES = 64 * 1024 * 1024  # Streamlit's own message limit is 200 MB
 STARTUP_TIMEOUT_S = 60.0  # Python + DuckDB start; only a machine in trouble comes near it
+# Queries running at once in this server (every session together): the memory limit is per worker,
+# so this bounds the box's total to MAX_WORKERS x (memory limit + headroom). A query waits up to its
+# timeout for a free worker.
+MAX_WORKERS = 2
+_workers = threading.BoundedSemaphore(MAX_WORKERS)
 ALIAS = worker.ALIAS
 READ_KINDS = "SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE, EXPLAIN"
 
@@ -153,7 +160,13 @@ def run_query(
     statement = check_statement(sql)
     request = {"warehouse": str(warehouse), "sql": statement, "max_rows": max_rows,
                "memory_mb": memory_mb, "max_result_bytes": max_result_bytes}
-    answer = _run_worker(request, timeout_s, memory_mb)
+    if not _workers.acquire(timeout=timeout_s):
+        raise SqlBoxError(f"The SQL box is already running {MAX_WORKERS} queries (each may take "
+                          f"{memory_mb:,} MB); try again when one has finished.")
+    try:
+        answer = _run_worker(request, timeout_s, memory_mb)
+    finally:
+        _workers.release()
     meta, _, payload = answer.partition(b"\n")
     try:
         frame = pa.ipc.open_stream(payload).read_all().to_pandas()

@@ -246,3 +246,15 @@ def test_a_result_too_large_to_show_is_refused(wh: Path) -> None:
     with pytest.raises(sql_box.SqlBoxError, match="larger than the SQL box shows"):
         sql_box.run_query(wh, "SELECT repeat('x', 100000) AS x FROM range(500)", max_result_bytes=10_000_000)
     assert len(sql_box.run_query(wh, "SELECT repeat('x', 1000) AS x FROM range(500)").frame) == 500
+
+
+def test_queries_beyond_the_worker_limit_wait_then_say_busy(wh: Path) -> None:
+    held = [sql_box._workers.acquire(timeout=0) for _ in range(sql_box.MAX_WORKERS)]
+    try:
+        assert all(held)
+        with pytest.raises(sql_box.SqlBoxError, match="already running 2 queries"):
+            sql_box.run_query(wh, "SELECT 1", timeout_s=0.1)
+    finally:
+        for _ in held:
+            sql_box._workers.release()
+    assert len(sql_box.run_query(wh, "SELECT 1").frame) == 1
