@@ -195,11 +195,8 @@ def _col(x: object, n: int) -> np.ndarray:
     return np.broadcast_to(np.asarray(x, dtype="float64"), (n,)).copy()
 
 
-def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
-    """Every cell's test, one BH correction over all of them; returns the real and large ones."""
-    blocks = []
-    nan = np.nan
-    # error_rise: one code's share of final messages rose in a segment
+def _error_rise(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
+    """error_rise: one code's share of final messages rose in a segment."""
     i = c.local_codes
     t = two_proportion_z(c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i], "greater")
     p0 = np.nan_to_num(t.p0)
@@ -207,17 +204,24 @@ def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
     ratio = safe_div(t.p1, t.p0)
     large = ((t.p1 - p0 >= th.min_effect) & ((c.failed0[i] == 0) | (np.nan_to_num(ratio, nan=np.inf) >= th.min_ratio))
              & (lost >= th.min_lost))
-    blocks.append(_block(c, i, "error_rise", "error_rate", t.p0, t.p1, t.p_value, lost, nan, large,
-                         c.seg_final1[i], (c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i])))
-    # delivery_drop: a segment's delivery rate fell
+    return _block(c, i, "error_rise", "error_rate", t.p0, t.p1, t.p_value, lost, np.nan, large,
+                  c.seg_final1[i], (c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i]))
+
+
+def _delivery_drop(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
+    """delivery_drop: a segment's delivery rate fell."""
     i = c.seg
     t = two_proportion_z(c.delivered1[i], c.final1[i], c.delivered0[i], c.final0[i], "less")
     lost = (np.nan_to_num(t.p0) - t.p1) * c.final1[i]
     large = (np.nan_to_num(t.p0) - t.p1 >= th.min_effect) & (lost >= th.min_lost)
-    blocks.append(_block(c, i, "delivery_drop", "delivery_rate", t.p0, t.p1, t.p_value, lost, nan, large,
-                         c.final1[i], (c.final1[i] - c.delivered1[i], c.final1[i], c.final0[i] - c.delivered0[i],
-                                       c.final0[i])))
-    # cost_rise: mean cost per priced SMS rose
+    return _block(c, i, "delivery_drop", "delivery_rate", t.p0, t.p1, t.p_value, lost, np.nan, large,
+                  c.final1[i], (c.final1[i] - c.delivered1[i], c.final1[i], c.final0[i] - c.delivered0[i],
+                                c.final0[i]))
+
+
+def _cost_rise(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
+    """cost_rise: mean cost per priced SMS rose in a segment."""
+    i = c.seg
     m1, m0 = safe_div(c.cost1[i], c.priced1[i]), safe_div(c.cost0[i], c.priced0[i])
     v1 = np.maximum(safe_div(c.cost_sq1[i], c.priced1[i]) - m1 ** 2, 0)
     v0 = np.maximum(safe_div(c.cost_sq0[i], c.priced0[i]) - m0 ** 2, 0)
@@ -225,30 +229,38 @@ def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
     p_one = np.where(np.isnan(p_two), np.nan, np.where(m1 > m0, p_two / 2, 1 - p_two / 2))
     added = (m1 - m0) * c.priced1[i]
     large = (np.nan_to_num(safe_div(m1, m0)) >= th.min_cost_ratio) & (np.nan_to_num(added) >= th.min_cost_added)
-    blocks.append(_block(c, i, "cost_rise", "cost_per_message", m0, m1, p_one, nan, added, large,
-                         c.priced1[i]))
-    # persistent_error: a code fails far more in a country (or one carrier there) than in all the
-    # others, over the whole window (baseline + recent): a standing problem, not this week's noise
+    return _block(c, i, "cost_rise", "cost_per_message", m0, m1, p_one, np.nan, added, large, c.priced1[i])
+
+
+def _persistent_error(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
+    """persistent_error: a code fails far more in a country (or one carrier there) than in all the
+    others, over the whole window (baseline + recent): a standing problem, not this week's noise."""
+    i = c.local_codes[c.template[c.local_codes] == ALL]
+    g = c.global_codes
+    glob = dict(zip(c.code[g].tolist(), (c.failed1[g] + c.failed0[g]).tolist()))
+    top = c.local_codes[(c.carrier[c.local_codes] == ALL) & (c.template[c.local_codes] == ALL)]
+    own = dict(zip(zip(c.country[top].tolist(), c.code[top].tolist()), (c.failed1[top] + c.failed0[top]).tolist()))
+    top_seg = c.seg[(c.carrier[c.seg] == ALL) & (c.template[c.seg] == ALL)]
+    own_final = dict(zip(c.country[top_seg].tolist(), (c.final1[top_seg] + c.final0[top_seg]).tolist()))
+    keys = list(zip(c.country[i].tolist(), c.code[i].tolist()))
+    peer_failed = np.array([glob.get(code, 0.0) - own.get((cty, code), 0.0) for cty, code in keys])
+    peer_final = np.array([c.total_final - own_final.get(cty, 0.0) for cty, _ in keys])
+    k, n = c.failed1[i] + c.failed0[i], c.seg_final1[i] + c.seg_final0[i]
+    t = two_proportion_z(k, n, peer_failed, peer_final, "greater")
+    p0 = np.nan_to_num(t.p0)
+    lost = c.failed1[i] - p0 * c.seg_final1[i]  # this week's failures beyond the other countries' rate
+    large = ((t.p1 - p0 >= th.persistent_min_effect)
+             & (np.nan_to_num(safe_div(t.p1, t.p0), nan=np.inf) >= th.persistent_min_ratio)
+             & (lost >= th.min_lost))
+    return _block(c, i, "persistent_error", "error_rate_vs_other_countries", t.p0, t.p1, t.p_value,
+                  lost, np.nan, large, n, (k, n, peer_failed, peer_final))
+
+
+def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
+    """Every cell's test, one correction over all of them; returns the real and large ones."""
+    blocks = [_error_rise(c, th), _delivery_drop(c, th), _cost_rise(c, th)]
     if persistent and c.total_final > 0:
-        i = c.local_codes[c.template[c.local_codes] == ALL]
-        g = c.global_codes
-        glob = dict(zip(c.code[g].tolist(), (c.failed1[g] + c.failed0[g]).tolist()))
-        top = c.local_codes[(c.carrier[c.local_codes] == ALL) & (c.template[c.local_codes] == ALL)]
-        own = dict(zip(zip(c.country[top].tolist(), c.code[top].tolist()), (c.failed1[top] + c.failed0[top]).tolist()))
-        top_seg = c.seg[(c.carrier[c.seg] == ALL) & (c.template[c.seg] == ALL)]
-        own_final = dict(zip(c.country[top_seg].tolist(), (c.final1[top_seg] + c.final0[top_seg]).tolist()))
-        keys = list(zip(c.country[i].tolist(), c.code[i].tolist()))
-        peer_failed = np.array([glob.get(code, 0.0) - own.get((cty, code), 0.0) for cty, code in keys])
-        peer_final = np.array([c.total_final - own_final.get(cty, 0.0) for cty, _ in keys])
-        k, n = c.failed1[i] + c.failed0[i], c.seg_final1[i] + c.seg_final0[i]
-        t = two_proportion_z(k, n, peer_failed, peer_final, "greater")
-        p0 = np.nan_to_num(t.p0)
-        lost = c.failed1[i] - p0 * c.seg_final1[i]  # this week's failures beyond the other countries' rate
-        large = ((t.p1 - p0 >= th.persistent_min_effect)
-                 & (np.nan_to_num(safe_div(t.p1, t.p0), nan=np.inf) >= th.persistent_min_ratio)
-                 & (lost >= th.min_lost))
-        blocks.append(_block(c, i, "persistent_error", "error_rate_vs_other_countries", t.p0, t.p1, t.p_value,
-                             lost, nan, large, n, (k, n, peer_failed, peer_final)))
+        blocks.append(_persistent_error(c, th))
     cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
     if th.correction == "bh":
         cols["q_value"] = benjamini_hochberg(cols["p_value"])
