@@ -46,6 +46,8 @@ def relations(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _q(s: str) -> str:
+    """A SQL string literal, for the view definitions views_sql hands to other engines (a view cannot
+    hold a parameter); what export itself runs binds its values."""
     return "'" + s.replace("'", "''") + "'"
 
 
@@ -63,12 +65,12 @@ def export_parquet(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
         if day and n:  # NULL days go to <col>=__HIVE_DEFAULT_PARTITION__, which readers map back to NULL
             col = DAY_COLUMN.get(name)
             select = f'SELECT *, {day} AS {col} FROM "{name}"' if col else f'SELECT * FROM "{name}"'
-            con.execute(
-                f"COPY ({select}) TO {_q(str(target))} (FORMAT parquet, PARTITION_BY ({col or day}))"
-            )
+            con.execute(f"COPY ({select}) TO $target (FORMAT parquet, PARTITION_BY ({col or day}))",
+                        {"target": str(target)})
         else:
             target.mkdir(parents=True, exist_ok=True)
-            con.execute(f'COPY (SELECT * FROM "{name}") TO {_q(str(target / "data.parquet"))} (FORMAT parquet)')
+            con.execute(f'COPY (SELECT * FROM "{name}") TO $target (FORMAT parquet)',
+                        {"target": str(target / "data.parquet")})
     return counts
 
 
