@@ -131,7 +131,8 @@ def build_sources(
 
     builders: dict[str, Callable[[], Source]] = {
         "twilio": lambda: TwilioSource(client_factory or default_client_factory()),
-        "send-logs": lambda: SendLogSource(list(send_logs) if send_logs else default_globs(settings.send_logs_dir)),
+        "send-logs": lambda: (SendLogSource(list(send_logs)) if send_logs
+                              else SendLogSource(default_globs(settings.send_logs_dir), warn_unmatched=False)),
         "bulk-export": lambda: BulkExportSource(
             Path(bulk_export_dir) if bulk_export_dir else settings.data_dir / "bulk_export"),
     }

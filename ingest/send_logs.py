@@ -540,6 +540,7 @@ def ingest_send_logs(
     *,
     full_refresh: bool = False,
     on_file: Callable[[FileOutcome], None] | None = None,
+    warn_unmatched: bool = True,
 ) -> runs.SourceResult:
     """Load every new or changed file matched by ``patterns``; counts go into ``result``.
 
@@ -549,7 +550,8 @@ def ingest_send_logs(
     """
     patterns = list(patterns)
     files, unmatched = discover_each(patterns)
-    result.warnings += [f"--send-logs {p!r} matched no .jsonl/.csv/.parquet file" for p in unmatched]
+    if warn_unmatched:  # the user named these globs; the default folder may well be empty
+        result.warnings += [f"--send-logs {p!r} matched no .jsonl/.csv/.parquet file" for p in unmatched]
     if full_refresh:
         result.deleted += forget_deleted_files(con, result.source)
     known = {p: (s, m) for p, s, m in con.execute("SELECT path, size_bytes, mtime FROM ingest_files").fetchall()}
@@ -579,7 +581,8 @@ class SendLogSource:
 
     patterns: list[str]
     name: str = "send-logs"
+    warn_unmatched: bool = True  # False for the default globs: an empty default folder is no news
 
     def run(self, con: duckdb.DuckDBPyConnection, ctx: runs.RunContext) -> None:
         ingest_send_logs(con, self.patterns, ctx.run_id, ctx.result, full_refresh=ctx.full_refresh,
-                         on_file=lambda outcome: ctx.progress(outcome.read))
+                         on_file=lambda outcome: ctx.progress(outcome.read), warn_unmatched=self.warn_unmatched)

@@ -162,3 +162,8 @@ def test_a_file_of_only_bad_bytes_is_records_not_a_crash(tmp_path, name):
     result = load(con, str(tmp_path / name))
     assert result.read == result.loaded + result.rejected
     assert result.rejected == con.execute("SELECT count(*) FROM rejects").fetchone()[0] >= 1
+
+
+def test_an_empty_default_send_log_folder_is_no_warning(tmp_path):
+    report = run_ingest(Settings(data_dir=tmp_path), sources="send-logs", progress=False)
+    assert report.ok and report.result("send-logs").warnings == []
