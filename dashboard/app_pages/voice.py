@@ -8,16 +8,13 @@ from switchboard.analytics import fallback, voice
 from switchboard.dashboard import components as ui
 from switchboard.dashboard import data
 
-view = ui.page_header("Voice & fallback")
-st.caption(ui.period_caption(view) + " Calls include voice fallbacks of failed SMS.")
 
-calls = data.run(voice.voice_summary, **view.period).iloc[0]
-chains = data.run(fallback.fallback_summary, **view.period).iloc[0]
-
-st.subheader("Calls")
-if calls["calls"] == 0:
-    ui.nothing_in_period(view, "calls")
-else:
+def calls_section(view: ui.View) -> None:
+    """Call cards, outcomes and answer rate by country."""
+    calls = data.run(voice.voice_summary, **view.period).iloc[0]
+    if calls["calls"] == 0:
+        ui.nothing_in_period(view, "calls")
+        return
     c = ui.card_slots(5)
     with c[0]:
         ui.metric_card("Calls", ui.compact(calls["calls"]),
@@ -46,10 +43,13 @@ else:
                        title="Answer rate by country (%), top 15 by calls", y_title="Answer rate",
                        hover={"calls": ",", "duration_p50_s": ".0f"}), key="answer_by_country")
 
-st.subheader("SMS → voice fallback")
-if chains["sms_attempts"] == 0:
-    ui.nothing_in_period(view, "SMS attempts in the send log")
-else:
+
+def fallback_section(view: ui.View) -> None:
+    """SMS → voice fallback: cards and the per-country table."""
+    chains = data.run(fallback.fallback_summary, **view.period).iloc[0]
+    if chains["sms_attempts"] == 0:
+        ui.nothing_in_period(view, "SMS attempts in the send log")
+        return
     c = ui.card_slots(5)
     with c[0]:
         ui.metric_card("SMS attempts", ui.compact(chains["sms_attempts"]),
@@ -81,3 +81,11 @@ else:
             "reached_rate": ui.percent_column("Reached overall"),
             "rescue_seconds_p50": st.column_config.NumberColumn("Median rescue time", format="%.0f s"),
         })
+
+
+view = ui.page_header("Voice & fallback")
+st.caption(ui.period_caption(view) + " Calls include voice fallbacks of failed SMS.")
+st.subheader("Calls")
+calls_section(view)
+st.subheader("SMS → voice fallback")
+fallback_section(view)
