@@ -6,8 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from switchboard.ingest.pipeline import SOURCES, run_ingest
 from switchboard.core.settings import Settings
+from switchboard.ingest.pipeline import SOURCES, run_ingest
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import duckdb
 
-from switchboard.ingest import warehouse
 from switchboard.core.settings import Settings
+from switchboard.ingest import warehouse
 
 # name -> SQL expression of its UTC day (the partition column); missing: not partitioned
 DAY_OF: dict[str, str] = {

@@ -19,10 +19,10 @@ from typing import Any
 import duckdb
 
 from switchboard.core.errors import ConfigError
+from switchboard.core.settings import Settings
 from switchboard.core.twilio import INGEST_RETRIES, TwilioAuthError, find_credentials, make_client
 from switchboard.ingest import runs, warehouse
 from switchboard.ingest.runs import IngestReport, RunContext, Source, SourceResult
-from switchboard.core.settings import Settings
 from switchboard.ingest.twilio_api import TwilioClient
 
 SOURCES = ("twilio", "send-logs", "bulk-export")

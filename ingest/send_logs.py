@@ -227,7 +227,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: str, kind: Kind, fmt: str)
                 FROM read_parquet($path, file_row_number = true)""", {"path": path})
         return
     if fmt == "csv":
-        staged = lines.csv_table(lambda: open(path, "rb"), kind.columns)
+        staged = lines.csv_table(lambda: open(path, "rb"), kind.columns)  # noqa: SIM115 - the reader closes it
         con.register("_rows_arrow", staged)
         con.execute("CREATE OR REPLACE TEMP TABLE _rows AS SELECT * EXCLUDE (problem), problem AS parse_error "
                     "FROM _rows_arrow")
@@ -235,7 +235,7 @@ def _stage_file(con: duckdb.DuckDBPyConnection, path: str, kind: Kind, fmt: str)
         return
     if _stage_jsonl_fast(con, path, kind):
         return
-    staged, damage = lines.lines_table(lambda: open(path, "rb"))
+    staged, damage = lines.lines_table(lambda: open(path, "rb"))  # noqa: SIM115 - the reader closes it
     if damage:
         raise OSError(damage)
     struct = "{" + ", ".join(f'"{c}": "VARCHAR"' for c in kind.columns) + "}"
@@ -333,7 +333,7 @@ def _replace_rows(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: 
 
 def _drop_duplicates(con: duckdb.DuckDBPyConnection, kind: Kind, params: dict[str, object]) -> None:
     """The same event twice among this load's rows: the later file/line wins, as it would across files."""
-    ours = f"(ingest_run_id = $run_id AND list_contains($paths, source_file))"
+    ours = "(ingest_run_id = $run_id AND list_contains($paths, source_file))"
     dups = con.execute(f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE {ours}",
                        params).fetchall()[0][0]
     if dups:

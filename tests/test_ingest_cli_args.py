@@ -83,7 +83,7 @@ def test_any_bad_since_or_lag_is_exit_2_never_a_crash(tmp_path_factory, capsys, 
 
 
 def test_a_send_logs_glob_that_matches_nothing_warns_even_when_quiet(tmp_path, capsys):
-    code, out, err = _ingest(capsys, "--data-dir", str(tmp_path), "--send-logs", str(tmp_path / "nope-*.jsonl"))
+    code, _, err = _ingest(capsys, "--data-dir", str(tmp_path), "--send-logs", str(tmp_path / "nope-*.jsonl"))
     assert code == 0
     assert "warning" in err and "matched no" in err and "nope-*.jsonl" in err
 
