@@ -35,6 +35,7 @@ import streamlit as st
 
 from switchboard.analytics.filters import Filters
 from switchboard.core.errors import SwitchboardError
+from switchboard.core.plausible import EARLIEST_DAY
 from switchboard.core.settings import Settings
 from switchboard.core.twilio import find_credentials
 
@@ -247,7 +248,7 @@ def wait_for_prewarm(timeout: float = 60) -> None:
 # plausibility bounds use (ingest/bounds.py: EARLIEST, FUTURE_SLACK). A warehouse an analyst wrote
 # may hold a sent_at in year 20261, year 1 or 'infinity'; such rows are left out of every page
 # (their dates would break the date picker and every period), and the sidebar says how many.
-PLAUSIBLE_FIRST = date(2000, 1, 1)
+PLAUSIBLE_FIRST = EARLIEST_DAY  # core.plausible: the same window as ingest's bounds
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ confuse; a day covers both), and every number must be finite and within a stated
 
 from __future__ import annotations
 
-EARLIEST = "2000-01-01"  # before Twilio existed (2008), with room to spare
-FUTURE_SLACK = "1 day"  # after the load's own clock (current_timestamp of its transaction)
+from switchboard.core.plausible import EARLIEST_DAY, FUTURE_SLACK_DAYS
+
+EARLIEST = EARLIEST_DAY.isoformat()  # before Twilio existed (2008), with room to spare
+FUTURE_SLACK = f"{FUTURE_SLACK_DAYS} day"  # after the load's own clock (current_timestamp of its transaction)
 MAX_CALL_SECONDS = 86_400  # Twilio ends a call after at most 24 h (its time limit's maximum)
 MAX_COUNT = 10_000  # segments or media of one message
 MAX_ABS_PRICE = 10_000  # per message or call, in its currency
