@@ -35,7 +35,7 @@ import streamlit as st
 
 from switchboard.analytics.filters import Filters
 from switchboard.core.errors import SwitchboardError
-from switchboard.core.plausible import EARLIEST_DAY
+from switchboard.core.plausible import EARLIEST_DAY, FUTURE_SLACK_DAYS
 from switchboard.core.settings import Settings
 from switchboard.core.twilio import find_credentials
 
@@ -287,13 +287,13 @@ def _bounds(con: duckdb.DuckDBPyConnection) -> DataBounds:
             SELECT min(sent_day) AS lo, max(sent_day) AS hi FROM message_facts
             UNION ALL SELECT min(start_day), max(start_day) FROM call_facts
             UNION ALL SELECT min(sent_day), max(sent_day) FROM attempt_facts
-        ), w AS (SELECT (current_date + INTERVAL 1 DAY)::DATE AS hi)
+        ), w AS (SELECT (current_date + to_days($slack))::DATE AS hi)
         SELECT min(d.lo) IS NULL OR (min(d.lo) >= $first AND max(d.hi) <= any_value(w.hi)),
                min(d.lo), max(d.hi), (SELECT count(*) FROM message_facts), (SELECT count(*) FROM call_facts),
                (SELECT count(*) FROM attempt_facts), (SELECT hi FROM w)
         FROM d, w
         """,
-        {"first": PLAUSIBLE_FIRST},
+        {"first": PLAUSIBLE_FIRST, "slack": FUTURE_SLACK_DAYS},
     ).fetchall()[0]
     if row[0]:
         return DataBounds(row[1], row[2], int(row[3]), int(row[4]), int(row[5]), PLAUSIBLE_FIRST, row[6])
@@ -315,12 +315,12 @@ def _bounds_outside(con: duckdb.DuckDBPyConnection) -> DataBounds:
     ctes = ", ".join(f"{key} AS ({_BOUNDS_PART.format(view=view, day=day)})" for key, (view, day) in parts.items())
     row = con.execute(
         f"""
-        WITH w AS (SELECT $first::DATE AS lo, (current_date + INTERVAL 1 DAY)::DATE AS hi), {ctes}
+        WITH w AS (SELECT $first::DATE AS lo, (current_date + to_days($slack))::DATE AS hi), {ctes}
         SELECT least(m.first_day, c.first_day, a.first_day), greatest(m.last_day, c.last_day, a.last_day),
                m.n, c.n, a.n, w.hi, m.outside, c.outside, a.outside
         FROM m, c, a, w
         """,
-        {"first": PLAUSIBLE_FIRST},
+        {"first": PLAUSIBLE_FIRST, "slack": FUTURE_SLACK_DAYS},
     ).fetchall()[0]
     return DataBounds(row[0], row[1], int(row[2]), int(row[3]), int(row[4]), PLAUSIBLE_FIRST, row[5],
                       int(row[6]), int(row[7]), int(row[8]))
