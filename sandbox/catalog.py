@@ -103,6 +103,7 @@ ERRORS: dict[int, tuple[str, str]] = {
     21610: ("failed", "Attempt to send to unsubscribed recipient"),
     21614: ("failed", "'To' number is not a valid mobile number"),
     30003: ("undelivered", "Unreachable destination handset"),
+    30004: ("undelivered", "Message blocked"),  # not drawn by the history: for runtime incidents (--incident)
     30005: ("undelivered", "Unknown destination handset"),
     30006: ("undelivered", "Landline or unreachable carrier"),
     30007: ("undelivered", "Message filtered"),

@@ -5,13 +5,16 @@ demo`` calls ``start_in_thread``."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
+from switchboard.sandbox.server import FaultConfig, LiveConfig, LiveIncident, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, World, generate, write_bulk_export, write_send_logs
 
 DEFAULT_PORT = 8700
@@ -45,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="'real': statuses follow the wall clock; 'end': the sandbox's time starts at the end of "
                         "the history and runs at real speed, so the latest messages are still in flight "
                         "(queued/sent) and change status while you watch (default %(default)s)")
+    _add_live_arguments(parser)
     f = parser.add_argument_group("faults (probabilities per request, 0..1)")
     f.add_argument("--rate-429", type=float, default=0.0, help="answer 429 Too Many Requests with Retry-After")
     f.add_argument("--rate-500", type=float, default=0.0, help="answer 500 Internal Server Error")
@@ -53,6 +57,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     f.add_argument("--slow-seconds", type=float, default=2.0, help="delay of a slow response (default %(default)s)")
     f.add_argument("--drop-rate", type=float, default=0.0, help="close the connection without answering")
     f.add_argument("--fault-seed", type=int, default=0, help="seed of the fault dice (default %(default)s)")
+
+
+def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("live traffic (after the history, on the server clock)")
+    g.add_argument("--live-rate", type=_rate, default=0.0, metavar="N",
+                   help="keep creating N new messages a second (Poisson; calls in the world's proportion, voice "
+                        "fallbacks, conversions) in the same world; statuses move on the clock and the rows are "
+                        "appended to the send-log folder (default 0: no live traffic)")
+    g.add_argument("--incident", type=_incident, action="append", default=[], metavar="CC:CODE:SHARE[:AFTER]",
+                   help="from AFTER seconds after the start (default 0), SHARE (0..1] of the live SMS to country CC "
+                        "fail with error CODE, e.g. ID:30007:0.4:60; repeatable; recorded in ground_truth.json")
+    g.add_argument("--status-callback", type=_url, default=None, metavar="URL",
+                   help="live messages and calls carry this StatusCallback: signed status callbacks are POSTed "
+                        "to it (e.g. http://127.0.0.1:8787/twilio/status of `switchboard listen`)")
+    g.add_argument("--event-sink", type=_url, default=None, metavar="URL",
+                   help="also POST Event Streams webhook batches (CloudEvents, com.twilio.messaging.message.*) "
+                        "of the live messages here, signed with the main account's token "
+                        "(e.g. http://127.0.0.1:8787/twilio/events)")
+    g.add_argument("--live-log-interval", type=_rate, default=10.0, metavar="SECONDS",
+                   help="write a new sends-live-*/conversions-live-* file every SECONDS (default %(default)s)")
+
+
+def _rate(value: str) -> float:
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return v
+
+
+def _incident(value: str) -> LiveIncident:
+    try:
+        return LiveIncident.parse(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"expected an http(s):// URL, got {value!r}")
+    return value
+
+
+def live_from_args(args: argparse.Namespace, send_logs_dir: Path | None) -> LiveConfig | None:
+    """The live-traffic settings, or None without --live-rate; ValueError (one line) for flags that
+    need --live-rate."""
+    rate = getattr(args, "live_rate", 0.0)
+    if not rate:
+        used = [flag for flag, name in (("--incident", "incident"), ("--status-callback", "status_callback"),
+                                        ("--event-sink", "event_sink")) if getattr(args, name, None)]
+        if used:
+            raise ValueError(f"{', '.join(used)} act on live traffic: add --live-rate N (for example --live-rate 5)")
+        return None
+    return LiveConfig(rate=rate, incidents=tuple(args.incident), status_callback=args.status_callback,
+                      event_sink=args.event_sink, send_logs_dir=send_logs_dir, send_log_format=args.send_log_format,
+                      log_interval=args.live_log_interval or 10.0)
+
+
+def _check_incidents(live: LiveConfig | None, world: World) -> None:
+    """An incident in a country the world does not send to could never strike: say so."""
+    countries = set(world.ground_truth.get("countries", []))
+    for inc in live.incidents if live else ():
+        if inc.country not in countries:
+            raise ValueError(f"--incident {inc.country}:...: the world sends nothing to {inc.country}; "
+                             f"pick one of {', '.join(sorted(countries))}")
 
 
 def _date(value: str) -> datetime:
@@ -99,11 +171,16 @@ def make_clock(kind: str, world: World):
 
 
 def start_in_thread(scenario: Scenario, port: int = 0, send_logs_dir: Path | None = None,
-                    faults: FaultConfig | None = None, quiet: bool = False, clock: str = "real") -> SandboxServer:
-    """Generate, write send logs (when a folder is given) and serve in a background thread.
-    Call ``.stop()`` on the result when done."""
+                    faults: FaultConfig | None = None, quiet: bool = False, clock: str = "real",
+                    live: LiveConfig | None = None) -> SandboxServer:
+    """Generate, write send logs (when a folder is given) and serve in a background thread, with live
+    traffic when ``live`` is given (its ``send_logs_dir`` defaults to this one). Call ``.stop()`` on
+    the result when done."""
     world = build_world(scenario, send_logs_dir, quiet=quiet)
-    server = SandboxServer(world, port=port, faults=faults, clock=make_clock(clock, world))
+    if live is not None and live.send_logs_dir is None and send_logs_dir is not None:
+        live = dataclasses.replace(live, send_logs_dir=Path(send_logs_dir))
+    _check_incidents(live, world)
+    server = SandboxServer(world, port=port, faults=faults, clock=make_clock(clock, world), live=live)
     server.start()
     return server
 
@@ -136,11 +213,25 @@ def describe(server: SandboxServer) -> str:
     return "\n".join(lines)
 
 
+def describe_live(live: LiveConfig) -> str:
+    head = f"Live traffic: {live.rate:g} messages/s, new sends-live-*/conversions-live-* files every {live.log_interval:g} s"
+    lines = [head]
+    lines += [f"  incident: {i.share:.0%} of SMS to {i.country} fail with {i.error_code} from {i.after_seconds:g} s"
+              for i in live.incidents]
+    if live.status_callback:
+        lines.append(f"  status callbacks to {live.status_callback}")
+    if live.event_sink:
+        lines.append(f"  Event Streams batches to {live.event_sink}")
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
     logs = args.send_logs_dir if args.send_logs_dir is not None else _default_send_logs_dir()
     try:
+        live = live_from_args(args, logs)
         world = build_world(scenario, logs, args.send_log_format)
+        _check_incidents(live, world)
     except ValueError as e:
         print(f"sandbox: {e}", file=sys.stderr)
         return 2
@@ -148,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         paths = write_bulk_export(world, args.bulk_export_dir)
         print(f"wrote {len(paths)} bulk-export day files under {args.bulk_export_dir}/Messages")
     server = SandboxServer(world, host=args.host, port=args.port, faults=faults_from_args(args),
-                           clock=make_clock(getattr(args, "clock", "real"), world))
+                           clock=make_clock(getattr(args, "clock", "real"), world), live=live)
     try:
         server.start()
     except OSError as e:
@@ -156,6 +247,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(describe(server))
     print(f"\nSend logs and ground_truth.json in {logs}")
+    if live is not None:
+        print(describe_live(live))
     print("Press Ctrl-C to stop.", flush=True)
     try:
         server.serve_forever()

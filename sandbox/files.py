@@ -45,6 +45,9 @@ def _write(frame: pd.DataFrame, path: Path, fmt: str) -> None:
     tmp.replace(path)  # readers never see a half-written file
 
 
+write_frame = _write  # live traffic (``sandbox.live``) writes its send-log files the same way
+
+
 def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[Path]:
     """One ``sends-YYYY-MM-DD.<ext>`` and ``conversions-YYYY-MM-DD.<ext>`` per UTC day, plus
     ``ground_truth.json``; stale day files of an earlier world in ``directory`` are removed.
@@ -75,7 +78,8 @@ def write_send_logs(world: World, directory: Path, fmt: str = "jsonl") -> list[P
     return written
 
 
-_DAY_FILE = re.compile(r"(sends|conversions)-\d{4}-\d{2}-\d{2}\.(jsonl|csv|parquet)")
+# Day files, and the live-traffic files of an earlier run (``sends-live-20260601T120310-000001.jsonl``).
+_DAY_FILE = re.compile(r"(sends|conversions)-(\d{4}-\d{2}-\d{2}|live-\d{8}T\d{6}-\d{6})\.(jsonl|csv|parquet)")
 
 
 def write_bulk_export(world: World, directory: Path, account_sid: str | None = None) -> list[Path]:

@@ -23,11 +23,13 @@ from switchboard.sandbox.api.callbacks import CallbackDispatcher
 from switchboard.sandbox.api.calls import Calls
 from switchboard.sandbox.api.clock import SimClock, clock_fn
 from switchboard.sandbox.api.errors import ApiError, RawJSON
+from switchboard.sandbox.api.events import EventSink
 from switchboard.sandbox.api.faults import FaultConfig, FaultInjector
 from switchboard.sandbox.api.listing import Resource, fetch, list_page
 from switchboard.sandbox.api.messages import Messages
 from switchboard.sandbox.api.routing import Handler
 from switchboard.sandbox.api.store import Store
+from switchboard.sandbox.live import LiveConfig, LiveIncident, LiveTraffic
 from switchboard.sandbox.world import World
 
 
@@ -37,7 +39,7 @@ class SandboxServer:
     ``now()`` or a callable returning a datetime or epoch seconds."""
 
     def __init__(self, world: World, host: str = "127.0.0.1", port: int = 0, faults: FaultConfig | None = None,
-                 clock=None):
+                 clock=None, live: LiveConfig | None = None):
         self.world = world
         self.host = host
         self.port = port
@@ -57,6 +59,11 @@ class SandboxServer:
         self._messages = Messages(world, self.now, live_rng, self._accounts, self._callbacks)
         self._calls = Calls(world, self.now, live_rng, self._accounts, self._callbacks)
         self._resources: dict[str, Resource] = {"messages": self._messages, "calls": self._calls}
+        # Live traffic after the history (``live``): its Event Streams sink belongs to the main account.
+        self.event_sink = (EventSink(live.event_sink, self.auth_token, self.now)
+                           if live is not None and live.event_sink else None)
+        self.live = (LiveTraffic(world, live, self.now, self._messages, self._calls, self._callbacks, self.event_sink)
+                     if live is not None else None)
 
     # --- what tests and the CLI read
     @property
@@ -114,6 +121,10 @@ class SandboxServer:
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="sandbox-http", daemon=True)
         self._thread.start()
         self._callbacks.start()
+        if self.event_sink is not None:
+            self.event_sink.start()
+        if self.live is not None:
+            self.live.start()
         return self.base_url
 
     def stop(self) -> None:
@@ -122,6 +133,10 @@ class SandboxServer:
             self._httpd.shutdown()
             self._httpd.server_close()
             self._httpd = None
+        if self.live is not None:
+            self.live.stop()  # writes the last send-log rows
+        if self.event_sink is not None:
+            self.event_sink.stop()
         self._callbacks.stop()
 
     def serve_forever(self) -> None:
@@ -191,4 +206,4 @@ def clock_at(when: datetime, speed: float = 0.0) -> SimClock:
     return SimClock(when, speed)
 
 
-__all__ = ["ApiError", "FaultConfig", "SandboxServer", "SimClock", "clock_at", "timedelta"]
+__all__ = ["ApiError", "FaultConfig", "LiveConfig", "LiveIncident", "SandboxServer", "SimClock", "clock_at", "timedelta"]

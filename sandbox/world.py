@@ -18,6 +18,7 @@ history is still ``sent`` when ingested early and ``delivered`` later.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -57,6 +58,7 @@ __all__ = [
 ]
 
 
+@functools.lru_cache(maxsize=4096)  # few distinct bodies (template x language); live traffic asks every second
 def segment_info(body: str) -> tuple[str, int]:
     """(encoding, segments) of a body: 'GSM-7' or 'UCS-2' and the billed segment count."""
     info = _segment_info(body)

@@ -1,0 +1,174 @@
+"""Event Streams: outbound-message status CloudEvents, batched and POSTed to a webhook sink as Twilio
+does, signed for a JSON body (``?bodySHA256=<hex>`` appended to the sink URL, that full URL signed with
+no parameters), retried with backoff, with a bound on what is held in memory."""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import json
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from switchboard.sandbox.api.callbacks import signature
+
+DATASCHEMA = "https://events-schemas.twilio.com/Messaging.MessageStatus/8"
+MAX_BATCH = 100  # events per POST
+MAX_BACKOFF = 600.0  # seconds between two tries of one batch, at most
+GIVE_UP_AFTER = 4 * 3600.0  # Twilio retries a sink for up to 4 hours
+
+
+def iso_ms(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def message_event(rec: dict[str, Any], account_sid: str, status: str, when: float,
+                  status_callback: str | None = None) -> dict[str, Any]:
+    """One ``com.twilio.messaging.message.<status>`` CloudEvent (schema Messaging.MessageStatus), as
+    Twilio's Event Streams documents it. Its id is stable, so a retried batch carries the same ids."""
+    kind = f"com.twilio.messaging.message.{status}"
+    data: dict[str, Any] = {
+        "messageSid": rec["sid"], "timestamp": iso_ms(when), "accountSid": account_sid, "eventName": kind,
+        "apiVersion": "2010-04-01", "from": rec["from"], "to": rec["to"], "messageStatus": status.upper(),
+        "body": rec["body"], "numberOfSegments": int(rec["num_segments"]),
+    }
+    if rec.get("messaging_service_sid"):
+        data["messagingServiceSid"] = rec["messaging_service_sid"]
+    if status != "sent" and rec["error_code"]:
+        data["errorCode"] = int(rec["error_code"])
+    if status_callback:
+        data["statusCallBackUrl"] = status_callback
+    return {
+        "specversion": "1.0", "type": kind, "source": f"/2010-04-01/Accounts/{account_sid}/Messages/{rec['sid']}.json",
+        "id": "NO" + hashlib.sha256(f"{rec['sid']}:{status}".encode()).hexdigest()[:32],
+        "dataschema": DATASCHEMA, "datacontenttype": "application/json", "time": iso_ms(when), "data": data,
+    }
+
+
+def message_events(rec: dict[str, Any], account_sid: str) -> list[tuple[float, dict[str, Any]]]:
+    """(when, event) per status change: ``sent`` (not for a message that failed: it never left), then
+    its final status."""
+    out = []
+    if rec["status"] != "failed":
+        out.append((float(rec["date_sent"]), message_event(rec, account_sid, "sent", rec["date_sent"])))
+    out.append((float(rec["final_at"]), message_event(rec, account_sid, rec["status"], rec["final_at"])))
+    return out
+
+
+def signed_request(sink_url: str, body: bytes, auth_token: str) -> tuple[str, dict[str, str]]:
+    """(URL with ``bodySHA256``, headers) of one batch: Twilio's signature for a JSON body."""
+    sep = "&" if "?" in sink_url else "?"
+    url = f"{sink_url}{sep}bodySHA256={hashlib.sha256(body).hexdigest()}"
+    headers = {"Content-Type": "application/json", "User-Agent": "TwilioProxy/1.1 (sandbox event streams)",
+               "X-Twilio-Signature": signature(auth_token, url, {})}
+    return url, headers
+
+
+class EventSink:
+    """Posts status events to a webhook sink when the server clock reaches them: one background thread,
+    batches of up to ``MAX_BATCH``, a failed batch retried after 1, 2, 4 … (at most 600) server-clock
+    seconds and given up 4 hours after its first try. At most ``max_held`` events are held (scheduled or
+    awaiting a retry); beyond that new events are dropped and counted in ``dropped``."""
+
+    def __init__(self, url: str, auth_token: str, now: Callable[[], float], max_held: int = 50_000):
+        self.url, self.auth_token, self.now, self.max_held = url, auth_token, now, max_held
+        self.lock = threading.Lock()
+        self.progress = threading.Condition(self.lock)  # notified after every post, good or bad
+        self._due: list[tuple[float, int, dict[str, Any]]] = []  # heap: (when, seq, event)
+        self._retry: list[tuple[float, int, float, int, list[dict[str, Any]]]] = []  # (next, seq, first, tries, batch)
+        self._seq = 0
+        self._held = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.stats = {"batches": 0, "events": 0, "failed_posts": 0, "given_up": 0, "dropped": 0}
+
+    def add(self, when: float, event: dict[str, Any]) -> None:
+        with self.lock:
+            if self._held >= self.max_held:
+                self.stats["dropped"] += 1
+                return
+            self._seq += 1
+            self._held += 1
+            heapq.heappush(self._due, (when, self._seq, event))
+
+    @property
+    def held(self) -> int:
+        with self.lock:
+            return self._held
+
+    def wait_for(self, predicate: Callable[[dict[str, int], int], bool], timeout: float) -> bool:
+        """Wait until ``predicate(stats, held)`` holds after a post (tests tie their waits to posts)."""
+        with self.progress:
+            return self.progress.wait_for(lambda: predicate(self.stats, self._held), timeout)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sandbox-event-sink", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.pump()
+
+    def pump(self) -> int:
+        """Post what is due now (new batches, then retries whose time came); returns batches posted."""
+        now, sent = self.now(), 0
+        for seq, first, tries, batch in self._take(now):
+            if self._post(batch):
+                sent += 1
+                with self.lock:
+                    self._held -= len(batch)
+                    self.stats["batches"] += 1
+                    self.stats["events"] += len(batch)
+                    self.progress.notify_all()
+                continue
+            with self.lock:
+                self.progress.notify_all()
+                self.stats["failed_posts"] += 1
+                if now - first >= GIVE_UP_AFTER:
+                    self._held -= len(batch)
+                    self.stats["given_up"] += len(batch)
+                else:
+                    heapq.heappush(self._retry, (now + min(2.0 ** tries, MAX_BACKOFF), seq, first, tries + 1, batch))
+        return sent
+
+    def _take(self, now: float) -> list[tuple[int, float, int, list[dict[str, Any]]]]:
+        """Batches to post now: due retries, then the due events in batches of ``MAX_BATCH``."""
+        with self.lock:
+            out = []
+            while self._retry and self._retry[0][0] <= now:
+                _next, seq, first, tries, batch = heapq.heappop(self._retry)
+                out.append((seq, first, tries, batch))
+            batch: list[dict[str, Any]] = []
+            while self._due and self._due[0][0] <= now:
+                batch.append(heapq.heappop(self._due)[2])
+                if len(batch) == MAX_BATCH:
+                    self._seq += 1
+                    out.append((self._seq, now, 0, batch))
+                    batch = []
+            if batch:
+                self._seq += 1
+                out.append((self._seq, now, 0, batch))
+            return out
+
+    def _post(self, batch: list[dict[str, Any]]) -> bool:
+        body = json.dumps(batch).encode()
+        url, headers = signed_request(self.url, body, self.auth_token)
+        req = urllib.request.Request(url, data=body, method="POST", headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=5) as resp:
+                resp.read()
+                return 200 <= resp.status < 300
+        except (urllib.error.URLError, OSError, ValueError):
+            return False

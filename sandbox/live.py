@@ -1,0 +1,473 @@
+"""Live traffic: after the history, new messages and calls keep arriving in the same world, in real
+time by the server clock (``switchboard sandbox --live-rate N``).
+
+Block ``k`` (10 s) after the live start draws its messages (Poisson, ``rate`` a second) with its own
+generator, seeded by (world seed, k): what a block holds does not depend on when the clock is read.
+Each message goes through the world's own steps (purposes, experiments and their variants, senders,
+bodies, errors, the world's incidents, lifecycle), then the runtime incidents (``--incident``). Failed
+OTP messages fall back to voice calls as the world's do, direct voice calls come in the world's
+proportion, conversions follow outcomes. Records enter the API's live store when the clock reaches
+their creation time (in time order, so sids are deterministic), statuses then move on the clock,
+status callbacks and Event Streams events are scheduled, and send-log and conversion rows are written
+to the send-log folder as new files every ``log_interval`` server-clock seconds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from switchboard.sandbox.catalog import COUNTRY_BY_ISO, ERRORS, PURPOSES
+from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_frame
+from switchboard.sandbox.scenario import World
+from switchboard.sandbox.sids import sid_for
+from switchboard.sandbox.world import (
+    _apply_incidents,
+    _Context,
+    _draw_call_outcomes,
+    _draw_errors,
+    _draw_lifecycle,
+    _draw_purposes,
+    _draw_senders,
+    _message_bodies,
+    iso_ms,
+)
+
+
+@dataclass(frozen=True)
+class LiveIncident:
+    """From ``after_seconds`` after the live start, ``share`` of the SMS to ``country`` fail with ``error_code``."""
+
+    country: str
+    error_code: int
+    share: float
+    after_seconds: float = 0.0
+
+    @classmethod
+    def parse(cls, text: str) -> LiveIncident:
+        """``COUNTRY:ERROR_CODE:SHARE[:AFTER_SECONDS]``; ValueError with a one-line reason otherwise."""
+        parts = text.split(":")
+        if len(parts) not in (3, 4):
+            raise ValueError(f"expected COUNTRY:ERROR_CODE:SHARE[:AFTER_SECONDS] (e.g. ID:30007:0.4:60), got {text!r}")
+        country = parts[0].strip().upper()
+        if country not in COUNTRY_BY_ISO:
+            raise ValueError(f"unknown country {parts[0]!r} in {text!r}: use an ISO-3166 alpha-2 code of the "
+                             f"sandbox's countries ({', '.join(sorted(COUNTRY_BY_ISO)[:8])}, ...)")
+        try:
+            code, share = int(parts[1]), float(parts[2])
+            after = float(parts[3]) if len(parts) == 4 else 0.0
+        except ValueError:
+            raise ValueError(f"ERROR_CODE must be an integer, SHARE and AFTER_SECONDS numbers, in {text!r}") from None
+        if code not in ERRORS:
+            raise ValueError(f"error code {code} in {text!r} is not one the sandbox renders: use one of "
+                             f"{', '.join(map(str, sorted(ERRORS)))}")
+        if not 0 < share <= 1 or not np.isfinite(share):
+            raise ValueError(f"SHARE must be in (0, 1], got {parts[2]!r} in {text!r}")
+        if after < 0 or not np.isfinite(after):
+            raise ValueError(f"AFTER_SECONDS must be >= 0, got {parts[3]!r} in {text!r}")
+        return cls(country, code, share, after)
+
+
+@dataclass(frozen=True)
+class LiveConfig:
+    rate: float  # messages per second (Poisson)
+    incidents: tuple[LiveIncident, ...] = ()
+    status_callback: str | None = None  # live records carry this StatusCallback URL
+    event_sink: str | None = None  # Event Streams webhook sink URL
+    send_logs_dir: Path | None = None
+    send_log_format: str = "jsonl"
+    log_interval: float = 10.0  # server-clock seconds between two send-log files
+
+
+@dataclass
+class _Pending:
+    """A call or conversion drawn with its second, entering the world when the clock reaches ``when``."""
+
+    when: float
+    seq: int
+    kind: str  # "call" or "conversion"
+    row: dict[str, Any]
+
+
+class _WorldView:
+    """What live generation reads from the world, computed once."""
+
+    def __init__(self, world: World):
+        sc, users = world.scenario, world.users
+        self.world, self.users = world, users
+        # Without the frame's attrs (its services list): pandas deep-copies attrs on every column access.
+        self.senders = world.senders.copy()
+        self.senders.attrs = {}
+        self.sender_names = world.senders["sender"].to_numpy()
+        self.t0, self.t1 = int(world.start.timestamp()), int(world.end.timestamp())
+        self.iso = list(users["country"].cat.categories)
+        self.ctx = _Context(sc, np.random.default_rng(0), self.t0, self.t1, self.iso,
+                            [COUNTRY_BY_ISO[c] for c in self.iso], world.accounts)
+        self.user_ids = users["user_id"].to_numpy()
+        self.numbers = users["number"].to_numpy()
+        self.locale = users["locale"].astype(object).to_numpy()
+        self.opted_out = users["opted_out"].to_numpy()
+        prefers = np.flatnonzero(users["prefers_voice"].to_numpy())
+        self.voice_pool = prefers if prefers.size else np.arange(len(users))
+        hist_fallbacks = int((world.calls["fallback_of_msg"].to_numpy() >= 0).sum()) if len(world.calls) else 0
+        self.direct_call_ratio = max(0, sc.calls - hist_fallbacks) / max(sc.messages, 1)
+        s = world.senders
+        longs = s.index[(s["account"] == 0) & (s["kind"] == "long_code") & s["registered"]].to_numpy()
+        self.call_from = s["sender"].to_numpy()[longs]
+        self.services = [x["sid"] for x in s.attrs["services"]]
+        self.exp_names = [e.experiment_id for e in sc.experiments]
+        self.variant_names = [e.variants for e in sc.experiments]
+        self.user_cidx = users["country"].cat.codes.to_numpy()
+        self.line_code = users["line_type"].cat.codes.to_numpy()
+
+
+BLOCK = 10  # seconds of live traffic drawn at once
+MAX_CATCH_UP = 120.0  # seconds of missed traffic drawn after a clock jump; beyond that, skipped
+
+
+class LiveTraffic:
+    """Draws and delivers live traffic; ``tick()`` brings it up to the server clock (a background
+    thread calls it every 50 ms; tests call it after moving a ``SimClock``)."""
+
+    def __init__(self, world: World, cfg: LiveConfig, now: Callable[[], float], messages, calls, callbacks,
+                 sink=None):
+        self.world, self.cfg, self.now = world, cfg, now
+        self.messages, self.calls, self.callbacks, self.sink = messages, calls, callbacks, sink
+        self.view = _WorldView(world)
+        self.t_start: int | None = None
+        self.counts = {"messages": 0, "calls": 0, "conversions": 0, "send_log_files": 0, "skipped_seconds": 0}
+        self.observed = [{"messages_after_start": 0, "with_error_code": 0} for _ in cfg.incidents]
+        self._next_block = 0
+        self._heap: list[tuple[float, int, str, dict[str, Any]]] = []
+        self._seq = 0
+        self._sends: list[dict[str, Any]] = []
+        self._conversions: list[dict[str, Any]] = []
+        self._last_flush = 0.0
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle
+    def start(self) -> None:
+        with self._lock:
+            if self.t_start is None:
+                self.t_start = int(np.floor(self.now()))
+                self._last_flush = float(self.t_start)
+                self._write_truth()
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="sandbox-live", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.tick()
+
+    def tick(self) -> int:
+        """Bring live traffic up to the server clock: draw the seconds reached, let the records and
+        conversions whose time came into the world, write the send logs when an interval passed.
+        Returns how many records entered."""
+        now = self.now()
+        entered = 0
+        with self._lock:
+            if self.t_start is None:
+                return 0
+            self._skip_gap(now)
+            while self.t_start + self._next_block * BLOCK <= now:
+                self._draw_block(self._next_block)
+                self._next_block += 1
+            while self._heap and self._heap[0][0] <= now:
+                _when, _seq, kind, row = heapq.heappop(self._heap)
+                entered += self._enter(kind, row)
+            if self.cfg.send_logs_dir is not None and now >= self._last_flush + self.cfg.log_interval:
+                self._flush_locked(now)
+        return entered
+
+    def _skip_gap(self, now: float) -> None:
+        """A clock that jumps (a ``SimClock`` set hours ahead, a laptop waking up) does not make the
+        sandbox draw the hours it missed at once: traffic resumes ``MAX_CATCH_UP`` seconds before
+        ``now``; the skipped seconds are counted."""
+        behind = now - (self.t_start + self._next_block * BLOCK)
+        if behind > MAX_CATCH_UP:
+            skip = int((behind - MAX_CATCH_UP) // BLOCK)
+            self._next_block += skip
+            self.counts["skipped_seconds"] += skip * BLOCK
+
+    def flush(self) -> list[Path]:
+        """Write the send-log and conversion rows not written yet (and the ground truth) now."""
+        with self._lock:
+            return self._flush_locked(self.now()) if self.cfg.send_logs_dir is not None else []
+
+    # --- drawing
+    def _push(self, when: float, kind: str, row: dict[str, Any]) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, kind, row))
+
+    def _event_id(self, prefix: str) -> str:
+        self._seq += 1
+        return f"{prefix}{self.t_start:x}_{self._seq:09d}"
+
+    def _draw_block(self, b: int) -> None:
+        """Everything block ``b`` (``BLOCK`` seconds) of live traffic holds, from its own seeded
+        generator. Blocks, not single seconds: the world's steps cost a few ms per call, whatever the
+        batch size."""
+        rng = np.random.default_rng([self.world.scenario.seed, 0x11FE, b])
+        start = self.t_start + b * BLOCK
+        n = int(rng.poisson(self.cfg.rate * BLOCK))
+        n_direct = int(rng.poisson(self.cfg.rate * BLOCK * self.view.direct_call_ratio))
+        ts = start + np.sort(rng.integers(0, BLOCK, size=n)).astype(np.int64)
+        direct_ts = start + np.sort(rng.integers(0, BLOCK, size=n_direct)).astype(np.int64)
+        if n:
+            self._draw_messages(rng, ts)
+        if n_direct:
+            self._draw_direct_calls(rng, direct_ts)
+
+    def _draw_messages(self, rng: np.random.Generator, ts: np.ndarray) -> None:
+        """SMS created at ``ts`` (sorted) through the world's own steps, then the runtime incidents."""
+        v, n = self.view, ts.size
+        ctx = dataclasses.replace(v.ctx, rng=rng)
+        user = rng.integers(0, len(v.users), size=n)
+        cidx = v.user_cidx[user]
+        sends = _draw_purposes(ctx, v.users, ts, (ts - v.t0) // 86400, user, cidx)
+        sender, service = _draw_senders(ctx, v.senders, sends)
+        bodies = _message_bodies(v.users, sends)
+        error = _draw_errors(ctx, v.senders, sends, sender)
+        _apply_incidents(ctx, v.users, sends, error)
+        self._apply_live_incidents(rng, ts, cidx, error)
+        error[v.opted_out[user]] = 21610  # an opted-out member is refused before any carrier sees it
+        status_code = np.zeros(n, dtype=np.int8)  # 0 delivered, 1 undelivered, 2 failed
+        status_code[error > 0] = 1
+        status_code[np.isin(error, [c for c, (st, _) in ERRORS.items() if st == "failed"])] = 2
+        date_sent, final_at = _draw_lifecycle(ctx, sends, status_code)
+        draws = {"code": rng.integers(100_000, 1_000_000, size=n), "log_ms": rng.integers(40, 900, size=n),
+                 "conv_u": rng.random(n), "conv_delay": rng.exponential(240, size=n), "fb_u": rng.random(n),
+                 "fb_delay": rng.integers(20, 120, size=n)}
+        recs = []
+        for j in range(n):
+            rec, row = self._message_record(j, ts, user, cidx, sends, sender, service, bodies, error, status_code,
+                                            date_sent, final_at, draws)
+            recs.append((rec, row))
+            self._push(float(ts[j]), "message", {"rec": rec, "log": row})
+            self._maybe_convert_sms(j, rec, row, sends, cidx, draws)
+        self._draw_fallbacks(rng, recs, sends, draws)
+
+    def _apply_live_incidents(self, rng: np.random.Generator, ts: np.ndarray, cidx: np.ndarray,
+                              error: np.ndarray) -> None:
+        """Each runtime incident strikes its share of the country's SMS from its start. The dice are
+        rolled for every message, so an incident's start does not shift later draws."""
+        for inc in self.cfg.incidents:
+            roll = rng.random(cidx.size)
+            if inc.country not in self.view.iso:
+                continue
+            hit = (cidx == self.view.iso.index(inc.country)) & (roll < inc.share)
+            error[hit & (ts >= self.t_start + inc.after_seconds)] = inc.error_code
+
+    def _count_incidents(self, rec: dict[str, Any]) -> None:
+        """What each started incident did so far, counted as messages enter (for the ground truth)."""
+        for i, inc in enumerate(self.cfg.incidents):
+            if rec["country"] == inc.country and rec["date_created"] >= self.t_start + inc.after_seconds:
+                self.observed[i]["messages_after_start"] += 1
+                self.observed[i]["with_error_code"] += int(rec["error_code"] == inc.error_code)
+
+    def _message_record(self, j, ts, user, cidx, sends, sender, service, bodies, error, status_code, date_sent,
+                        final_at, draws) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(the API's live record, the send-log row) of message ``j`` of a second; the sid comes when
+        the record enters the world."""
+        v = self.view
+        country = v.iso[int(cidx[j])]
+        prof = COUNTRY_BY_ISO[country]
+        segments = int(bodies.num_segments[j])
+        status = ("delivered", "undelivered", "failed")[int(status_code[j])]
+        rec = {
+            "sid": None, "account_idx": int(sends.account[j]), "date_created": int(ts[j]), "date_sent": int(date_sent[j]),
+            "final_at": int(final_at[j]), "status": status, "error_code": int(error[j]),
+            "to": v.numbers[user[j]], "from": v.sender_names[int(sender[j])],
+            "messaging_service_sid": v.services[service[j]] if service[j] >= 0 else None,
+            "body": bodies.texts[bodies.body_key[j]].replace("{code}", str(int(draws["code"][j]))),
+            "num_segments": segments, "encoding": "GSM-7" if bodies.encoding_code[j] == 0 else "UCS-2",
+            "price": 0.001 if status == "failed" else round(prof.sms_price * segments, 5), "country": country,
+        }
+        purpose = sends.purposes[int(sends.purpose[j])]
+        ei, vi = int(sends.exp_idx[j]), int(sends.variant[j])
+        row = {
+            "event_id": self._event_id("evt_l"), "_ms": int(ts[j]) * 1000 - int(draws["log_ms"][j]), "channel": "sms",
+            "purpose": purpose, "template_id": sends.template_ids[int(sends.template[j])],
+            "experiment_id": v.exp_names[ei] if ei >= 0 else None,
+            "variant": v.variant_names[ei][vi] if ei >= 0 else None,
+            "campaign_id": f"cmp_week{(int(ts[j]) - v.t0) // (7 * 86400)}" if purpose == "marketing" else None,
+            "user_id": v.user_ids[user[j]], "country": country, "locale": v.locale[user[j]],
+            "provider_sid": None, "fallback_of": None, "_user": int(user[j]),
+        }
+        return rec, row
+
+    def _convert(self, when_ms: float, row: dict[str, Any], conversion_type: str) -> None:
+        conv = {"event_id": self._event_id("cnv_l"), "user_id": row["user_id"], "conversion_type": conversion_type,
+                "_ms": int(when_ms)}
+        self._push(when_ms / 1000, "conversion", conv)
+
+    def _maybe_convert_sms(self, j: int, rec: dict[str, Any], row: dict[str, Any], sends, cidx: np.ndarray,
+                           draws: dict[str, np.ndarray]) -> None:
+        """A conversion minutes after the outcome, at the purpose's rate (with an experiment's lift for
+        its treatment inside its region), as in the history."""
+        rates = PURPOSES[row["purpose"]]
+        delivered = rec["status"] == "delivered"
+        p = rates["p_del"] if delivered else rates["p_not"]
+        ei, vi = int(sends.exp_idx[j]), int(sends.variant[j])
+        if delivered and ei >= 0 and vi == 1:
+            exp = self.world.scenario.experiments[ei]
+            if not exp.countries or rec["country"] in exp.countries:
+                p += exp.conversion_lift
+        if draws["conv_u"][j] < p:
+            when = max(rec["final_at"], rec["date_created"]) * 1000 + draws["conv_delay"][j] * 1000
+            self._convert(when, row, rates["conversion"])
+
+    def _draw_fallbacks(self, rng: np.random.Generator, recs: list, sends, draws: dict[str, np.ndarray]) -> None:
+        """Failed or undelivered OTP SMS fall back to a voice call at the world's fallback rate."""
+        take = [j for j, (rec, _row) in enumerate(recs)
+                if sends.otp[j] and rec["status"] != "delivered" and rec["error_code"] != 21610
+                and draws["fb_u"][j] < self.world.scenario.fallback_rate]
+        if not take:
+            return
+        users = np.array([recs[j][1]["_user"] for j in take], dtype=np.int64)
+        ts = np.array([recs[j][0]["final_at"] + int(draws["fb_delay"][j]) for j in take], dtype=np.int64)
+        self._draw_calls(rng, users, ts, [recs[j][1] for j in take])
+
+    def _draw_direct_calls(self, rng: np.random.Generator, ts: np.ndarray) -> None:
+        """Direct voice verifications by members who prefer voice, in the world's proportion."""
+        pool = self.view.voice_pool
+        users = pool[rng.integers(0, pool.size, size=ts.size)]
+        self._draw_calls(rng, users, ts, [None] * ts.size)
+
+    def _draw_calls(self, rng: np.random.Generator, users: np.ndarray, ts: np.ndarray, fallback_of: list) -> None:
+        """Calls through the world's outcome step; each enters at its creation time, with its send-log
+        row (naming the SMS attempt it falls back from) and maybe a conversion."""
+        v = self.view
+        ctx = dataclasses.replace(v.ctx, rng=rng)
+        out = _draw_call_outcomes(ctx, v.user_cidx[users], v.line_code[users], ts)
+        status = np.asarray(out["status"].astype(object))
+        answered_by = np.asarray(out["answered_by"].astype(object))
+        frm = v.call_from[rng.integers(0, v.call_from.size, size=ts.size)]
+        log_ms, conv_u, conv_delay = rng.integers(40, 900, size=ts.size), rng.random(ts.size), rng.exponential(90, size=ts.size)
+        for j in range(ts.size):
+            u, sms_row = int(users[j]), fallback_of[j]
+            ab = answered_by[j] if isinstance(answered_by[j], str) else None
+            rec = {"sid": None, "account_idx": 0, "date_created": int(ts[j]), "start_time": int(out["start_time"][j]),
+                   "answered_at": int(out["answered_at"][j]), "end_time": int(out["end_time"][j]),
+                   "status": status[j], "duration": int(out["duration"][j]), "answered_by": ab,
+                   "price": float(out["price"][j]), "to": v.numbers[u], "from": frm[j]}
+            purpose = sms_row["purpose"] if sms_row else "verification"
+            row = {"event_id": self._event_id("evt_l"), "_ms": int(ts[j]) * 1000 - int(log_ms[j]), "channel": "voice",
+                   "purpose": purpose, "template_id": "voice_otp", "experiment_id": None, "variant": None,
+                   "campaign_id": None, "user_id": v.user_ids[u], "country": v.iso[int(v.user_cidx[u])],
+                   "locale": v.locale[u], "provider_sid": None,
+                   "fallback_of": sms_row["event_id"] if sms_row else None, "_user": u}
+            self._push(float(ts[j]), "call", {"rec": rec, "log": row})
+            p = 0.72 if status[j] == "completed" and ab == "human" else (0.2 if status[j] == "completed" else 0.02)
+            if conv_u[j] < p:
+                self._convert(rec["end_time"] * 1000 + conv_delay[j] * 1000, row, PURPOSES[purpose]["conversion"])
+
+    # --- entering the world
+    def _enter(self, kind: str, item: dict[str, Any]) -> int:
+        """A record enters the API's live store (its sid now fixed) with its callbacks and events; a
+        conversion enters the conversion log."""
+        if kind == "conversion":
+            self._conversions.append(item)
+            self.counts["conversions"] += 1
+            return 0
+        res = self.messages if kind == "message" else self.calls
+        rec, row = item["rec"], item["log"]
+        store = res.store
+        with store.lock:
+            rid = store.n + len(store.live)
+            rec["sid"] = sid_for(store.prefix, rid, store.salt)
+            store.live.append(rec)
+        row["provider_sid"] = rec["sid"]
+        self._sends.append(row)
+        acct = self.world.account_sids[rec["account_idx"]]
+        if kind == "message":
+            self.counts["messages"] += 1
+            self._count_incidents(rec)
+            self._schedule_message(rec, acct)
+        else:
+            self.counts["calls"] += 1
+            if self.cfg.status_callback:
+                from switchboard.sandbox.api.callbacks import call_callbacks
+
+                events = ["initiated", "ringing", "answered", "completed"]
+                for when, params in call_callbacks(rec, acct, events):
+                    self.callbacks.add(when, self.cfg.status_callback, params)
+        return 1
+
+    def _schedule_message(self, rec: dict[str, Any], acct: str) -> None:
+        from switchboard.sandbox.api.callbacks import message_callbacks
+        from switchboard.sandbox.api.events import message_events
+
+        if self.cfg.status_callback:
+            for when, params in message_callbacks(rec, acct):
+                self.callbacks.add(when, self.cfg.status_callback, params)
+        if self.sink is not None:
+            for when, event in message_events(rec, acct):
+                self.sink.add(when, event)
+
+    # --- files
+    def _flush_locked(self, now: float) -> list[Path]:
+        """New ``sends-live-…`` / ``conversions-live-…`` files with the rows gathered since the last
+        flush (written whole, then renamed: an ingest never sees half a file), and ground_truth.json."""
+        directory = Path(self.cfg.send_logs_dir)  # type: ignore[arg-type]
+        directory.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S")
+        fmt, written = self.cfg.send_log_format, []
+        for name, rows, columns, time_col in (("sends", self._sends, SEND_COLUMNS, "sent_at"),
+                                               ("conversions", self._conversions, CONVERSION_COLUMNS, "occurred_at")):
+            if not rows:
+                continue
+            frame = pd.DataFrame(rows).sort_values("_ms", kind="stable")
+            frame[time_col] = iso_ms(frame["_ms"].to_numpy()).to_numpy()
+            self.counts["send_log_files"] += 1
+            path = directory / f"{name}-live-{stamp}-{self.counts['send_log_files']:06d}.{fmt}"
+            write_frame(frame[columns].reset_index(drop=True), path, fmt)
+            written.append(path)
+            rows.clear()
+        self._last_flush = now
+        written.append(self._write_truth())
+        return [p for p in written if p is not None]
+
+    def truth(self) -> dict[str, Any]:
+        """The live section of the ground truth: rate, start, counts, and each runtime incident with
+        its start and the share it caused so far."""
+        iso = (lambda t: datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z"))
+        incidents = []
+        for inc, seen in zip(self.cfg.incidents, self.observed):
+            n, hits = seen["messages_after_start"], seen["with_error_code"]
+            incidents.append({**dataclasses.asdict(inc), "channel": "sms", "start": iso(self.t_start + inc.after_seconds),
+                              "observed_messages_after_start": n, "observed_with_error_code": hits,
+                              "observed_share": round(hits / n, 4) if n else None})
+        return {"rate": self.cfg.rate, "start": iso(self.t_start), **self.counts, "incidents": incidents}
+
+    def _write_truth(self) -> Path | None:
+        self.world.ground_truth["live"] = self.truth()
+        if self.cfg.send_logs_dir is None:
+            return None
+        path = Path(self.cfg.send_logs_dir) / "ground_truth.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.world.ground_truth, indent=2, default=str))
+        tmp.replace(path)
+        return path

@@ -1,0 +1,293 @@
+"""Live traffic (``switchboard sandbox --live-rate N``): new messages and calls in the same world, served
+through the list API and fetch with statuses moving on the clock, send-log files naming their sids,
+runtime incidents against their ground truth, and Event Streams batches accepted by the real
+``switchboard listen``. The clock is a ``SimClock`` moved by the test; every wait is tied to progress
+(``live.tick()`` returns once the clock's records are in; the sink notifies after each post)."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import phonenumbers
+import pytest
+from twilio.rest import Client
+
+from switchboard.sandbox.api.events import signed_request
+from switchboard.sandbox.live import LiveIncident
+from switchboard.sandbox.server import LiveConfig, SandboxServer, SimClock
+from switchboard.sandbox.world import Scenario, generate, write_send_logs
+from tests.test_sandbox_contract import check, item_schema, list_schema, spec  # noqa: F401 - spec is a fixture
+
+END = datetime(2026, 6, 1, tzinfo=UTC)
+MESSAGE = "api.v2010.account.message"
+WAIT = 30.0  # seconds: an upper bound on loopback posts, not a pacing guess
+
+
+@pytest.fixture(scope="module")
+def world():
+    # Three countries so each gets a real sample; no opted-out members, so an incident's share is exact.
+    return generate(Scenario(messages=1500, calls=150, days=5, end=END, opt_out_share=0.0,
+                             countries=(("ID", 1.0), ("BR", 1.0), ("US", 1.0))))
+
+
+def _client(server: SandboxServer) -> Client:
+    client = Client(server.account_sid, server.auth_token)
+    client.api.base_url = server.base_url
+    return client
+
+
+def _run(server: SandboxServer, clock: SimClock, seconds: int, step: int = 1) -> None:
+    for _ in range(seconds // step):
+        clock.advance(step)
+        server.live.tick()
+
+
+def _live_messages(client: Client) -> list:
+    return [m for m in client.messages.stream(page_size=1000) if m.date_created >= END]
+
+
+def test_live_traffic_is_served_newest_first_and_moves_with_the_clock(spec, world, tmp_path):  # noqa: F811
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=LiveConfig(rate=10, send_logs_dir=tmp_path)) as server:
+        _run(server, clock, 60)
+        client = _client(server)
+        live = _live_messages(client)
+        # Poisson(10/s) over 60 s, all accounts: 600 expected; 5 sd either way. Main account only here.
+        total = server.live.counts["messages"]
+        assert abs(total - 600) < 5 * math.sqrt(600), total
+        assert len(live) == sum(1 for r in server.messages.live if r["account_idx"] == 0) > 0
+        created = [m.date_created for m in live]
+        assert created == sorted(created, reverse=True)  # newest first, across pages of the SDK
+        statuses = {m.status for m in live}
+        assert "queued" in statuses and {"delivered", "sent"} & statuses, statuses
+        page = client.messages.page(page_size=50)
+        raw = server.list_page("messages", 0, {"PageSize": "50"}, "/x")
+        check(spec, list_schema(spec, "/2010-04-01/Accounts/{AccountSid}/Messages.json"), raw)
+        check(spec, item_schema(spec, MESSAGE), raw["messages"], all_fields_of=MESSAGE)
+        assert [m.sid for m in page] == [m["sid"] for m in raw["messages"]]
+        in_flight = [m for m in live if m.status in ("queued", "sent")]
+        before = {m.sid: m.status for m in in_flight}
+        clock.advance(3 * 86400)  # past every delivery receipt (the slowest take up to two days)
+        after = {sid: client.messages(sid).fetch() for sid in before}
+        check(spec, item_schema(spec, MESSAGE), [server.fetch("messages", 0, sid) for sid in list(before)[:20]],
+              all_fields_of=MESSAGE)
+    assert all(m.status in ("delivered", "undelivered", "failed") for m in after.values())
+    assert all(m.date_sent is not None and m.price is not None for m in after.values())
+
+
+def test_live_calls_follow_failed_otp_messages(world):
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=LiveConfig(rate=20)) as server:
+        _run(server, clock, 300, step=5)
+        calls = list(_client(server).calls.stream(page_size=1000))
+    live = [c for c in calls if c.date_created >= END]
+    assert len(live) == server.live.counts["calls"] > 0
+    assert {c.status for c in live} <= {"queued", "ringing", "in-progress", "completed", "busy", "no-answer",
+                                          "failed", "canceled"}
+
+
+def test_same_seed_same_traffic_whatever_the_ticks(world):
+    seen = []
+    for steps in ([1] * 40, [7] * 5 + [5]):
+        clock = SimClock(END)
+        server = SandboxServer(world, clock=clock, live=LiveConfig(rate=15))
+        server.live.start()
+        server.live.stop()  # no background ticks: only the test's
+        for step in steps:
+            clock.advance(step)
+            server.live.tick()
+        seen.append([(r["sid"], r["to"], r["status"], r["error_code"], r["final_at"]) for r in server.messages.live])
+    assert seen[0] == seen[1] and len(seen[0]) > 400
+
+
+def test_send_log_files_name_the_live_sids(world, tmp_path):
+    write_send_logs(world, tmp_path)
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=LiveConfig(rate=10, send_logs_dir=tmp_path, log_interval=10)) as server:
+        _run(server, clock, 200, step=2)
+        server.live.flush()
+        msg_sids = {r["sid"] for r in server.messages.live}
+        call_sids = {r["sid"] for r in server.calls.live}
+    files = sorted(tmp_path.glob("sends-live-*.jsonl"))
+    assert len(files) >= 10  # a new file per 10-second interval
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+    sms = [r for r in rows if r["channel"] == "sms"]
+    voice = [r for r in rows if r["channel"] == "voice"]
+    assert {r["provider_sid"] for r in sms} == msg_sids  # every live message logged, once
+    assert len(sms) == len(msg_sids)
+    assert {r["provider_sid"] for r in voice} == call_sids
+    sms_events = {r["event_id"] for r in sms}
+    assert all(r["fallback_of"] in sms_events for r in voice if r["fallback_of"])
+    assert set(rows[0]) == {"event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant",
+                            "campaign_id", "user_id", "country", "locale", "provider_sid", "fallback_of"}
+    # Experiments keep their assignment rule: one variant per member and experiment.
+    arms = {}
+    for r in sms:
+        if r["experiment_id"]:
+            assert arms.setdefault((r["experiment_id"], r["user_id"]), r["variant"]) == r["variant"]
+    conversions = [json.loads(line) for f in tmp_path.glob("conversions-live-*.jsonl") for line in f.read_text().splitlines()]
+    users = {r["user_id"] for r in rows}
+    assert conversions and all(c["user_id"] in users for c in conversions)
+    # A new world in the same folder removes the live files of the old one.
+    write_send_logs(world, tmp_path)
+    assert not list(tmp_path.glob("sends-live-*"))
+
+
+def test_incident_share_matches_ground_truth(world, tmp_path):
+    incident = LiveIncident.parse("ID:30004:0.4:60")
+    clock = SimClock(END)
+    cfg = LiveConfig(rate=20, incidents=(incident,), send_logs_dir=tmp_path)
+    with SandboxServer(world, clock=clock, live=cfg) as server:
+        _run(server, clock, 200, step=2)
+        messages = _live_messages(_client(server))
+        server.live.flush()
+    start = END + timedelta(seconds=60)
+    final = [m for m in messages if m.status in ("delivered", "undelivered", "failed")
+             and phonenumbers.region_code_for_number(phonenumbers.parse(m.to)) == "ID"]
+    before = [m for m in final if m.date_created < start]
+    after = [m for m in final if m.date_created >= start]
+    assert len(before) > 100 and len(after) > 300
+    assert not [m for m in before if m.error_code == 30004]
+    share = sum(m.error_code == 30004 for m in after) / len(after)
+    tolerance = 4 * math.sqrt(0.4 * 0.6 / len(after))  # binomial: 4 standard deviations
+    assert abs(share - 0.4) < tolerance, (share, len(after))
+    assert {m.status for m in after if m.error_code == 30004} == {"undelivered"}
+    others = [m for m in messages if m.date_created >= start and m.status != "queued"
+              and phonenumbers.region_code_for_number(phonenumbers.parse(m.to)) != "ID"]
+    assert others and not [m for m in others if m.error_code == 30004]
+    truth = json.loads((tmp_path / "ground_truth.json").read_text())["live"]["incidents"]
+    assert len(truth) == 1
+    assert truth[0]["country"] == "ID" and truth[0]["error_code"] == 30004 and truth[0]["share"] == 0.4
+    assert truth[0]["start"] == "2026-06-01T00:01:00Z"
+    assert abs(truth[0]["observed_share"] - 0.4) < 4 * math.sqrt(0.24 / truth[0]["observed_messages_after_start"])
+
+
+@pytest.mark.parametrize("flag, says", [
+    (["--incident", "ID:30007:1.5"], "SHARE must be in (0, 1]"),
+    (["--incident", "ZZ:30007:0.4"], "unknown country"),
+    (["--incident", "ID:123:0.4"], "is not one the sandbox renders"),
+    (["--incident", "ID:30007"], "COUNTRY:ERROR_CODE:SHARE"),
+    (["--live-rate", "-1"], "expected a number >= 0"),
+    (["--event-sink", "ftp://x"], "http(s)://"),
+    (["--incident", "ID:30007:0.4"], "add --live-rate N"),
+])
+def test_bad_live_flags_exit_2_with_one_line(flag, says, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "switchboard.sandbox.cli", "--port", "0", "--messages", "200",
+                           "--calls", "10", "--days", "2", "--send-logs-dir", str(tmp_path), *flag],
+                          check=False, capture_output=True, text=True, timeout=120, input="")
+    assert proc.returncode == 2, proc.stderr
+    last = [line for line in proc.stderr.splitlines() if line.strip() and "usage" not in line
+            and not line.startswith(" ")][-1]
+    assert says in last, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_an_incident_where_the_world_sends_nothing_is_refused(world):
+    from switchboard.sandbox.cli import _check_incidents
+
+    _check_incidents(LiveConfig(rate=1, incidents=(LiveIncident.parse("ID:30007:0.4"),)), world)
+    with pytest.raises(ValueError, match="the world sends nothing to JP; pick one of BR, ID, US"):
+        _check_incidents(LiveConfig(rate=1, incidents=(LiveIncident.parse("JP:30007:0.4"),)), world)
+
+
+def test_event_stream_signature_is_the_one_twilio_documents():
+    from twilio.request_validator import RequestValidator
+
+    body = b'[{"id": "NO1", "type": "com.twilio.messaging.message.delivered"}]'
+    url, headers = signed_request("http://127.0.0.1:8787/twilio/events", body, "tok")
+    assert url.endswith("?bodySHA256=" + __import__("hashlib").sha256(body).hexdigest())
+    assert RequestValidator("tok").validate(url, body.decode(), headers["X-Twilio-Signature"])
+    assert not RequestValidator("tok").validate(url, body.decode() + " ", headers["X-Twilio-Signature"])
+
+
+def _wait_callbacks(server: SandboxServer) -> dict[str, int]:
+    """Until every scheduled callback was answered or given up (polls the dispatcher's progress counters)."""
+    cb = server._callbacks
+    done = threading.Event()
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline and not done.is_set():
+        with cb.lock:
+            if cb.posted + cb.given_up >= cb._seq:
+                break
+        done.wait(0.02)
+    return server.callback_stats
+
+
+@pytest.mark.slow
+def test_event_streams_and_callbacks_reach_the_real_receiver(world, tmp_path, monkeypatch):
+    from switchboard.ingest.receiver import ReadStats, iter_events
+    from tests.receiver_util import Receiver
+
+    clock = SimClock(END)
+    # The sink is the main account's; a subaccount's callbacks are signed with its own token.
+    monkeypatch.setenv("SWITCHBOARD_LISTEN_EXTRA_TOKENS", world.accounts[1]["auth_token"])
+    spool = tmp_path / "spool"
+    with Receiver(spool, world.accounts[0]["auth_token"]) as receiver:
+        cfg = LiveConfig(rate=5, event_sink=f"{receiver.base}/twilio/events",
+                         status_callback=f"{receiver.base}/twilio/status")
+        with SandboxServer(world, clock=clock, live=cfg) as server:
+            _run(server, clock, 40)
+            server.live.stop()  # no new traffic after the jump: only what entered in these 40 s
+            clock.advance(3 * 86400)  # every status final: every event and callback due
+            sink = server.event_sink
+            assert sink.wait_for(lambda stats, held: held == 0 or stats["failed_posts"] > 0, WAIT), sink.stats
+            assert sink.stats["failed_posts"] == 0 and sink.stats["events"] > 0, sink.stats
+            cb_stats = _wait_callbacks(server)
+            live = {r["sid"]: r for r in server.messages.live}
+            posted = sink.stats["events"]
+        stats = ReadStats()
+        events = list(iter_events(spool, stats=stats))
+    assert cb_stats["given_up"] == 0 and cb_stats["posted"] > 0, cb_stats  # a 403 would be given up
+    streamed = [e for e in events if e.source == "event-stream"]
+    assert len(streamed) == posted
+    assert {e.sid for e in streamed} == set(live)
+    finals = {e.sid: e for e in streamed if e.status != "sent"}
+    assert all(finals[sid].status == rec["status"] for sid, rec in live.items())
+    assert all((finals[sid].error_code or 0) == rec["error_code"] for sid, rec in live.items())
+    callbacks = [e for e in events if e.source == "callback" and e.resource == "message"]
+    assert {e.sid for e in callbacks} == set(live)
+
+
+def test_a_failed_batch_is_retried_with_the_same_event_ids(world):
+    """A sink answering 500 first: the batch comes again after its backoff (server clock), same ids."""
+    got: list[tuple[int, list[str]]] = []
+    cond = threading.Condition()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            with cond:
+                status = 500 if not got else 200
+                got.append((status, [e["id"] for e in body]))
+                cond.notify_all()
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    clock = SimClock(END)
+    try:
+        cfg = LiveConfig(rate=2, event_sink=f"http://127.0.0.1:{httpd.server_address[1]}/sink")
+        with SandboxServer(world, clock=clock, live=cfg) as server:
+            _run(server, clock, 10)  # about 20 messages: several events due
+            assert server.live.counts["messages"] > 0
+            sink = server.event_sink
+            assert sink.wait_for(lambda stats, held: stats["failed_posts"] >= 1, WAIT)
+            clock.advance(1.5)  # the first retry comes 1 s (server clock) after the failure
+            assert sink.wait_for(lambda stats, held: stats["batches"] >= 1, WAIT), sink.stats
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert got[0][0] == 500 and got[1][0] == 200
+    assert set(got[0][1]) <= {i for _, ids in got[1:] for i in ids}
