@@ -7,7 +7,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import signal
 import sys
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -225,6 +227,18 @@ def describe_live(live: LiveConfig) -> str:
     return "\n".join(lines)
 
 
+def _stop_on_sigterm() -> None:
+    """SIGTERM (kill, a supervisor, a test's terminate()) stops like Ctrl-C, so the last live send-log
+    rows and ground_truth.json are written before the process ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def _raise(_sig, _frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _raise)
+
+
 def run(args: argparse.Namespace) -> int:
     scenario = scenario_from_args(args)
     logs = args.send_logs_dir if args.send_logs_dir is not None else _default_send_logs_dir()
@@ -250,6 +264,7 @@ def run(args: argparse.Namespace) -> int:
     if live is not None:
         print(describe_live(live))
     print("Press Ctrl-C to stop.", flush=True)
+    _stop_on_sigterm()
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -291,3 +291,43 @@ def test_a_failed_batch_is_retried_with_the_same_event_ids(world):
         httpd.server_close()
     assert got[0][0] == 500 and got[1][0] == 200
     assert set(got[0][1]) <= {i for _, ids in got[1:] for i in ids}
+
+
+@pytest.mark.slow
+def test_cli_live_files_are_loaded_by_switchboard_ingest(tmp_path):
+    """The real `switchboard sandbox --live-rate` process on the wall clock: once the SDK sees live
+    messages it is stopped with SIGTERM (it writes its last rows), and `switchboard ingest --source
+    send-logs` loads every live row, none rejected."""
+    import duckdb
+
+    logs = tmp_path / "logs"
+    proc = subprocess.Popen([sys.executable, "-m", "switchboard.sandbox.cli", "--port", "0", "--messages", "300",
+                             "--calls", "20", "--days", "2", "--send-logs-dir", str(logs), "--live-rate", "20",
+                             "--live-log-interval", "1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        while not lines or ("Ctrl-C" not in lines[-1] and lines[-1]):
+            lines.append(proc.stdout.readline())
+        env = dict(x.strip().removeprefix("export ").split("=", 1) for x in lines if x.strip().startswith("export "))
+        client = Client(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"])
+        client.api.base_url = env["SWITCHBOARD_TWILIO_BASE_URL"]
+        start = datetime.now(UTC) - timedelta(seconds=5)
+        live: list = []
+        deadline = time.monotonic() + 60
+        while len(live) < 20 and time.monotonic() < deadline:  # each round is one list request: progress
+            live = [m for m in client.messages.list(limit=100) if m.date_created >= start]
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    assert len(live) >= 20
+    truth = json.loads((logs / "ground_truth.json").read_text())["live"]
+    rows = [json.loads(line) for f in logs.glob("sends-live-*.jsonl") for line in f.read_text().splitlines()]
+    assert len([r for r in rows if r["channel"] == "sms"]) == truth["messages"] >= len(live)
+    assert {m.sid for m in live} <= {r["provider_sid"] for r in rows}
+    subprocess.run([sys.executable, "-m", "switchboard.cli", "ingest", "--source", "send-logs", "--quiet",
+                    "--send-logs", str(logs / "sends-*"), "--send-logs", str(logs / "conversions-*"),
+                    "--data-dir", str(tmp_path / "wh")], check=True, timeout=300)
+    con = duckdb.connect(str(tmp_path / "wh" / "ingest.duckdb"), read_only=True)
+    loaded = con.execute("select count(*) from send_log where event_id like 'evt_l%'").fetchone()[0]
+    assert loaded == len(rows)
+    assert con.execute("select count(*) from rejects").fetchone()[0] == 0
