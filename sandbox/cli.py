@@ -36,7 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--messages", type=int, default=d.messages, help="SMS in the history (default %(default)s)")
     g.add_argument("--calls", type=int, default=d.calls, help="voice calls in the history (default %(default)s)")
     g.add_argument("--end", type=_date, default=None,
-                   help="history ends at this UTC date, YYYY-MM-DD (default: today 00:00 UTC)")
+                   help="history ends at this UTC date, YYYY-MM-DD, or 'now' (this second: with --live-rate and "
+                        "the real clock, live traffic follows the history without a gap) (default: today 00:00 UTC)")
     g.add_argument("--send-logs-dir", type=Path, default=None,
                    help="where the platform's send logs and ground_truth.json go (default data/send_logs)")
     g.add_argument("--send-log-format", choices=("jsonl", "csv", "parquet"), default="jsonl",
@@ -130,10 +131,12 @@ def _check_incidents(live: LiveConfig | None, world: World) -> None:
 
 
 def _date(value: str) -> datetime:
+    if value.strip().lower() == "now":
+        return datetime.now(UTC).replace(microsecond=0)
     try:
         return datetime.strptime(value, "%Y-%m-%d").replace(tzinfo=UTC)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD, got {value!r}") from None
+        raise argparse.ArgumentTypeError(f"expected YYYY-MM-DD or 'now', got {value!r}") from None
 
 
 def scenario_from_args(args: argparse.Namespace) -> Scenario:
