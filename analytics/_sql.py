@@ -34,7 +34,14 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from switchboard.analytics.filters import FILTER_COLUMNS, TIME_COLUMN, VIEW_CHANNEL, Filters, day_bounds, where
+from switchboard.analytics.filters import (
+    FILTER_COLUMNS,
+    TIME_COLUMN,
+    VIEW_CHANNEL,
+    Filters,
+    day_bounds,
+    where,
+)
 
 _HERE = Path(__file__).resolve().parent
 

@@ -57,6 +57,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from scipy import optimize, special, stats
+
 from switchboard.analytics.stats_basic import wilson_interval as _vector_wilson
 
 DEFAULT_ALPHA = 0.05

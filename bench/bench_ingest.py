@@ -119,8 +119,8 @@ def machine_ceiling(files_glob: str, fmt: str, scratch: Path) -> list[tuple[str,
 
 
 def our_ingest(files_glob: str, data_dir: Path) -> tuple[float, float, int]:
-    from switchboard.ingest.pipeline import run_ingest
     from switchboard.core.settings import Settings
+    from switchboard.ingest.pipeline import run_ingest
 
     shutil.rmtree(data_dir, ignore_errors=True)
     t = time.perf_counter()
@@ -150,9 +150,9 @@ def api_ingest(messages: int, data_dir: Path) -> tuple[float, int, str, float, f
     """(seconds, records, detail, ingest CPU seconds, fetch-only records/s: the sandbox's ceiling)."""
     from twilio.rest import Client
 
+    from switchboard.core.settings import Settings
     from switchboard.core.twilio import RetryingHttpClient
     from switchboard.ingest.pipeline import run_ingest
-    from switchboard.core.settings import Settings
 
     ctx = mp.get_context("fork")
     parent, child = ctx.Pipe()

@@ -93,8 +93,8 @@ def run_ingest_child(argv: list[str]) -> int:
     p.add_argument("--bulk-dir", default=None, help="BulkExport folder")
     a = p.parse_args(argv)
 
-    from switchboard.ingest.pipeline import run_ingest
     from switchboard.core.settings import Settings
+    from switchboard.ingest.pipeline import run_ingest
 
     settings = Settings.from_env(data_dir=a.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -23,8 +23,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from switchboard.analytics.filters import Filters
-from switchboard.core.twilio import describe_account
 from switchboard.core.phones import mask_number, mask_text  # the one masking style (pages call ui.mask_*)
+from switchboard.core.twilio import describe_account
 
 # Streamlit serves dashboard/static/ at /app/static/ (enableStaticServing): Plotly's geo
 # charts fetch world_110m.json from there instead of the CDN, so maps draw offline.

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
+from twilio.rest import Client
+
 from switchboard.sender import planning
 from switchboard.sender.campaign import Campaign, CampaignError, load_campaign_text
 from switchboard.sender.campaign import load_campaign as _load_campaign_file
@@ -46,7 +48,6 @@ from switchboard.sender.web import (
     web_safety_problem,
     web_target,
 )
-from twilio.rest import Client
 
 __all__ = [
     "USER_ERRORS",

@@ -20,11 +20,12 @@ from pathlib import Path
 from typing import TextIO
 
 import pandas as pd
+from tqdm import tqdm
+
 from switchboard.core.twilio import redact_url
 from switchboard.sender import api
 from switchboard.sender.runner import RunOptions, SendOutcome
 from switchboard.sender.transport import BASE_URL_ENV
-from tqdm import tqdm
 
 __all__ = ["add_arguments", "main", "run"]
 

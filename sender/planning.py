@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 
 import pandas as pd
+
 from switchboard.core.phones import mask_number  # the UI's one masking style, re-exported
 from switchboard.core.segments import segment_info
 from switchboard.sender.assignment import assign_variant

@@ -40,6 +40,10 @@ from typing import Any
 
 import pandas as pd
 import requests
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.rest import Client
+from twilio.twiml.voice_response import VoiceResponse
+
 from switchboard.core.errors import ConfigError, SwitchboardError
 from switchboard.sender.campaign import Campaign, Fallback
 from switchboard.sender.ledger import Ledger, LedgerRow, ledger_path, sids_in_other_ledgers
@@ -54,9 +58,6 @@ from switchboard.sender.planning import (
 from switchboard.sender.ratelimit import TokenBucket
 from switchboard.sender.sendlog import SendLog, SendLogRecord, iso_z, send_log_path
 from switchboard.sender.transport import ensure_retrying
-from twilio.base.exceptions import TwilioException, TwilioRestException
-from twilio.rest import Client
-from twilio.twiml.voice_response import VoiceResponse
 
 __all__ = [
     "CampaignResult",

@@ -14,6 +14,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from twilio.rest import Client
+
 from switchboard.core.twilio import (
     BASE_URL_ENV,
     SENDER_RETRIES,
@@ -25,7 +27,6 @@ from switchboard.core.twilio import (
     retry_after_seconds,
 )
 from switchboard.core.twilio import make_client as _make_client
-from twilio.rest import Client
 
 __all__ = [
     "BASE_URL_ENV",

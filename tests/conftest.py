@@ -44,10 +44,10 @@ def small_world():
 @pytest.fixture(scope="session")
 def small_warehouse(tmp_path_factory, small_world) -> Path:
     """Path of a published warehouse (open read-only) built from ``small_world``."""
+    from switchboard.core.settings import Settings
     from switchboard.ingest.pipeline import run_ingest
     from switchboard.sandbox.server import SandboxServer, SimClock
     from switchboard.sandbox.world import write_send_logs
-    from switchboard.core.settings import Settings
 
     data_dir = tmp_path_factory.mktemp("small_warehouse")
     write_send_logs(small_world, data_dir / "send_logs")

@@ -190,8 +190,8 @@ def test_delivery_rollups_and_views_agree(seeded, name, flt):
 
 def test_delivery_cases_are_not_trivial(seeded):
     """The seeded data reaches every count the comparisons above compare."""
-    from switchboard.analytics import errors, voice
     from bench.bench_analytics import END, START
+    from switchboard.analytics import errors, voice
 
     s = delivery.summary(seeded, start=START, end=END)
     assert (s[["delivered", "undelivered", "failed", "pending"]].iloc[0] > 0).all()
@@ -209,8 +209,8 @@ def test_delivery_cases_are_not_trivial(seeded):
 def test_datetime_periods_and_unkept_columns_read_the_views(seeded):
     """A period given as datetimes, or a filter the rollups do not keep, never reads a rollup; the
     answer is still the view's (the rollups' whole days would give a different one here)."""
-    from switchboard.analytics import errors, voice
     from bench.bench_analytics import END, START
+    from switchboard.analytics import errors, voice
 
     lo = datetime.combine(START + timedelta(days=3), time(6), tzinfo=UTC)
     hi = datetime.combine(END, time(18), tzinfo=UTC)
@@ -265,8 +265,8 @@ def test_facts_sql_marks_every_rollup_and_its_sources():
 def test_a_refresh_that_skips_the_rollups_makes_the_analytics_read_the_views(tmp_path):
     """A warehouse whose facts were rebuilt by a build that does not write these rollups (an older
     one) must not be answered from the now stale rollups."""
-    from switchboard.analytics import errors, fallback, voice
     from bench.bench_analytics import END, START, build
+    from switchboard.analytics import errors, fallback, voice
     from switchboard.ingest import warehouse
 
     path = tmp_path / "w.duckdb"

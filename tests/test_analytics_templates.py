@@ -12,8 +12,8 @@ from datetime import timedelta
 import pytest
 
 from switchboard.analytics import templates
-from switchboard.core import segments as templates_segments
 from switchboard.analytics.filters import Filters
+from switchboard.core import segments as templates_segments
 from tests.test_analytics_warehouse import D0, Hand, at, empty_warehouse
 
 

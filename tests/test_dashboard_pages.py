@@ -18,8 +18,12 @@ from switchboard.analytics.filters import Filters
 from switchboard.dashboard import components as ui
 from switchboard.dashboard import data
 from switchboard.ingest import warehouse
-from tests.browser_util import (build_absurd_warehouse, build_demo_warehouse, build_empty_warehouse,
-                                build_null_columns_warehouse)
+from tests.browser_util import (
+    build_absurd_warehouse,
+    build_demo_warehouse,
+    build_empty_warehouse,
+    build_null_columns_warehouse,
+)
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = {

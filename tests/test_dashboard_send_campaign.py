@@ -16,12 +16,12 @@ from typing import Any
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
+from twilio.rest import Client
+
 from switchboard.sandbox.server import SandboxServer
 from switchboard.sandbox.world import Scenario, generate
 from switchboard.sender import api
 from switchboard.sender.sendlog import send_log_path
-from twilio.rest import Client
-
 from tests.browser_util import build_empty_warehouse
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")

@@ -22,6 +22,7 @@ import re
 import numpy as np
 import pytest
 from scipy.stats import false_discovery_control, norm
+
 from switchboard.analytics.experiments_stats import (
     DECISION_RULES,
     Arm,

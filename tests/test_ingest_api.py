@@ -15,10 +15,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from switchboard.core.settings import Settings
 from switchboard.ingest.pipeline import run_ingest
 from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, generate, write_send_logs
-from switchboard.core.settings import Settings
 from tests.conftest import sandbox_client_factory
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from switchboard.core.twilio import RetryingHttpClient, TwilioAuthError, TwilioUnavailable
 from switchboard.ingest import enrich, warehouse
 from switchboard.ingest.encoding import encoding_sql, length_sql
-from switchboard.core.twilio import RetryingHttpClient, TwilioAuthError, TwilioUnavailable
 
 
 def test_known_numbers_resolve_to_country_and_carrier():

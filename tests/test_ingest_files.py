@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from switchboard.core.settings import Settings
 from switchboard.ingest import runs, send_logs, warehouse
 from switchboard.ingest.pipeline import run_ingest
-from switchboard.core.settings import Settings
 
 
 def good_send(i: int, **over) -> dict:

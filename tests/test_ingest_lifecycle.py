@@ -9,12 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from switchboard.core.settings import Settings
 from switchboard.ingest import warehouse
 from switchboard.ingest.pipeline import run_ingest
 from switchboard.ingest.twilio_api import CALLS, MESSAGES, pending_sids
 from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, generate
-from switchboard.core.settings import Settings
 from tests.conftest import sandbox_client_factory
 
 END = datetime(2026, 11, 1, tzinfo=UTC)

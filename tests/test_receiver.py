@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from switchboard.ingest.receiver import ReadStats, iter_events, latest_status
 from switchboard.ingest.receiver.spool import iter_records
-
 from tests.receiver_util import Receiver, message_event, signed_batch, signed_callback
 
 TOKEN = "test-auth-token-0123456789abcdef"

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from switchboard.ingest.receiver.events import callback_record, event_record, latest_status, normalise
-
 from tests.receiver_util import message_event
 
 RCV = "2026-12-04T10:00:09.500000Z"

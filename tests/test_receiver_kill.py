@@ -11,8 +11,8 @@ import threading
 
 import pytest
 import requests
-from switchboard.ingest.receiver import ReadStats, iter_events
 
+from switchboard.ingest.receiver import ReadStats, iter_events
 from tests.receiver_util import Receiver, signed_callback
 
 TOKEN = "kill-test-token-0123456789abcdef"

@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+
 from switchboard.ingest.receiver import Checkpoint, ReadStats, compact, iter_events
 from switchboard.ingest.receiver.events import callback_record
 from switchboard.ingest.receiver.spool import Spool, SpoolBusy, encode_line, iter_records, list_segments

@@ -34,9 +34,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from switchboard.core.settings import Settings
 from switchboard.ingest import runs, send_logs, warehouse
 from switchboard.ingest.pipeline import run_ingest
-from switchboard.core.settings import Settings
 
 COLUMNS = list(send_logs.SEND_COLUMNS)
 

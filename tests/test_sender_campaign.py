@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from switchboard.sender import api
 from switchboard.sender.assignment import assign_variant, bucket
 from switchboard.sender.campaign import (

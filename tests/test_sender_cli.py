@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from switchboard.sandbox.server import SandboxServer
 from switchboard.sandbox.world import Scenario, generate
 from switchboard.sender import cli
-
 from tests.test_sender_sandbox import MAGIC_ERRORS, read_send_log, sandbox_number, write_campaign
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from switchboard.core.settings import Settings
 from switchboard.ingest.pipeline import run_ingest
 from switchboard.sandbox.server import SandboxServer
 from switchboard.sandbox.world import Scenario, generate
 from switchboard.sender import api
 from switchboard.sender.sendlog import send_log_path
-
 from tests.test_sender_sandbox import sandbox_number, sdk_client, write_campaign
 
 

@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from twilio.http import HttpClient
+from twilio.http.response import Response
+
 from switchboard.core.twilio import SENDER_RETRIES, RetryingHttpClient
 from switchboard.sender.ledger import Ledger, LedgerBusy
 from switchboard.sender.ratelimit import TokenBucket
 from switchboard.sender.sendlog import SendLog, SendLogRecord, iso_z
 from switchboard.sender.transport import credentials_from_env, retry_after_seconds
-from twilio.http import HttpClient
-from twilio.http.response import Response
 
 
 def _intent(ledger: Ledger, key: str = "c:u1:sms") -> None:

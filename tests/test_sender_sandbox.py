@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
 from switchboard.core.error_catalog import describe
 from switchboard.sandbox.server import FaultConfig, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, generate
@@ -21,10 +26,6 @@ from switchboard.sender.planning import planned_sends
 from switchboard.sender.runner import RunOptions, voice_twiml
 from switchboard.sender.sendlog import SEND_LOG_FIELDS, send_log_path
 from switchboard.sender.transport import Credentials, make_client
-from twilio.http import HttpClient
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
-from twilio.rest import Client
 
 MAGIC_ERRORS = {"+15005550001": 21211, "+15005550004": 21610, "+15005550009": 21614}
 

@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from twilio.http import HttpClient
+from twilio.http.http_client import TwilioHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
 from switchboard.sandbox.server import FaultConfig, SandboxServer
 from switchboard.sandbox.world import Scenario, generate
 from switchboard.sender import api
 from switchboard.sender.ledger import Ledger, ledger_path
 from switchboard.sender.runner import RunOptions
 from switchboard.sender.sendlog import send_log_path
-from twilio.http import HttpClient
-from twilio.http.http_client import TwilioHttpClient
-from twilio.http.response import Response
-from twilio.rest import Client
-
 from tests.test_sender_sandbox import sandbox_number, write_campaign
 
 TIMEOUT = 0.5  # the client's HTTP timeout, seconds

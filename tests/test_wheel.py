@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
-import urllib.request
 import sys
 import sysconfig
+import time
 import tomllib
+import urllib.request
 import zipfile
 from pathlib import Path
 

@@ -11,6 +11,7 @@ from switchboard.analytics import countries, delivery, errors
 from switchboard.dashboard import components as ui
 from switchboard.dashboard import data
 
+
 def country_table(view: ui.View) -> pd.DataFrame:
     """Every country with traffic, with the recommended first channel and a name to show."""
     overview = data.run(countries.country_overview, **view.period)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 import streamlit as st
+
 from switchboard.core.resources import package_dir
 from switchboard.core.segments import segment_info
 from switchboard.core.settings import Settings

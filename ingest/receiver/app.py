@@ -35,6 +35,8 @@ from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from twilio.request_validator import RequestValidator
+
 from switchboard.core.twilio import redact_url
 from switchboard.ingest.receiver.events import (
     callback_has_sid,
@@ -43,7 +45,6 @@ from switchboard.ingest.receiver.events import (
     utc_now_iso,
 )
 from switchboard.ingest.receiver.spool import Spool, SpoolBusy
-from twilio.request_validator import RequestValidator
 
 log = logging.getLogger("switchboard.receiver")
 
