@@ -101,7 +101,8 @@ class SandboxServer:
 
     @property
     def callback_stats(self) -> dict[str, int]:
-        """Status callbacks answered with a 2xx, given up after three tries, and still pending."""
+        """Status callbacks answered with a 2xx, given up after three tries, and still pending
+        (``_callbacks.scheduled`` counts those added)."""
         cb = self._callbacks
         with cb.lock:
             return {"posted": cb.posted, "given_up": cb.given_up, "pending": len(cb.pending)}

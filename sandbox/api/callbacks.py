@@ -100,6 +100,11 @@ class CallbackDispatcher:
             self._seq += 1
             heapq.heappush(self.pending, (when, self._seq, url, params, 0))
 
+    @property
+    def scheduled(self) -> int:
+        """Callbacks added so far (retries not counted)."""
+        return self._seq
+
     def start(self) -> None:
         if self._thread is None:
             self._stop.clear()
