@@ -10,9 +10,10 @@ STAMP  := $(VENV)/.installed
 demo: $(STAMP)
 	$(VENV)/bin/switchboard demo
 
-## Set up (if needed, including Debian's chromium) and run the whole test suite
+## Set up (if needed, including Debian's chromium) and run the whole test suite, on two workers (pytest-xdist):
+## the tests use free ports and their own temp folders, and wait on progress, not the clock
 test: $(STAMP) browser
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --durations=20
 
 setup: $(STAMP)
 
