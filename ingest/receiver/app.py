@@ -112,120 +112,128 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
-    """The ASGI app; its lifespan opens the spool (recovery, writer thread) and closes it on shutdown."""
-    validators = [RequestValidator(t) for t in dict.fromkeys((config.auth_token, *config.extra_tokens)) if t]
-    counters = RequestCounters()
+class _Receiver:
+    """The receiver's request handlers over one spool, its configuration and its counters."""
 
-    def reject(status: int, reason: str, path: str, detail: str = "") -> Response:
+    def __init__(self, spool: Spool, config: ReceiverConfig) -> None:
+        self.spool = spool
+        self.config = config
+        self.validators = [RequestValidator(t) for t in dict.fromkeys((config.auth_token, *config.extra_tokens)) if t]
+        self.counters = RequestCounters()
+
+    def reject(self, status: int, reason: str, path: str, detail: str = "") -> Response:
         """One log line (rate-limited; ``detail`` only in the log) and a short plain-text answer."""
         if status == 403:
-            counters.rejected_signature += 1
-            n = counters.rejected_signature
+            self.counters.rejected_signature += 1
+            n = self.counters.rejected_signature
         else:
-            counters.rejected_request += 1
-            n = counters.rejected_request
+            self.counters.rejected_request += 1
+            n = self.counters.rejected_request
         if n <= 10 or n % 1000 == 0:  # a flood of bad requests must not flood the log
             log.warning("%s %s: %s%s (%d so far)", status, path, reason, detail, n)
         return Response(reason + "\n", status_code=status, media_type="text/plain")
 
-    async def store(records: list[dict], path: str, ok_status: int) -> Response:
+    async def store(self, records: list[dict], path: str, ok_status: int) -> Response:
         try:
-            await spool.append(records)
+            await self.spool.append(records)
         except SpoolBusy:
             return Response("busy, retry\n", 503, {"Retry-After": RETRY_AFTER_SECONDS}, "text/plain")
         except OSError as exc:
-            log.error("%s: spool write failed: %s", path, exc)
+            log.error("%s: self.spool write failed: %s", path, exc)
             return Response("storage error, retry\n", 503, {"Retry-After": RETRY_AFTER_SECONDS}, "text/plain")
-        counters.by_path[path] = counters.by_path.get(path, 0) + 1
+        self.counters.by_path[path] = self.counters.by_path.get(path, 0) + 1
         return Response(status_code=ok_status)
 
-    async def status_callback(request: Request) -> Response:
+    async def status_callback(self, request: Request) -> Response:
         try:
             body = await _read_body(request, MAX_CALLBACK_BYTES)
             pairs = parse_form(body.decode("utf-8"))
         except _TooLarge:
-            return reject(413, "request body too large for a status callback", STATUS_PATH)
+            return self.reject(413, "request body too large for a status callback", STATUS_PATH)
         except _Gone:
             return Response(status_code=499)  # never sent: the connection is closed
         except UnicodeDecodeError:
-            return reject(400, "form body is not UTF-8", STATUS_PATH)
+            return self.reject(400, "form body is not UTF-8", STATUS_PATH)
         signature = request.headers.get("x-twilio-signature")
-        url = signed_url(request, config.public_url)
-        if not signature or not _valid_form_signature(validators, url, _Params.of(pairs), signature):
-            return reject(403, f"X-Twilio-Signature {'missing' if not signature else 'invalid'}", STATUS_PATH,
+        url = signed_url(request, self.config.public_url)
+        if not signature or not _valid_form_signature(self.validators, url, _Params.of(pairs), signature):
+            return self.reject(403, f"X-Twilio-Signature {'missing' if not signature else 'invalid'}", STATUS_PATH,
                           f" (checked against {redact_url(url)}; see --public-url)")
         params = dict(pairs)
         if not callback_has_sid(params):
-            return reject(400, "not a status callback: no MessageSid or CallSid", STATUS_PATH)
+            return self.reject(400, "not a status callback: no MessageSid or CallSid", STATUS_PATH)
         token = request.headers.get("i-twilio-idempotency-token")
         query = request.scope.get("query_string", b"").decode("latin-1")  # e.g. ?campaign=… on the callback URL
         record = callback_record(request.scope["path"], pairs, token, utc_now_iso(), query)
-        return await store([record], STATUS_PATH, 204)
+        return await self.store([record], STATUS_PATH, 204)
 
-    async def event_stream(request: Request) -> Response:
+    async def event_stream(self, request: Request) -> Response:
         # Bodies of up to 4 MB from up to --max-connections clients would not bound memory; this does.
-        if counters.batches_in_progress >= MAX_CONCURRENT_BATCHES:
+        if self.counters.batches_in_progress >= MAX_CONCURRENT_BATCHES:
             return Response("busy, retry\n", 503, {"Retry-After": RETRY_AFTER_SECONDS}, "text/plain")
-        counters.batches_in_progress += 1
+        self.counters.batches_in_progress += 1
         try:
-            return await _event_stream(request)
+            return await self._event_stream(request)
         finally:
-            counters.batches_in_progress -= 1
+            self.counters.batches_in_progress -= 1
 
-    async def _event_stream(request: Request) -> Response:
+    async def _event_stream(self, request: Request) -> Response:
         try:
             body = await _read_body(request, MAX_BATCH_BYTES)
             text = body.decode("utf-8")
         except _TooLarge:
-            return reject(413, "Event Streams batch too large", EVENTS_PATH)
+            return self.reject(413, "Event Streams batch too large", EVENTS_PATH)
         except _Gone:
             return Response(status_code=499)  # never sent: the connection is closed
         except UnicodeDecodeError:
-            return reject(400, "body is not UTF-8", EVENTS_PATH)
+            return self.reject(400, "body is not UTF-8", EVENTS_PATH)
         signature = request.headers.get("x-twilio-signature")
-        url = signed_url(request, config.public_url)
+        url = signed_url(request, self.config.public_url)
         has_hash = "bodySHA256" in parse_qs(request.scope.get("query_string", b"").decode("latin-1"))
         # Without bodySHA256 the SDK would not check the body at all: such a request is not Twilio's.
-        if not signature or not has_hash or not any(v.validate(url, text, signature) for v in validators):
+        if not signature or not has_hash or not any(v.validate(url, text, signature) for v in self.validators):
             why = "missing" if not signature else ("without bodySHA256" if not has_hash else "invalid")
-            return reject(403, f"X-Twilio-Signature {why}", EVENTS_PATH,
+            return self.reject(403, f"X-Twilio-Signature {why}", EVENTS_PATH,
                           f" (checked against {redact_url(url)}; see --public-url)")
         events, problem = _parse_batch(text)
         if problem:
-            return reject(400, problem, EVENTS_PATH)
+            return self.reject(400, problem, EVENTS_PATH)
         received = utc_now_iso()
         for event in events:
             if event.get("type") == "com.twilio.eventstreams.test-event":
                 test_id = (event.get("data") or {}).get("test_id")
                 log.warning("Event Streams test event received: test_id=%s (confirm it with the Sink "
                             "Validate API to activate the sink)", test_id)
-        return await store([event_record(e, received) for e in events], EVENTS_PATH, 200)
+        return await self.store([event_record(e, received) for e in events], EVENTS_PATH, 200)
 
-    async def healthz(request: Request) -> Response:
-        c = spool.counters
+    async def healthz(self, request: Request) -> Response:
+        c = self.spool.counters
         return JSONResponse({
             "status": "ok", "accepted": c.accepted, "duplicates": c.duplicates, "fsync_batches": c.batches,
-            "busy": c.busy, "failed": c.failed, "pending_bytes": spool.pending_bytes,
-            "rejected_signature": counters.rejected_signature, "rejected_request": counters.rejected_request,
-            "batches_in_progress": counters.batches_in_progress,
-            "requests_ok": counters.by_path,
+            "busy": c.busy, "failed": c.failed, "pending_bytes": self.spool.pending_bytes,
+            "rejected_signature": self.counters.rejected_signature, "rejected_request": self.counters.rejected_request,
+            "batches_in_progress": self.counters.batches_in_progress,
+            "requests_ok": self.counters.by_path,
         })
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        spool.open()
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self.spool.open()
         try:
             yield
         finally:
-            spool.close()
+            self.spool.close()
 
+
+def create_app(spool: Spool, config: ReceiverConfig) -> Starlette:
+    """The ASGI app; its lifespan opens the spool (recovery, writer thread) and closes it on shutdown."""
+    receiver = _Receiver(spool, config)
     routes = [
-        Route(STATUS_PATH, status_callback, methods=["POST"]),
-        Route(EVENTS_PATH, event_stream, methods=["POST"]),
-        Route("/healthz", healthz, methods=["GET"]),
+        Route(STATUS_PATH, receiver.status_callback, methods=["POST"]),
+        Route(EVENTS_PATH, receiver.event_stream, methods=["POST"]),
+        Route("/healthz", receiver.healthz, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=receiver.lifespan)
 
 
 def _valid_form_signature(validators: list[RequestValidator], url: str, params: _Params, signature: str) -> bool:
