@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "conversions-*)")
     parser.add_argument("--bulk-export", type=Path, default=None, metavar="DIR",
                         help="folder of Twilio BulkExport day files (default data/bulk_export when present)")
+    parser.add_argument("--spool", type=Path, default=None, metavar="DIR",
+                        help="spool folder of switchboard listen, for --source receiver (default <data-dir>/spool; "
+                             "all reads it when it exists)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars; print only failures (for cron)")
     parser.add_argument("--data-dir", type=Path, default=None, help="warehouse folder (default: data/)")
 
@@ -40,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         send_logs=args.send_logs,
         bulk_export_dir=args.bulk_export,
         lag_hours=args.lag_hours,
+        spool_dir=args.spool,
     )
     if not args.quiet or not report.ok:
         print(report.summary(), file=sys.stdout if report.ok else sys.stderr)

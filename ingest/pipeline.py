@@ -25,7 +25,8 @@ from switchboard.ingest import runs, warehouse
 from switchboard.ingest.runs import IngestReport, RunContext, Source, SourceResult
 from switchboard.ingest.twilio_api import TwilioClient
 
-SOURCES = ("twilio", "send-logs", "bulk-export")
+SOURCES = ("twilio", "send-logs", "bulk-export", "receiver")  # "receiver" last: it applies events to rows the
+# poller loaded in the same run; "all" includes it only when the spool folder exists (spool_folder)
 MEMORY_LIMIT = os.environ.get("SWITCHBOARD_INGEST_MEMORY", "1GB")  # keeps a 10M-row ingest under 2 GB
 
 
@@ -80,13 +81,19 @@ def _window(since: date | datetime | str | None, until: date | datetime | str | 
     return since_dt, until_dt
 
 
-def _normalise_sources(sources: Iterable[str] | str | None) -> list[str]:
+def spool_folder(settings: Settings, spool_dir: Path | str | None = None) -> Path:
+    """The receiver's spool: ``spool_dir`` if given, else ``<data_dir>/spool`` (``switchboard listen``'s default)."""
+    return Path(spool_dir) if spool_dir else settings.data_dir / "spool"
+
+
+def _normalise_sources(sources: Iterable[str] | str | None, has_spool: bool = True) -> list[str]:
+    everything = [name for name in SOURCES if has_spool or name != "receiver"]
     if sources is None or sources == "all":
-        return list(SOURCES)
+        return everything
     items = [sources] if isinstance(sources, str) else list(sources)
     out: list[str] = []
     for s in items:
-        for name in SOURCES if s == "all" else [s]:
+        for name in everything if s == "all" else [s]:
             if name not in SOURCES:
                 raise IngestError(f"unknown source {name!r}: choose from {', '.join(SOURCES)} or all")
             if name not in out:
@@ -122,11 +129,12 @@ def _progress(desc: str, enabled: bool) -> Any:
 
 def build_sources(
     chosen: Sequence[str], settings: Settings, *, client_factory: Callable[[], TwilioClient] | None,
-    send_logs: Sequence[str] | None, bulk_export_dir: Path | str | None,
+    send_logs: Sequence[str] | None, bulk_export_dir: Path | str | None, spool_dir: Path | str | None = None,
 ) -> list[Source]:
     """The chosen sources, configured, in the order given."""
     from switchboard.ingest.bulk_export import BulkExportSource
     from switchboard.ingest.send_logs import SendLogSource, default_globs
+    from switchboard.ingest.spool_source import SpoolSource
     from switchboard.ingest.twilio_api import TwilioSource
 
     builders: dict[str, Callable[[], Source]] = {
@@ -135,6 +143,7 @@ def build_sources(
                               else SendLogSource(default_globs(settings.send_logs_dir), warn_unmatched=False)),
         "bulk-export": lambda: BulkExportSource(
             Path(bulk_export_dir) if bulk_export_dir else settings.data_dir / "bulk_export"),
+        "receiver": lambda: SpoolSource(spool_folder(settings, spool_dir)),
     }
     return [builders[name]() for name in chosen]
 
@@ -152,19 +161,22 @@ def run_ingest(
     bulk_export_dir: Path | str | None = None,
     lag_hours: float | None = None,
     publish: bool = True,
+    spool_dir: Path | str | None = None,
 ) -> IngestReport:
     """Run the chosen sources (default all), rebuild the facts, publish the snapshot.
 
     ``send_logs``: globs (default ``data/send_logs/sends-*`` and ``conversions-*``);
-    ``bulk_export_dir``: a folder of BulkExport day files (default ``data/bulk_export`` when it exists).
+    ``bulk_export_dir``: a folder of BulkExport day files (default ``data/bulk_export`` when it exists);
+    ``spool_dir``: the receiver's spool (default ``data/spool``; "all" reads it only when it exists).
     Raises :class:`IngestError` for problems the user must fix before anything runs (a bad date or lag,
     an empty window, missing credentials when Twilio is asked for, the ingest DB locked by another run).
     """
     settings = settings or Settings.from_env()
     lag = _lag(settings.lag_hours if lag_hours is None else lag_hours)
     since_dt, until_dt = _window(since, until)
-    chosen = build_sources(_normalise_sources(sources), settings, client_factory=client_factory,
-                           send_logs=send_logs, bulk_export_dir=bulk_export_dir)
+    names = _normalise_sources(sources, spool_folder(settings, spool_dir).is_dir())
+    chosen = build_sources(names, settings, client_factory=client_factory, send_logs=send_logs,
+                           bulk_export_dir=bulk_export_dir, spool_dir=spool_dir)
     report = IngestReport()
     t_run = time.monotonic()
     con = open_ingest_db(settings.ingest_db_path)

@@ -55,6 +55,45 @@ CREATE TABLE IF NOT EXISTS twilio_calls (
     loaded_at        TIMESTAMPTZ DEFAULT current_timestamp
 );
 
+-- Status events pushed by Twilio (status callbacks, Event Streams), spooled by `switchboard listen` and
+-- loaded by the `receiver` ingest source (ingest/spool_source.py). The status history; the API rows stay
+-- the record of what Twilio holds.
+CREATE TABLE IF NOT EXISTS twilio_events (
+    event_key       VARCHAR PRIMARY KEY,  -- the receiver's idempotency key: es:<CloudEvent id> or cb:<hash>
+    resource        VARCHAR NOT NULL,     -- message | call
+    sid             VARCHAR NOT NULL,
+    status          VARCHAR NOT NULL,
+    status_rank     INTEGER NOT NULL,     -- how far along its life the status is (-1: unknown status)
+    error_code      INTEGER,
+    event_time      TIMESTAMPTZ NOT NULL,
+    received_at     TIMESTAMPTZ NOT NULL,
+    account_sid     VARCHAR,
+    push_source     VARCHAR NOT NULL,     -- callback | event-stream
+    event_type      VARCHAR,
+    event_id        VARCHAR,
+    extra           VARCHAR,              -- JSON: mcc, mnc, segments, duration, ...
+    ingest_run_id   BIGINT,
+    loaded_at       TIMESTAMPTZ,
+    matched_run_id  BIGINT                -- run that compared it with its row; NULL: no row yet
+);
+COMMENT ON TABLE twilio_events IS 'Status events pushed by Twilio (status callbacks and Event Streams), one row per delivered event (deduplicated by the receiver key). An event is compared with its twilio_messages/twilio_calls row once: in the run that loads it, or in the first later run that finds the row (the poller brings it; until then matched_run_id is NULL). The furthest-along status of the sid (rank, then time) replaces the row status and error_code when it is further along, or as far along and newer than the row date_updated; a status never goes back. The row date_updated then becomes NULL until the poller, the reconciler of record, reads the row again.';
+COMMENT ON COLUMN twilio_events.event_key IS 'Idempotency key from the receiver: es:<CloudEvent id> or cb:<sha256 of the callback path and parameters>.';
+COMMENT ON COLUMN twilio_events.resource IS 'message or call.';
+COMMENT ON COLUMN twilio_events.sid IS 'Twilio message (SM/MM) or call (CA) SID.';
+COMMENT ON COLUMN twilio_events.status IS 'Status the event reports, lower case (sent, delivered, undelivered, completed, ...).';
+COMMENT ON COLUMN twilio_events.status_rank IS 'How far along its life the status is (queued 1, sent 3, final 4, read 5 for messages); -1 for a status unknown to Switchboard.';
+COMMENT ON COLUMN twilio_events.error_code IS 'Twilio error code the event carries, NULL when none.';
+COMMENT ON COLUMN twilio_events.event_time IS 'When Twilio says the change happened (UTC); the receive time when Twilio does not say (message status callbacks).';
+COMMENT ON COLUMN twilio_events.received_at IS 'When switchboard listen accepted the event.';
+COMMENT ON COLUMN twilio_events.account_sid IS 'Account or subaccount SID, when the event says.';
+COMMENT ON COLUMN twilio_events.push_source IS 'callback (status callback) or event-stream (Event Streams webhook).';
+COMMENT ON COLUMN twilio_events.event_type IS 'CloudEvent type, or status-callback.';
+COMMENT ON COLUMN twilio_events.event_id IS 'CloudEvent id, or the I-Twilio-Idempotency-Token of a callback.';
+COMMENT ON COLUMN twilio_events.extra IS 'JSON of what else the event carries: mcc, mnc, segments, duration, the callback URL query.';
+COMMENT ON COLUMN twilio_events.ingest_run_id IS 'ingest_runs row of the run that loaded the event.';
+COMMENT ON COLUMN twilio_events.loaded_at IS 'When the event was loaded.';
+COMMENT ON COLUMN twilio_events.matched_run_id IS 'Run that compared the event with its warehouse row; NULL while the warehouse has no row for the sid (tried again every run).';
+
 -- send_log and conversions have no PRIMARY KEY on purpose: event_id is unique all the
 -- same (ingest inserts a batch, then deletes the earlier versions of its event ids, in one
 -- transaction), and without the index 12M rows insert about 4x faster (DuckDB's ART index
