@@ -132,6 +132,8 @@ def test_out_of_order_and_duplicate_events_leave_the_furthest_status_once(data_d
     assert events == [("es:EV-delivered", "delivered"), ("es:EV-sent", "sent")]
     assert first.loaded == 1 and second.read == second.loaded == 2  # the redelivery read, stored once
     assert "0 status(es) applied" in second.detail
+    # consumed segments are compacted after the commit; the one the checkpoint points into stays
+    assert [p.name for p in sorted((data_dir / "spool").glob("seg-*"))] == ["seg-000000000999.jsonl"]
 
 
 def test_rerun_without_new_events_changes_nothing_and_keeps_the_checkpoint(data_dir, base):
@@ -147,6 +149,11 @@ def test_rerun_without_new_events_changes_nothing_and_keeps_the_checkpoint(data_
     assert _rows(data_dir, "SELECT * FROM twilio_messages ORDER BY sid") == before
     assert _rows(data_dir, "SELECT * FROM twilio_events ORDER BY event_key") == events_before
     assert _rows(data_dir, "SELECT cursor FROM ingest_state WHERE source = 'receiver'") == [(first.cursor,)]
+    # re-reading what was already committed (a run killed before its checkpoint, or --full-refresh) is idempotent
+    again = _ingest_events(data_dir, full_refresh=True)
+    assert again.read == again.loaded == 1 and again.detail.startswith("0 new event(s), 0 status(es) applied")
+    assert _rows(data_dir, "SELECT * FROM twilio_messages ORDER BY sid") == before
+    assert _rows(data_dir, "SELECT * FROM twilio_events ORDER BY event_key") == events_before
 
 
 def test_event_for_an_unknown_sid_waits_for_its_row(data_dir, base):
