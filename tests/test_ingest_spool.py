@@ -203,3 +203,42 @@ def test_all_sources_include_the_receiver_only_when_the_spool_exists():
     assert _normalise_sources("all", has_spool=True)[-1] == "receiver"  # last: after the poller's rows
     assert "receiver" not in _normalise_sources("all", has_spool=False)
     assert _normalise_sources("receiver", has_spool=False) == ["receiver"]  # asked for: skipped, with a reason
+
+
+def test_a_run_stopped_inside_a_batch_keeps_the_committed_batches_and_replays_the_rest(data_dir, base, monkeypatch):
+    """A crash inside a batch's transaction (here an interrupt raised where the statuses are applied, after
+    the batch's events were inserted): earlier batches and their checkpoint stay, the broken batch rolls back
+    whole, and the next run loads the rest, each event once."""
+    from switchboard.ingest import spool_source
+
+    spool = data_dir / "spool"
+    spool.mkdir()
+    records = [{"k": f"cb:{i}", "src": "callback", "rcv": f"2026-10-31T12:00:0{i}Z", "path": "/twilio/status",
+                "tok": None, "p": {"MessageSid": base["sent_sid"] if i == 4 else f"SMunknown{i}",
+                                   "MessageStatus": "delivered"}} for i in range(5)]
+    segment_path(spool, 1).write_bytes(b"".join(encode_line(r) for r in records))
+    monkeypatch.setattr(spool_source, "BATCH_RECORDS", 2)
+    real_apply, calls = spool_source.apply_events, []
+
+    def interrupted_second_batch(con, run_id):
+        calls.append(run_id)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # the second batch's events are inserted, not committed
+        return real_apply(con, run_id)
+
+    monkeypatch.setattr(spool_source, "apply_events", interrupted_second_batch)
+    with pytest.raises(KeyboardInterrupt):
+        run_ingest(Settings(data_dir=data_dir), sources="receiver", progress=False, publish=False)
+    con = duckdb.connect(str(data_dir / "ingest.duckdb"), read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM twilio_events").fetchone()[0] == 2  # the first batch only
+        assert con.execute("SELECT cursor FROM ingest_state WHERE source = 'receiver'").fetchone()[0] is not None
+    finally:
+        con.close()
+    monkeypatch.setattr(spool_source, "apply_events", real_apply)
+    result = _ingest_events(data_dir)
+    assert (result.read, result.loaded) == (3, 3)  # only what was not committed is read again
+    assert _rows(data_dir, "SELECT count(*), count(DISTINCT event_key) FROM twilio_events") == [(5, 5)]
+    assert _message(data_dir, base["sent_sid"])[0] == "delivered"
+    assert _rows(data_dir, "SELECT status FROM ingest_runs WHERE source = 'receiver' ORDER BY run_id") == [
+        ("interrupted",), ("ok",)]
