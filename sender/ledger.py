@@ -278,6 +278,11 @@ class Ledger:
             (error_code, error_name, _iso(at), key),
         )
 
+    def withdraw_intent(self, key: str) -> None:
+        """Forget an intent whose request Twilio definitively refused (account-level 401/403, 429s to the
+        end): nothing was created, so the next run need not wait out an in-flight window for it."""
+        self.con.execute("DELETE FROM sends WHERE key = ? AND state = 'intent'", (key,))
+
     def record_status(
         self, key: str, status: str, *, error_code: int | None = None, error_name: str | None = None
     ) -> None:

@@ -386,6 +386,7 @@ class _Run:
                 return None
             if retry_429 < self.options.max_ambiguous_retries:  # 429 after the transport's own retries
                 self.options.sleep(0.5 * 2**retry_429)
+        self.ledger.withdraw_intent(step.key)  # every answer was 429: nothing was created
         raise SendAborted(
             f"Twilio kept answering HTTP 429; stopped after {self.options.max_ambiguous_retries + 1} attempts. "
             "Run the campaign again later: it resumes where it stopped, without sending anyone a second message"
@@ -413,6 +414,7 @@ class _Run:
         except TwilioRestException as exc:
             if _is_account_level(exc):
                 name = _error_info(exc.code)[0] if isinstance(exc.code, int) else f"HTTP {exc.status}"
+                self.ledger.withdraw_intent(step.key)  # refused outright: nothing can be in flight
                 raise SendAborted(
                     f"Twilio refused the request for the whole account: {name} (HTTP {exc.status}). Check the "
                     "credentials, the account and the sender; nothing was sent for this recipient, and running "
