@@ -130,7 +130,7 @@ def channel_recommendation(con, *, start: date, end: date, filters: Filters | No
     df["cost_per_conversion"] = safe_div(df["cost_usd"], df["converted"])
     rows = []
     for country, part in df.groupby("country_iso2", dropna=False, sort=False):
-        by_ch = part.set_index("channel")
+        by_ch = part.set_index("channel").to_dict("index")
         rows.append(_recommend(country, part["country_name"].iloc[0], by_ch, min_attempts, alpha))
     out = pd.DataFrame(rows)
     volume = df.groupby("country_iso2", dropna=False)["attempts"].sum()
@@ -139,19 +139,21 @@ def channel_recommendation(con, *, start: date, end: date, filters: Filters | No
     return out[RECOMMENDATION_COLUMNS].reset_index(drop=True)
 
 
-def _recommend(country, name, by_ch: pd.DataFrame, min_attempts: int, alpha: float) -> dict:
+def _recommend(country, name, by_ch: dict[str, dict], min_attempts: int, alpha: float) -> dict:
+    """``by_ch``: channel -> that channel's evidence row as a dict (plain cells: pandas' ``.at`` cost
+    about 0.1 ms a read, 150 ms of a 200 ms call at 10M messages)."""
     row: dict = {"country_iso2": country, "country_name": name}
     for ch in CHANNELS:
         for m in ("attempts", "delivery_rate", "conversion_rate", "cost_per_attempt", "cost_per_conversion"):
-            row[f"{ch}_{m}"] = by_ch.at[ch, m] if ch in by_ch.index else (0 if m == "attempts" else np.nan)
+            row[f"{ch}_{m}"] = by_ch[ch][m] if ch in by_ch else (0 if m == "attempts" else np.nan)
         row[f"{ch}_attempts"] = int(row[f"{ch}_attempts"])
-    use_conversion = by_ch["converted"].sum() > 0
+    use_conversion = sum(cells["converted"] for cells in by_ch.values()) > 0
     metric = "conversion" if use_conversion else "delivery"
     rate_col, num, den = (("conversion_rate", "converted", "attempts") if use_conversion
                           else ("delivery_rate", "delivered", "with_outcome"))
     cost_col = "cost_per_conversion" if use_conversion else "cost_per_attempt"
-    eligible = [ch for ch in CHANNELS if ch in by_ch.index and by_ch.at[ch, den] >= min_attempts
-                and np.isfinite(by_ch.at[ch, rate_col])]
+    eligible = [ch for ch in CHANNELS if ch in by_ch and by_ch[ch][den] >= min_attempts
+                and np.isfinite(by_ch[ch][rate_col])]
     place = name or country or "this country"
     row["metric"], row["enough_data"], row["p_value_vs_sms"] = metric, bool(eligible), np.nan
     if not eligible:
@@ -159,26 +161,26 @@ def _recommend(country, name, by_ch: pd.DataFrame, min_attempts: int, alpha: flo
         row["reason"] = (f"Not enough attempts in {place} to compare channels (need {min_attempts} per channel); "
                          "keep SMS, the default.")
         return row
-    best = max(eligible, key=lambda ch: (by_ch.at[ch, rate_col], -CHANNELS.index(ch)))
+    best = max(eligible, key=lambda ch: (by_ch[ch][rate_col], -CHANNELS.index(ch)))
 
     def p_vs(a: str, b: str) -> float:
-        t = two_proportion_z(by_ch.at[a, num], by_ch.at[a, den], by_ch.at[b, num], by_ch.at[b, den])
+        t = two_proportion_z(by_ch[a][num], by_ch[a][den], by_ch[b][num], by_ch[b][den])
         return float(t.p_value)
 
     # Channels statistically as good as the best: among them, the cheapest wins.
     as_good = [ch for ch in eligible if ch == best or p_vs(ch, best) >= alpha]
-    cost = {ch: by_ch.at[ch, cost_col] for ch in as_good}
-    chosen = min(as_good, key=lambda ch: (np.nan_to_num(cost[ch], nan=np.inf), -by_ch.at[ch, rate_col],
+    cost = {ch: by_ch[ch][cost_col] for ch in as_good}
+    chosen = min(as_good, key=lambda ch: (np.nan_to_num(cost[ch], nan=np.inf), -by_ch[ch][rate_col],
                                           CHANNELS.index(ch)))
     row["recommended"] = chosen
     if chosen != "sms" and "sms" in eligible:
         row["p_value_vs_sms"] = p_vs(chosen, "sms")
     verb = "converts" if use_conversion else "delivers"
-    parts = [f"{_label(chosen)} {verb} {by_ch.at[chosen, rate_col]:.0%} of {int(by_ch.at[chosen, den]):,} attempts"]
+    parts = [f"{_label(chosen)} {verb} {by_ch[chosen][rate_col]:.0%} of {int(by_ch[chosen][den]):,} attempts"]
     others = [ch for ch in eligible if ch != chosen]
     if others:
         parts.append("against " + ", ".join(
-            f"{by_ch.at[ch, rate_col]:.0%} for {_label(ch)}" for ch in others))
+            f"{by_ch[ch][rate_col]:.0%} for {_label(ch)}" for ch in others))
     why = ""
     if chosen != best:
         why = (f", not significantly worse than {_label(best)} and cheaper "
