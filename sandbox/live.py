@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from switchboard.sandbox.api.pacer import Pacer
 from switchboard.sandbox.catalog import COUNTRY_BY_ISO, ERRORS, PURPOSES
 from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_frame
 from switchboard.sandbox.scenario import World
@@ -154,8 +155,7 @@ class LiveTraffic:
         self._conversions: list[dict[str, Any]] = []
         self._last_flush = 0.0
         self._lock = threading.RLock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._pacer = Pacer(self.tick, "sandbox-live")
 
     # --- lifecycle
     def start(self) -> None:
@@ -164,21 +164,11 @@ class LiveTraffic:
                 self.t_start = int(np.floor(self.now()))
                 self._last_flush = float(self.t_start)
                 self._write_truth()
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="sandbox-live", daemon=True)
-            self._thread.start()
+        self._pacer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        self._pacer.stop()
         self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.tick()
 
     def tick(self) -> int:
         """Bring live traffic up to the server clock: draw the seconds reached, let the records and

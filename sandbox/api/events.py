@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from switchboard.sandbox.api.callbacks import signature
+from switchboard.sandbox.api.pacer import Pacer
 
 DATASCHEMA = "https://events-schemas.twilio.com/Messaging.MessageStatus/8"
 MAX_BATCH = 100  # events per POST
@@ -82,8 +83,7 @@ class EventSink:
         self._retry: list[tuple[float, int, float, int, list[dict[str, Any]]]] = []  # (next, seq, first, tries, batch)
         self._seq = 0
         self._held = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._pacer = Pacer(self.pump, "sandbox-event-sink")
         self.stats = {"batches": 0, "events": 0, "failed_posts": 0, "given_up": 0, "dropped": 0}
 
     def add(self, when: float, event: dict[str, Any]) -> None:
@@ -106,20 +106,10 @@ class EventSink:
             return self.progress.wait_for(lambda: predicate(self.stats, self._held), timeout)
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="sandbox-event-sink", daemon=True)
-            self._thread.start()
+        self._pacer.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.05):
-            self.pump()
+        self._pacer.stop()
 
     def pump(self) -> int:
         """Post what is due now (new batches, then retries whose time came); returns batches posted."""
