@@ -46,7 +46,7 @@ import duckdb
 import pandas as pd
 
 from switchboard.analytics import _sql
-from switchboard.analytics.experiments import analysis, data, model, report  # noqa: F401 (submodules)
+from switchboard.analytics.experiments import analysis, data, model, readout, report  # noqa: F401 (submodules)
 from switchboard.analytics.experiments.analysis import (
     _arms,
     _country_rows,
@@ -57,10 +57,14 @@ from switchboard.analytics.experiments.analysis import (
     list_from,
 )
 from switchboard.analytics.experiments.data import (
+    DEFAULT_PRE_DAYS,
     ExperimentData,
+    PrePeriodData,
     _aggregates,
     _last_data_day,
     experiment_data,
+    has_responses,
+    preperiod_data,
 )
 from switchboard.analytics.experiments.model import (
     COUNTRY_COLUMNS,
@@ -80,6 +84,15 @@ from switchboard.analytics.experiments.model import (
     no_plans,
 )
 from switchboard.analytics.experiments.plan import PlanFiles, experiment_plan, plan_files, planned_weights
+from switchboard.analytics.experiments.readout import (
+    COUNTRY_LIFT_COLUMNS,
+    DEFAULT_MIN_DAYS,
+    DEFAULT_MIN_SEGMENT_USERS,
+    PowerHistory,
+    Readout,
+    cuped_stats,
+    experiment_readout,
+)
 from switchboard.analytics.experiments.report import (
     COUNTRY_DISPLAY_COLUMNS,
     DISPLAY_COLUMNS,
@@ -220,8 +233,12 @@ def country_breakdown(
 __all__ = [
     "COUNTRY_COLUMNS",
     "COUNTRY_DISPLAY_COLUMNS",
+    "COUNTRY_LIFT_COLUMNS",
     "DEFAULT_MDE",
+    "DEFAULT_MIN_DAYS",
     "DEFAULT_MIN_SAMPLE_SIZE",
+    "DEFAULT_MIN_SEGMENT_USERS",
+    "DEFAULT_PRE_DAYS",
     "DISPLAY_COLUMNS",
     "EXPERIMENT_COLUMNS",
     "GUARDRAIL_COLUMNS",
@@ -236,15 +253,21 @@ __all__ = [
     "MetricSpec",
     "PlanFiles",
     "PlanLookup",
+    "PowerHistory",
     "PowerPlan",
+    "PrePeriodData",
+    "Readout",
     "analyse_experiment",
     "analyse_frame",
     "analyse_from",
     "country_breakdown",
     "country_breakdown_from",
     "country_display",
+    "cuped_stats",
     "experiment_data",
     "experiment_plan",
+    "experiment_readout",
+    "has_responses",
     "lift_intervals",
     "list_experiments",
     "list_from",
@@ -252,6 +275,7 @@ __all__ = [
     "no_plans",
     "plan_files",
     "planned_weights",
+    "preperiod_data",
     "summary_csv",
     "summary_markdown",
     "variant_metrics",

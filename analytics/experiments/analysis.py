@@ -51,6 +51,7 @@ from switchboard.analytics.experiments_stats import (
     RatioStats,
     SrmResult,
     Verdict,
+    benjamini_hochberg,
     compare_variants,
     days_needed,
     effect_direction,
@@ -156,15 +157,15 @@ def _ratio_stats(arm: pd.Series) -> RatioStats:
                       float(arm.conversions), float(arm.cost_conversion_sum_product))
 
 
-def _compare_metric(spec: MetricSpec, arms: pd.DataFrame, alpha: float, sequential: bool
-                    ) -> tuple[dict[str, MetricResult], dict[str, float | None]]:
-    """Every treatment vs control on ``spec``; results at alpha / m and Holm-adjusted p-values."""
+def _compare_metric(spec: MetricSpec, arms: pd.DataFrame, alpha: float, sequential: bool,
+                    correction: str = "holm") -> tuple[dict[str, MetricResult], dict[str, float | None]]:
+    """Every treatment vs control on ``spec``; results at alpha / m and Holm- (or BH-) adjusted p-values."""
     m = len(arms) - 1
     control = arms.iloc[0]
     if spec.key == "conversion":
         comparisons = compare_variants(
             [Arm(str(r.variant), int(r.users), int(r.conversions)) for r in arms.itertuples()],
-            alpha, "holm", sequential=sequential)
+            alpha, "bh" if correction == "bh" else "holm", sequential=sequential)
         return ({c.treatment: c.result for c in comparisons},
                 {c.treatment: c.p_value_adjusted for c in comparisons})
     ci_alpha = alpha / m
@@ -177,7 +178,7 @@ def _compare_metric(spec: MetricSpec, arms: pd.DataFrame, alpha: float, sequenti
     raw = [results[n].p_value for n in names]
     # Holm over the m comparisons; one that has no p-value counts as p = 1 (conservative).
     filled = [1.0 if p is None else p for p in raw] + [1.0] * (m - len(names))
-    adjusted = holm_adjust(filled)[: len(names)]
+    adjusted = (benjamini_hochberg(filled) if correction == "bh" else holm_adjust(filled))[: len(names)]
     return results, {n: (None if p is None else a) for n, p, a in zip(names, raw, adjusted)}
 
 
@@ -253,11 +254,17 @@ def analyse_frame(
     start: date | None = None,
     end: date | None = None,
     plan: ExperimentPlan | None = None,
+    correction: str = "holm",
 ) -> ExperimentAnalysis:
     """``analyse_experiment`` on an already-aggregated ``variant_metrics`` frame (control first).
 
+    ``correction``: "holm" (default, family-wise) or "bh" (Benjamini-Hochberg, false discovery rate) for
+    the p-values across treatments; intervals are at alpha / (arms - 1) either way.
+
     ``plan``: the experiment's recorded plan (planned weights when ``weights`` is None; none: an equal
     split). ``min_sample_size``: below this many members in any arm the verdict is "too early"."""
+    if correction not in ("holm", "bh"):
+        raise ValueError(f"unknown correction {correction!r}; use 'holm' or 'bh'")
     arms = arms[arms["users"] > 0].reset_index(drop=True)
     names = [str(v) for v in arms["variant"]]
     control = names[0] if names else None
@@ -271,7 +278,7 @@ def analyse_frame(
     results: dict[str, dict[str, MetricResult]] = {}
     rows: list[dict[str, Any]] = []
     for spec in METRICS:
-        res, adjusted = _compare_metric(spec, arms, alpha, sequential)
+        res, adjusted = _compare_metric(spec, arms, alpha, sequential, correction)
         results[spec.key] = res
         rows += _metric_rows(spec, arms, res, adjusted)
     srm = srm_check([int(u) for u in arms["users"]], planned)
@@ -403,13 +410,14 @@ def list_from(data: ExperimentData, *, sequential: bool = False, alpha: float = 
 def analyse_from(data: ExperimentData, experiment_id: str, *, sequential: bool = False, alpha: float = 0.05,
                  weights: Mapping[str, float] | Sequence[float] | None = None, mde_relative: float = DEFAULT_MDE,
                  min_sample_size: int = DEFAULT_MIN_SAMPLE_SIZE, control: str | None = None,
-                 plans: PlanLookup | None = None) -> ExperimentAnalysis:
+                 plans: PlanLookup | None = None, correction: str = "holm") -> ExperimentAnalysis:
     """``analyse_experiment`` over the same period, filters and window, from ``data``."""
     plan = (plans or no_plans)(experiment_id)
     arms = _arms(data.aggregates, experiment_id, control, plan)
     return analyse_frame(arms, experiment_id, alpha=alpha, sequential=sequential, weights=weights,
                          mde_relative=mde_relative, min_sample_size=min_sample_size,
-                         window_minutes=data.window_minutes, start=data.start, end=data.end, plan=plan)
+                         window_minutes=data.window_minutes, start=data.start, end=data.end, plan=plan,
+                         correction=correction)
 
 
 def country_breakdown_from(data: ExperimentData, experiment_id: str, top_n: int = 5, *, alpha: float = 0.05,

@@ -37,7 +37,7 @@ def _experiment_filters(filters: Filters | None) -> Filters:
 # USE_EXPOSURES_TABLE = False makes every call read attempt_facts (tests compare both paths).
 USE_EXPOSURES_TABLE = True
 EXPOSURES_TABLE = "_experiment_exposures"
-EXPOSURES_MARK = "switchboard experiment exposures v3"
+EXPOSURES_MARK = "switchboard experiment exposures v4"
 # Valid when nothing but the period and the experiment (constant per member) filters the exposures:
 # every exposure of the member lies in [start, end), so its all-time totals are the answer; or the row
 # is the member's only exposure in the period (both neighbours, in exposure order, outside it).
@@ -137,3 +137,78 @@ def experiment_data(
     return ExperimentData(df, _last_data_day(con) if not df.empty else None, start, end, window_minutes)
 
 
+
+
+# --------------------------------------------------------------------------- #
+# Pre-period covariate (CUPED) and opt-outs per member (issue 19)
+# --------------------------------------------------------------------------- #
+# The pre-period behaviour CUPED adjusts with: public name -> SQL over the member (alias m), counting
+# in [first exposure - $pre_days days, first exposure). The allow-list (never user input).
+_COVARIATES: dict[str, str] = {
+    "conversions": ("(SELECT count(*) FROM conversions c WHERE c.user_id = m.user_id "
+                    "AND c.occurred_at >= m.fx.first_at - to_days(CAST($pre_days AS INTEGER)) "
+                    "AND c.occurred_at < m.fx.first_at)"),
+    "deliveries": ("(SELECT count(*) FROM attempt_facts p WHERE p.user_id = m.user_id AND p.is_delivered "
+                   "AND p.sent_at >= m.fx.first_at - to_days(CAST($pre_days AS INTEGER)) "
+                   "AND p.sent_at < m.fx.first_at)"),
+}
+DEFAULT_PRE_DAYS = 28
+# helper B's replies table (ingest): one row per classified reply; an opt-out counts when it came at
+# or after the member's first exposure (an earlier STOP cannot be the experiment's doing).
+RESPONSES_TABLE = "_response_facts"
+_OPT_OUT = ("EXISTS (SELECT 1 FROM _response_facts r WHERE r.experiment_id = $experiment_id "
+            "AND r.user_id = m.user_id AND r.classification = 'opt_out' AND r.received_at >= m.fx.first_at)")
+PREPERIOD_COLUMNS = ["variant", "segment", "segment_name", "users", "y_sum", "x_sum", "x_sum_squares", "xy_sum",
+                     "pre_users", "opt_out_users"]
+
+
+@dataclass(frozen=True)
+class PrePeriodData:
+    """Per variant and country of the first exposure: the CUPED sums and the opt-out counts.
+
+    ``rows``: ``PREPERIOD_COLUMNS`` (y = the member converted, x = their ``covariate`` count in the
+    ``pre_days`` days before their first exposure); ``has_responses``: whether the warehouse has
+    ``_response_facts`` (without it ``opt_out_users`` is 0 and means "not measured")."""
+
+    experiment_id: str
+    rows: pd.DataFrame
+    covariate: str
+    pre_days: int
+    has_responses: bool
+
+
+def has_responses(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the warehouse has helper B's ``_response_facts`` (replies classified, opt-outs among them)."""
+    return _sql.has_table(con, RESPONSES_TABLE)
+
+
+def preperiod_data(
+    con: duckdb.DuckDBPyConnection,
+    experiment_id: str,
+    *,
+    start: date | None = None,
+    end: date | None = None,
+    filters: Filters | None = None,
+    window_minutes: float | None = None,
+    pre_days: int = DEFAULT_PRE_DAYS,
+    covariate: str = "conversions",
+) -> PrePeriodData:
+    """CUPED sums and opt-outs of ``experiment_id`` (``experiments_preperiod.sql``); same members,
+    conversion definition and filters as ``variant_metrics``. ``pre_days`` (>= 1) is the pre-period
+    length; ``covariate`` is "conversions" (any conversion of the member) or "deliveries" (their
+    delivered attempts, any purpose)."""
+    if covariate not in _COVARIATES:
+        raise ValueError(f"Unknown covariate {covariate!r}; allowed: {', '.join(_COVARIATES)}")
+    if int(pre_days) < 1:
+        raise ValueError("pre_days must be at least 1 (the days before first exposure CUPED reads)")
+    where, params = _sql.where_for("attempt_facts", start or _ALL_TIME[0], end or _ALL_TIME[1],
+                                   _experiment_filters(filters), alias="a")
+    responses = has_responses(con)
+    sql = _sql.render("experiments_preperiod", where=where, covariate=_COVARIATES[covariate],
+                      opt_out=_OPT_OUT if responses else "CAST(NULL AS BOOLEAN)")
+    params.update(experiment_id=experiment_id, pre_days=int(pre_days),
+                  window_minutes=None if window_minutes is None else float(window_minutes))
+    df = con.execute(sql, params).df()
+    for c in PREPERIOD_COLUMNS[3:]:
+        df[c] = pd.to_numeric(df[c]).fillna(0).astype("int64")
+    return PrePeriodData(experiment_id, df[PREPERIOD_COLUMNS], covariate, int(pre_days), responses)

@@ -98,6 +98,7 @@ from switchboard.analytics.experiments_stats.bayesian import (
     DEFAULT_PRIOR_VARIANCE,
     RISK_EXPLAINED,
     BayesianResult,
+    bayesian_from_estimate,
     bayesian_proportion_test,
 )
 from switchboard.analytics.experiments_stats.cuped import (
@@ -177,6 +178,7 @@ __all__ = [
     "SrmResult",
     "VariantComparison",
     "Verdict",
+    "bayesian_from_estimate",
     "bayesian_proportion_test",
     "benjamini_hochberg",
     "chance_to_win",

@@ -109,13 +109,51 @@ def bayesian_proportion_test(
     if data_variance <= 0:
         notes.insert(0, "Neither arm varies, so the posterior of the lift cannot be estimated.")
         return _empty_bayesian(p_c, p_t, prior, alpha, higher_is_better, notes)
-    mean, sd = _gaussian_posterior(data_mean, data_variance, prior_mean, prior_variance, proper)
+    return bayesian_from_estimate(
+        data_mean,
+        data_variance,
+        control_rate=p_c,
+        treatment_rate=p_t,
+        prior_mean=prior_mean,
+        prior_variance=prior_variance,
+        proper=proper,
+        higher_is_better=higher_is_better,
+        alpha=alpha,
+        note=" ".join(notes),
+    )
+
+
+def bayesian_from_estimate(
+    lift: float,
+    variance: float,
+    *,
+    control_rate: float,
+    treatment_rate: float,
+    prior_mean: float = DEFAULT_PRIOR_MEAN,
+    prior_variance: float = DEFAULT_PRIOR_VARIANCE,
+    proper: bool = True,
+    higher_is_better: bool = True,
+    alpha: float = DEFAULT_ALPHA,
+    note: str = "",
+) -> BayesianResult:
+    """The Bayesian readout from any relative-lift estimate and its variance (the data likelihood).
+
+    ``bayesian_proportion_test`` passes the delta-method lift of two rates; the Experiments page
+    passes the CUPED-adjusted lift and its (smaller) variance, as gbstats does when regression
+    adjustment is on.  Same prior, posterior, chance to win and risk as described there.
+    """
+    _check_alpha(alpha)
+    if proper and not prior_variance > 0:
+        raise ValueError("prior_variance must be positive for a proper prior")
+    if not variance > 0:
+        raise ValueError("the variance of the lift must be positive")
+    mean, sd = _gaussian_posterior(lift, variance, prior_mean, prior_variance, proper)
     half_width = fixed_critical_z(alpha) * sd
     gain, loss = _positive_part_mean(mean, sd), _positive_part_mean(-mean, sd)
     risk_control, risk_treatment = (gain, loss) if higher_is_better else (loss, gain)
     return BayesianResult(
-        control_rate=p_c,
-        treatment_rate=p_t,
+        control_rate=control_rate,
+        treatment_rate=treatment_rate,
         expected=mean,
         ci_low=mean - half_width,
         ci_high=mean + half_width,
@@ -128,7 +166,7 @@ def bayesian_proportion_test(
         proper=proper,
         alpha=alpha,
         higher_is_better=higher_is_better,
-        note=" ".join(notes),
+        note=note,
     )
 
 
