@@ -193,6 +193,12 @@ TEMPLATES: dict[str, dict[str, str]] = {
         "es": "Acme: 20% de descuento en Premium esta semana. Mejora en acme.example/up. Responde STOP para salir.",
         "pt": "Acme: 20% de desconto no Premium so esta semana. Acesse acme.example/up. Responda SAIR para sair.",
     },
+    # The treatment of exp_mkt_urgency: pushy, and members answer it with STOP.
+    "mkt_promo_urgent": {
+        "en": "LAST CHANCE!!! Acme Premium 20% off ends TONIGHT [code SAVE20] acme.example/up Reply STOP to opt out",
+        "es": "ULTIMA OPORTUNIDAD: 20% en Acme Premium termina HOY. acme.example/up Responde STOP para salir.",
+        "pt": "ULTIMA CHANCE: 20% no Acme Premium acaba HOJE. acme.example/up Responda SAIR para sair.",
+    },
     "appt_reminder": {
         "en": "Reminder: your Acme appointment is tomorrow at 10:00. Reply C to confirm or R to reschedule.",
         "es": "Recordatorio: tu cita de Acme es manana a las 10:00. Responde C para confirmar.",

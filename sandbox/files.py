@@ -94,7 +94,10 @@ def write_bulk_export(world: World, directory: Path, account_sid: str | None = N
     m = world.messages
     acct = account_sid or world.accounts[0]["sid"]
     ai = world.account_sids.index(acct)
-    m = m[m["account_idx"].to_numpy() == ai]
+    keep = m["account_idx"].to_numpy() == ai
+    if "direction" in m.columns:  # outbound only: the ingest's BulkExport source reads outbound messages
+        keep &= m["direction"].to_numpy() != "inbound"
+    m = m[keep]
     frame = pd.DataFrame({"_ms": m["date_created"].to_numpy() * 1000})
     written = []
     bodies = world.messages.attrs["bodies"]

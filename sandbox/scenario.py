@@ -38,6 +38,7 @@ class Experiment:
     conversion_lift: float = 0.0  # absolute lift of P(convert | delivered) for the treatment in the region
     delivery_lift: float = 0.0  # absolute change of the delivery rate for the treatment in the region
     treatment_sender: str | None = None  # "alpha": the treatment sends from an alphanumeric sender ID
+    opt_out_multiplier: float = 1.0  # the treatment's members reply with opt-out keywords this many times as often
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,10 @@ DEFAULT_EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("exp_alpha_sender", "verification", ("long_code", "alpha_sender"), ("ver_code", "ver_code"),
                countries=("IN", "PK", "BD"), region_name="South Asia", delivery_lift=-0.08,
                treatment_sender="alpha"),
+    # Issue 18: an urgent marketing wording converts a little better and makes three times as many
+    # members reply STOP: the opt-out guardrail must stop it shipping.
+    Experiment("exp_mkt_urgency", "marketing", ("control", "urgent"), ("mkt_promo", "mkt_promo_urgent"),
+               conversion_lift=0.01, opt_out_multiplier=3.0),
 )
 DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
     AccountSpec("Acme Production", 0.85),
@@ -79,7 +84,8 @@ class Scenario:
     accounts: tuple[AccountSpec, ...] = DEFAULT_ACCOUNTS
     fallback_rate: float = 0.6  # share of failed OTP SMS that fall back to a voice call (calls permitting)
     other_channels_share: float = 0.12  # push/email attempts, relative to SMS, in the send log
-    opt_out_share: float = 0.006  # members who replied STOP: every SMS to them fails with 21610
+    opt_out_share: float = 0.006  # members who replied STOP before the history: every SMS to them fails with 21610
+    replies: bool = True  # members reply (STOP, START, HELP, free text): inbound messages; see sandbox/replies.py
 
     def end_datetime(self) -> datetime:
         if self.end is None:
@@ -102,6 +108,7 @@ class World:
     conversions: pd.DataFrame
     ground_truth: dict[str, Any]
     salts: dict[str, int] = field(default_factory=dict)  # sid salts for messages / calls
+    opted_out: set[tuple[int, str]] = field(default_factory=set)  # (member row, our number) opted out at the end
 
     @property
     def account_sids(self) -> list[str]:

@@ -19,10 +19,18 @@ def _rate(mask_num: np.ndarray, mask_den: np.ndarray) -> float | None:
     return None if d == 0 else round(float((mask_num & mask_den).sum()) / d, 4)
 
 
+def outbound(world: World) -> pd.DataFrame:
+    """The world's outbound SMS (its messages without the members' replies)."""
+    m = world.messages
+    if "direction" not in m.columns:
+        return m
+    return m[m["direction"].to_numpy() != "inbound"]
+
+
 def ground_truth(world: World) -> dict[str, Any]:
     """What the world holds, for tests and the demo to check analyses against."""
     sc = world.scenario
-    m = world.messages
+    m = outbound(world)
     status = m["status"].astype(object).to_numpy()
     err = m["error_code"].to_numpy()
     country = m["country"].astype(object).to_numpy()
@@ -38,6 +46,7 @@ def ground_truth(world: World) -> dict[str, Any]:
         "end": world.end.isoformat().replace("+00:00", "Z"),
         "days": sc.days,
         "messages": len(m),
+        "inbound_messages": len(world.messages) - len(m),
         "calls": len(calls),
         "send_log_events": len(world.send_log),
         "conversions": len(world.conversions),
@@ -63,6 +72,7 @@ def ground_truth(world: World) -> dict[str, Any]:
             },
         },
         "opted_out_members": int(world.users["opted_out"].sum()),
+        "responses": response_truth(world),
         # Built into every world rather than injected: true, and findable, but not incidents.
         "known_issues": _known_issues(world),
     }
@@ -70,7 +80,7 @@ def ground_truth(world: World) -> dict[str, Any]:
 
 def _incident_truth(world: World, inc: Incident) -> dict[str, Any]:
     """The incident's settings, its start date and the error rates it caused (and did not cause)."""
-    sc, m = world.scenario, world.messages
+    sc, m = world.scenario, outbound(world)
     day = (m["date_created"].to_numpy() - int(world.start.timestamp())) // 86400
     err = m["error_code"].to_numpy()
     country = m["country"].astype(object).to_numpy()
@@ -98,7 +108,7 @@ def _incident_truth(world: World, inc: Incident) -> dict[str, Any]:
 def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
     """The experiment's settings, its true conversion rates and the observed rates per arm,
     inside and outside its region."""
-    m = world.messages
+    m = outbound(world)
     country = m["country"].astype(object).to_numpy()
     delivered = m["status"].astype(object).to_numpy() == "delivered"
     converted = m["converted"].to_numpy()
@@ -119,11 +129,49 @@ def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
         exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
     }
     entry["observed"] = arms
+    if exp.opt_out_multiplier != 1.0:
+        entry["observed_opt_out_rate"] = _opt_out_rates(world, ei, exp)
     return entry
 
 
-def _known_issues(world: World) -> list[dict[str, Any]]:
+def _opt_out_rates(world: World, ei: int, exp: Experiment) -> dict[str, float | None]:
+    """Per variant: opt-out replies per delivered message of the arm (the reply's linked message)."""
     m = world.messages
+    if "direction" not in m.columns:
+        return {}
+    out = m["direction"].to_numpy() != "inbound"
+    delivered = out & (m["status"].astype(object).to_numpy() == "delivered")
+    stops = np.zeros(len(m), dtype=bool)
+    kind = m["reply_kind"].astype(object).to_numpy()
+    to = m["reply_to"].to_numpy()
+    hit = (kind == "opt_out") & (to >= 0)
+    stops[to[hit]] = True
+    e_idx, v_idx = m["experiment_idx"].to_numpy(), m["variant_idx"].to_numpy()
+    return {v: _rate(stops, delivered & (e_idx == ei) & (v_idx == vi)) for vi, v in enumerate(exp.variants)}
+
+
+def response_truth(world: World) -> dict[str, Any]:
+    """The replies the world holds: counts per kind, opt-outs by purpose, and who is opted out at the end."""
+    m = world.messages
+    if "direction" not in m.columns:
+        return {"inbound": 0}
+    inbound = m["direction"].to_numpy() == "inbound"
+    kind = m["reply_kind"].astype(object).to_numpy()[inbound]
+    linked = m["reply_to"].to_numpy()[inbound]
+    purpose = m["purpose"].astype(object).to_numpy()[inbound]
+    return {
+        "inbound": int(inbound.sum()),
+        "by_kind": {str(k): int(v) for k, v in pd.Series(kind).value_counts().items()},
+        "unlinked": int((linked < 0).sum()),
+        "opt_outs_by_purpose": {str(k): int(v) for k, v in
+                                pd.Series(purpose[kind == "opt_out"]).value_counts().items()},
+        "opted_out_at_end": len(world.opted_out),
+        "blocked_by_opt_out": int(((m["error_code"].to_numpy() == 21610) & ~inbound).sum()),
+    }
+
+
+def _known_issues(world: World) -> list[dict[str, Any]]:
+    m = outbound(world)
     err = m["error_code"].to_numpy()
     us = m["country"].astype(object).to_numpy() == "US"
     sender = _unregistered_sender(world)

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from switchboard.core.segments import segment_info as _segment_info
-from switchboard.sandbox import catalog
+from switchboard.sandbox import catalog, replies
 from switchboard.sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
 from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_bulk_export, write_send_logs
 from switchboard.sandbox.numbers import draw_numbers
@@ -156,18 +156,44 @@ def generate(
     senders = _senders(scenario.seed, accounts)  # its own generators: ``ctx.rng`` is not drawn from
     say(f"messages: {n_sms:,}")
     msgs = _make_messages(ctx, users, senders)
+    # Replies first: an opt-out turns that member's later SMS from that number into 21610 failures,
+    # which the calls (fallbacks) and conversions that follow must see. Own generators: see replies.py.
+    reply_draw = (replies.draw_replies(scenario.seed, users, msgs, senders, scenario.experiments, t1)
+                  if scenario.replies else None)
     say(f"calls: {scenario.calls:,}")
     calls = _make_calls(ctx, users, msgs, senders)
     say("send logs and conversions")
     send_log, conversions, converted = _make_send_log(ctx, users, msgs, calls)
     msgs["converted"] = converted  # ground truth: this SMS attempt led to a conversion
+    if reply_draw is not None:
+        msgs = _merge_replies(reply_draw, users, msgs, calls, send_log, conversions, _salt(scenario.seed, "SM"))
     world = World(
         scenario=scenario, start=start, end=end, accounts=accounts, senders=senders, users=users,
         messages=msgs, calls=calls, send_log=send_log, conversions=conversions, ground_truth={},
         salts={"SM": _salt(scenario.seed, "SM"), "CA": _salt(scenario.seed, "CA")},
+        opted_out=reply_draw.opted_out if reply_draw is not None else set(),
     )
     world.ground_truth = ground_truth(world)
     return world
+
+
+def _merge_replies(reply_draw: replies.Replies, users: pd.DataFrame, msgs: pd.DataFrame, calls: pd.DataFrame,
+                   send_log: pd.DataFrame, conversions: pd.DataFrame, salt: int) -> pd.DataFrame:
+    """Outbound and inbound messages in one time-ordered frame (a message's sid is its row), with every
+    reference to an outbound row or sid (fallback calls, send log, conversions) moved to its new row."""
+    inbound = replies.inbound_frame(reply_draw, users, msgs, segment_info)
+    merged, new_row = replies.merge(msgs, inbound, salt)
+    fb = calls["fallback_of_msg"].to_numpy()
+    calls["fallback_of_msg"] = np.where(fb >= 0, new_row[np.maximum(fb, 0)], -1)
+    sms = (send_log["channel"] == "sms").to_numpy()
+    if sms.any():
+        old = send_log.loc[sms, "event_id"].str.slice(5).astype(np.int64).to_numpy()
+        sids = merged["sid"].to_numpy()
+        send_log.loc[sms, "provider_sid"] = sids[new_row[old]]
+    att = conversions["_attempt"].to_numpy()
+    is_sms = att < (1 << 40)
+    conversions["_attempt"] = np.where(is_sms, new_row[np.where(is_sms, att, 0)] if len(new_row) else att, att)
+    return merged
 
 
 def _country_mix(scenario: Scenario) -> tuple[list[str], np.ndarray]:

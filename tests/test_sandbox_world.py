@@ -44,7 +44,8 @@ def test_small_world_is_instant():
     t = time.process_time()
     w = generate(Scenario(seed=11, messages=1000, calls=100, days=7, end=END))
     assert time.process_time() - t < 0.6
-    assert len(w.messages) == 1000 and len(w.calls) == 100
+    outbound = (w.messages["direction"] != "inbound").sum()  # the rest are members' replies (issue 18)
+    assert outbound == 1000 and len(w.calls) == 100
 
 
 def test_same_seed_same_world_and_other_seed_differs(small):
@@ -60,8 +61,12 @@ def test_same_seed_same_world_and_other_seed_differs(small):
 
 
 def test_every_number_is_valid_and_in_its_country(small):
+    out = small.messages[small.messages["direction"] != "inbound"]
+    inbound = small.messages[small.messages["direction"] == "inbound"]
+    assert len(inbound)  # members' replies: From is the member, in the member's country
     pairs = pd.concat([
-        small.messages[["to", "country"]].astype(object),
+        out[["to", "country"]].astype(object),
+        inbound[["from", "country"]].rename(columns={"from": "to"}).astype(object),
         small.calls[["to", "country"]].astype(object),
     ]).drop_duplicates()
     for number, country in pairs.itertuples(index=False):
@@ -92,7 +97,8 @@ def test_segments_and_encoding_match_twilio_rules(small):
         info = segment_info(message_body(small, i))
         assert (info.encoding, info.segments) == (m["encoding"].iat[i], int(m["num_segments"].iat[i]))
     assert {"GSM-7", "UCS-2"} <= set(m["encoding"].astype(object))
-    alert = m[(m["template_id"] == "alert_login") & m["locale"].astype(str).str.startswith("en")]
+    alert = m[(m["template_id"] == "alert_login") & m["locale"].astype(str).str.startswith("en")
+              & (m["direction"] != "inbound")]
     if len(alert):  # smart quotes force UCS-2 onto English
         assert (alert["encoding"] == "UCS-2").all()
 
@@ -168,7 +174,7 @@ def test_send_logs_in_every_format(small, tmp_path):
         assert log["sent_at"].astype(str).str.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z").all()
         assert set(log["channel"]) == {"sms", "voice", "push", "email"}
         sms_sids = set(log.loc[log["channel"] == "sms", "provider_sid"])
-        assert sms_sids == set(small.messages["sid"])
+        assert sms_sids == set(small.messages.loc[small.messages["direction"] != "inbound", "sid"])
         assert log.loc[log["channel"].isin(["push", "email"]), "provider_sid"].isna().all()
         conv = pd.concat([pd.read_json(p, lines=True, dtype=False) if fmt == "jsonl"
                           else pd.read_csv(p, dtype=str) if fmt == "csv" else pd.read_parquet(p)
@@ -185,7 +191,7 @@ def test_bulk_export_day_files(small, tmp_path):
     for p in paths:
         with gzip.open(p, "rt", encoding="utf-8") as fh:
             rows += [json.loads(line) for line in fh]
-    main = small.messages[small.messages["account_idx"] == 0]
+    main = small.messages[(small.messages["account_idx"] == 0) & (small.messages["direction"] != "inbound")]
     assert len(rows) == len(main)
     assert {r["sid"] for r in rows} == set(main["sid"])
     r = rows[0]

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from switchboard.sandbox.api.accounts import MAGIC_VALID_FROM, Accounts
 from switchboard.sandbox.api.callbacks import CallbackDispatcher, message_callbacks
@@ -30,14 +31,15 @@ _NULL = "null"
 # A message serialised by string formatting: list pages render about three times faster
 # this way than through dicts and json.dumps. Same keys and order as ``message_json``.
 _MSG_TEMPLATE = (
-    '{"body": "%s", "num_segments": "%d", "direction": "outbound-api", "from": "%s", "to": "%s", '
+    '{"body": "%s", "num_segments": "%d", "direction": "%s", "from": "%s", "to": "%s", '
     '"date_updated": "%s", "price": %s, "error_message": %s, "uri": "%s.json", "account_sid": "%s", '
     '"num_media": "0", "status": "%s", "messaging_service_sid": %s, "sid": "%s", "date_sent": %s, '
     '"date_created": "%s", "error_code": %s, "price_unit": "USD", "api_version": "2010-04-01", '
     '"subresource_uris": {"media": "%s/Media.json", "feedback": "%s/Feedback.json"}}'
 )
 _TEMPLATE_COLUMNS = ("account_idx", "date_created", "status", "error_code", "to", "from", "messaging_service_sid",
-                     "body_key", "code", "num_segments", "price")
+                     "body_key", "code", "num_segments", "price", "direction")
+OUTBOUND = "outbound-api"
 
 
 def money(v: float) -> str:
@@ -56,7 +58,14 @@ class Messages:
         self.rng = rng
         self.accounts = accounts
         self.callbacks = callbacks
-        self.store = Store("SM", world.salts["SM"], world.messages, _COLUMNS)
+        frame = world.messages
+        if "direction" not in frame.columns:  # a world without replies: every message is outbound
+            frame = frame.assign(direction=pd.Categorical([OUTBOUND] * len(frame)))
+        self.store = Store("SM", world.salts["SM"], frame, {**_COLUMNS, "direction": "cat"})
+        # (member number, our number) pairs opted out: a send from that number to that member is refused
+        # with 21610, as Twilio refuses it, until the member opts back in (issue 18).
+        numbers = world.users["number"].to_numpy()
+        self.opted_out: set[tuple[str, str]] = {(str(numbers[u]), frm) for u, frm in world.opted_out}
         self.bodies: list[str] = world.messages.attrs.get("bodies", [])
         self._bodies_json: list[tuple[str, str, bool]] | None = None
 
@@ -118,13 +127,13 @@ class Messages:
                     created=rec["date_created"], sent=rec["date_sent"], final=rec["final_at"],
                     final_status=rec["status"], error=rec["error_code"], to=rec["to"], frm=rec["from"],
                     mg=rec["messaging_service_sid"], body=rec["body"], segments=rec["num_segments"],
-                    price=rec["price"], now=now,
+                    price=rec["price"], now=now, direction=rec.get("direction", OUTBOUND),
                 )
         return [out[i] for i in ids]
 
     def _render_history(self, hist: np.ndarray, now: float) -> list[dict[str, Any]]:
         r = self.store
-        cols = {k: r.cols[k][hist].tolist() for k in _COLUMNS}
+        cols = {k: r.cols[k][hist].tolist() for k in (*_COLUMNS, "direction")}
         cats, acct_sids, bodies = r.cats, self.world.account_sids, self.bodies
         sids = sid_list(r.prefix, hist, r.salt)
         return [
@@ -136,6 +145,7 @@ class Messages:
                 mg=cats["messaging_service_sid"][cols["messaging_service_sid"][k]],
                 body=bodies[cols["body_key"][k]].replace("{code}", str(cols["code"][k])),
                 segments=cols["num_segments"][k], price=cols["price"][k], now=now,
+                direction=cats["direction"][cols["direction"][k]],
             )
             for k in range(hist.size)
         ]
@@ -167,6 +177,7 @@ class Messages:
         cols = {k: c[k][hist].tolist() for k in _TEMPLATE_COLUMNS}
         sent, final = sent.tolist(), final.tolist()
         status_names, to_names, from_names = r.cats["status"], r.cats["to"], r.cats["from"]
+        directions = r.cats["direction"]
         mg_json, bodies, acct_sids = r.json_cats("messaging_service_sid"), self._json_bodies(), self.world.account_sids
         sids = sid_list(r.prefix, hist, r.salt)
         out = []
@@ -187,7 +198,7 @@ class Messages:
                 date_sent = '"' + rfc2822(sent[j]) + '"' if st == 1 else _NULL
                 price, err_msg, err_code = _NULL, _NULL, _NULL
             out.append(_MSG_TEMPLATE % (
-                body, cols["num_segments"][j], from_names[cols["from"][j]], to_names[cols["to"][j]],
+                body, cols["num_segments"][j], directions[cols["direction"][j]], from_names[cols["from"][j]], to_names[cols["to"][j]],
                 rfc2822(updated), price, err_msg, uri, acct, status, mg_json[cols["messaging_service_sid"][j]],
                 sid, date_sent, rfc2822(created), err_code, uri, uri,
             ))
@@ -259,7 +270,10 @@ class Messages:
         country = country_of(to)
         if country is None:
             raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
-        return to, frm or allowed["from"][1], mg, body, country
+        frm = frm or allowed["from"][1]
+        if (to, frm) in self.opted_out:
+            raise ApiError(400, 21610, "Attempt to send to unsubscribed recipient")
+        return to, frm, mg, body, country
 
     def _draw_outcome(self, to: str, prof) -> tuple[str, int, float]:
         """(final status, error code, seconds to the delivery receipt) of a created message.
@@ -276,7 +290,7 @@ class Messages:
 
 
 def message_json(*, sid, account_sid, created, sent, final, final_status, error, to, frm, mg, body, segments,
-                 price, now) -> dict[str, Any]:
+                 price, now, direction: str = OUTBOUND) -> dict[str, Any]:
     """One message as the API shows it at ``now``: queued before ``sent``, sent before ``final``."""
     if now < sent:
         status, date_sent, updated, price_s, err = "queued", None, created, None, 0
@@ -289,7 +303,7 @@ def message_json(*, sid, account_sid, created, sent, final, final_status, error,
     return {
         "body": body,
         "num_segments": str(segments),
-        "direction": "outbound-api",
+        "direction": direction,
         "from": frm,
         "to": to,
         "date_updated": rfc2822(updated),
