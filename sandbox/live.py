@@ -118,6 +118,7 @@ class _WorldView:
         self.numbers = users["number"].to_numpy()
         self.locale = users["locale"].astype(object).to_numpy()
         self.opted_out = users["opted_out"].to_numpy()
+        self.opted_pairs = world.opted_out  # (member row, our number) opted out by a reply in the history
         prefers = np.flatnonzero(users["prefers_voice"].to_numpy())
         self.voice_pool = prefers if prefers.size else np.arange(len(users))
         hist_fallbacks = int((world.calls["fallback_of_msg"].to_numpy() >= 0).sum()) if len(world.calls) else 0
@@ -242,6 +243,9 @@ class LiveTraffic:
         _apply_incidents(ctx, v.users, sends, error)
         self._apply_live_incidents(rng, ts, cidx, error)
         error[v.opted_out[user]] = 21610  # an opted-out member is refused before any carrier sees it
+        if v.opted_pairs:  # and so is one who replied STOP to that number (issue 18)
+            names = v.sender_names[sender]
+            error[[(int(u), str(f)) in v.opted_pairs for u, f in zip(user, names)]] = 21610
         status_code = np.zeros(n, dtype=np.int8)  # 0 delivered, 1 undelivered, 2 failed
         status_code[error > 0] = 1
         status_code[np.isin(error, [c for c, (st, _) in ERRORS.items() if st == "failed"])] = 2
