@@ -47,7 +47,7 @@ Columns: see FINDING_COLUMNS and ``what_changed``'s docstring.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
@@ -89,12 +89,13 @@ class Thresholds:
     correction: str = "bonferroni"
 
 
-def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 28, filters: Filters | None = None,
+def what_changed(con, *, end: date | datetime, recent_days: int = 7, baseline_days: int = 28,
+                 filters: Filters | None = None,
                  alpha: float = 0.01, min_effect: float = 0.02, min_ratio: float = 1.5, min_lost: float = 10,
                  min_cost_ratio: float = 1.2, min_cost_added: float = 5.0, persistent: bool = True,
                  persistent_min_effect: float = 0.05, persistent_min_ratio: float = 5.0,
                  explain_share: float = 0.75, max_findings: int = 20,
-                 correction: str = "bonferroni") -> pd.DataFrame:
+                 correction: str = "bonferroni", since: datetime | None = None) -> pd.DataFrame:
     """Statistically real and large changes in SMS delivery and cost, most harmful first.
 
     Recent period: the ``recent_days`` days ending on ``end`` (inclusive); baseline: the
@@ -115,6 +116,10 @@ def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 2
     Benjamini–Hochberg), onset (first day of the change;
     NULL for persistent errors), sentence (plain English), what_to_do (error
     catalogue advice).
+
+    ``since`` (an instant) makes the recent period ``[since, end)`` with ``end`` an instant too,
+    and the baseline the ``baseline_days`` before ``since``: the alerts' hours-long window
+    (switchboard.alerts), read from the facts since a rollup holds whole days only.
     """
     if correction not in ("bonferroni", "bh"):
         raise ValueError("correction must be 'bonferroni' or 'bh'")
@@ -122,7 +127,12 @@ def what_changed(con, *, end: date, recent_days: int = 7, baseline_days: int = 2
                     persistent_min_ratio, explain_share, correction)
     if recent_days < 1 or baseline_days < 1:
         raise ValueError("recent_days and baseline_days must be >= 1")
-    recent_start = end - timedelta(days=recent_days - 1)
+    if since is not None:
+        if not isinstance(end, datetime) or not since < end:
+            raise ValueError("with since, end must be a later instant (datetime)")
+        recent_start: date | datetime = since
+    else:
+        recent_start = end - timedelta(days=recent_days - 1)
     base_start = recent_start - timedelta(days=baseline_days)
     cells_sql, params = _sql.counted_sql(con, "insights_cells", base_start, end, filters, split_at=recent_start)
     raw = {k: np.ma.filled(v, np.nan) if v.dtype.kind == "f" else np.ma.filled(v) for k, v in
@@ -474,7 +484,8 @@ def _date(chosen: pd.DataFrame, daily: dict[int, pd.DataFrame], recent_start: da
             out.at[i, "onset"] = onset
             continue
         before, after = series.iloc[:k].sum(), series.iloc[k:].sum()
-        recent = series[series.index >= recent_start].sum()
+        first_recent = recent_start.date() if isinstance(recent_start, datetime) else recent_start
+        recent = series[series.index >= first_recent].sum()
         t = two_proportion_z(after["failed"], after["final"], before["failed"], before["final"], "greater")
         p1, p0, p = float(t.p1), float(t.p0), float(t.p_value)
         lost = recent["failed"] - p0 * recent["final"] if np.isfinite(p0) else np.nan

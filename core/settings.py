@@ -49,11 +49,35 @@ class Settings:
     min_sample_size: int = field(
         default=100, metadata={"help": "Fewer units than this per arm and an A/B result is shown as too early."}
     )
+    experiment_pre_days: int = field(
+        default=28,
+        metadata={"help": "CUPED pre-period: days before a member's first exposure whose conversions adjust the test."},
+    )
+    experiment_min_days: int = field(
+        default=7, metadata={"help": "An A/B test runs at least this many days before the decision card says Ship."}
+    )
     cache_ttl_seconds: int = field(default=300, metadata={"help": "Dashboard result cache lifetime."})
     web_send: bool = field(
         default=False,
         metadata={"help": "1 lets the dashboard's Send page send (to its server-side allow-list); off by default."},
     )
+    # Alerts (switchboard.alerts): where notifications go when alerts.toml names no channel. The webhook URL
+    # (a Slack one carries its token in the path) and the SMTP password are secrets: repr and --settings hide them.
+    alerts_file: str = field(
+        default="alerts.toml", metadata={"help": "Alert rules and channels (optional; built-in rules without it)."})
+    alert_webhook_url: str = field(
+        default="", repr=False,
+        metadata={"help": "POST each alert here (Slack incoming webhook or any JSON receiver).", "secret": True})
+    alert_webhook_format: str = field(
+        default="slack", metadata={"help": "Webhook payload: slack (text + blocks) or json (every alert field)."})
+    alert_email_to: str = field(default="", metadata={"help": "E-mail alerts to these addresses (comma-separated)."})
+    alert_email_from: str = field(default="switchboard@localhost", metadata={"help": "From address of alert e-mail."})
+    smtp_host: str = field(default="localhost", metadata={"help": "SMTP server for alert e-mail."})
+    smtp_port: int = field(default=25, metadata={"help": "SMTP port (587 with smtp_starttls=1)."})
+    smtp_user: str = field(default="", metadata={"help": "SMTP login, if the server needs one."})
+    smtp_password: str = field(
+        default="", repr=False, metadata={"help": "SMTP password (secret: never printed).", "secret": True})
+    smtp_starttls: bool = field(default=False, metadata={"help": "1 upgrades the SMTP connection with STARTTLS."})
 
     @property
     def ingest_db_path(self) -> Path:
@@ -106,5 +130,7 @@ def settings_help() -> str:
     lines = []
     for f in fields(Settings):
         default = f.default_factory() if callable(f.default_factory) else f.default  # type: ignore[misc]
-        lines.append(f"SWITCHBOARD_{f.name.upper():<28} {str(default):<40} {f.metadata.get('help', '')}")
+        if f.metadata.get("secret"):
+            default = "(secret, not shown)" if os.environ.get(f"SWITCHBOARD_{f.name.upper()}") else "(unset)"
+        lines.append(f"SWITCHBOARD_{f.name.upper():<28} {default!s:<40} {f.metadata.get('help', '')}")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ tests/test_layering.py:
 
 * ``core`` imports no other layer;
 * ``sandbox``, ``ingest``, ``sender`` and ``analytics`` import only ``core``;
-* ``dashboard`` imports ``core``, ``analytics`` and the sender's public API ``switchboard.sender.api``;
+* ``alerts`` imports ``core`` and ``analytics``;
+* ``dashboard`` imports ``core``, ``analytics``, ``alerts`` and the sender's public API ``switchboard.sender.api``;
 * ``switchboard`` (cli, demo, docs) is the top: it may import anything, and nothing imports it.
 """
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PARTS = ("core", "sandbox", "ingest", "sender", "analytics", "dashboard", "data", "examples")
+PARTS = ("core", "sandbox", "ingest", "sender", "analytics", "alerts", "dashboard", "data", "examples")
 TOP = "switchboard"
 LAYERS = (*PARTS, TOP)
 ALLOWED: dict[str, frozenset[str]] = {
@@ -38,7 +39,8 @@ ALLOWED: dict[str, frozenset[str]] = {
     "ingest": frozenset({"core"}),
     "sender": frozenset({"core"}),
     "analytics": frozenset({"core"}),
-    "dashboard": frozenset({"core", "analytics", "sender"}),  # sender: only switchboard.sender.api
+    "alerts": frozenset({"core", "analytics"}),  # issue 17: rules over the analytics, state in the ingest DB
+    "dashboard": frozenset({"core", "analytics", "alerts", "sender"}),  # sender: only switchboard.sender.api
     TOP: frozenset(LAYERS),
 }
 SENDER_PUBLIC = "switchboard.sender.api"

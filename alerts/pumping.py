@@ -1,0 +1,195 @@
+"""SMS pumping watch: artificially inflated OTP traffic to a few number prefixes.
+
+Per destination country and number prefix (the country calling code and the national destination code
+plus one digit, lengths from phonenumbers), over the one-time-code purposes (verification, password reset,
+login, OTP, 2FA), recent window against baseline:
+
+* **volume**: recent OTP SMS against the baseline rate scaled to the window; a one-sided Poisson test,
+  Benjamini-Hochberg over every prefix checked. Real when q <= alpha, at least ``min_ratio`` times the
+  expected count and at least ``min_impact`` messages above it;
+* **conversion**: the share of those OTP sends the member used (attempt_facts.converted) against the
+  country's baseline: pumped codes are never used;
+* **new members**: the share of recent recipients (user_id) never seen before the window;
+* **sequential numbers**: the share of recent numbers within 10 of another recent number of the prefix.
+
+A prefix is suspected when its volume is real and at least two of the three other signals agree
+(conversion below half the country's, over half new members, over 30 % sequential numbers). One alert per
+country lists its suspected prefixes: the prefixes to block.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+from scipy.stats import poisson
+
+from switchboard.alerts import findings as fmt
+from switchboard.alerts.findings import Finding
+from switchboard.alerts.rules import Rule
+from switchboard.analytics.stats_basic import benjamini_hochberg
+
+OTP_PURPOSE = ("(purpose ILIKE '%verif%' OR purpose ILIKE '%password%' OR purpose ILIKE '%otp%' "
+               "OR purpose ILIKE '%login%' OR purpose ILIKE '%2fa%')")
+NEAR = 10  # numbers this close count as sequential
+CONVERSION_DROP = 0.5
+NEW_SHARE = 0.5
+SEQUENTIAL_SHARE = 0.3
+
+
+def prefix_length(numbers: list[str]) -> int | None:
+    """Characters of an E.164 number that make its prefix: '+', calling code, destination code, one digit."""
+    lengths = []
+    for n in numbers:
+        try:
+            p = phonenumbers.parse(n, None)
+        except phonenumbers.NumberParseException:
+            continue
+        ndc = phonenumbers.length_of_national_destination_code(p) or 2
+        lengths.append(1 + len(str(p.country_code)) + ndc + 1)
+    return Counter(lengths).most_common(1)[0][0] if lengths else None
+
+
+def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
+    end = as_of + timedelta(microseconds=1)
+    recent = end - timedelta(hours=rule.recent_hours)
+    base = recent - timedelta(days=rule.baseline_days)
+    lengths = _prefix_lengths(con, rule, recent, end)
+    if lengths.empty:
+        return []
+    cells = _cells(con, lengths, base, recent, end)
+    if cells.empty:
+        return []
+    hours0 = rule.baseline_days * 24
+    cells["expected"] = np.maximum(cells["n0"], 0.5) * rule.recent_hours / hours0
+    cells["p"] = poisson.sf(cells["n1"] - 1, cells["expected"])
+    cells["q"] = benjamini_hochberg(cells["p"].to_numpy(float))
+    cells["excess"] = cells["n1"] - cells["n0"] * rule.recent_hours / hours0
+    loud = cells[(cells["q"] <= rule.alpha) & (cells["n1"] >= rule.min_ratio * cells["expected"])
+                 & (cells["excess"] >= rule.min_impact)]
+    if loud.empty:
+        return []
+    loud = _signals(con, loud, recent, end)
+    suspected = loud[loud["signals"] >= 2]
+    names = dict(con.execute("SELECT iso2, name FROM countries").fetchall())
+    return [_finding(rule, country, group, names.get(country), recent, end)
+            for country, group in suspected.groupby("country_iso2", sort=True)]
+
+
+def _prefix_lengths(con: Any, rule: Rule, recent: datetime, end: datetime) -> pd.DataFrame:
+    """Countries with at least ``min_volume`` recent OTP SMS and their prefix length (from sampled numbers)."""
+    rows = con.execute(
+        f"SELECT country_iso2, count(*) n, list(to_number ORDER BY to_number)[1:25] sample FROM message_facts "
+        f"WHERE sent_at >= $r AND sent_at < $e AND {OTP_PURPOSE} AND to_number IS NOT NULL "
+        "AND country_iso2 IS NOT NULL GROUP BY 1 HAVING count(*) >= $v",
+        {"r": recent, "e": end, "v": rule.min_volume}).fetchall()
+    out = [(c, prefix_length(list(sample))) for c, _, sample in rows]
+    return pd.DataFrame([(c, n) for c, n in out if n], columns=["country_iso2", "plen"])
+
+
+def _cells(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, end: datetime) -> pd.DataFrame:
+    """OTP SMS per country and prefix: recent n1, baseline n0, recent cost."""
+    con.register("_alert_plen", lengths)
+    try:
+        return con.execute(
+            "SELECT m.country_iso2, left(m.to_number, l.plen) AS prefix, "
+            "count(*) FILTER (WHERE m.sent_at >= $r) AS n1, count(*) FILTER (WHERE m.sent_at < $r) AS n0, "
+            "coalesce(sum(m.cost_usd) FILTER (WHERE m.sent_at >= $r), 0) AS cost1 "
+            "FROM message_facts m JOIN _alert_plen l USING (country_iso2) "
+            f"WHERE m.sent_at >= $b AND m.sent_at < $e AND {OTP_PURPOSE} GROUP BY ALL",
+            {"b": base, "r": recent, "e": end}).df()
+    finally:
+        con.unregister("_alert_plen")
+
+
+def _signals(con: Any, loud: pd.DataFrame, recent: datetime, end: datetime) -> pd.DataFrame:
+    """Conversion, new-member and sequential-number evidence of the loud prefixes, in one query."""
+    con.register("_alert_loud", loud[["country_iso2", "prefix"]])
+    try:
+        ev = con.execute(f"""
+            WITH recent AS (
+                SELECT l.country_iso2, l.prefix, m.to_number, m.user_id, a.converted,
+                       try_cast(regexp_replace(m.to_number, '[^0-9]', '', 'g') AS HUGEINT) AS num
+                FROM message_facts m
+                JOIN _alert_loud l ON m.country_iso2 = l.country_iso2 AND starts_with(m.to_number, l.prefix)
+                LEFT JOIN attempt_facts a ON a.event_id = m.event_id
+                WHERE m.sent_at >= $r AND m.sent_at < $e AND {OTP_PURPOSE}
+            ),
+            seen AS (
+                SELECT DISTINCT user_id FROM attempt_facts
+                WHERE sent_at < $r AND user_id IN (SELECT user_id FROM recent WHERE user_id IS NOT NULL)
+            ),
+            nums AS (
+                SELECT country_iso2, prefix, num,
+                       least(coalesce(num - lag(num) OVER w, 1e12), coalesce(lead(num) OVER w - num, 1e12)) AS gap
+                FROM (SELECT DISTINCT country_iso2, prefix, num FROM recent WHERE num IS NOT NULL)
+                WINDOW w AS (PARTITION BY country_iso2, prefix ORDER BY num)
+            )
+            SELECT r.country_iso2, r.prefix,
+                   avg(r.converted::INT) AS conversion,
+                   count(DISTINCT r.user_id) AS members,
+                   count(DISTINCT r.user_id) FILTER (WHERE r.user_id NOT IN (SELECT user_id FROM seen)) AS new_members,
+                   any_value(s.sequential) AS sequential
+            FROM recent r
+            LEFT JOIN (SELECT country_iso2, prefix, avg((gap <= {NEAR})::INT) AS sequential FROM nums GROUP BY ALL) s
+                   USING (country_iso2, prefix)
+            GROUP BY ALL""", {"r": recent, "e": end}).df()
+        countries = list(loud["country_iso2"].unique())
+        base_conv = dict(con.execute(
+            f"SELECT country_iso2, avg(converted::INT) FROM attempt_facts WHERE sent_at < $r AND channel = 'sms' "
+            f"AND list_contains($c, country_iso2) AND {OTP_PURPOSE} AND converted IS NOT NULL GROUP BY 1",
+            {"r": recent, "c": countries}).fetchall())
+    finally:
+        con.unregister("_alert_loud")
+    out = loud.merge(ev, on=["country_iso2", "prefix"], how="left")
+    out["conversion_baseline"] = out["country_iso2"].map(base_conv).astype(float)
+    out["new_share"] = out["new_members"] / out["members"].where(out["members"] > 0)
+    low_conv = (out["conversion_baseline"] > 0) & (out["conversion"] <= CONVERSION_DROP * out["conversion_baseline"])
+    out["signals"] = (low_conv.astype(int) + (out["new_share"] >= NEW_SHARE).astype(int)
+                      + (out["sequential"] >= SEQUENTIAL_SHARE).astype(int))
+    return out
+
+
+def _finding(rule: Rule, country: str, group: pd.DataFrame, name: str | None, recent: datetime,
+             end: datetime) -> Finding:
+    group = group.sort_values("excess", ascending=False)
+    prefixes = group["prefix"].tolist()
+    n1, expected, excess = int(group["n1"].sum()), float(group["expected"].sum()), float(group["excess"].sum())
+    cost = float(group["cost1"].sum())
+    conv, conv0 = _mean(group, "conversion", "n1"), float(group["conversion_baseline"].iloc[0])
+    new, seq = _mean(group, "new_share", "members"), _mean(group, "sequential", "n1")
+    head = f"In the {fmt.window_words(rule.recent_hours)} to {end:%d %b %H:%M} UTC"
+    sentence = (
+        f"SMS pumping suspected in {name or country}: {head[0].lower()}{head[1:]}, {n1:,} one-time-code SMS went to "
+        f"{fmt.names(prefixes[:5])}{' and more' if len(prefixes) > 5 else ''}, against about {fmt.about(expected)} "
+        f"expected from the previous {fmt.window_words(rule.baseline_days * 24)}; {fmt.pct(conv)} of the codes "
+        f"were used (country usually {fmt.pct(conv0)}), {fmt.pct(new)} went to never-seen members and "
+        f"{fmt.pct(seq)} to sequential numbers: about ${cost:,.2f} spent. What to do: block these prefixes in "
+        "your sign-up / reset flow and in Twilio's SMS Geo Permissions, rate-limit codes per prefix, and check "
+        "the requests' IPs.")
+    evidence = {"prefixes": prefixes, "messages_recent": n1, "expected": round(expected, 1),
+                "conversion_recent": _round(conv), "conversion_baseline": _round(conv0),
+                "new_member_share": _round(new), "sequential_share": _round(seq), "cost_usd": round(cost, 2),
+                "per_prefix": group[["prefix", "n1", "n0", "expected", "conversion", "new_share", "sequential",
+                                     "q"]].round(4).to_dict("records")}
+    return Finding(
+        rule=rule.name, kind="pumping", severity=rule.severity, country_iso2=country, country_name=name,
+        cells={"country": country}, metric="otp_messages", baseline_value=expected, recent_value=float(n1),
+        impact=excess, p_value=float(group["p"].min()), q_value=float(group["q"].min()), sentence=sentence,
+        what_to_do="Block the prefixes, rate-limit one-time codes per prefix and destination.",
+        link=fmt.link("overview", country=country, start=recent, end=end), evidence=evidence, since=recent,
+        prefix=None)
+
+
+def _mean(group: pd.DataFrame, col: str, weight: str) -> float:
+    v, w = group[col].to_numpy(float), group[weight].to_numpy(float)
+    ok = np.isfinite(v) & (w > 0)
+    return float(np.average(v[ok], weights=w[ok])) if ok.any() else float("nan")
+
+
+def _round(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 4)
