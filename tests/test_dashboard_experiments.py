@@ -73,12 +73,17 @@ def test_page_shows_analytics_verdict(hand_dir: Path, monkeypatch: pytest.Monkey
     at.selectbox(key="experiment").set_value("exp_ship").run()
     con = warehouse.connect(hand_dir / "warehouse.duckdb", read_only=True)
     try:
-        expected = ex.analyse_experiment(con, "exp_ship", start=D0, end=D0 + timedelta(days=6), window_minutes=30.0,
-                                         alpha=0.05, mde_relative=ex.DEFAULT_MDE)
+        period = {"start": D0, "end": D0 + timedelta(days=6)}
+        page_data = ex.experiment_data(con, **period, window_minutes=30.0)
+        analysis = ex.analyse_from(page_data, "exp_ship", alpha=0.05, mde_relative=ex.DEFAULT_MDE)
+        pre = ex.preperiod_data(con, "exp_ship", **period, window_minutes=30.0)
+        expected = ex.experiment_readout(analysis, page_data, pre).decision
     finally:
         con.close()
-    assert expected.verdict.sentence in alerts(at)
-    assert expected.verdict.sentence.startswith("Ship B: conversion +60.0% (95% CI")
+    card = alerts(at)[0]  # the decision card comes first
+    assert card.startswith(f"**{expected.outcome}** · {expected.reason}")
+    assert expected.reason.startswith("Ship B: conversion is better, +60.0% (95% CI")
+    assert "Days still to run: **0**" in card
     captions = " ".join(c.value for c in at.caption)
     assert "percentage points" in captions and "exploratory" in captions.lower()
     assert "assuming an equal split" in captions
@@ -116,7 +121,7 @@ def test_window_input_changes_conversions(hand_dir: Path, monkeypatch: pytest.Mo
     assert at.success  # conversions 5 minutes after the send count in the default 30-minute window
     at.number_input(key="exp_window").set_value(1).run()
     assert not at.exception and not at.success  # with a 1-minute window nobody converts
-    assert any("Keep running" in a or "Stop" in a or "Control is 0" in a for a in alerts(at))
+    assert any(a.startswith("**Don't ship yet**") for a in alerts(at)), alerts(at)
 
 
 def test_empty_warehouse_says_what_to_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -162,11 +167,16 @@ def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.Monk
     at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
     one_query = f"{ex.experiment_data.__module__}.experiment_data"  # analytics.experiments.data since the split
-    assert queried == [one_query]
-    at.selectbox(key="experiment").set_value("exp_srm").run()
+    pre_query = f"{ex.preperiod_data.__module__}.preperiod_data"  # the chosen experiment's CUPED sums and opt-outs
+    assert queried == [one_query, pre_query]
+    queried.clear()
     at.toggle(key="exp_sequential").set_value(True).run()
+    at.toggle(key="exp_cuped").set_value(False).run()
     assert not at.exception
-    assert set(queried) == {one_query}
+    assert set(queried) <= {one_query, pre_query}  # cached: the toggles query nothing new
+    at.selectbox(key="experiment").set_value("exp_srm").run()
+    assert not at.exception
+    assert set(queried) == {one_query, pre_query}
     country = at.dataframe[-1].value
     con = warehouse.connect(hand_dir / "warehouse.duckdb", read_only=True)
     try:

@@ -1,7 +1,10 @@
 """Experiments: what each A/B test says, in words a product manager can act on.
 
 Everything shown comes from ``analytics.experiments`` (SQL aggregates per variant,
-statistics from ``analytics.experiments_stats``); this page only lays it out.
+statistics from ``analytics.experiments_stats``, the decision card and its evidence from
+``analytics.experiments.readout``); this page and ``dashboard.experiment_views`` only lay it out.
+Order: the decision card first, then the Bayesian readout, CUPED, metrics, guardrails, countries
+("differs by country" and its map), power from history, exports.
 """
 
 from __future__ import annotations
@@ -13,14 +16,7 @@ from switchboard.analytics import experiments as ex
 from switchboard.analytics.experiments_stats import CHANCE_TO_WIN_EXPLAINED
 from switchboard.dashboard import components as ui
 from switchboard.dashboard import data
-
-DECISION_STYLE = {
-    "ship": (st.success, ":material/rocket_launch:"),
-    "do not ship": (st.error, ":material/block:"),
-    "blocked: SRM": (st.error, ":material/report:"),
-    "stop: no effect likely": (st.warning, ":material/stop_circle:"),
-    "keep running": (st.info, ":material/hourglass_top:"),
-}
+from switchboard.dashboard import experiment_views as views
 
 
 def interval_plot(intervals, level: str) -> go.Figure:
@@ -46,22 +42,6 @@ def interval_plot(intervals, level: str) -> go.Figure:
                       height=140 + 50 * len(intervals), margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       )
     return fig
-
-
-def power_text(p: ex.PowerPlan | None) -> str:
-    if p is None:
-        return ""
-    target = f"a {100 * p.mde_relative:.3g}% lift"
-    if p.days_more is None:
-        plan = f"Not enough traffic yet to estimate how long it takes to detect {target}."
-    elif p.days_more == 0:
-        plan = f"Enough members to detect {target} ({p.required_users_per_arm:,} per arm needed)."
-    else:
-        plan = (f"About {p.days_more} more days to detect {target}: needs {p.required_users_per_arm:,} members per "
-                f"arm, has {p.users_per_arm:,} after {p.days_so_far} days.")
-    if p.detectable_now is not None:
-        plan += f" With the members so far it can detect a lift of about {100 * p.detectable_now:.3g}%."
-    return plan
 
 
 view = ui.page_header("Experiments")
@@ -91,6 +71,25 @@ with right:
         key="exp_mde", help="The smallest relative conversion lift worth detecting; sets the days-needed estimate.",
     )
 mde = float(mde_pct) / 100.0
+left, mid, right = st.columns(3)
+with left:
+    method = st.segmented_control(
+        "Readout", ["Frequentist", "Bayesian"], default="Frequentist", key="exp_method", help=views.WHY_FREQUENTIST,
+    ) or "Frequentist"
+with mid:
+    cuped = st.toggle(
+        "CUPED (use each member's pre-period)", value=True, key="exp_cuped",
+        help=f"Adjusts each member's result by their conversions in the {settings.experiment_pre_days} days before "
+             "their first exposure (setting experiment_pre_days): same expected lift, narrower intervals, so tests "
+             "finish sooner. On by default; it has no effect when no member has a pre-period.",
+    )
+with right:
+    correction_label = st.segmented_control(
+        "Multiple comparisons", ["Holm", "Benjamini-Hochberg"], default="Holm", key="exp_correction",
+        help="Holm keeps the chance of any false positive at alpha (strict; few variants). Benjamini-Hochberg keeps "
+             "the share of false positives among the findings at alpha (less strict; many countries).",
+    ) or "Holm"
+correction = "bh" if correction_label == "Benjamini-Hochberg" else "holm"
 # The experiments' recorded plans (control first, planned split): ground_truth.json / experiments.json
 # beside the send logs or in the data folder (the sandbox writes one). The analysis reads no file itself.
 plans = ex.PlanFiles(ex.plan_files(settings.send_logs_dir, settings.data_dir, settings.data_dir / "sandbox"))
@@ -133,22 +132,24 @@ chosen = st.selectbox("Experiment", ids, key="experiment", bind="query-params")
 if chosen is None:
     st.stop()
 analysis: ex.ExperimentAnalysis = ex.analyse_from(page_data, chosen, **stats,
-                                                   min_sample_size=settings.min_sample_size)
+                                                   min_sample_size=settings.min_sample_size, correction=correction)
+# The pre-period covariate and opt-outs of the chosen experiment (one more query, cached like the first).
+pre: ex.PrePeriodData = data.run(ex.preperiod_data, chosen, **view.period, window_minutes=float(window),
+                                 pre_days=int(settings.experiment_pre_days))
+read: ex.Readout = ex.experiment_readout(
+    analysis, page_data, pre, method=method.lower(), cuped=cuped, correction=correction,
+    min_days=settings.experiment_min_days, min_segment_users=settings.min_sample_size)
 level = analysis.level
 row = experiments.set_index("experiment_id").loc[chosen]
 st.caption(f"`{chosen}` - {row['status']}: {row['first_day']:%d %b %Y} to {row['last_day']:%d %b %Y} "
            f"({row['days_running']} days in this period), {row['users']:,} members; control: {analysis.control}.")
 
-# --- the verdict, in words ---------------------------------------------------------------------
-show, icon = DECISION_STYLE.get(analysis.verdict.decision, (st.info, None))
-show(analysis.verdict.sentence, icon=icon)
+# --- the decision card first -------------------------------------------------------------------
+views.decision_card(read)
 if analysis.srm is not None and not analysis.srm.ok:
     st.error(f"**Sample ratio mismatch - this blocks shipping.** {analysis.srm.message}", icon=":material/warning:")
 elif analysis.srm is not None:
     st.caption(f"{analysis.srm.message} Planned split: {analysis.weights_source}.")
-if len(analysis.treatment_verdicts) > 1:
-    for treatment, v in analysis.treatment_verdicts.items():
-        st.caption(f"{treatment} vs {analysis.control}: {v.sentence}")
 for note in analysis.notes:
     st.caption(note)
 st.caption(
@@ -156,19 +157,26 @@ st.caption(
                                if sequential else "fixed horizon: valid when read once, at the planned end. "
                                "Turn on 'I look every day' if you check daily.")
 )
-if analysis.power is not None:
-    st.caption(power_text(analysis.power))
 
 if analysis.metrics.empty:
     st.stop()
+
+# --- Bayesian readout and CUPED ----------------------------------------------------------------
+if read.method == "bayesian":
+    st.subheader("Bayesian readout: chance to win and risk")
+    views.bayesian_section(read)
+st.subheader("Variance reduction (CUPED)")
+views.cuped_section(read)
 
 # --- metrics -----------------------------------------------------------------------------------
 st.subheader("Results per metric")
 st.caption(
     "**Relative lift** is the change as a percentage of the control's value (+10% on a 50% rate means 55%). "
     "**Absolute lift** of a rate is in **percentage points** (pp): 50% → 55% is +5 pp. "
-    "p-values are adjusted for the number of variants (Holm)."
+    f"p-values are adjusted for the number of variants ({correction_label})."
 )
+for family in read.families[:1]:
+    st.caption(f"Family of tests: {family}")
 intervals = ex.lift_intervals(analysis)
 if not intervals.empty:
     ui.show(interval_plot(intervals, level), key="lift_intervals")
@@ -193,6 +201,21 @@ else:
         "guardrail": "Guardrail", "variant": "Variant", "effect": f"Relative change ({level} CI)",
         "direction": "Direction", "hurt": st.column_config.CheckboxColumn("Hurt"),
     })
+for note in read.guardrail_notes:
+    st.caption(note)
+
+# --- differs by country (corrected) ------------------------------------------------------------
+st.subheader("Does the effect differ by country?")
+for family in read.families[1:]:
+    st.caption(f"Family of tests: {family}")
+views.countries_section(read)
+
+# --- power from history ------------------------------------------------------------------------
+st.subheader("Power from history")
+views.power_section(read)
+if analysis.power is not None and analysis.power.detectable_now is not None:
+    st.caption(f"With the members so far the test can detect a conversion lift of about "
+               f"{100 * analysis.power.detectable_now:.3g}% (fixed horizon, without CUPED).")
 
 # --- country breakdown (exploratory) -----------------------------------------------------------
 st.subheader("By country (exploratory)")
