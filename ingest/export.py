@@ -51,11 +51,11 @@ def _q(s: str) -> str:
     return "'" + s.replace("'", "''") + "'"
 
 
-def export_parquet(con: duckdb.DuckDBPyConnection, out: Path) -> dict[str, int]:
-    """Write every table and view under ``out``; returns rows per name."""
+def export_parquet(con: duckdb.DuckDBPyConnection, out: Path, names: list[str] | None = None) -> dict[str, int]:
+    """Write every table and view (or only ``names``) under ``out``; returns rows per name."""
     out.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = {}
-    for name in relations(con):
+    for name in relations(con) if names is None else names:
         target = out / name
         if target.exists():
             shutil.rmtree(target)
