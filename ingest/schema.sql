@@ -144,6 +144,8 @@ CREATE TABLE IF NOT EXISTS ingest_runs (
 -- columns added after the first release (a warehouse created before keeps working)
 ALTER TABLE ingest_runs ADD COLUMN IF NOT EXISTS rows_deleted BIGINT DEFAULT 0;
 ALTER TABLE send_log ADD COLUMN IF NOT EXISTS error_code INTEGER;
+-- issue 18: an inbound message's body when it is one word of letters (a keyword candidate), else NULL
+ALTER TABLE twilio_messages ADD COLUMN IF NOT EXISTS reply_word VARCHAR;
 
 CREATE TABLE IF NOT EXISTS ingest_state (
     source      VARCHAR PRIMARY KEY,   -- e.g. 'messages:AC…', 'calls:AC…'

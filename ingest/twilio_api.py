@@ -96,6 +96,13 @@ _COMMON_REASONS = """
     WHEN price IS NOT NULL AND TRY_CAST(price AS DECIMAL(12, 5)) IS NULL THEN 'bad price: ' || left(price, 60)"""
 
 _PRICE = "TRY_CAST(price AS DECIMAL(12, 5))"
+# Issue 18: an inbound message's body is kept only when it is one word of letters (up to 20) between
+# optional spaces and punctuation: a keyword candidate (STOP, Arrêt, Help?) for ingest/responses.sql.
+# Free text, digits (codes) and everything outbound are dropped like every other body.
+_REPLY_WORD = (r"""CASE WHEN direction = 'inbound'
+        AND regexp_full_match(body, '[\s\p{P}\p{S}]*\p{L}{1,20}[\s\p{P}\p{S}]*') THEN trim(body) END""")
+# The member's number: To of an outbound message, From of an inbound one (its country, its carrier).
+MEMBER_NUMBER = """CASE WHEN _page.direction = 'inbound' THEN _page."from" ELSE _page."to" END"""
 _PRICE_USD = f"CAST(-{_PRICE} * fx.usd_per_unit AS DECIMAL(12, 5))"  # fx: fx_rates joined on price_unit
 
 MESSAGES = Resource(
@@ -112,15 +119,15 @@ MESSAGES = Resource(
     END""",
     insert_columns=("sid", "account_sid", "messaging_service_sid", "direction", "from_number", "to_number", "status",
                     "error_code", "num_segments", "num_media", "body_encoding", "body_length", "price", "price_unit",
-                    "price_usd", "date_created", "date_sent", "date_updated", "to_country", "to_carrier", "source",
-                    "ingest_run_id", "loaded_at"),
+                    "price_usd", "date_created", "date_sent", "date_updated", "reply_word", "to_country", "to_carrier",
+                    "source", "ingest_run_id", "loaded_at"),
     select_sql=f"""sid, account_sid, messaging_service_sid, direction, "from", "to", status,
         {_int('error_code')}, {_int('num_segments')}, {_int('num_media')},
         {encoding_sql('body')}, {length_sql('body')}, {_PRICE}, price_unit, {_PRICE_USD},
-        {_ts('date_created')}, {_ts('date_sent')}, {_ts('date_updated')}""",
+        {_ts('date_created')}, {_ts('date_sent')}, {_ts('date_updated')}, {_REPLY_WORD}""",
     update_columns=("messaging_service_sid", "direction", "from_number", "to_number", "status", "error_code",
                     "num_segments", "num_media", "body_encoding", "body_length", "price", "price_unit", "price_usd",
-                    "date_created", "date_sent", "date_updated", "to_country", "to_carrier", "source",
+                    "date_created", "date_sent", "date_updated", "reply_word", "to_country", "to_carrier", "source",
                     "ingest_run_id", "loaded_at"),
     pending_statuses=("accepted", "scheduled", "queued", "sending"),
     pending_needs_null_cursor=True,
@@ -216,9 +223,10 @@ def apply_staged(
     keeps the newest version of a sid (``date_updated``) whether it comes from this page or
     is already stored. Returns the (idx, reason) of bad rows and the max cursor value.
     """
+    member = MEMBER_NUMBER if res is MESSAGES else '_page."to"'
     new_numbers = con.execute(
-        """SELECT DISTINCT "to" FROM _page WHERE reason IS NULL AND "to" IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM phone_numbers p WHERE p.number = "to")"""
+        f"""SELECT DISTINCT {member} AS n FROM _page WHERE reason IS NULL AND n IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM phone_numbers p WHERE p.number = {member})"""
     ).fetchall()
     if new_numbers:
         found = enrich.lookup_numbers(n for (n,) in new_numbers)
@@ -235,7 +243,7 @@ def apply_staged(
     con.execute(
         f"""INSERT INTO {res.table} ({cols})
             SELECT {res.select_sql}, p.country, p.carrier, $source, $run_id, current_timestamp
-            FROM _page LEFT JOIN phone_numbers p ON p.number = _page."to"
+            FROM _page LEFT JOIN phone_numbers p ON p.number = {member}
             LEFT JOIN fx_rates fx ON fx.currency = upper(coalesce(_page.price_unit, 'USD'))
             WHERE reason IS NULL
             {dedupe}

@@ -60,7 +60,10 @@ def _ingest(server, data_dir: Path, **kw):
 
 def test_small_warehouse_fixture(small_warehouse, small_world):
     con = duckdb.connect(str(small_warehouse), read_only=True)
-    assert con.execute("SELECT count(*) FROM message_facts").fetchone()[0] == len(small_world.messages)
+    outbound = int((small_world.messages["direction"] != "inbound").sum())  # replies are kept, not facts
+    assert con.execute("SELECT count(*) FROM message_facts").fetchone()[0] == outbound
+    assert con.execute("SELECT count(*) FROM twilio_messages WHERE direction = 'inbound'").fetchone()[0] == (
+        len(small_world.messages) - outbound)
     assert con.execute("SELECT count(*) FROM twilio_calls").fetchone()[0] == len(small_world.calls)
     assert con.execute("SELECT count(*) FROM attempt_facts").fetchone()[0] == len(small_world.send_log)
     assert con.execute("SELECT count(*) FROM conversions").fetchone()[0] == len(small_world.conversions)
