@@ -122,3 +122,69 @@ def test_empty_warehouse():
     assert list(countries.sms_users_by_country(con, start=D0, end=D0).columns) == countries.USERS_COLUMNS
     rec = countries.channel_recommendation(con, start=D0, end=D0 + timedelta(days=1))
     assert rec.empty and list(rec.columns) == countries.RECOMMENDATION_COLUMNS
+
+
+# --------------------------------------------------------------------------- vectorised tests = scalar tests
+
+def _scalar_recommendation(con, *, start, end, filters=None, min_attempts=30, alpha=0.05):
+    """channel_recommendation as it was before its tests were vectorised: pandas groups per country and
+    one scalar two_proportion_z call per pair of channels (the decision rule, _recommend, is shared)."""
+    import itertools
+
+    import pandas as pd
+
+    from switchboard.analytics import _sql
+    from switchboard.analytics.stats_basic import safe_div, two_proportion_z
+
+    df = _sql.query(con, "channel_evidence", start, end, filters)
+    df = df[df["channel"].isin(countries.CHANNELS)].copy()
+    if df.empty:
+        return _sql.empty(countries.RECOMMENDATION_COLUMNS)
+    df = _sql.add_country_names(con, df)
+    df["delivery_rate"] = safe_div(df["delivered"], df["with_outcome"])
+    df["conversion_rate"] = safe_div(df["converted"], df["attempts"])
+    df["cost_per_attempt"] = safe_div(df["cost_usd"], df["attempts"])
+    df["cost_per_conversion"] = safe_div(df["cost_usd"], df["converted"])
+    rows = []
+    for country, part in df.groupby("country_iso2", dropna=False, sort=False):
+        by_ch = part.set_index("channel").to_dict("index")
+        num, den = ("converted", "attempts") if part["converted"].sum() > 0 else ("delivered", "with_outcome")
+        p_values = {(a, b): float(two_proportion_z(by_ch[a][num], by_ch[a][den], by_ch[b][num],
+                                                   by_ch[b][den]).p_value)
+                    for a, b in itertools.permutations(by_ch, 2)}
+        rows.append(countries._recommend(country, part["country_name"].iloc[0], by_ch, min_attempts, alpha,
+                                         p_values))
+    out = pd.DataFrame(rows)
+    volume = df.groupby("country_iso2", dropna=False)["attempts"].sum()
+    out["_volume"] = out["country_iso2"].map(volume).fillna(0)
+    out = out.sort_values(["_volume", "country_iso2"], ascending=[False, True])
+    return out[countries.RECOMMENDATION_COLUMNS].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("flt", [None, Filters(countries=("BR", "MX", "IN")),
+                                 Filters(purposes=("verification",)), Filters(channels=("sms", "push")),
+                                 Filters(extra=(("region", "Asia"),))])
+def test_channel_recommendation_equals_the_scalar_tests(seeded, flt):
+    """Vectorised pairwise p-values and one pass over the evidence give the frame the per-country,
+    per-pair scalar path gives: same recommendations, reasons, p-values and evidence columns."""
+    import pandas as pd
+
+    from tests.conftest import bench_periods
+
+    compared = 0
+    for start, end in bench_periods():
+        for min_attempts, alpha in ((30, 0.05), (5, 0.3), (200, 0.01)):
+            kw = {"start": start, "end": end, "filters": flt, "min_attempts": min_attempts, "alpha": alpha}
+            got, want = countries.channel_recommendation(seeded, **kw), _scalar_recommendation(seeded, **kw)
+            pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=0)
+            compared += int(got["enough_data"].sum()) if len(got) else 0
+    assert compared > 0  # some countries had channels to test
+
+
+def test_channel_recommendation_seeded_reaches_every_branch(seeded):
+    """The seeded warehouse reaches the branches the equality test above compares."""
+    from bench.bench_analytics import END, START
+
+    df = countries.channel_recommendation(seeded, start=START, end=END, min_attempts=5, alpha=0.3)
+    assert df["enough_data"].any() and df["p_value_vs_sms"].notna().any()
+    assert set(df["recommended"]) - {"sms"}  # some country recommends another channel

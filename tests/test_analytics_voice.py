@@ -9,6 +9,7 @@ Brazil: 1 completed call, 60 s.
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from switchboard.analytics import voice
@@ -83,3 +84,52 @@ def test_quantiles_from_counts_equal_duckdb_quantile_cont():
             # the interpolation lo + d (hi - lo) can differ from DuckDB's own in the last bit (1 ulp)
             assert got[k][0] == pytest.approx(p50, rel=1e-12) and got[k][1] == pytest.approx(p90, rel=1e-12)
             assert got[k][2] == pytest.approx(mean, rel=1e-12)
+
+
+def _voice_by_sql(con, start, end, flt) -> pd.DataFrame:
+    """voice_by_country's counts and statistics in one plain aggregate over call_facts (no rollup, no
+    pivot in Python): the oracle for the cells-then-pivot path."""
+    from switchboard.analytics import _sql
+
+    where, params = _sql.where_for("call_facts", start, end, flt)
+    return con.execute(f"""
+        SELECT country_iso2, count(*) AS calls,
+               count(*) FILTER (WHERE status = 'completed') AS completed,
+               count(*) FILTER (WHERE status = 'busy') AS busy,
+               count(*) FILTER (WHERE status = 'no-answer') AS no_answer,
+               count(*) FILTER (WHERE status = 'failed') AS failed,
+               count(*) FILTER (WHERE status = 'canceled') AS canceled,
+               count(*) FILTER (WHERE status NOT IN ('completed', 'busy', 'no-answer', 'failed', 'canceled'))
+                   AS in_progress,
+               count(*) FILTER (WHERE status = 'completed' AND is_machine) AS machine_answered,
+               quantile_cont(duration_s, 0.5) FILTER (WHERE status = 'completed') AS duration_p50_s,
+               quantile_cont(duration_s, 0.9) FILTER (WHERE status = 'completed') AS duration_p90_s,
+               avg(duration_s) FILTER (WHERE status = 'completed') AS duration_mean_s,
+               coalesce(sum(cost_usd), 0) AS cost_usd
+        FROM call_facts WHERE {where} GROUP BY country_iso2
+        ORDER BY calls DESC, country_iso2""", params).df()
+
+
+@pytest.mark.parametrize("flt", [None, Filters(countries=("BR", "MX", "IN")),
+                                 Filters(purposes=("verification",)),
+                                 Filters(extra=(("status", "completed"),)), Filters(countries=("ZZ",))])
+def test_voice_by_country_equals_one_plain_aggregate(seeded, flt):
+    from tests.conftest import bench_periods
+
+    for start, end in bench_periods():
+        got = voice.voice_by_country(seeded, start=start, end=end, filters=flt)
+        want = _voice_by_sql(seeded, start, end, flt)
+        assert list(got["country_iso2"]) == list(want["country_iso2"])
+        for c in want.columns[1:]:
+            want_c = want[c].to_numpy("float64")
+            assert got[c].to_numpy("float64") == pytest.approx(want_c, rel=1e-12, nan_ok=True), c
+        total = voice.voice_summary(seeded, start=start, end=end, filters=flt).iloc[0]
+        assert total.calls == want["calls"].sum() and total.completed == want["completed"].sum()
+        assert total.cost_usd == pytest.approx(want["cost_usd"].sum(), rel=1e-12)
+
+
+def test_seeded_calls_reach_every_outcome(seeded):
+    from bench.bench_analytics import END, START
+
+    s = voice.voice_summary(seeded, start=START, end=END).iloc[0]
+    assert min(s.completed, s.busy, s.no_answer, s.failed, s.machine_answered) > 0
