@@ -4,15 +4,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup browser lint bench clean docs graph wheel
+.PHONY: demo test setup browser java lint bench clean docs graph wheel
 
 ## Set up (if needed) and run the demo: sandbox -> ingest -> dashboard on http://localhost:8501
 demo: $(STAMP)
 	$(VENV)/bin/switchboard demo
 
-## Set up (if needed, including Debian's chromium) and run the whole test suite, on two workers (pytest-xdist):
-## the tests use free ports and their own temp folders, and wait on progress, not the clock
-test: $(STAMP) browser
+## Set up (if needed, including Debian's chromium and Java 17 for Spark) and run the whole test suite, on two
+## workers (pytest-xdist): the tests use free ports and their own temp folders, and wait on progress, not the clock
+test: $(STAMP) browser java
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --durations=20
 
 setup: $(STAMP)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed, found " + sys.version.split()[0]'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,dev]'
+	$(PY) -m pip install -q -e '.[test,dev,spark]'
 	touch $(STAMP)
 
 ## Debian's chromium for the browser tests (no browser download: playwright drives /usr/bin/chromium)
@@ -30,6 +30,13 @@ browser:
 	  echo "Installing Debian's chromium for the browser tests…"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+## Debian's Java 17 for PySpark (switchboard build --engine spark and its tests, Spark local[2])
+java:
+	@command -v java >/dev/null 2>&1 || { \
+	  echo "Installing Debian's openjdk-17-jre-headless for the Spark tests…"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq openjdk-17-jre-headless >/dev/null; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

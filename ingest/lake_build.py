@@ -90,6 +90,9 @@ def _parse_builds() -> list[tuple[str, str]]:
 def comment_statements() -> list[str]:
     """facts.sql's ``COMMENT ON`` statements: the rollup marks the analytics check before reading a
     rollup (analytics._sql.rollup_ready), written on the served warehouse as the ingest writes them."""
+    definition = getattr(warehouse, "facts_definition", None)
+    if definition:
+        return list(definition().finish)
     return [m.rstrip(";") for m in _COMMENT_ON.findall(_facts_text())]
 
 
@@ -500,10 +503,11 @@ def _build(args: argparse.Namespace, lake, window: int) -> BuildReport:
     try:
         import pyspark  # noqa: F401
     except ImportError:
-        raise ConfigError("--engine spark needs PySpark and Java 17: run 'make setup-spark' "
-                          "(or pip install 'switchboard[spark]' and apt-get install openjdk-17-jre-headless)") from None
+        raise ConfigError("--engine spark needs PySpark: run 'make setup' (it installs the spark extra), "
+                          "or pip install 'switchboard[spark]'") from None
     if not shutil.which("java") and not os.environ.get("JAVA_HOME"):
-        raise ConfigError("--engine spark needs Java 17: apt-get install openjdk-17-jre-headless (or set JAVA_HOME)")
+        raise ConfigError("--engine spark needs Java 17: run 'make java' "
+                          "(apt-get install openjdk-17-jre-headless) or set JAVA_HOME")
     spark = spark_session(args.master or (None if _under_spark_submit() else "local[2]"))
     try:
         return build_spark(spark, lake, conversion_window_minutes=window)
