@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "send": ("switchboard.sender.cli", "Plan (dry run) or send a test campaign: SMS with optional voice fallback."),
     "listen": ("switchboard.ingest.receiver.cli", "Receive Twilio status callbacks and Event Streams webhooks into a durable spool."),
     "export": ("switchboard.ingest.export", "Export every table and view as day-partitioned Parquet (hive layout)."),
+    "build": ("switchboard.ingest.lake_build", "Build the facts and rollups over a Parquet lake on DuckDB or Spark."),
 }
 
 EPILOG = """\
