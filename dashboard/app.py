@@ -14,7 +14,7 @@ from pathlib import Path
 import streamlit as st
 
 from switchboard.analytics.filters import Filters
-from switchboard.dashboard import components, data
+from switchboard.dashboard import components, data, live
 
 PAGES = Path(__file__).resolve().parent / "app_pages"
 DEFAULT_DAYS = 30
@@ -193,6 +193,7 @@ def main() -> None:
     except data.WarehouseUnavailable as err:
         if page.url_path not in WITHOUT_WAREHOUSE:
             st.title(page.title)
+            live.data_age()  # keeps checking: the page draws itself once the first ingest publishes
             st.warning(str(err), icon=":material/database_off:")
             st.stop()
         # The sidebar's filters are not drawn, so the links' filter parameters stay untouched.

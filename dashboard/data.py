@@ -410,6 +410,28 @@ def freshness() -> pd.DataFrame:
     return run(_freshness)
 
 
+def _freshness_history(con: duckdb.DuckDBPyConnection, limit: int) -> pd.DataFrame:
+    # The `freshness` view (ingest/freshness.sql, issue 16); a warehouse published before it existed has
+    # none, and the Data page then says how to get it rather than failing.
+    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'freshness' "
+                         "AND database_name = current_database()").fetchall()[0][0]
+    if not exists:
+        return pd.DataFrame(columns=["source", "run_id", "visible_at", "newest_record_at", "newest_age_s",
+                                     "fresh_records", "lag_p50_s", "lag_p95_s"])
+    return con.execute(
+        """
+        SELECT source, run_id, visible_at, newest_record_at, newest_age_s, fresh_records, lag_p50_s, lag_p95_s
+        FROM (FROM freshness ORDER BY run_id DESC LIMIT $limit) ORDER BY run_id
+        """,
+        {"limit": limit},
+    ).df()
+
+
+def freshness_history(limit: int = 500) -> pd.DataFrame:
+    """The last ``limit`` rows of the ``freshness`` view: per source run, lag p50/p95 and the newest record's age."""
+    return run(_freshness_history, limit)
+
+
 def main_account_sid() -> str | None:
     """The account SID of the Twilio credentials this server has (to name the main account), else None."""
     try:

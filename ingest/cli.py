@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
+from switchboard.core.errors import ConfigError
 from switchboard.core.settings import Settings
 from switchboard.ingest.pipeline import SOURCES, run_ingest
 
@@ -29,9 +31,51 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "all reads it when it exists)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars; print only failures (for cron)")
     parser.add_argument("--data-dir", type=Path, default=None, help="warehouse folder (default: data/)")
+    c = parser.add_argument_group("continuous ingest")
+    c.add_argument("--every", type=duration, default=None, metavar="DURATION",
+                   help="keep running: an incremental run every DURATION (60, 60s, 5m, 1h) until Ctrl-C, one "
+                        "status line per run; a failed run is logged and retried, backing off (default: run once)")
+    c.add_argument("--reconcile-every", type=duration, default=3600.0, metavar="DURATION",
+                   help="with --every: how often a run re-reads the full lag window (--lag-hours) from the list "
+                        f"API; the runs in between re-read only the last {TICK_LAG_HOURS * 60:.0f} minutes "
+                        "(pending messages are fetched by sid either way) (default 1h)")
+
+
+TICK_LAG_HOURS = 0.25  # the re-read of a continuous run between reconciliations: statuses pushed to
+# `switchboard listen` arrive through the receiver source, and pending rows are fetched by sid anyway
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(value: str) -> float:
+    """``60``, ``60s``, ``5m``, ``1.5h`` as seconds (> 0); an argparse type, so a bad value exits 2."""
+    text = value.strip().lower()
+    unit = _UNITS.get(text[-1:], None)
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 60, 60s, 5m or 1h, got {value!r}") from None
+    if not math.isfinite(seconds) or seconds < 1:
+        raise argparse.ArgumentTypeError(f"expected a duration of at least 1 s (60, 5m, 1h), got {value!r}")
+    return seconds
+
+
+def check_continuous(args: argparse.Namespace) -> None:
+    """Flags that make no sense with --every, refused as argparse would (exit 2)."""
+    if args.every is None:
+        return
+    if args.full_refresh:
+        raise ConfigError("--full-refresh reads everything again: run it once, without --every, then start "
+                          "the continuous ingest")
+    if args.until:
+        raise ConfigError("--until ends the window, but --every keeps reading new records: drop one of them")
 
 
 def run(args: argparse.Namespace) -> int:
+    """One ingest run (``switchboard ingest`` without --every; the loop is ``switchboard.runner``)."""
+    if getattr(args, "every", None) is not None:
+        raise ConfigError("--every is the switchboard command's continuous mode: run `switchboard ingest --every "
+                          "60s`")
     settings = Settings.from_env(data_dir=args.data_dir)
     report = run_ingest(  # an IngestError (a SwitchboardError) is printed by switchboard/cli.py, exit 2
         settings,

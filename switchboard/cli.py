@@ -17,7 +17,7 @@ from collections.abc import Sequence
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("switchboard.demo", "Set up and run everything: sandbox -> ingest -> dashboard."),
     "sandbox": ("switchboard.sandbox.cli", "Serve a local Twilio-compatible API over a simulated messaging world."),
-    "ingest": ("switchboard.ingest.cli", "Load Twilio messages/calls and send logs into the DuckDB warehouse."),
+    "ingest": ("switchboard.runner", "Load Twilio messages/calls, send logs and pushed events into the DuckDB warehouse (once, or --every 60s)."),
     "dashboard": ("switchboard.dashboard.cli", "Serve the Streamlit dashboard on the published warehouse."),
     "send": ("switchboard.sender.cli", "Plan (dry run) or send a test campaign: SMS with optional voice fallback."),
     "listen": ("switchboard.ingest.receiver.cli", "Receive Twilio status callbacks and Event Streams webhooks into a durable spool."),

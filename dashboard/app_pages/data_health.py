@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from switchboard.dashboard import components as ui
-from switchboard.dashboard import data, sql_box
+from switchboard.dashboard import data, live, sql_box
 
 
 def freshness_cards(fresh: pd.DataFrame) -> None:
@@ -39,6 +39,8 @@ def freshness_tab(view: ui.View) -> None:
         st.info(f"No ingest has run yet. {data.GET_DATA_HINT}")
     else:
         freshness_cards(fresh)
+    st.subheader("Freshness over time")
+    live.freshness_chart(data.freshness_history())
     st.subheader("Ingest runs")
     runs = data.ingest_runs()
     if runs.empty:
