@@ -22,8 +22,8 @@ from pathlib import Path
 
 import duckdb
 
-from switchboard.alerts import notify, rules, store
-from switchboard.alerts.evaluate import Evaluation, evaluate
+from switchboard.alerts import evaluate, notify, rules, store
+from switchboard.alerts.evaluate import Evaluation
 from switchboard.alerts.rules import Config
 from switchboard.core.errors import ConfigError
 from switchboard.core.settings import Settings
@@ -56,7 +56,7 @@ class Outcome:
             d = self.delivery
             text += f"; notifications: {d.sent} sent, {d.failed_attempts} failed attempt(s), {d.left} waiting"
         if self.evaluation.skipped:
-            text += "; skipped: " + "; ".join(f"{k} ({v})" for k, v in sorted(self.evaluation.skipped.items()))
+            text += "; skipped " + "; ".join(f"{k}: {v}" for k, v in sorted(self.evaluation.skipped.items()))
         return f"alerts: {text} ({self.seconds:.2f} s)"
 
 
@@ -65,11 +65,11 @@ def run(con: duckdb.DuckDBPyConnection, config: Config, *, as_of: datetime | Non
     """Evaluate, then (unless ``dry_run``) write the alert state and queue the notifications."""
     t0 = time.perf_counter()
     if dry_run:
-        ev = evaluate(con, config, as_of)
+        ev = evaluate.evaluate(con, config, as_of)
         changes = store.plan(con, ev, config) if _has_alerts_table(con) else _plan_fresh(ev)
         return Outcome(ev, changes, seconds=time.perf_counter() - t0)
     ensure(con)
-    ev = evaluate(con, config, as_of)
+    ev = evaluate.evaluate(con, config, as_of)
     own = _begin(con)  # state and outbox change together or not at all
     try:
         changes = store.plan(con, ev, config)

@@ -141,7 +141,8 @@ def _from_insight(con: Any, rule: Rule, r: Any, recent: datetime, end: datetime)
         error_code=code, cells={k: v for k, v in cells.items() if v is not None}, metric=r.metric,
         baseline_value=float(r.baseline_value), recent_value=float(r.recent_value), impact=impact,
         p_value=float(r.p_value), q_value=float(r.q_value), what_to_do=r.what_to_do,
-        link=fmt.link("errors" if code is not None else "overview", country=r.country_iso2, template=template,
+        link=fmt.link("errors" if code is not None else "overview", country=r.country_name or r.country_iso2,
+                      template=template,
                       start=recent, end=end),
         evidence={"messages_recent": int(r.messages_recent), "messages_baseline": int(r.messages_baseline),
                   "delivery_rate_recent": _f(r.delivery_rate_recent),
@@ -325,7 +326,8 @@ def _rate_finding(rule: Rule, row: dict[str, Any], as_of: datetime, names: dict[
         template_id=cells.get("template"), cells={k: v for k, v in cells.items() if v is not None},
         metric=rule.metric, baseline_value=float(row["p0"]), recent_value=float(row["p1"]), impact=impact,
         p_value=float(row["p"]), q_value=float(row["q"]), sentence=sentence, what_to_do=_RATE_TODO[rule.metric],
-        link=fmt.link(page, country=country, template=cells.get("template"), start=recent, end=end),
+        link=fmt.link(page, country=names.get(country, country) if country else None, template=cells.get("template"),
+                      start=recent, end=end),
         evidence={"recent": [int(row["k1"]), int(row["n1"])], "baseline": [int(row["k0"]), int(row["n0"])]},
         since=recent)
 

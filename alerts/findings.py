@@ -62,7 +62,8 @@ def _num(x: float) -> float | None:
 
 def link(page: str, *, country: str | None = None, carrier: str | None = None, template: str | None = None,
          start: datetime | None = None, end: datetime | None = None) -> str:
-    """The dashboard's filtered view as a path + query string (the sidebar keeps its filters in the URL)."""
+    """The dashboard's filtered view as a path + query string (the sidebar keeps its filters in the URL, a
+    country by its name as the multiselect shows it)."""
     params: list[tuple[str, str]] = []
     if country:
         params.append(("country", country))

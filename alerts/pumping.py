@@ -33,8 +33,15 @@ from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import Rule
 from switchboard.analytics.stats_basic import benjamini_hochberg
 
-OTP_PURPOSE = ("(purpose ILIKE '%verif%' OR purpose ILIKE '%password%' OR purpose ILIKE '%otp%' "
-               "OR purpose ILIKE '%login%' OR purpose ILIKE '%2fa%')")
+OTP_PURPOSES = ("%verif%", "%password%", "%otp%", "%login%", "%2fa%")
+
+
+def otp(column: str = "purpose") -> str:
+    """SQL: the row's purpose is a one-time code's (verification, password reset, login, OTP, 2FA)."""
+    return "(" + " OR ".join(f"{column} ILIKE '{p}'" for p in OTP_PURPOSES) + ")"
+
+
+OTP_PURPOSE = otp()
 NEAR = 10  # numbers this close count as sequential
 CONVERSION_DROP = 0.5
 NEW_SHARE = 0.5
@@ -100,7 +107,7 @@ def _cells(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, en
             "count(*) FILTER (WHERE m.sent_at >= $r) AS n1, count(*) FILTER (WHERE m.sent_at < $r) AS n0, "
             "coalesce(sum(m.cost_usd) FILTER (WHERE m.sent_at >= $r), 0) AS cost1 "
             "FROM message_facts m JOIN _alert_plen l USING (country_iso2) "
-            f"WHERE m.sent_at >= $b AND m.sent_at < $e AND {OTP_PURPOSE} GROUP BY ALL",
+            f"WHERE m.sent_at >= $b AND m.sent_at < $e AND {otp('m.purpose')} GROUP BY ALL",
             {"b": base, "r": recent, "e": end}).df()
     finally:
         con.unregister("_alert_plen")
@@ -117,7 +124,7 @@ def _signals(con: Any, loud: pd.DataFrame, recent: datetime, end: datetime) -> p
                 FROM message_facts m
                 JOIN _alert_loud l ON m.country_iso2 = l.country_iso2 AND starts_with(m.to_number, l.prefix)
                 LEFT JOIN attempt_facts a ON a.event_id = m.event_id
-                WHERE m.sent_at >= $r AND m.sent_at < $e AND {OTP_PURPOSE}
+                WHERE m.sent_at >= $r AND m.sent_at < $e AND {otp("m.purpose")}
             ),
             seen AS (
                 SELECT DISTINCT user_id FROM attempt_facts
@@ -181,7 +188,7 @@ def _finding(rule: Rule, country: str, group: pd.DataFrame, name: str | None, re
         cells={"country": country}, metric="otp_messages", baseline_value=expected, recent_value=float(n1),
         impact=excess, p_value=float(group["p"].min()), q_value=float(group["q"].min()), sentence=sentence,
         what_to_do="Block the prefixes, rate-limit one-time codes per prefix and destination.",
-        link=fmt.link("overview", country=country, start=recent, end=end), evidence=evidence, since=recent,
+        link=fmt.link("overview", country=name or country, start=recent, end=end), evidence=evidence, since=recent,
         prefix=None)
 
 
