@@ -150,8 +150,12 @@ class ContinuousIngest:
 
     def wait_published(self, n: int, timeout: float) -> bool:
         """True once ``n`` snapshots were published (progress, not a clock guess); False at the timeout."""
+        return self.wait_for(lambda: self.published >= n, timeout)
+
+    def wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        """Waits until ``predicate()`` holds, checked after every cycle (``cycles``, ``failures``, ``published``)."""
         with self._progress:
-            return self._progress.wait_for(lambda: self.published >= n, timeout)
+            return self._progress.wait_for(predicate, timeout)
 
     def _run_thread(self) -> None:
         try:
@@ -196,19 +200,19 @@ class ContinuousIngest:
         return full if reconcile else min(full, ingest_cli.TICK_LAG_HOURS)
 
     def _finish(self, cycle: Cycle, reconcile: bool) -> None:
-        self.cycles += 1
-        if cycle.report is not None and cycle.report.published:
-            with self._progress:
-                self.published += 1
-                self._progress.notify_all()
-            if reconcile:
-                self.last_reconcile = cycle.started
-        self.failures = 0 if cycle.ok else self.failures + 1
+        if reconcile and cycle.report is not None and cycle.report.published:
+            self.last_reconcile = cycle.started
+        failures = 0 if cycle.ok else self.failures + 1
+        self.failures = failures
         line = status_line(cycle, self._delay(cycle))
         if cycle.ok and not self.quiet:
             print(line, file=self.out, flush=True)
         elif not cycle.ok:
             print(line, file=self.err, flush=True)
+        with self._progress:  # after the line: a waiter that sees the count also finds the line written
+            self.cycles += 1
+            self.published += 1 if cycle.report is not None and cycle.report.published else 0
+            self._progress.notify_all()
 
     # ----------------------------------------------------------------- inside the run, before the publish
 
