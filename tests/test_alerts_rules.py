@@ -9,7 +9,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from switchboard.alerts import evaluate, rules, run
+from switchboard.alerts import evaluate, rules
 from switchboard.core.errors import ConfigError
 from switchboard.core.settings import Settings
 from tests.alerts_util import INDOSAT, config, day, end_of, incident_world, traffic
