@@ -86,7 +86,7 @@ def about(x: float) -> str:
         return "an unknown number of"
     n = int(round(x))
     if n >= 100:
-        n = int(round(n, -(len(str(n)) - 2)))
+        n = round(n, -(len(str(n)) - 2))
     return f"{n:,}"
 
 
