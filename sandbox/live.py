@@ -328,6 +328,8 @@ class LiveTraffic:
             exp = self.world.scenario.experiments[ei]
             if not exp.countries or rec["country"] in exp.countries:
                 p += exp.conversion_lift
+            elif rec["country"] in exp.opposite_countries:  # issue 19: the region where it hurts
+                p = max(0.0, p + exp.opposite_conversion_lift)
         if draws["conv_u"][j] < p:
             when = max(rec["final_at"], rec["date_created"]) * 1000 + draws["conv_delay"][j] * 1000
             self._convert(when, row, rates["conversion"])

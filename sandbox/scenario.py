@@ -39,6 +39,11 @@ class Experiment:
     delivery_lift: float = 0.0  # absolute change of the delivery rate for the treatment in the region
     treatment_sender: str | None = None  # "alpha": the treatment sends from an alphanumeric sender ID
     opt_out_multiplier: float = 1.0  # the treatment's members reply with opt-out keywords this many times as often
+    # Issue 19: a second region where the treatment's conversion lift differs (an opposite sign: the
+    # variant helps in ``countries`` and hurts in these).
+    opposite_countries: tuple[str, ...] = ()
+    opposite_region_name: str = ""
+    opposite_conversion_lift: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,19 @@ DEFAULT_EXPERIMENTS: tuple[Experiment, ...] = (
     # members reply STOP: the opt-out guardrail must stop it shipping.
     Experiment("exp_mkt_urgency", "marketing", ("control", "urgent"), ("mkt_promo", "mkt_promo_urgent"),
                conversion_lift=0.01, opt_out_multiplier=3.0),
+    # Issue 19: a direct sign-in alert helps in North America, Europe and Australia and hurts in South and
+    # Southeast Asia. Better overall, but its effect differs by country: the Experiments page must flag it,
+    # and the decision is Discuss (ship only where it helps), not Ship.
+    Experiment("exp_alert_wording", "account_alert", ("control", "direct"), ("alert_login", "alert_login"),
+               countries=("US", "CA", "GB", "DE", "FR", "ES", "IT", "AU"),
+               region_name="North America, Europe and Australia", conversion_lift=0.08,
+               opposite_countries=("IN", "ID", "PH", "PK", "BD", "VN"), opposite_region_name="South and Southeast Asia",
+               opposite_conversion_lift=-0.08),
 )
+# Issue 19: each member's engagement, fixed for the whole history, moves their chance to convert on
+# every SMS by engagement * min(p, 1 - p) (uniform in +/-MEMBER_ENGAGEMENT_SPREAD; the mean rate is
+# unchanged). So a member's conversions before an experiment predict theirs in it: CUPED's pre-period.
+MEMBER_ENGAGEMENT_SPREAD = 0.9
 DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
     AccountSpec("Acme Production", 0.85),
     AccountSpec("Acme Marketing (subaccount)", 0.15, subaccount=True),

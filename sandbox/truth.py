@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from switchboard.sandbox.catalog import COUNTRY_BY_ISO, PURPOSES
-from switchboard.sandbox.scenario import Experiment, Incident, World
+from switchboard.sandbox.scenario import MEMBER_ENGAGEMENT_SPREAD, Experiment, Incident, World
 
 
 def _rate(mask_num: np.ndarray, mask_den: np.ndarray) -> float | None:
@@ -59,6 +59,10 @@ def ground_truth(world: World) -> dict[str, Any]:
         "true_delivery_rate_by_country": {c: COUNTRY_BY_ISO[c].delivery_rate for c in sorted(set(country.tolist()))},
         "incidents": [_incident_truth(world, inc) for inc in sc.incidents],
         "experiments": [_experiment_truth(world, ei, exp) for ei, exp in enumerate(sc.experiments)],
+        # Issue 19: the pre-period CUPED uses. A member's engagement e (uniform in +/-spread, fixed for the
+        # history) moves their chance to convert on every SMS by e * min(p, 1 - p).
+        "member_engagement": {"spread": MEMBER_ENGAGEMENT_SPREAD,
+                              "effect": "P(convert) + engagement * min(P, 1 - P) on every SMS of the member"},
         "voice_fallbacks": {
             "calls": int(fb.sum()),
             "completed": int((fb & (calls["status"].to_numpy() == "completed")).sum()),
@@ -115,9 +119,12 @@ def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
     e_idx, v_idx = m["experiment_idx"].to_numpy(), m["variant_idx"].to_numpy()
     entry = asdict(exp)
     region = np.isin(country, list(exp.countries)) if exp.countries else np.ones(len(m), bool)
+    regions = [("in_region", region), ("outside_region", ~region)]
+    if exp.opposite_countries:  # issue 19: where the treatment's lift has the other sign
+        regions.append(("opposite_region", np.isin(country, list(exp.opposite_countries))))
     arms: dict[str, dict[str, Any]] = {}
     for vi, vname in enumerate(exp.variants):
-        for label, reg in (("in_region", region), ("outside_region", ~region)):
+        for label, reg in regions:
             sel = (e_idx == ei) & (v_idx == vi) & reg
             arms.setdefault(vname, {})[label] = {
                 "attempts": int(sel.sum()),
@@ -128,6 +135,14 @@ def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:
     entry["true_conversion_rate_if_delivered"] = {
         exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.conversion_lift, 4)
     }
+    if exp.opposite_countries:
+        entry["true_conversion_rate_if_delivered_opposite_region"] = {
+            exp.variants[0]: base["p_del"], exp.variants[1]: round(base["p_del"] + exp.opposite_conversion_lift, 4)
+        }
+        # What the Experiments page should conclude: the effect differs by country, so Discuss (rule 5 of
+        # analytics.experiments_stats.DECISION_RULES) when the treatment is better overall.
+        entry["differs_by_country"] = True
+        entry["expected_decision"] = "Discuss"
     entry["observed"] = arms
     if exp.opt_out_multiplier != 1.0:
         entry["observed_opt_out_rate"] = _opt_out_rates(world, ei, exp)

@@ -39,6 +39,7 @@ from switchboard.sandbox.scenario import (
     DEFAULT_EXPERIMENTS,
     DEFAULT_INCIDENTS,
     LATAM,
+    MEMBER_ENGAGEMENT_SPREAD,
     AccountSpec,
     Experiment,
     Incident,
@@ -783,21 +784,38 @@ def _other_attempts(ctx: _Context, users: pd.DataFrame, n_other: int) -> _Other:
     return _Other(columns=columns, user=ou, ms=o_ms, alert=o_purpose == "account_alert")
 
 
-def _sms_conversion_rates(ctx: _Context, msgs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """P(convert | delivered) and P(convert | not delivered) per SMS, with each experiment's
-    conversion lift for its treatment inside its region."""
+def member_engagement(seed: int, n_users: int) -> np.ndarray:
+    """Each member's engagement in [-MEMBER_ENGAGEMENT_SPREAD, +MEMBER_ENGAGEMENT_SPREAD] (scenario.py says
+    how it moves conversions). Its own seeded stream, so the rest of the world draws what it drew before."""
+    return np.random.default_rng([seed, 19]).uniform(-MEMBER_ENGAGEMENT_SPREAD, MEMBER_ENGAGEMENT_SPREAD, n_users)
+
+
+def _sms_conversion_rates(ctx: _Context, msgs: pd.DataFrame,
+                          engagement: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """P(convert | delivered) and P(convert | not delivered) per SMS: the purpose's rates moved by the
+    member's engagement, plus each experiment's conversion lift for its treatment inside its region (and
+    its opposite lift inside its opposite region)."""
     purposes = list(msgs["purpose"].cat.categories)
     p_codes = msgs["purpose"].cat.codes.to_numpy()
     p_del = np.array([PURPOSES[p]["p_del"] for p in purposes])[p_codes]
     p_not = np.array([PURPOSES[p]["p_not"] for p in purposes])[p_codes]
+    if engagement is not None:
+        e = engagement[msgs["user_idx"].to_numpy()]
+        p_del = p_del + e * np.minimum(p_del, 1 - p_del)
+        p_not = p_not + e * np.minimum(p_not, 1 - p_not)
     iso = list(msgs["country"].cat.categories)
     ccodes = msgs["country"].cat.codes.to_numpy()
     e_idx, v_idx = msgs["experiment_idx"].to_numpy(), msgs["variant_idx"].to_numpy()
     for ei, exp in enumerate(ctx.scenario.experiments):
-        if exp.conversion_lift:
-            region = np.isin(ccodes, [iso.index(c) for c in exp.countries if c in iso]) if exp.countries else True
+        regions = [(exp.countries, exp.conversion_lift)]
+        if exp.opposite_countries:  # never "everywhere": an opposite region names its countries
+            regions.append((exp.opposite_countries, exp.opposite_conversion_lift))
+        for countries, lift in regions:
+            if not lift:
+                continue
+            region = np.isin(ccodes, [iso.index(c) for c in countries if c in iso]) if countries else True
             sel = (e_idx == ei) & (v_idx == 1) & region
-            p_del = np.where(sel, p_del + exp.conversion_lift, p_del)
+            p_del = np.where(sel, np.clip(p_del + lift, 0.0, 1.0), p_del)
     return p_del, p_not
 
 
@@ -807,7 +825,7 @@ def _conversions(ctx: _Context, msgs: pd.DataFrame, calls: pd.DataFrame, other: 
     of the history), and whether each SMS converted."""
     rng, n_sms, n_calls, n_other = ctx.rng, len(msgs), len(calls), other.user.size
     delivered = msgs["status"].cat.codes.to_numpy() == 0
-    p_del, p_not = _sms_conversion_rates(ctx, msgs)
+    p_del, p_not = _sms_conversion_rates(ctx, msgs, member_engagement(ctx.scenario.seed, len(uid)))
     conv_sms = rng.random(n_sms) < np.where(delivered, p_del, p_not)
     c_ms_sms = (np.maximum(msgs["final_at"].to_numpy(), msgs["date_created"].to_numpy()) * 1000
                 + (rng.exponential(240, size=n_sms) * 1000).astype(np.int64))
