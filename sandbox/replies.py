@@ -324,7 +324,7 @@ def merge(msgs: pd.DataFrame, inbound: pd.DataFrame, salt: int) -> tuple[pd.Data
             vals = np.concatenate([a.astype(object).to_numpy(), b.astype(object).to_numpy()])[order]
             cats = a.cat.categories.tolist() if isinstance(a.dtype, pd.CategoricalDtype) else []
             seen = b.astype(object).tolist() + ([] if cats else a.astype(object).tolist())
-            extra = sorted({v for v in seen if v is not None and v == v} - set(cats), key=str)
+            extra = sorted({v for v in seen if v is not None and pd.notna(v)} - set(cats), key=str)
             cols[c] = pd.Categorical(vals, categories=cats + extra)
         elif c == "sid":
             continue

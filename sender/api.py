@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 from twilio.rest import Client
 
-from switchboard.sender import planning
+from switchboard.sender import planning, suppression
 from switchboard.sender.campaign import Campaign, CampaignError, load_campaign_text
 from switchboard.sender.campaign import load_campaign as _load_campaign_file
 from switchboard.sender.ledger import Ledger, LedgerBusy, ledger_path
@@ -69,6 +69,7 @@ __all__ = [
     "client_from_env",
     "dashboard_filters",
     "load_campaign",
+    "opted_out_recipients",
     "plan",
     "plan_totals",
     "preview_campaign",
@@ -128,9 +129,20 @@ def load_campaign(
     )
 
 
-def plan(campaign: Campaign) -> pd.DataFrame:
-    """One row per recipient; columns ``planning.PLAN_COLUMNS`` (numbers masked, cost an estimate)."""
-    return planning.plan(campaign)
+def plan(campaign: Campaign, opted_out: frozenset[str] = frozenset()) -> pd.DataFrame:
+    """One row per recipient; columns ``planning.PLAN_COLUMNS`` (numbers masked, cost an estimate;
+    ``opted_out`` true for the numbers given, see ``opted_out_recipients``)."""
+    return planning.plan(campaign, opted_out)
+
+
+def opted_out_recipients(campaign: Campaign, data_dir: str | Path | None = None) -> suppression.Suppression:
+    """The campaign's recipients who opted out of its sender, per the published warehouse in ``data_dir``
+    (default: the settings' data directory). Empty, with a ``note``, when there is no warehouse to ask."""
+    if data_dir is None:
+        from switchboard.core.settings import Settings
+
+        data_dir = Settings.from_env().data_dir
+    return suppression.opted_out(data_dir, campaign)
 
 
 def plan_totals(plan_frame: pd.DataFrame) -> pd.DataFrame:
@@ -153,26 +165,43 @@ class CampaignPreview:
     variant_counts: dict[str, int]
     fallback_after_seconds: float | None
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    opted_out: int = 0  # recipients who opted out of the sender (per the warehouse): not sent
+    opted_out_note: str | None = None  # why opt-outs could not be checked, when so
+
+    @property
+    def opted_out_line(self) -> str | None:
+        """"3 recipients have opted out: not sent", or why nobody could be checked; None when all is clear."""
+        if self.opted_out:
+            one = self.opted_out == 1
+            return f"{self.opted_out} recipient{'' if one else 's'} {'has' if one else 'have'} opted out: not sent"
+        return self.opted_out_note
 
     @property
     def needs_confirmation(self) -> bool:
         return self.outside_allow_list > 0
 
 
-def preview_campaign(campaign: Campaign) -> CampaignPreview:
-    frame = plan(campaign)
+def preview_campaign(campaign: Campaign, *, data_dir: str | Path | None = None,
+                     opted_out: suppression.Suppression | None = None) -> CampaignPreview:
+    """The plan and its totals; recipients who opted out (``opted_out``, or read from the warehouse in
+    ``data_dir``) are marked and not counted in the cost."""
+    found = opted_out if opted_out is not None else opted_out_recipients(campaign, data_dir)
+    frame = plan(campaign, found.numbers)
+    sendable = frame[~frame["opted_out"]] if len(frame) else frame
     return CampaignPreview(
         campaign_id=campaign.id,
         name=campaign.name,
         sender=campaign.sender,
         plan=frame,
-        totals=plan_totals(frame),
+        totals=plan_totals(sendable),
         recipients=len(frame),
-        estimated_cost_usd=round(float(frame["estimated_cost_usd"].sum()), 4) if len(frame) else 0.0,
+        estimated_cost_usd=round(float(sendable["estimated_cost_usd"].sum()), 4) if len(sendable) else 0.0,
         outside_allow_list=len(campaign.outside_allow_list()),
         variant_counts={str(k): int(v) for k, v in frame["variant"].value_counts().sort_index().items()},
         fallback_after_seconds=campaign.fallback.after_seconds if campaign.fallback else None,
         warnings=campaign.warnings,
+        opted_out=len(found),
+        opted_out_note=found.note,
     )
 
 
@@ -195,16 +224,21 @@ def run_campaign(
     data_dir: str | Path,
     progress_callback: Callable[[SendOutcome, int, int], None] | None = None,
     allow_any_number: bool = False,
+    include_opted_out: bool = False,
     options: RunOptions | None = None,
 ) -> CampaignResult:
     """Send the campaign (resuming any earlier run of the same id). ``allow_any_number`` means the user
-    confirmed sending outside the allow-list. ``progress_callback(outcome, done, total)`` after each send."""
+    confirmed sending outside the allow-list. Recipients who opted out of the sender (per the warehouse in
+    ``data_dir``) are skipped unless ``include_opted_out`` (the user confirmed it; Twilio itself refuses a
+    number opted out of that sender with 21610). ``progress_callback(outcome, done, total)`` after each send."""
+    from dataclasses import replace
+
     if options is None:
         options = RunOptions(allow_any_number=allow_any_number)
     elif allow_any_number and not options.allow_any_number:
-        from dataclasses import replace
-
         options = replace(options, allow_any_number=True)
+    if not include_opted_out:
+        options = replace(options, suppressed=options.suppressed | opted_out_recipients(campaign, data_dir).numbers)
     return _run_campaign(
         campaign, client, data_dir=data_dir, progress_callback=progress_callback, options=options
     )

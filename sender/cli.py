@@ -1,4 +1,4 @@
-"""``switchboard send CAMPAIGN.toml [--dry-run|--send] [--yes] [--allow-any-number] [--data-dir DIR]``.
+"""``switchboard send CAMPAIGN.toml [--dry-run|--send] [--yes] [--allow-any-number] [--include-opted-out] [--data-dir DIR]``.
 
 The dry run is the default: it prints the plan (masked numbers, variant, language,
 encoding, segments, estimated cost) and totals per country, and sends nothing.
@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--allow-any-number",
         action="store_true",
         help="allow recipients that are not in the campaign's allow-list (asks to confirm)",
+    )
+    parser.add_argument(
+        "--include-opted-out",
+        action="store_true",
+        help="also text recipients who opted out of this sender (STOP, per the warehouse); asks to confirm, "
+        "and Twilio refuses them with 21610 unless they opted back in",
     )
     parser.add_argument(
         "--data-dir",
@@ -116,12 +122,19 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int:
     campaign = api.load_campaign(Path(args.campaign))
-    preview = api.preview_campaign(campaign)
+    data_dir = _data_dir(args)
+    preview = api.preview_campaign(campaign, data_dir=data_dir)
     for warning in campaign.warnings:
         print(f"warning: {warning}", file=err)
     if not args.send:
         _print_dry_run(preview, campaign, out)
         return 0
+    if preview.opted_out_line:
+        print(preview.opted_out_line + (" unless confirmed below" if args.include_opted_out and preview.opted_out
+                                        else ""), file=out)
+    if args.include_opted_out and preview.opted_out and not args.yes and not _confirm_opted_out(preview, inp, out):
+        print("Not sent: confirmation declined.", file=err)
+        return 1
 
     if preview.outside_allow_list:
         if not args.allow_any_number:
@@ -129,7 +142,6 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
         if not args.yes and not _confirm(preview, inp, out):
             print("Not sent: confirmation declined.", file=err)
             return 1
-    data_dir = _data_dir(args)
     # A base URL may carry credentials in its userinfo (http://AC…:TOKEN@host): never print them.
     target = redact_url(os.environ.get(BASE_URL_ENV) or "") or "Twilio"
     print(
@@ -155,7 +167,8 @@ def _run(args: argparse.Namespace, inp: TextIO, out: TextIO, err: TextIO) -> int
             on_status=bar.set_postfix_str,
         )
         result = api.run_campaign(
-            campaign, client, data_dir=data_dir, progress_callback=progress, options=options
+            campaign, client, data_dir=data_dir, progress_callback=progress, options=options,
+            include_opted_out=args.include_opted_out,
         )
     _print_summary(result, out)
     return 0
@@ -173,6 +186,18 @@ def _confirm(preview: api.CampaignPreview, inp: TextIO, out: TextIO) -> bool:
         file=out,
     )
     print(f"Type the campaign id ({preview.campaign_id}) to send anyway: ", end="", file=out, flush=True)
+    return inp.readline().strip() == preview.campaign_id
+
+
+def _confirm_opted_out(preview: api.CampaignPreview, inp: TextIO, out: TextIO) -> bool:
+    if not (hasattr(inp, "isatty") and inp.isatty()):
+        raise api.UnsafeCampaign(
+            f"{preview.opted_out} recipient(s) opted out of {preview.sender} and there is no terminal to confirm "
+            "on; pass --yes as well to confirm, or drop --include-opted-out"
+        )
+    print(f"{preview.opted_out} recipient(s) replied STOP (or Twilio refused them with 21610): texting them again "
+          "needs their consent.", file=out)
+    print(f"Type the campaign id ({preview.campaign_id}) to include them: ", end="", file=out, flush=True)
     return inp.readline().strip() == preview.campaign_id
 
 
@@ -195,6 +220,11 @@ def _print_dry_run(preview: api.CampaignPreview, campaign: api.Campaign, out: Te
         print("\nEstimated cost per country (SMS only; an estimate from a static price table):", file=out)
         print(preview.totals.to_string(index=False), file=out)
     print(f"\nEstimated total: ${preview.estimated_cost_usd:.4f} (estimate)", file=out)
+    if preview.opted_out_line:
+        masked = preview.plan.loc[preview.plan["opted_out"], "number_masked"].tolist()
+        shown = f" ({', '.join(masked[:5])}{', …' if len(masked) > 5 else ''})" if masked else ""
+        print(f"{preview.opted_out_line}{shown}."
+              + (" --include-opted-out sends to them after a confirmation." if masked else ""), file=out)
     if preview.outside_allow_list:
         print(
             f"Note: {preview.outside_allow_list} recipient(s) are not in the allow-list; --send refuses them "
@@ -211,6 +241,8 @@ def _print_summary(result: api.CampaignResult, out: TextIO) -> None:
         f"{s['fallback_calls']} fallback call(s).",
         file=out,
     )
+    if s["skipped_opted_out"]:
+        print(f"Skipped: {s['skipped_opted_out']} recipient(s) opted out of this sender (not sent).", file=out)
     if s["failed_by_error"]:
         print("Failed by error:", file=out)
         codes = {o.error_name: o.error_code for o in result.outcomes if o.state == "failed"}

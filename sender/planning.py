@@ -48,6 +48,7 @@ PLAN_COLUMNS = [
     "estimated_cost_usd",
     "price_known",
     "allowed",
+    "opted_out",
     "say_language",
     "body",
 ]
@@ -96,8 +97,9 @@ def planned_sends(campaign: Campaign) -> list[PlannedSend]:
     return out
 
 
-def plan(campaign: Campaign) -> pd.DataFrame:
-    """One row per recipient (columns ``PLAN_COLUMNS``); the cost is an estimate from ``sender.prices``."""
+def plan(campaign: Campaign, opted_out: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
+    """One row per recipient (columns ``PLAN_COLUMNS``); the cost is an estimate from ``sender.prices``.
+    ``opted_out``: numbers that opted out of the campaign's sender (``sender.suppression``): not sent."""
     rows = []
     for p in planned_sends(campaign):
         info = segment_info(p.body)
@@ -117,6 +119,7 @@ def plan(campaign: Campaign) -> pd.DataFrame:
                 "estimated_cost_usd": round(price * info.segments, 4),
                 "price_known": known,
                 "allowed": p.recipient.number in campaign.allow_list,
+                "opted_out": p.recipient.number in opted_out,
                 "say_language": say_language_for(p) if campaign.fallback else None,
                 "body": p.body,
             }

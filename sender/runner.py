@@ -97,6 +97,9 @@ class RunOptions:
     # (timeout, dropped connection, 5xx) is looked for only after this, or a slow create would be sent twice.
     inflight_window: timedelta = timedelta(seconds=120)
     on_status: Callable[[str], None] | None = None  # one-line notes while waiting (progress bars, pages)
+    # Recipients' numbers not to text: opted out of the campaign's sender per the warehouse (issue 18;
+    # sender.suppression). sender.api fills it unless the user confirmed sending to them anyway.
+    suppressed: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class SendOutcome:
     country: str | None
     variant: str | None
     event_id: str
-    state: str  # sent | failed
+    state: str  # sent | failed | skipped (opted out, per the warehouse: never sent)
     provider_sid: str | None
     status: str | None  # the provider's last known status
     error_code: int | None
@@ -150,6 +153,10 @@ class CampaignResult:
         return sum(o.status in DELIVERED for o in self._sms())
 
     @property
+    def skipped_opted_out(self) -> int:
+        return sum(o.state == "skipped" for o in self._sms())
+
+    @property
     def fallbacks(self) -> int:
         return sum(o.step == "voice" and o.state == "sent" for o in self.outcomes)
 
@@ -167,6 +174,7 @@ class CampaignResult:
             "failed": self.failed,
             "delivered": self.delivered,
             "fallback_calls": self.fallbacks,
+            "skipped_opted_out": self.skipped_opted_out,
             "failed_by_error": self.failed_by_error,
             "recovered_after_crash": sum(o.recovered for o in self.outcomes),
             "already_done_before": sum(o.resumed for o in self.outcomes),
@@ -318,6 +326,7 @@ class _Run:
         self.in_doubt: list[tuple[_Step, int]] = []  # sends whose outcome is unknown, with their attempt
         self.done = 0
         self.total = len(self.plans)
+        self.skipped: list[SendOutcome] = []
 
     # -- start-up
     def check_fingerprint(self) -> None:
@@ -351,11 +360,27 @@ class _Run:
     # -- SMS
     def send_all_sms(self) -> None:
         for plan in self.plans:
+            if plan.recipient.number in self.options.suppressed and self.ledger.get(plan.key) is None:
+                self._skip(plan)
+                continue
             step = _Step(
                 plan.key, "sms", plan.event_id, plan, self.campaign.sender, body_hashes(plan.body), None
             )
             self._execute(step)
         self._settle_in_doubt()
+
+    def _skip(self, plan: PlannedSend) -> None:
+        """A recipient who opted out of this sender: nothing is sent, nothing is logged as sent."""
+        outcome = SendOutcome(
+            user_id=plan.recipient.user_id, step="sms", number_masked=mask_number(plan.recipient.number),
+            country=plan.country, variant=plan.variant.name, event_id=plan.event_id, state="skipped",
+            provider_sid=None, status=None, error_code=21610,
+            error_name="opted out (per the warehouse): not sent", fallback_of=None, recovered=False, resumed=False,
+        )
+        self.skipped.append(outcome)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(outcome, self.done, self.total)
 
     def _execute(self, step: _Step) -> None:
         row = self.ledger.get(step.key)
@@ -687,7 +712,7 @@ class _Run:
         )
 
     def outcomes(self) -> list[SendOutcome]:
-        return [self._outcome(r) for r in self.ledger.rows() if r.state != "intent"]
+        return [self._outcome(r) for r in self.ledger.rows() if r.state != "intent"] + self.skipped
 
 
 def voice_twiml(plan: PlannedSend) -> str:

@@ -37,6 +37,7 @@ from switchboard.sender.campaign import Campaign, CampaignError
 from switchboard.sender.ledger import Ledger, ledger_path
 from switchboard.sender.runner import CampaignResult, RunOptions, SendOutcome, UnsafeCampaign, check_safety
 from switchboard.sender.runner import run_campaign as _run_campaign
+from switchboard.sender.suppression import opted_out
 from switchboard.sender.transport import (
     BASE_URL_ENV,
     Credentials,
@@ -215,6 +216,8 @@ def send_from_web(
     if problem:
         raise UnsafeCampaign(f"Not sendable from the web: {problem}.")
     client = make_client(target.credentials)
-    options = RunOptions(allow_any_number=False, on_status=on_status)
+    # Never to a recipient who opted out of the sender (issue 18): the web has no override.
+    skip = opted_out(data_dir, campaign).numbers
+    options = RunOptions(allow_any_number=False, on_status=on_status, suppressed=skip)
     return _run_campaign(campaign, client, data_dir=data_dir, progress_callback=progress_callback, options=options)
 

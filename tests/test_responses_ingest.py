@@ -91,8 +91,8 @@ def test_keyword_table_case_whitespace_punctuation_and_languages(con):
         records.append(_msg(_sid(100 + i), direction="inbound", frm=US_MEMBER, to=OURS_A,
                             at=T0 + timedelta(minutes=1 + i), body=text))
     _load(con, records)
-    got = dict((sid, (c, k)) for sid, c, k in con.execute(
-        "SELECT sid, classification, keyword FROM responses").fetchall())
+    got = {sid: (c, k) for sid, c, k in con.execute(
+        "SELECT sid, classification, keyword FROM responses").fetchall()}
     for i, (text, cls, kw) in enumerate(KEYWORDS):
         assert got[_sid(100 + i)] == (cls, kw), text
 

@@ -66,6 +66,8 @@ class Messages:
         # with 21610, as Twilio refuses it, until the member opts back in (issue 18).
         numbers = world.users["number"].to_numpy()
         self.opted_out: set[tuple[str, str]] = {(str(numbers[u]), frm) for u, frm in world.opted_out}
+        # members who opted out before the history (every SMS to them failed with 21610): from any number
+        self.opted_out_everywhere: set[str] = set(numbers[world.users["opted_out"].to_numpy()].tolist())
         self.bodies: list[str] = world.messages.attrs.get("bodies", [])
         self._bodies_json: list[tuple[str, str, bool]] | None = None
 
@@ -271,7 +273,7 @@ class Messages:
         if country is None:
             raise ApiError(400, 21211, f"The 'To' number {to} is not a valid phone number.")
         frm = frm or allowed["from"][1]
-        if (to, frm) in self.opted_out:
+        if (to, frm) in self.opted_out or to in self.opted_out_everywhere:
             raise ApiError(400, 21610, "Attempt to send to unsubscribed recipient")
         return to, frm, mg, body, country
 
