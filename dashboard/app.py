@@ -49,6 +49,7 @@ def _pages() -> dict[str, list[st.Page]]:
         ],
         "Content": [
             page("templates.py", "Templates", ":material/sms:", "templates"),
+            page("responses.py", "Responses", ":material/reply:", "responses"),
             page("send_campaign.py", "Send test campaign", ":material/send:", "send"),
         ],
         "Warehouse": [page("data_health.py", "Data", ":material/database:", "data")],
