@@ -185,3 +185,83 @@ def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.Monk
     finally:
         con.close()
     assert list(country["Members"]) == [f"{u:,}" for u in want["users"]]
+
+
+# --------------------------------------------------------------------------- #
+# Issue 19: decision card, Bayesian readout, CUPED, differs by country
+# --------------------------------------------------------------------------- #
+@pytest.fixture(scope="module")
+def v2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """exp_ship (B wins, with a pre-period for CUPED) and exp_flip (B doubles conversion in BR, halves it in IN)."""
+    d = tmp_path_factory.mktemp("exp_v2")
+    b = Builder()
+    ship = arm("A", 400, 100, experiment="exp_ship") + arm("B", 400, 160, experiment="exp_ship")
+    flip = [e for v, br, india in (("A", 100, 200), ("B", 200, 100)) for e in
+            arm(v, 400, br, experiment="exp_flip", country="BR", prefix=f"flip_{v}_br_")
+            + arm(v, 400, india, experiment="exp_flip", country="IN", prefix=f"flip_{v}_in_")]
+    for e in ship + flip:
+        b.add(e)
+    # The pre-period is balanced, as randomisation makes it: members 0-99 of each arm converted 3 days before
+    # their first exposure (in A exactly the converters, in B 100 of its 160), so it predicts the test.
+    for e in ship:
+        if int(e.user.rsplit("_", 1)[1]) < 100:
+            b.conversions.append({"event_id": b._id("CV"), "user_id": e.user, "conversion_type": "login",
+                                  "occurred_at": at_(e) - timedelta(days=3)})
+    con = b.build(str(d / "warehouse.duckdb"))
+    con.execute("CHECKPOINT")
+    con.close()
+    return d
+
+
+def at_(e: Exposure):
+    from tests.test_experiments_data import at
+
+    return at(e.day, e.minute)
+
+
+def frame_with(at: AppTest, column: str):
+    """The first table on the page that has ``column`` (AppTest finds dataframes by position only)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def chart_types(at: AppTest) -> list[str]:
+    return [json.loads(c.proto.spec)["data"][0].get("type", "") for c in at.get("plotly_chart")]
+
+
+def test_decision_card_first_with_cuped_and_bayesian(v2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(v2_dir, monkeypatch)
+    at.selectbox(key="experiment").set_value("exp_ship").run()
+    assert alerts(at)[0].startswith("**Ship** · Ship B: conversion is better")
+    assert any("How the decision is made" in e.label for e in at.expander)
+    cuped = frame_with(at, "Variance reduction")
+    reduction = float(cuped.loc[0, "Variance reduction"].rstrip("%"))
+    assert reduction > 5  # converters' pre-period conversions predict the test
+    assert any("CUPED is on" in c.value for c in at.caption)
+    assert not any(m.label.startswith("Chance B beats") for m in at.metric)  # frequentist by default
+    at.segmented_control(key="exp_method").set_value("Bayesian").run()
+    assert not at.exception
+    labels = [m.label for m in at.metric]
+    assert "Chance B beats A" in labels and "Risk of shipping B" in labels and "Risk of keeping A" in labels
+    assert any("risk" in e.label.lower() for e in at.expander)
+    assert alerts(at)[0].startswith("**Ship**")  # the credible interval agrees
+    at.toggle(key="exp_cuped").set_value(False).run()
+    assert any("you turned it off" in c.value for c in at.caption)
+
+
+def test_differs_by_country_warns_and_maps(v2_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = open_experiments(v2_dir, monkeypatch)
+    at.selectbox(key="experiment").set_value("exp_flip").run()
+    warnings = [w.value for w in at.warning]
+    assert any("differs by country: it helps in some and hurts in others" in w for w in warnings), warnings
+    assert "choropleth" in chart_types(at)
+    lifts = frame_with(at, "p_value_adjusted")
+    assert dict(zip(lifts["country_name"], lifts["direction"])) == {"Brazil": "better", "India": "worse"}
+    captions = " ".join(c.value for c in at.caption)
+    assert "Holm (family-wise error) across the 2 countries" in captions
+    at.segmented_control(key="exp_correction").set_value("Benjamini-Hochberg").run()
+    assert not at.exception
+    assert "Benjamini-Hochberg (false discovery rate) across the 2 countries" in " ".join(c.value for c in at.caption)
+    # Overall no change (the regions cancel): not a Ship; power from history is filled in.
+    assert not alerts(at)[0].startswith("**Ship**")
+    labels = [m.label for m in at.metric]
+    assert {"Baseline conversion", "Variance per member", "Members per arm per day"} <= set(labels)
