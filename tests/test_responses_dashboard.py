@@ -31,7 +31,7 @@ def test_responses_page_shows_the_analytics_numbers(page: AppTest, small_warehou
     bounds = con.execute("SELECT min(sent_day), max(sent_day) FROM attempt_facts").fetchone()
     start, end = max(bounds[0], date.fromordinal(bounds[1].toordinal() - 29)), bounds[1]
     summary = responses.response_summary(con, start=start, end=end).set_index("classification")["replies"]
-    total, opted = responses.opted_out_members(con, limit=500)
+    total, _ = responses.opted_out_members(con, limit=500)
     con.close()
     cards = {m.label: m.value for m in page.metric}
     assert cards["Replies"] == f"{int(summary.sum()):,}"
