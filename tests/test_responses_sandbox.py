@@ -5,7 +5,6 @@ and the experiment whose variant raises opt-outs, in ground truth."""
 from __future__ import annotations
 
 import json
-
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
