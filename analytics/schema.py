@@ -10,7 +10,7 @@ from __future__ import annotations
 import duckdb
 import pandas as pd
 
-ANALYST_VIEWS = ("message_facts", "call_facts", "attempt_facts")
+ANALYST_VIEWS = ("message_facts", "call_facts", "attempt_facts", "responses", "opted_out_members")
 
 
 def view_comments(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:

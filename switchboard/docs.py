@@ -16,8 +16,9 @@ README = REPO / "README.md"
 HEADER = """\
 # Warehouse schema: the analyst views
 
-The stable contract for analysts: three views of the published warehouse (`data/warehouse.duckdb`,
-open it read-only). Generated from the `COMMENT ON` statements of `ingest/views.sql` by
+The stable contract for analysts: the views of the published warehouse (`data/warehouse.duckdb`,
+open it read-only). Generated from the `COMMENT ON` statements of `ingest/views.sql` (and
+`ingest/responses.sql` for the members' replies) by
 `python -m switchboard.docs`; `tests/test_ingest_schema_docs.py` fails when the two disagree.
 Internal tables (names starting with `_`) are not part of the contract: see `docs/ARCHITECTURE.md`.
 """
@@ -28,8 +29,11 @@ def schema_document() -> str:
     from switchboard.analytics.schema import schema_markdown
     from switchboard.ingest import warehouse
 
+    from switchboard.ingest.responses import refresh_responses
+
     con = warehouse.connect(":memory:")
     warehouse.create_schema(con)
+    refresh_responses(con)  # the replies' views (idempotent: the facts refresh may have built them already)
     return HEADER + schema_markdown(con)
 
 
