@@ -61,14 +61,29 @@ def prefix_length(numbers: list[str]) -> int | None:
     return Counter(lengths).most_common(1)[0][0] if lengths else None
 
 
+def otp_purposes(con: Any) -> list[str]:
+    """The warehouse's one-time-code purposes, from the small daily rollup when it is there: a list to
+    match exactly is far cheaper on millions of rows than five ILIKEs."""
+    source = "_daily_message_rollup" if _has(con, "_daily_message_rollup") else "message_facts"
+    return [r[0] for r in con.execute(f"SELECT DISTINCT purpose FROM {source} WHERE {OTP_PURPOSE}").fetchall()]
+
+
+def _has(con: Any, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                            "AND table_name = $t", {"t": table}).fetchone()[0])
+
+
 def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
     end = as_of + timedelta(microseconds=1)
     recent = end - timedelta(hours=rule.recent_hours)
     base = recent - timedelta(days=rule.baseline_days)
-    lengths = _prefix_lengths(con, rule, recent, end)
+    purposes = otp_purposes(con)
+    if not purposes:
+        return []
+    lengths = _prefix_lengths(con, rule, recent, end, purposes)
     if lengths.empty:
         return []
-    cells = _cells(con, lengths, base, recent, end)
+    cells = _cells(con, lengths, base, recent, end, purposes, rule.min_impact)
     if cells.empty:
         return []
     hours0 = rule.baseline_days * 24
@@ -80,55 +95,79 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
                  & (cells["excess"] >= rule.min_impact)]
     if loud.empty:
         return []
-    loud = _signals(con, loud, recent, end)
+    loud = _signals(con, loud.merge(lengths, on="country_iso2"), base, recent, end, purposes)
     suspected = loud[loud["signals"] >= 2]
     names = dict(con.execute("SELECT iso2, name FROM countries").fetchall())
     return [_finding(rule, country, group, names.get(country), recent, end)
             for country, group in suspected.groupby("country_iso2", sort=True)]
 
 
-def _prefix_lengths(con: Any, rule: Rule, recent: datetime, end: datetime) -> pd.DataFrame:
+def _prefix_lengths(con: Any, rule: Rule, recent: datetime, end: datetime, purposes: list[str]) -> pd.DataFrame:
     """Countries with at least ``min_volume`` recent OTP SMS and their prefix length (from sampled numbers)."""
     rows = con.execute(
-        f"SELECT country_iso2, count(*) n, list(to_number ORDER BY to_number)[1:25] sample FROM message_facts "
-        f"WHERE sent_at >= $r AND sent_at < $e AND {OTP_PURPOSE} AND to_number IS NOT NULL "
+        f"SELECT country_iso2, count(*) n, list(to_number ORDER BY to_number)[1:5] sample FROM message_facts "
+        "WHERE sent_at >= $r AND sent_at < $e AND list_contains($p, purpose) AND to_number IS NOT NULL "
         "AND country_iso2 IS NOT NULL GROUP BY 1 HAVING count(*) >= $v",
-        {"r": recent, "e": end, "v": rule.min_volume}).fetchall()
+        {"r": recent, "e": end, "v": rule.min_volume, "p": purposes}).fetchall()
     out = [(c, prefix_length(list(sample))) for c, _, sample in rows]
     return pd.DataFrame([(c, n) for c, n in out if n], columns=["country_iso2", "plen"])
 
 
-def _cells(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, end: datetime) -> pd.DataFrame:
-    """OTP SMS per country and prefix: recent n1, baseline n0, recent cost."""
+def _cells(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
+           purposes: list[str], min_recent: float) -> pd.DataFrame:
+    """OTP SMS per country and prefix: recent n1 and cost, then baseline n0 only for the prefixes with at
+    least ``min_recent`` recent SMS (the only ones that can pass min_impact), in the countries they are in:
+    the baseline scan is the costly one (a string prefix per row), so it reads as little as it can."""
     con.register("_alert_plen", lengths)
     try:
-        return con.execute(
-            "SELECT m.country_iso2, left(m.to_number, l.plen) AS prefix, "
-            "count(*) FILTER (WHERE m.sent_at >= $r) AS n1, count(*) FILTER (WHERE m.sent_at < $r) AS n0, "
-            "coalesce(sum(m.cost_usd) FILTER (WHERE m.sent_at >= $r), 0) AS cost1 "
-            "FROM message_facts m JOIN _alert_plen l USING (country_iso2) "
-            f"WHERE m.sent_at >= $b AND m.sent_at < $e AND {otp('m.purpose')} GROUP BY ALL",
-            {"b": base, "r": recent, "e": end}).df()
+        recent_cells = con.execute(
+            "SELECT m.country_iso2, left(m.to_number, l.plen) AS prefix, count(*) AS n1, "
+            "coalesce(sum(m.cost_usd), 0) AS cost1 FROM message_facts m JOIN _alert_plen l USING (country_iso2) "
+            "WHERE m.sent_at >= $r AND m.sent_at < $e AND list_contains($p, m.purpose) GROUP BY ALL "
+            "HAVING count(*) >= $min",
+            {"r": recent, "e": end, "p": purposes, "min": min_recent}).df()
+        if recent_cells.empty:
+            return recent_cells.assign(n0=pd.Series(dtype="int64"))
+        wanted = recent_cells[["country_iso2", "prefix"]].merge(lengths, on="country_iso2")
+        con.register("_alert_wanted", wanted)
+        try:
+            base_cells = con.execute(
+                "SELECT m.country_iso2, left(m.to_number, w.plen) AS prefix, count(*) AS n0 "
+                "FROM message_facts m JOIN (SELECT DISTINCT country_iso2, plen FROM _alert_wanted) w "
+                "USING (country_iso2) WHERE m.sent_at >= $b AND m.sent_at < $r AND list_contains($p, m.purpose) "
+                "AND list_contains($prefixes, left(m.to_number, w.plen)) GROUP BY ALL",
+                {"b": base, "r": recent, "p": purposes, "prefixes": sorted(set(wanted["prefix"]))}).df()
+        finally:
+            con.unregister("_alert_wanted")
     finally:
         con.unregister("_alert_plen")
+    out = recent_cells.merge(base_cells, on=["country_iso2", "prefix"], how="left")
+    out["n0"] = out["n0"].fillna(0).astype("int64")
+    return out
 
 
-def _signals(con: Any, loud: pd.DataFrame, recent: datetime, end: datetime) -> pd.DataFrame:
-    """Conversion, new-member and sequential-number evidence of the loud prefixes, in one query."""
-    con.register("_alert_loud", loud[["country_iso2", "prefix"]])
+def _signals(con: Any, loud: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
+             purposes: list[str]) -> pd.DataFrame:
+    """Conversion, new-member and sequential-number evidence of the loud prefixes, in one query. Every
+    scan is bounded by the windows: a member is new when the baseline window never messaged them."""
+    con.register("_alert_loud", loud[["country_iso2", "prefix", "plen"]])
+    params = {"b": base, "r": recent, "e": end, "p": purposes}
     try:
         ev = con.execute(f"""
             WITH recent AS (
-                SELECT l.country_iso2, l.prefix, m.to_number, m.user_id, a.converted,
+                SELECT l.country_iso2, l.prefix, m.to_number, m.user_id, m.event_id,
                        try_cast(regexp_replace(m.to_number, '[^0-9]', '', 'g') AS HUGEINT) AS num
                 FROM message_facts m
-                JOIN _alert_loud l ON m.country_iso2 = l.country_iso2 AND starts_with(m.to_number, l.prefix)
-                LEFT JOIN attempt_facts a ON a.event_id = m.event_id
-                WHERE m.sent_at >= $r AND m.sent_at < $e AND {otp("m.purpose")}
+                JOIN _alert_loud l ON m.country_iso2 = l.country_iso2 AND left(m.to_number, l.plen) = l.prefix
+                WHERE m.sent_at >= $r AND m.sent_at < $e AND list_contains($p, m.purpose)
+            ),
+            conv AS (
+                SELECT event_id, converted FROM attempt_facts
+                WHERE sent_at >= $r AND sent_at < $e AND event_id IN (SELECT event_id FROM recent)
             ),
             seen AS (
                 SELECT DISTINCT user_id FROM attempt_facts
-                WHERE sent_at < $r AND user_id IN (SELECT user_id FROM recent WHERE user_id IS NOT NULL)
+                WHERE sent_at >= $b AND sent_at < $r AND user_id IN (SELECT user_id FROM recent)
             ),
             nums AS (
                 SELECT country_iso2, prefix, num,
@@ -137,19 +176,21 @@ def _signals(con: Any, loud: pd.DataFrame, recent: datetime, end: datetime) -> p
                 WINDOW w AS (PARTITION BY country_iso2, prefix ORDER BY num)
             )
             SELECT r.country_iso2, r.prefix,
-                   avg(r.converted::INT) AS conversion,
+                   avg(c.converted::INT) AS conversion,
                    count(DISTINCT r.user_id) AS members,
-                   count(DISTINCT r.user_id) FILTER (WHERE r.user_id NOT IN (SELECT user_id FROM seen)) AS new_members,
-                   any_value(s.sequential) AS sequential
+                   count(DISTINCT r.user_id) FILTER (WHERE s.user_id IS NULL) AS new_members,
+                   any_value(q.sequential) AS sequential
             FROM recent r
-            LEFT JOIN (SELECT country_iso2, prefix, avg((gap <= {NEAR})::INT) AS sequential FROM nums GROUP BY ALL) s
-                   USING (country_iso2, prefix)
-            GROUP BY ALL""", {"r": recent, "e": end}).df()
+            LEFT JOIN conv c USING (event_id)
+            LEFT JOIN seen s ON s.user_id = r.user_id
+            LEFT JOIN (SELECT country_iso2, prefix, avg((gap <= {NEAR})::INT) AS sequential FROM nums GROUP BY ALL) q
+                   ON q.country_iso2 = r.country_iso2 AND q.prefix = r.prefix
+            GROUP BY ALL""", params).df()
         countries = list(loud["country_iso2"].unique())
         base_conv = dict(con.execute(
-            f"SELECT country_iso2, avg(converted::INT) FROM attempt_facts WHERE sent_at < $r AND channel = 'sms' "
-            f"AND list_contains($c, country_iso2) AND {OTP_PURPOSE} AND converted IS NOT NULL GROUP BY 1",
-            {"r": recent, "c": countries}).fetchall())
+            f"SELECT country_iso2, avg(converted::INT) FROM attempt_facts WHERE sent_at >= $b AND sent_at < $r "
+            "AND channel = 'sms' AND list_contains($c, country_iso2) AND list_contains($p, purpose) "
+            "AND converted IS NOT NULL GROUP BY 1", {"b": base, "r": recent, "c": countries, "p": purposes}).fetchall())
     finally:
         con.unregister("_alert_loud")
     out = loud.merge(ev, on=["country_iso2", "prefix"], how="left")
