@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from switchboard.sandbox.api.events import MCC
 from tests.browser_util import SCREENSHOTS, free_port, launch_chromium
 from tests.live_util import Command
 
@@ -49,6 +50,11 @@ def test_live_demo_statuses_move_callbacks_arrive_and_the_warehouse_catches_up(t
     pushed = dict(_rows(wh, "SELECT push_source, count(*) FROM twilio_events GROUP BY ALL"))
     assert pushed.get("callback", 0) > 0 and pushed.get("event-stream", 0) > 0, pushed  # both paths, signed
     assert _rows(wh, "SELECT count(*) FROM twilio_events WHERE matched_run_id IS NOT NULL")[0][0] > 0
+    # Event Streams events carry the network (MCC/MNC), kept in twilio_events.extra: the MCC is the country's.
+    networks = _rows(wh, "SELECT f.country_iso2, json_extract_string(e.extra, '$.mcc'), "
+                         "json_extract_string(e.extra, '$.mnc') FROM twilio_events e JOIN message_facts f USING (sid) "
+                         "WHERE e.push_source = 'event-stream' AND json_extract_string(e.extra, '$.mcc') IS NOT NULL")
+    assert networks and all(MCC[cc] == mcc and len(mnc) == 2 for cc, mcc, mnc in networks), networks[:5]
     # Statuses moved on the wall clock: live messages (sent after the history) reached a final status.
     live_final = _rows(wh, "SELECT count(*) FROM message_facts WHERE status IN ('delivered', 'undelivered', 'failed') "
                            "AND sent_at >= (SELECT min(started_at) FROM ingest_runs)")[0][0]
