@@ -84,7 +84,7 @@ def about(x: float) -> str:
     """Two significant figures: 1,937 -> 1,900."""
     if x is None or not math.isfinite(x):
         return "an unknown number of"
-    n = int(round(x))
+    n = round(x)
     if n >= 100:
         n = round(n, -(len(str(n)) - 2))
     return f"{n:,}"

@@ -105,7 +105,7 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
 def _prefix_lengths(con: Any, rule: Rule, recent: datetime, end: datetime, purposes: list[str]) -> pd.DataFrame:
     """Countries with at least ``min_volume`` recent OTP SMS and their prefix length (from sampled numbers)."""
     rows = con.execute(
-        f"SELECT country_iso2, count(*) n, list(to_number ORDER BY to_number)[1:5] sample FROM message_facts "
+        "SELECT country_iso2, count(*) n, list(to_number ORDER BY to_number)[1:5] sample FROM message_facts "
         "WHERE sent_at >= $r AND sent_at < $e AND list_contains($p, purpose) AND to_number IS NOT NULL "
         "AND country_iso2 IS NOT NULL GROUP BY 1 HAVING count(*) >= $v",
         {"r": recent, "e": end, "v": rule.min_volume, "p": purposes}).fetchall()
@@ -188,7 +188,7 @@ def _signals(con: Any, loud: pd.DataFrame, base: datetime, recent: datetime, end
             GROUP BY ALL""", params).df()
         countries = list(loud["country_iso2"].unique())
         base_conv = dict(con.execute(
-            f"SELECT country_iso2, avg(converted::INT) FROM attempt_facts WHERE sent_at >= $b AND sent_at < $r "
+            "SELECT country_iso2, avg(converted::INT) FROM attempt_facts WHERE sent_at >= $b AND sent_at < $r "
             "AND channel = 'sms' AND list_contains($c, country_iso2) AND list_contains($p, purpose) "
             "AND converted IS NOT NULL GROUP BY 1", {"b": base, "r": recent, "c": countries, "p": purposes}).fetchall())
     finally:

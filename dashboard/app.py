@@ -53,7 +53,23 @@ def _pages() -> dict[str, list[st.Page]]:
             page("send_campaign.py", "Send test campaign", ":material/send:", "send"),
         ],
         "Warehouse": [page("data_health.py", "Data", ":material/database:", "data")],
+        "Watch": [page("alerts.py", _alerts_title(), ":material/notifications:", "alerts")],
     }
+
+
+def _open_alerts() -> int:
+    """Open alerts in the snapshot (0 without a warehouse or alert tables): the sidebar's badge."""
+    from switchboard.alerts import read
+
+    try:
+        return int(data.run(read.open_count))
+    except data.WarehouseUnavailable:
+        return 0
+
+
+def _alerts_title() -> str:
+    n = _open_alerts()
+    return f"Alerts · {n} open" if n else "Alerts"
 
 
 def _date_range(bounds: data.DataBounds) -> tuple[date, date]:
@@ -165,6 +181,10 @@ def _sidebar(bounds: data.DataBounds) -> components.View:
         )
     if bounds.outside:
         st.sidebar.warning(components.outside_note(bounds), icon=":material/event_busy:")
+    open_alerts = _open_alerts()
+    if open_alerts:  # the badge: visible on every page
+        st.sidebar.error(f"{open_alerts} open alert{'s' if open_alerts > 1 else ''}: see the Alerts page.",
+                         icon=":material/notifications_active:")
     return components.View(
         start=start,
         end=end,

@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "listen": ("switchboard.ingest.receiver.cli", "Receive Twilio status callbacks and Event Streams webhooks into a durable spool."),
     "export": ("switchboard.ingest.export", "Export every table and view as day-partitioned Parquet (hive layout)."),
     "build": ("switchboard.ingest.lake_build", "Build the facts and rollups over a Parquet lake on DuckDB or Spark."),
+    "alerts": ("switchboard.alerts_cli", "Check the alert rules now (after every ingest they run by themselves)."),
 }
 
 EPILOG = """\

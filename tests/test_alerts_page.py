@@ -1,0 +1,83 @@
+"""The dashboard's Alerts page through Streamlit's AppTest (dashboard/app.py: navigation, sidebar badge)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from switchboard.alerts import notify, rules, run
+from switchboard.dashboard import data
+from tests.alerts_util import end_of, incident_world
+
+APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
+PAGE = "app_pages/alerts.py"
+
+
+@pytest.fixture(scope="module")
+def alert_dir(tmp_path_factory) -> Path:
+    """A warehouse with one resolved and one open alert, a failed notification on the open one."""
+    d = tmp_path_factory.mktemp("alerts_page")
+    con = duckdb.connect(str(d / "warehouse.duckdb"))
+    incident_world(incident_days=range(28, 30), total_days=36, con=con)
+    cfg = replace(rules.parse({"defaults": {"recent_hours": 24}}),
+                  webhooks=(rules.Webhook("http://127.0.0.1:9/hook", "json"),), max_attempts=1)
+    for k in (28, 31):  # opened, then resolved
+        run(con, cfg, as_of=end_of(k))
+    # a second incident, still open: Telkomsel fails with 30003 on day 35
+    con.execute("""UPDATE twilio_messages SET status = 'undelivered', error_code = 30003
+                   WHERE to_carrier = 'Telkomsel' AND date_sent >= '2026-12-07' AND minute(date_sent) = 50""")
+    from switchboard.ingest import warehouse
+
+    warehouse.refresh_facts(con)
+    run(con, cfg, as_of=end_of(35))
+    notify.deliver(con, cfg, now=datetime(2030, 1, 1, tzinfo=UTC))  # nobody listens on port 9: fails, gives up
+    con.execute("CHECKPOINT")
+    con.close()
+    return d
+
+
+def open_alerts(monkeypatch, folder: Path) -> AppTest:
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(folder))
+    data.forget_connections()
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.run()
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_open_and_resolved_alerts_with_timeline_and_attempts(monkeypatch, alert_dir):
+    at = open_alerts(monkeypatch, alert_dir)
+    assert {m.label: m.value for m in at.metric} == {"Open alerts": "1", "Critical": "0", "Resolved": "1",
+                                                    "Notifications failed": "3"}
+    labels = [e.label for e in at.expander]
+    assert labels[0] == "**WARNING** error_rise: Indonesia · Telkomsel · 30003 (open)"
+    assert labels[1] == ("**WARNING** error_rise: Indonesia · Indosat Ooredoo Hutchison · 30007 "
+                         "(resolved 03 Dec 23:50)")
+    text = " ".join(m.value for m in at.markdown)
+    assert "of SMS to Indonesia on Telkomsel failed with 30003" in text
+    assert "[Open the filtered view](/errors?country=Indonesia&dates=2026-12-06&dates=2026-12-07)" in text
+    frames = [df.value for df in at.dataframe]
+    events = [f for f in frames if "event" in f.columns and "notify" in f.columns]
+    assert [f["event"].tolist() for f in events] == [["opened"], ["opened", "resolved"]]
+    tried = [f for f in frames if "ok" in f.columns]
+    assert tried and all(not ok for f in tried for ok in f["ok"])
+
+
+def test_the_sidebar_badge_counts_open_alerts(monkeypatch, alert_dir):
+    at = open_alerts(monkeypatch, alert_dir)
+    assert [e.value for e in at.sidebar.error] == ["1 open alert: see the Alerts page."]
+
+
+def test_a_warehouse_without_alerts_says_so(monkeypatch, tmp_path):
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    incident_world(total_days=29, con=con)
+    con.close()
+    at = open_alerts(monkeypatch, tmp_path)
+    assert any("No alert has been raised" in s.value for s in at.success)
+    assert not at.sidebar.error
