@@ -188,3 +188,13 @@ def test_channel_recommendation_seeded_reaches_every_branch(seeded):
     df = countries.channel_recommendation(seeded, start=START, end=END, min_attempts=5, alpha=0.3)
     assert df["enough_data"].any() and df["p_value_vs_sms"].notna().any()
     assert set(df["recommended"]) - {"sms"}  # some country recommends another channel
+
+
+def test_reason_names_the_country_code_when_the_name_is_unknown():
+    """A recipient country missing from the countries dimension: the reason says its code, never 'nan'."""
+    h = Hand()
+    _attempts(h, channel="sms", country="ZZ", n=40, converted=10)
+    _attempts(h, channel="voice", country="ZZ", n=40, converted=30)
+    row = countries.channel_recommendation(h.build(), start=D0, end=D0).iloc[0]
+    assert row.country_iso2 == "ZZ" and row.recommended == "voice"
+    assert row.reason.startswith("In ZZ, voice converts 75% of 40 attempts") and "nan" not in row.reason
