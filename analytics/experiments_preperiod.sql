@@ -13,8 +13,11 @@
 --
 -- Fragments filled by analytics.experiments.data (never user input):
 --   {where}     WHERE clause from analytics.filters.where on attempt_facts (alias a)
---   {covariate} one of the allow-listed pre-period counts (data._COVARIATES)
---   {opt_out}   the allow-listed opt-out expression, or NULL
+--   {covariate} one of the allow-listed pre-period counts (data._COVARIATES): (user_id, x) per member
+--   {opt_out}   the allow-listed opt-out members (user_id), or an empty SELECT without _response_facts
+-- How it runs: each covariate is a hash join of the members' first exposures to their history on
+-- user_id with the pre-period as a range filter, grouped per member (a correlated subquery per member
+-- was 30x slower at 10M messages).
 -- Bound parameters: $experiment_id, $window_minutes (DOUBLE or NULL), $pre_days (INTEGER).
 --
 -- Output: variant, segment (country ISO-2 of the first exposure), segment_name, users, y_sum,
@@ -43,17 +46,28 @@ members AS (
     FROM exposures f
     GROUP BY f.user_id
 ),
+firsts AS (
+    SELECT m.user_id, m.fx.first_at AS first_at FROM members m
+),
+pre AS (
+    -- {covariate}: joins firsts (alias u) to the member's history; one row per member with history
+    {covariate}
+),
+opted AS (
+    {opt_out}
+),
 units AS (
     SELECT
         m.user_id,
         m.fx.variant                                AS variant,
         m.fx.segment                                AS segment,
         m.fx.segment_name                           AS segment_name,
-        m.fx.first_at                               AS first_at,
         CAST(m.fx.converted AS INTEGER)             AS y,
-        {covariate}                                 AS x,
-        {opt_out}                                   AS opted_out
+        coalesce(p.x, 0)                            AS x,
+        o.user_id IS NOT NULL                       AS opted_out
     FROM members m
+    LEFT JOIN pre p ON p.user_id = m.user_id
+    LEFT JOIN opted o ON o.user_id = m.user_id
 )
 SELECT
     variant,
@@ -65,7 +79,7 @@ SELECT
     sum(x * x)                                      AS x_sum_squares,
     sum(x * y)                                      AS xy_sum,
     count(*) FILTER (WHERE x > 0)                   AS pre_users,
-    count(*) FILTER (WHERE opted_out)              AS opt_out_users
+    count(*) FILTER (WHERE opted_out)               AS opt_out_users
 FROM units
 GROUP BY variant, segment
 ORDER BY variant, segment

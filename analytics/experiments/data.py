@@ -142,22 +142,23 @@ def experiment_data(
 # --------------------------------------------------------------------------- #
 # Pre-period covariate (CUPED) and opt-outs per member (issue 19)
 # --------------------------------------------------------------------------- #
-# The pre-period behaviour CUPED adjusts with: public name -> SQL over the member (alias m), counting
-# in [first exposure - $pre_days days, first exposure). The allow-list (never user input).
+# The pre-period behaviour CUPED adjusts with: public name -> (user_id, x) per member with history, x
+# counted in [first exposure - $pre_days days, first exposure). The allow-list (never user input).
 _COVARIATES: dict[str, str] = {
-    "conversions": ("(SELECT count(*) FROM conversions c WHERE c.user_id = m.user_id "
-                    "AND c.occurred_at >= m.fx.first_at - to_days(CAST($pre_days AS INTEGER)) "
-                    "AND c.occurred_at < m.fx.first_at)"),
-    "deliveries": ("(SELECT count(*) FROM attempt_facts p WHERE p.user_id = m.user_id AND p.is_delivered "
-                   "AND p.sent_at >= m.fx.first_at - to_days(CAST($pre_days AS INTEGER)) "
-                   "AND p.sent_at < m.fx.first_at)"),
+    "conversions": ("SELECT u.user_id, count(*) AS x FROM firsts u JOIN conversions c ON c.user_id = u.user_id "
+                    "AND c.occurred_at >= u.first_at - to_days(CAST($pre_days AS INTEGER)) "
+                    "AND c.occurred_at < u.first_at GROUP BY u.user_id"),
+    "deliveries": ("SELECT u.user_id, count(*) AS x FROM firsts u JOIN attempt_facts p ON p.user_id = u.user_id "
+                   "AND p.is_delivered AND p.sent_at >= u.first_at - to_days(CAST($pre_days AS INTEGER)) "
+                   "AND p.sent_at < u.first_at GROUP BY u.user_id"),
 }
 DEFAULT_PRE_DAYS = 28
 # helper B's replies table (ingest): one row per classified reply; an opt-out counts when it came at
 # or after the member's first exposure (an earlier STOP cannot be the experiment's doing).
 RESPONSES_TABLE = "_response_facts"
-_OPT_OUT = ("EXISTS (SELECT 1 FROM _response_facts r WHERE r.experiment_id = $experiment_id "
-            "AND r.user_id = m.user_id AND r.classification = 'opt_out' AND r.received_at >= m.fx.first_at)")
+_OPT_OUT = ("SELECT DISTINCT u.user_id FROM firsts u JOIN _response_facts r ON r.user_id = u.user_id "
+            "AND r.experiment_id = $experiment_id AND r.classification = 'opt_out' AND r.received_at >= u.first_at")
+_NO_OPT_OUT = "SELECT CAST(NULL AS VARCHAR) AS user_id WHERE false"
 PREPERIOD_COLUMNS = ["variant", "segment", "segment_name", "users", "y_sum", "x_sum", "x_sum_squares", "xy_sum",
                      "pre_users", "opt_out_users"]
 
@@ -205,7 +206,7 @@ def preperiod_data(
                                    _experiment_filters(filters), alias="a")
     responses = has_responses(con)
     sql = _sql.render("experiments_preperiod", where=where, covariate=_COVARIATES[covariate],
-                      opt_out=_OPT_OUT if responses else "CAST(NULL AS BOOLEAN)")
+                      opt_out=_OPT_OUT if responses else _NO_OPT_OUT)
     params.update(experiment_id=experiment_id, pre_days=int(pre_days),
                   window_minutes=None if window_minutes is None else float(window_minutes))
     df = con.execute(sql, params).df()
