@@ -37,7 +37,7 @@ RATE_COLUMNS = [
 TREND_COLUMNS = ["day", "key", "delivered", "opt_outs", "opt_out_rate", "opt_out_ci_low", "opt_out_ci_high",
                  "helps", "help_rate"]
 SUMMARY_COLUMNS = ["classification", "replies", "linked", "members"]
-OPTED_OUT_COLUMNS = ["member", "sender", "country_iso2", "user_id", "since", "evidence", "keyword"]
+OPTED_OUT_COLUMNS = ["member", "our_number", "country_iso2", "user_id", "since", "evidence", "keyword"]
 SPIKE_COLUMNS = ["key", "delivered", "opt_outs", "opt_out_rate", "baseline_delivered", "baseline_opt_outs",
                  "baseline_rate", "ratio", "p_value"]
 
@@ -113,7 +113,7 @@ def response_summary(con, *, start: date, end: date, filters: Filters | None = N
 
 def opted_out_members(con, *, limit: int = 1000, countries: tuple[str, ...] = ()) -> tuple[int, pd.DataFrame]:
     """(how many (member, our number) pairs are opted out now, up to ``limit`` of them, newest first).
-    ``member`` and ``sender`` are masked (core.phones.mask_number): phone numbers are PII."""
+    ``member`` and ``our_number`` are masked (core.phones.mask_number): phone numbers are PII."""
     if not available(con):
         return 0, _sql.empty(OPTED_OUT_COLUMNS)
     where, params = "", {"limit": int(limit)}
@@ -122,10 +122,10 @@ def opted_out_members(con, *, limit: int = 1000, countries: tuple[str, ...] = ()
     total = con.execute(f"SELECT count(*) FROM opted_out_members {where}",
                         {k: v for k, v in params.items() if k != "limit"}).fetchone()[0]
     df = con.execute(
-        f"""SELECT member_number, sender, country_iso2, user_id, since, evidence, keyword
+        f"""SELECT member_number, our_number, country_iso2, user_id, since, evidence, keyword
             FROM opted_out_members {where} ORDER BY since DESC, member_number LIMIT $limit""", params).df()
     df["member"] = df.pop("member_number").map(mask_number)
-    df["sender"] = df["sender"].map(mask_number)
+    df["our_number"] = df["our_number"].map(mask_number)
     return int(total), df[OPTED_OUT_COLUMNS]
 
 

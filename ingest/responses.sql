@@ -40,7 +40,7 @@ SELECT * FROM (VALUES
 
 CREATE OR REPLACE TABLE _response_facts AS
 WITH inbound AS (
-    SELECT sid, account_sid, messaging_service_sid, from_number AS member_number, to_number AS sender,
+    SELECT sid, account_sid, messaging_service_sid, from_number AS member_number, to_number AS our_number,
            coalesce(date_sent, date_created) AS received_at, to_country AS country_iso2,
            -- the keyword rule: trim whitespace and punctuation, ignore case and accents
            nullif(upper(strip_accents(regexp_replace(reply_word, '^[\s\p{P}\p{S}]+|[\s\p{P}\p{S}]+$', '', 'g'))),
@@ -49,7 +49,7 @@ WITH inbound AS (
     WHERE direction = 'inbound'
 ),
 outbound AS (
-    SELECT sid AS out_sid, to_number AS member_number, from_number AS sender,
+    SELECT sid AS out_sid, to_number AS member_number, from_number AS our_number,
            coalesce(date_sent, date_created) AS out_at
     FROM twilio_messages
     WHERE (direction IS NULL OR direction LIKE 'outbound%') AND status <> 'failed'
@@ -58,7 +58,7 @@ outbound AS (
 linked AS (
     SELECT i.*, o.out_sid, o.out_at
     FROM inbound i ASOF LEFT JOIN outbound o
-      ON o.member_number = i.member_number AND o.sender = i.sender AND o.out_at <= i.received_at
+      ON o.member_number = i.member_number AND o.our_number = i.our_number AND o.out_at <= i.received_at
 ),
 windowed AS (
     SELECT *, CASE WHEN out_at >= received_at - to_hours(CAST(coalesce(getvariable('reply_window_hours'), 168)
@@ -67,7 +67,8 @@ windowed AS (
     FROM linked
 )
 SELECT w.sid, w.account_sid, w.received_at, CAST(timezone('UTC', w.received_at) AS DATE) AS received_day,
-       w.member_number, w.sender, w.messaging_service_sid,
+       w.member_number, w.our_number, coalesce(w.messaging_service_sid, w.our_number) AS sender,
+       w.messaging_service_sid,
        coalesce(w.country_iso2, a.country_iso2) AS country_iso2,
        coalesce(k.classification, 'other') AS classification,
        CASE WHEN k.keyword IS NOT NULL THEN w.word END AS keyword,
@@ -86,7 +87,7 @@ LEFT JOIN (SELECT * FROM _attempt_facts WHERE channel = 'sms' AND provider_sid I
 -- Twilio's 21610 refusal (the member opted out before our history, or the reply was not ingested).
 CREATE OR REPLACE TABLE _opted_out_members AS
 WITH events AS (
-    SELECT member_number, sender, received_at AS event_at, classification AS event_kind, keyword, country_iso2, user_id
+    SELECT member_number, our_number, received_at AS event_at, classification AS event_kind, keyword, country_iso2, user_id
     FROM _response_facts WHERE classification IN ('opt_out', 'opt_in')
     UNION ALL
     SELECT to_number, from_number, coalesce(date_sent, date_created), 'refused_21610', NULL, to_country, NULL
@@ -94,11 +95,11 @@ WITH events AS (
     WHERE error_code = 21610 AND (direction IS NULL OR direction LIKE 'outbound%') AND to_number IS NOT NULL
 ),
 latest AS (
-    SELECT *, row_number() OVER (PARTITION BY member_number, sender ORDER BY event_at DESC, event_kind) AS rn,
+    SELECT *, row_number() OVER (PARTITION BY member_number, our_number ORDER BY event_at DESC, event_kind) AS rn,
            max(user_id) OVER (PARTITION BY member_number) AS any_user_id
     FROM events
 )
-SELECT member_number, sender, country_iso2, coalesce(user_id, any_user_id) AS user_id, event_at AS since,
+SELECT member_number, our_number, country_iso2, coalesce(user_id, any_user_id) AS user_id, event_at AS since,
        CASE event_kind WHEN 'opt_out' THEN 'keyword' ELSE 'error_21610' END AS evidence, keyword
 FROM latest
 WHERE rn = 1 AND event_kind IN ('opt_out', 'refused_21610');
@@ -112,7 +113,8 @@ COMMENT ON COLUMN responses.account_sid IS 'Account or subaccount that owns the 
 COMMENT ON COLUMN responses.received_at IS 'When Twilio received the reply.';
 COMMENT ON COLUMN responses.received_day IS 'UTC day of received_at.';
 COMMENT ON COLUMN responses.member_number IS 'The member who replied (From), E.164. PII: mask before showing.';
-COMMENT ON COLUMN responses.sender IS 'Our number the member texted (To): the opt-out applies to it.';
+COMMENT ON COLUMN responses.our_number IS 'Our number the member texted (To): the opt-out applies to it.';
+COMMENT ON COLUMN responses.sender IS 'Messaging service SID when the number belongs to one, otherwise our number (as message_facts.sender).';
 COMMENT ON COLUMN responses.messaging_service_sid IS 'Messaging service of that number, if any.';
 COMMENT ON COLUMN responses.country_iso2 IS 'The member''s country (from their number), ISO 3166-1 alpha-2.';
 COMMENT ON COLUMN responses.classification IS 'opt_out, opt_in, help or other. Keyword rule: the whole message, case-insensitive, surrounding whitespace and punctuation and accents ignored: STOP, STOPALL, UNSUBSCRIBE, CANCEL, END, QUIT, REVOKE, OPTOUT opt out; START, YES, UNSTOP opt in; HELP, INFO; plus localised keywords (BAJA, PARAR, SAIR, ARRET, STOPP, AYUDA, AIDE, HILFE, …). "Stop texting me" is other.';
@@ -129,7 +131,7 @@ COMMENT ON COLUMN responses.purpose IS 'Purpose of the linked message.';
 COMMENT ON COLUMN responses.user_id IS 'Member identifier, from the linked message''s send-log attempt.';
 COMMENT ON VIEW opted_out_members IS 'Members opted out now, per our number: their last opt-out keyword to it was not followed by an opt-in keyword, or Twilio refused our last message to them from it with 21610.';
 COMMENT ON COLUMN opted_out_members.member_number IS 'The member, E.164. PII: mask before showing.';
-COMMENT ON COLUMN opted_out_members.sender IS 'Our number they opted out of: Twilio refuses SMS from it to them (21610).';
+COMMENT ON COLUMN opted_out_members.our_number IS 'Our number they opted out of: Twilio refuses SMS from it to them (21610).';
 COMMENT ON COLUMN opted_out_members.country_iso2 IS 'The member''s country, ISO 3166-1 alpha-2.';
 COMMENT ON COLUMN opted_out_members.user_id IS 'Member identifier, when a linked reply names it.';
 COMMENT ON COLUMN opted_out_members.since IS 'Time of the evidence: the opt-out reply, or the 21610 refusal.';

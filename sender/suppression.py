@@ -62,7 +62,7 @@ def opted_out(data_dir: str | Path, campaign: Campaign) -> Suppression:
             """SELECT member_number, any_value(evidence), any_value(keyword)
                FROM wh.opted_out_members
                WHERE list_contains($numbers, member_number)
-                 AND ($sender IS NULL OR sender = $sender)
+                 AND ($sender IS NULL OR our_number = $sender)
                GROUP BY member_number""",
             {"numbers": numbers, "sender": campaign.from_number},
         ).fetchall()

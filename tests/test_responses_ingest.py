@@ -170,7 +170,7 @@ def test_opted_out_members_follow_the_last_word(con):
         _msg(_sid(6), direction="outbound-api", frm=OURS_A, to=other, at=T0, status="failed", error=21610),
     ]
     _load(con, records)
-    got = sorted(con.execute("SELECT member_number, sender, evidence, keyword FROM opted_out_members").fetchall())
+    got = sorted(con.execute("SELECT member_number, our_number, evidence, keyword FROM opted_out_members").fetchall())
     assert got == [(US_MEMBER, OURS_A, "keyword", "STOP"), (other, OURS_A, "error_21610", None)]
 
 

@@ -74,6 +74,24 @@ def trend(view: ui.View) -> None:
                      y_title="Opt-out rate", percent=True), key="optout_trend")
 
 
+def spikes(view: ui.View) -> None:
+    """What changed: templates and countries whose opt-out rate rose in the last 7 days of the period."""
+    from datetime import timedelta
+
+    start = max(view.start, view.end - timedelta(days=6))
+    found = [data.run(responses.opt_out_spikes, start=start, end=view.end, by=by, filters=view.filters)
+             .assign(group=label) for label, by in (("Template", "template_id"), ("Country", "country_iso2"))]
+    rows = [f for f in found if len(f)]
+    if not rows:
+        st.caption("No opt-out spike in the last 7 days against the 7 before (one-sided test, p < 0.01).")
+        return
+    for f in rows:
+        for r in f.itertuples():
+            st.warning(f"**{r.group} {r.key}**: opt-out rate {ui.pct(r.opt_out_rate, 2)} of {ui.count(r.delivered)} "
+                       f"delivered SMS in the last 7 days, against {ui.pct(r.baseline_rate, 2)} the 7 days before "
+                       f"({r.ratio:.1f}×, p = {r.p_value:.1g}).", icon=":material/trending_up:")
+
+
 def opted_out(view: ui.View) -> None:
     st.subheader("Opted out now")
     total, df = data.run(responses.opted_out_members, limit=500, countries=view.filters.countries)
@@ -81,7 +99,7 @@ def opted_out(view: ui.View) -> None:
                "Numbers are masked.")
     if total:
         ui.table(df, key="opted_out", height=300, columns={
-            "member": "Member", "sender": "Our number", "country_iso2": "Country", "user_id": "Member id",
+            "member": "Member", "our_number": "Our number", "country_iso2": "Country", "user_id": "Member id",
             "since": st.column_config.DatetimeColumn("Since", format="YYYY-MM-DD HH:mm"),
             "evidence": "Evidence", "keyword": "Keyword",
         })
@@ -93,6 +111,7 @@ if not data.run(responses.available):
     st.stop()
 st.caption(RULES)
 summary_cards(view)
+spikes(view)
 rates(view)
 trend(view)
 opted_out(view)
