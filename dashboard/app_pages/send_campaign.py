@@ -182,6 +182,11 @@ def _show_preview(campaign: Campaign, preview: api.CampaignPreview) -> None:
     st.markdown(f"**Variants:** {variants}.{fallback}")
     for warning in preview.warnings:
         st.warning(ui.mask_text(warning))
+    if preview.opted_out:  # issue 18: members who replied STOP to this sender (per the warehouse)
+        st.warning(f"{preview.opted_out_line} (the plan's opted_out column). The Send page never texts them.",
+                   icon=":material/do_not_disturb_on:")
+    elif preview.opted_out_line:
+        st.caption(preview.opted_out_line)
 
     _show_encoding_advice(campaign)
 
@@ -403,7 +408,7 @@ if campaign is None:
     st.stop()
 
 try:
-    preview = api.preview_campaign(campaign)
+    preview = api.preview_campaign(campaign, data_dir=Settings.from_env().data_dir)
 except Exception as err:  # noqa: BLE001 - pricing or planning failure: say so, no traceback
     _log.exception("previewing campaign %s failed", campaign.id)
     st.error(f"The preview could not be computed ({type(err).__name__}); the server log has the details.")
