@@ -1,0 +1,69 @@
+"""End to end, live: ``switchboard demo --live`` with an incident injected at runtime (``--incident``) raises an
+alert that is POSTed to a real webhook receiver, naming the country and the error code, within two ingest
+cycles of the incident's first failures reaching the warehouse.
+
+Every wait is tied to progress: the demo's own "run N ok" lines (one published snapshot each) and the
+requests the receiver got. The timeouts are safety nets for a stalled process.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.live_util import Command
+from tests.test_alerts_notify import Receiver
+
+SMALL = ["--days", "2", "--messages", "2000", "--calls", "100", "--sandbox-port", "0", "--seed", "5"]
+RUN_OK = r"run (\d+) ok in "
+
+
+def _incident_failures(warehouse: Path) -> int:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM message_facts WHERE country_iso2 = 'ID' AND error_code = 30004"
+                           ).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_a_live_incident_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    config = tmp_path / "alerts.toml"
+    # a 3-minute window: the live traffic against the history's whole days
+    config.write_text("[defaults]\nrecent_hours = 0.05\nmin_volume = 20\n")
+    receiver = Receiver()
+    env = {"SWITCHBOARD_ALERTS_FILE": str(config), "SWITCHBOARD_ALERT_WEBHOOK_URL": receiver.url,
+           "SWITCHBOARD_ALERT_WEBHOOK_FORMAT": "json"}
+    args = ["demo", "--live", "--no-dashboard", *SMALL, "--live-rate", "100", "--every", "2",
+            "--incident", "ID:30004:0.6:0", "--data-dir", str(data_dir)]
+    try:
+        with Command(args, data_dir, env=env) as demo:
+            demo.wait_line(r"^3/4  Continuous ingest every 2 s")
+            cycles_with_failures = 0
+            for _ in range(40):  # a safety net: the incident's failures appear in the first few runs
+                demo.wait_line(RUN_OK)
+                if _incident_failures(data_dir / "warehouse.duckdb"):
+                    cycles_with_failures += 1
+                opened = [b for b in receiver.bodies if b["event"] == "opened" and b["error_code"] == 30004]
+                if opened:
+                    break
+                assert cycles_with_failures < 3, (cycles_with_failures, receiver.bodies)
+            assert opened, receiver.bodies
+            assert demo.interrupt() == 0, demo.stderr()
+            assert "Traceback" not in demo.stderr()
+    finally:
+        receiver.close()
+    alert = opened[0]
+    assert (alert["country_iso2"], alert["rule"], alert["severity"] in ("warning", "critical")) == (
+        "ID", "error_rise", True)
+    assert "failed with 30004" in alert["text"] and "Indonesia" in alert["text"]
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        rows = con.execute("SELECT status, notifications_sent FROM alerts WHERE error_code = 30004").fetchall()
+    finally:
+        con.close()
+    assert rows and rows[0][0] == "open"
