@@ -69,7 +69,7 @@ def current_view() -> View:
 
 def page_header(title: str, caption: str | None = None, *, needs_data: bool = True) -> View:
     """Title, data age, caption and the view; on an empty warehouse says what to run and stops the page."""
-    from switchboard.dashboard.live import data_age  # here: live imports dashboard.data, which pages import too
+    from switchboard.dashboard.live import data_age  # live imports dashboard.data: kept out of import time
 
     st.title(title)
     data_age()  # "data as of 23:10:05 UTC (40 s ago)"; redraws the page when ingest publishes

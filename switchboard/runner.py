@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import math
 import signal
 import sys
 import threading
@@ -46,10 +47,10 @@ def run(args: argparse.Namespace) -> int:
         return ingest_cli.run(args)
     ingest_cli.check_continuous(args)
     settings = Settings.from_env(data_dir=args.data_dir)
+    kwargs = {"sources": args.source, "since": args.since, "send_logs": args.send_logs,
+              "bulk_export_dir": args.bulk_export, "spool_dir": args.spool}
     loop = ContinuousIngest(settings, every=args.every, reconcile_every=args.reconcile_every,
-                            lag_hours=args.lag_hours, quiet=args.quiet, ingest_kwargs=dict(
-                                sources=args.source, since=args.since, send_logs=args.send_logs,
-                                bulk_export_dir=args.bulk_export, spool_dir=args.spool))
+                            lag_hours=args.lag_hours, quiet=args.quiet, ingest_kwargs=kwargs)
     previous = stop_on_sigterm()
     try:
         loop.run_forever()
@@ -248,7 +249,7 @@ def heartbeat(con: duckdb.DuckDBPyConnection) -> int:
 
 def _seconds(value: float | None) -> str:
     """Seconds for a status line: "42 s", "7 min", "5 h", "35 days"."""
-    if value is None or value != value:
+    if value is None or math.isnan(value):
         return "?"
     for limit, unit, size in ((120, "s", 1), (7200, "min", 60), (172800, "h", 3600)):
         if value < limit:

@@ -71,6 +71,10 @@ def test_live_demo_statuses_move_callbacks_arrive_and_the_warehouse_catches_up(t
 playwright_sync = pytest.importorskip("playwright.sync_api")
 
 
+def _messages(caption: str) -> int:
+    return int(re.search(r"([\d,]+) messages", caption).group(1).replace(",", ""))
+
+
 def _wait_healthy(url: str, demo: Command, timeout: float = 120) -> None:
     """Streamlit answers its health check (the RECIPES way: the server's own readiness signal)."""
     deadline = time.monotonic() + timeout
@@ -113,8 +117,7 @@ def test_the_live_demo_visibly_moves_in_a_browser(tmp_path: Path) -> None:
             # ...and the page redraws by itself (no reload, no click): the count moves.
             page.wait_for_function(f"(b) => ({CAPTION_JS})() !== b", arg=before, timeout=120_000)
             after = page.evaluate(CAPTION_JS)
-            count = lambda text: int(re.search(r"([\d,]+) messages", text).group(1).replace(",", ""))  # noqa: E731
-            assert count(after) > count(before), (before, after)
+            assert _messages(after) > _messages(before), (before, after)
             assert page.locator('[data-testid="stException"]').count() == 0
             page.goto(f"http://localhost:{port}/data", timeout=120_000)
             page.get_by_text("Freshness over time").wait_for(timeout=120_000)

@@ -85,8 +85,8 @@ def test_a_failed_run_is_logged_and_retried_with_backoff(tmp_path: Path, world) 
     loop = ContinuousIngest(settings, every=10, out=out, err=err, ingest_kwargs={"sources": "send-logs"})
     first = loop.run_cycle()
     assert first.ok and loop.published == 1
-    locker = subprocess.Popen([sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-                               "print('locked', flush=True); sys.stdin.read()", str(settings.ingest_db_path)],
+    hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
+    locker = subprocess.Popen([sys.executable, "-c", hold, str(settings.ingest_db_path)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert locker.stdout.readline().strip() == "locked"
