@@ -33,14 +33,16 @@ WITH ok_runs AS (
     SELECT 'receiver', ingest_run_id, event_time FROM twilio_events
     UNION ALL
     SELECT 'send-logs', ingest_run_id, sent_at FROM send_log
-), visible AS (
-    SELECT r.*, coalesce((SELECT min(b.finished_at) FROM beats b WHERE b.run_id > r.run_id), r.finished_at)
-               AS visible_at
-    FROM ok_runs r
+), visible AS (  -- the first heartbeat after the run, else the run's own finish
+    SELECT r.*, coalesce(b.finished_at, r.finished_at) AS visible_at
+    FROM ok_runs r ASOF LEFT JOIN beats b ON b.run_id > r.run_id
+), newest_so_far AS (  -- per source, the newest record time loaded by each run and all before it
+    SELECT source, ingest_run_id AS run_id,
+           max(max(record_at)) OVER (PARTITION BY source ORDER BY ingest_run_id) AS newest_record_at
+    FROM records GROUP BY source, ingest_run_id
 ), newest AS (
-    SELECT v.run_id, max(x.record_at) AS newest_record_at
-    FROM visible v JOIN records x ON x.source = v.source AND x.ingest_run_id <= v.run_id
-    GROUP BY v.run_id
+    SELECT v.run_id, n.newest_record_at
+    FROM visible v ASOF JOIN newest_so_far n ON n.source = v.source AND n.run_id <= v.run_id
 ), lags AS (
     SELECT v.run_id, count(*) AS fresh_records,
            quantile_cont(epoch(v.visible_at) - epoch(x.record_at), 0.5) AS lag_p50_s,
