@@ -1,8 +1,31 @@
--- Materialised facts behind the analyst views. Rebuilt by ingest.warehouse.refresh_facts()
--- after each ingest run, so dashboard queries on 10M rows never pay for the joins.
+-- Materialised facts and daily rollups behind the analyst views, one SELECT per table, each under a
+-- `-- @table <name> key=<column> day=<column>` line (ingest.warehouse.fact_builds() reads them in order).
+--
+-- Each SELECT reads its inputs through the scope views named below (`-- @scope <view> <table>`), never
+-- the raw tables directly. That is what lets one definition serve both builds (ingest/incremental.py):
+--   * the full build (`switchboard ingest --rebuild-facts`, a new warehouse, a changed definition)
+--     defines every scope view as its whole table, and CREATE OR REPLACEs each table with its SELECT;
+--   * the incremental build defines each scope view as the rows a run's changes affect (the message
+--     sids, call sids, send-log event ids, experiment members or UTC days named in `key=`/`day=`), deletes
+--     those keys from the table and inserts the SELECT's rows.
+-- So a SELECT must compute each output row from its own key's inputs only (or from whole small
+-- dimension tables): no ORDER BY that matters, no window over rows of other keys.
 -- Parameter $conversion_window_minutes: a conversion counts within this many minutes.
+--
+-- @scope _scope_messages           twilio_messages
+-- @scope _scope_message_sends      send_log
+-- @scope _scope_calls              twilio_calls
+-- @scope _scope_call_sends         send_log
+-- @scope _scope_sends              send_log
+-- @scope _scope_fallback_sends     send_log
+-- @scope _scope_conversions        conversions
+-- @scope _scope_chain_attempts     _attempt_facts
+-- @scope _scope_exposure_attempts  _attempt_facts
+-- @scope _scope_message_days       _message_facts
+-- @scope _scope_call_days          _call_facts
+-- @scope _scope_attempt_days       _attempt_facts
 
-CREATE OR REPLACE TABLE _message_facts AS
+-- @table _message_facts key=sid day=sent_day
 SELECT
     m.sid,
     m.account_sid,
@@ -38,16 +61,16 @@ SELECT
     s.campaign_id,
     s.user_id,
     m.source
-FROM twilio_messages m
+FROM _scope_messages m
 LEFT JOIN countries c   ON c.iso2 = m.to_country
 LEFT JOIN error_codes e ON e.code = m.error_code
-LEFT JOIN (SELECT * FROM send_log WHERE provider_sid IS NOT NULL
+LEFT JOIN (SELECT * FROM _scope_message_sends WHERE provider_sid IS NOT NULL
            QUALIFY row_number() OVER (PARTITION BY provider_sid ORDER BY sent_at, event_id) = 1) s
        ON s.provider_sid = m.sid
 WHERE m.direction IS NULL OR m.direction LIKE 'outbound%'
 ORDER BY m.date_sent;
 
-CREATE OR REPLACE TABLE _call_facts AS
+-- @table _call_facts key=sid day=start_day
 SELECT
     k.sid,
     k.account_sid,
@@ -75,18 +98,18 @@ SELECT
     s.user_id,
     s.fallback_of,
     k.source
-FROM twilio_calls k
+FROM _scope_calls k
 LEFT JOIN countries c ON c.iso2 = k.to_country
-LEFT JOIN (SELECT * FROM send_log WHERE provider_sid IS NOT NULL
+LEFT JOIN (SELECT * FROM _scope_call_sends WHERE provider_sid IS NOT NULL
            QUALIFY row_number() OVER (PARTITION BY provider_sid ORDER BY sent_at, event_id) = 1) s
        ON s.provider_sid = k.sid
 WHERE k.direction IS NULL OR k.direction LIKE 'outbound%'
 ORDER BY started_at;
 
-CREATE OR REPLACE TABLE _attempt_facts AS
+-- @table _attempt_facts key=event_id day=sent_day
 WITH fallbacks AS (
     SELECT fallback_of AS event_id, min(event_id) AS fallback_event_id
-    FROM send_log WHERE fallback_of IS NOT NULL GROUP BY fallback_of
+    FROM _scope_fallback_sends WHERE fallback_of IS NOT NULL GROUP BY fallback_of
 ),
 attempts AS (
     SELECT
@@ -107,7 +130,7 @@ attempts AS (
         m.num_segments,
         m.encoding,
         f.fallback_event_id
-    FROM send_log s
+    FROM _scope_sends s
     LEFT JOIN _message_facts m ON s.channel = 'sms'   AND m.sid = s.provider_sid
     LEFT JOIN _call_facts k    ON s.channel = 'voice' AND k.sid = s.provider_sid
     LEFT JOIN fallbacks f      ON f.event_id = s.event_id
@@ -139,29 +162,50 @@ SELECT
     coalesce((epoch(conv.occurred_at) - epoch(a.sent_at)) / 60.0 <= $conversion_window_minutes, false) AS converted
 FROM attempts a
 LEFT JOIN countries c ON c.iso2 = a.country_iso2
-ASOF LEFT JOIN conversions conv ON conv.user_id = a.user_id AND conv.occurred_at >= a.sent_at
+ASOF LEFT JOIN _scope_conversions conv ON conv.user_id = a.user_id AND conv.occurred_at >= a.sent_at
 ORDER BY a.sent_at;
 
 -- Internal (not an analyst view): the SMS-first chains that fell back to a call, joined to that
 -- call. Every column of _attempt_facts (so any attempt_facts filter applies unchanged) plus the
 -- fallback call's answer and start. A few % of the SMS attempts: analytics.fallback reads it
 -- instead of re-scanning _attempt_facts for them (same rows, same join, built in the same refresh).
-CREATE OR REPLACE TABLE _fallback_chain_facts AS
+-- @table _fallback_chain_facts key=event_id day=sent_day
 SELECT a.*, k.fb_is_answered, k.fb_started_at
-FROM _attempt_facts a
+FROM _scope_chain_attempts a
 JOIN (SELECT event_id, is_answered AS fb_is_answered, started_at AS fb_started_at
       FROM _call_facts WHERE fallback_of IS NOT NULL) k
   ON k.event_id = a.fallback_event_id
 WHERE a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ORDER BY a.sent_at;
 
+-- Internal (not an analyst view): the numbers of the experiment members and variants the exposures
+-- use. A member keeps its number forever (the incremental build adds new members after the largest
+-- number, in (experiment_id, user_id) order; a full build keeps the numbers already given), so the
+-- exposure rows of members a run does not touch never change. variant_index numbers the variants within
+-- the experiment in sort order (small: recomputed every run; an experiment whose numbering changes has all
+-- its members rebuilt).
+-- @table _experiment_variants full
+SELECT experiment_id, variant,
+       CAST(dense_rank() OVER (PARTITION BY experiment_id ORDER BY variant) AS INTEGER) AS variant_index
+FROM (SELECT DISTINCT experiment_id, variant FROM _attempt_facts
+      WHERE experiment_id IS NOT NULL AND variant IS NOT NULL AND NOT is_fallback);
+
+-- @table _experiment_members key=member append
+SELECT n.experiment_id, n.user_id,
+       CAST(coalesce((SELECT max(member) FROM _experiment_members), 0)
+            + row_number() OVER (ORDER BY n.experiment_id, n.user_id) AS INTEGER) AS member
+FROM (SELECT DISTINCT experiment_id, user_id FROM _scope_exposure_attempts
+      WHERE experiment_id IS NOT NULL AND variant IS NOT NULL AND NOT is_fallback) n
+ANTI JOIN _experiment_members m ON m.experiment_id = n.experiment_id AND m.user_id = n.user_id;
+
 -- Internal (not an analyst view): the A/B exposures (attempts with an experiment and a variant, not
 -- fallbacks), one row each, shaped for analytics/experiments_variant_metrics_exposures.sql so the
--- per-member GROUP BY works on integers: member numbers the (experiment_id, user_id) pairs;
--- exposure_order ranks every exposure by (experiment_id, user_id, sent_at, event_id), so a member's
--- first exposure among any filtered subset is its row with the smallest exposure_order (the order
--- the variant-metrics definition uses); variant_index numbers the variants within the experiment
--- (a member switched when min <> max); cost already adds the voice fallback the exposure triggered;
+-- per-member GROUP BY works on integers: member numbers the (experiment_id, user_id) pairs
+-- (_experiment_members); exposure_order orders a member's exposures by (sent_at, event_id) and is
+-- unique over the table (member * 2^24 + the exposure's rank within its member), so a member's first
+-- exposure among any filtered subset is its row with the smallest exposure_order (the order the
+-- variant-metrics definition uses); variant_index numbers the variants within the experiment (a member
+-- switched when min <> max); cost already adds the voice fallback the exposure triggered;
 -- prev_sent_at / next_sent_at are the member's exposures just before and after, member_* the member's
 -- totals over all its exposures (on every row; read on its first, is_first_exposure). With a period
 -- as the only filter, a member whose exposures all fall inside it is read from member_* and one whose
@@ -169,13 +213,15 @@ ORDER BY a.sent_at;
 -- columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment marks
 -- this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too (a
 -- refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
-CREATE OR REPLACE TABLE _experiment_exposures AS
+-- @table _experiment_exposures key=member day=sent_day
 SELECT
     a.experiment_id,
-    CAST(dense_rank() OVER (ORDER BY a.experiment_id, a.user_id) AS INTEGER)             AS member,
-    row_number() OVER (ORDER BY a.experiment_id, a.user_id, a.sent_at, a.event_id)      AS exposure_order,
+    mem.member,
+    CAST(mem.member AS BIGINT) * 16777216
+        + row_number() OVER member_order                                                AS exposure_order,
     a.variant,
-    CAST(dense_rank() OVER (PARTITION BY a.experiment_id ORDER BY a.variant) AS INTEGER) AS variant_index,
+    v.variant_index,
+    a.user_id,
     a.sent_at, a.sent_day, a.country_iso2, a.country_name, a.region, a.purpose, a.campaign_id,
     a.is_delivered,
     a.fallback_event_id IS NOT NULL                                                     AS fell_back,
@@ -191,21 +237,22 @@ SELECT
     min(a.variant) OVER member_rows <> max(a.variant) OVER member_rows                  AS member_switched,
     sum(coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)) OVER member_rows            AS member_cost,
     max(a.sent_day) OVER member_rows                                                    AS member_last_day
-FROM _attempt_facts a
+FROM _scope_exposure_attempts a
+JOIN _experiment_members mem ON mem.experiment_id = a.experiment_id AND mem.user_id = a.user_id
+JOIN _experiment_variants v  ON v.experiment_id = a.experiment_id AND v.variant = a.variant
 LEFT JOIN (SELECT event_id, cost_usd FROM _attempt_facts WHERE is_fallback) fb
        ON fb.event_id = a.fallback_event_id
 WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
 WINDOW member_rows AS (PARTITION BY a.experiment_id, a.user_id),
        member_order AS (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id)
 ORDER BY a.sent_at;
-COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v3';
 
 -- Internal (not an analyst view): attempt_facts counted per UTC day and every column the
 -- attempt-level analytics group or filter on (channel, country, purpose, template, variant,
 -- encoding) and the outcome and fallback flags they count. Exact: counts and sums only (avg_segments =
 -- segments / segmented). analytics._sql.rollup_where decides when a call can read it (plain
 -- date periods, filters on these columns only); any other call reads attempt_facts.
-CREATE OR REPLACE TABLE _daily_attempt_rollup AS
+-- @table _daily_attempt_rollup day=sent_day
 SELECT
     sent_day, channel, country_iso2, purpose, template_id, variant, encoding,
     provider_status, is_delivered, converted, is_fallback,
@@ -214,14 +261,14 @@ SELECT
     sum(cost_usd)                                                           AS cost_usd,
     sum(num_segments)                                                       AS segments,
     count(num_segments)                                                     AS segmented
-FROM _attempt_facts
+FROM _scope_attempt_days
 GROUP BY ALL
 ORDER BY sent_day;
 
 -- Internal (not an analyst view): message_facts counted per UTC day and the columns the error
 -- and insight analytics group or filter on. Exact: counts and sums only. Same rules as
 -- _daily_attempt_rollup (analytics._sql.rollup_where).
-CREATE OR REPLACE TABLE _daily_message_rollup AS
+-- @table _daily_message_rollup day=sent_day
 SELECT
     sent_day, country_iso2, region, carrier, purpose, template_id, error_code, error_category,
     status, is_delivered, is_failed, is_pending,
@@ -229,7 +276,7 @@ SELECT
     sum(cost_usd)                                                           AS cost_usd,
     sum(cost_usd * cost_usd)                                                AS cost_sq,
     count(cost_usd)                                                         AS priced
-FROM _message_facts
+FROM _scope_message_days
 GROUP BY ALL
 ORDER BY sent_day;
 
@@ -237,12 +284,12 @@ ORDER BY sent_day;
 -- and country analytics group or filter on, and the outcome flags they count. Exact: counts and
 -- sums only (durations are in _daily_call_duration_rollup). Same rules as _daily_attempt_rollup
 -- (analytics._sql.rollup_where).
-CREATE OR REPLACE TABLE _daily_call_rollup AS
+-- @table _daily_call_rollup day=start_day
 SELECT
     start_day, country_iso2, region, carrier, purpose, template_id, status, is_answered, is_machine,
     count(*)                                                                AS n,
     sum(cost_usd)                                                           AS cost_usd
-FROM _call_facts
+FROM _scope_call_days
 GROUP BY ALL
 ORDER BY start_day;
 
@@ -250,9 +297,9 @@ ORDER BY start_day;
 -- (region, carrier) and exact duration (whole seconds: a few hundred values), so the voice
 -- duration quantiles are read off exact counts. Not keyed by purpose or template (that would
 -- double its rows): a call filtered on those reads call_facts for the durations.
-CREATE OR REPLACE TABLE _daily_call_duration_rollup AS
+-- @table _daily_call_duration_rollup day=start_day
 SELECT start_day, country_iso2, region, carrier, duration_s, count(*) AS n
-FROM _call_facts
+FROM _scope_call_days
 WHERE status = 'completed' AND duration_s IS NOT NULL
 GROUP BY ALL
 ORDER BY start_day;
@@ -261,13 +308,14 @@ ORDER BY start_day;
 -- carrier) and exact delivery latency (whole seconds: a few hundred values), for
 -- analytics.delivery.latency_by_country's exact quantiles. Not keyed by purpose or template:
 -- a call filtered on those reads message_facts.
-CREATE OR REPLACE TABLE _daily_latency_rollup AS
+-- @table _daily_latency_rollup day=sent_day
 SELECT sent_day, country_iso2, region, carrier, delivery_latency_s, count(*) AS n
-FROM _message_facts
+FROM _scope_message_days
 WHERE is_delivered AND delivery_latency_s IS NOT NULL
 GROUP BY ALL
 ORDER BY sent_day;
 
+-- @finish
 -- Rollup marker, written last: each internal table the analytics read instead of a view, and each
 -- facts table such a table is built from, gets this comment. CREATE OR REPLACE drops a table's
 -- comment, so a refresh by a build that does not (re)write these rollups (an older build) leaves a
@@ -282,3 +330,4 @@ COMMENT ON TABLE _daily_message_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_duration_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_latency_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v4';

@@ -21,7 +21,8 @@ import duckdb
 from switchboard.core.errors import ConfigError
 from switchboard.core.settings import Settings
 from switchboard.core.twilio import INGEST_RETRIES, TwilioAuthError, find_credentials, make_client
-from switchboard.ingest import runs, warehouse
+from switchboard.ingest import incremental, runs, warehouse
+from switchboard.ingest import publish as publish_mod
 from switchboard.ingest.runs import IngestReport, RunContext, Source, SourceResult
 from switchboard.ingest.twilio_api import TwilioClient
 
@@ -162,12 +163,17 @@ def run_ingest(
     lag_hours: float | None = None,
     publish: bool = True,
     spool_dir: Path | str | None = None,
+    rebuild_facts: bool = False,
+    after_facts: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> IngestReport:
     """Run the chosen sources (default all), rebuild the facts, publish the snapshot.
 
     ``send_logs``: globs (default ``data/send_logs/sends-*`` and ``conversions-*``);
     ``bulk_export_dir``: a folder of BulkExport day files (default ``data/bulk_export`` when it exists);
     ``spool_dir``: the receiver's spool (default ``data/spool``; "all" reads it only when it exists).
+    The facts are brought up to date incrementally (``rebuild_facts``: by a full build, the reference),
+    then ``after_facts(con)`` runs on the writer connection (alerts; its failure is recorded in the
+    report, not raised), then the snapshot is published by patching a snapshot file no reader holds.
     Raises :class:`IngestError` for problems the user must fix before anything runs (a bad date or lag,
     an empty window, missing credentials when Twilio is asked for, the ingest DB locked by another run).
     """
@@ -185,14 +191,32 @@ def run_ingest(
             ctx = RunContext(runs.start_run(con, source.name), SourceResult(source.name), lag, since_dt, until_dt,
                              full_refresh)
             report.results.append(_run_source(con, source, ctx, progress))
-        warehouse.refresh_facts(con, conversion_window_minutes=settings.conversion_window_minutes)
-        con.execute("CHECKPOINT")
+        facts = incremental.refresh(con, conversion_window_minutes=settings.conversion_window_minutes,
+                                    rebuild=rebuild_facts)
+        report.facts_mode, report.facts_seconds = facts.mode, facts.seconds
+        if after_facts is not None:
+            _after_facts(con, after_facts, report)
+        if publish:
+            done = publish_mod.publish(con, settings.ingest_db_path, settings.warehouse_path)
+            report.published = str(settings.warehouse_path)
+            report.publish_mode, report.publish_seconds = done.mode, done.seconds
     finally:
         con.close()
-    if publish:
-        report.published = str(warehouse.publish_snapshot(settings.ingest_db_path, settings.warehouse_path))
     report.seconds = time.monotonic() - t_run
     return report
+
+
+def _after_facts(con: duckdb.DuckDBPyConnection, hook: Callable[[duckdb.DuckDBPyConnection], None],
+                 report: IngestReport) -> None:
+    """The caller's step on fresh facts (alerts): a failure is the report's, the data is published anyway."""
+    try:
+        hook(con)
+    except Exception as exc:  # noqa: BLE001 - recorded, never raised: the run's data stays good
+        report.hook_error = runs.redact(f"{type(exc).__name__}: {exc}")
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:
+            pass
 
 
 def _run_source(con: duckdb.DuckDBPyConnection, source: Source, ctx: RunContext, progress: bool) -> SourceResult:

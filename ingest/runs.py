@@ -85,6 +85,15 @@ class IngestReport:
     results: list[SourceResult] = field(default_factory=list)
     published: str | None = None
     seconds: float = 0.0
+    facts_mode: str = ""          # full | incremental | unchanged (ingest/incremental.py)
+    facts_seconds: float = 0.0
+    publish_mode: str = ""        # delta | copy (ingest/publish.py)
+    publish_seconds: float = 0.0
+    hook_error: str | None = None  # the after_facts hook's failure (recorded, never raised)
+
+    @property
+    def read_seconds(self) -> float:
+        return sum(r.seconds for r in self.results)
 
     @property
     def ok(self) -> bool:
@@ -107,7 +116,13 @@ class IngestReport:
     def summary(self) -> str:
         lines = [r.line() for r in self.results]
         verdict = "ok" if self.ok else "FAILED: " + ", ".join(r.source for r in self.results if r.status == "failed")
-        lines.append(f"ingest {verdict} in {self.seconds:.1f} s; snapshot: {self.published or 'not published'}")
+        split = f"read {self.read_seconds:.1f} s, facts {self.facts_seconds:.1f} s ({self.facts_mode or '-'})"
+        if self.published:
+            split += f", publish {self.publish_seconds:.1f} s ({self.publish_mode})"
+        lines.append(f"ingest {verdict} in {self.seconds:.1f} s ({split}); "
+                     f"snapshot: {self.published or 'not published'}")
+        if self.hook_error:
+            lines.append(f"after-ingest step failed: {self.hook_error}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

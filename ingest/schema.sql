@@ -210,3 +210,41 @@ CREATE TABLE IF NOT EXISTS fx_rates (
     currency     VARCHAR PRIMARY KEY,
     usd_per_unit DOUBLE
 );
+
+-- Incremental warehouse bookkeeping (ingest/changes.py, ingest/incremental.py, ingest/publish.py).
+-- A tombstone per deleted raw row, stamped with the run that deleted it (inserts and updates are found
+-- by the rows' own ingest_run_id). Kept until every published snapshot and the facts have passed it.
+CREATE TABLE IF NOT EXISTS _deleted_keys (
+    run_id  BIGINT NOT NULL,
+    tbl     VARCHAR NOT NULL,
+    key     VARCHAR,
+    aux     VARCHAR
+);
+-- The keys (or UTC days, for the rollups) of the facts tables each incremental build rewrote, by the
+-- watermark of that build: a published snapshot at watermark W takes the rows of keys changed after W.
+CREATE TABLE IF NOT EXISTS _fact_changes (
+    watermark  BIGINT NOT NULL,
+    tbl        VARCHAR NOT NULL,
+    key        VARCHAR
+);
+-- One row: the facts reflect every raw row written by runs up to `watermark`; `rebuilt_at` is the
+-- watermark of the last full build (a snapshot older than that is replaced by a copy, not patched);
+-- `definition` fingerprints facts.sql, the dimensions and the conversion window (a change means a full build).
+CREATE TABLE IF NOT EXISTS _facts_state (
+    watermark   BIGINT NOT NULL,
+    rebuilt_at  BIGINT NOT NULL,
+    definition  VARCHAR NOT NULL,
+    built_at    TIMESTAMPTZ
+);
+-- Experiment members' numbers (_experiment_exposures.member): given once, kept by every build.
+CREATE TABLE IF NOT EXISTS _experiment_members (
+    experiment_id  VARCHAR NOT NULL,
+    user_id        VARCHAR NOT NULL,
+    member         INTEGER NOT NULL
+);
+-- The published snapshot files and the watermark each holds (ingest/publish.py), for pruning.
+CREATE TABLE IF NOT EXISTS _snapshots (
+    path       VARCHAR PRIMARY KEY,
+    watermark  BIGINT,
+    published_at TIMESTAMPTZ
+);

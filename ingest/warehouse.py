@@ -7,8 +7,11 @@ atomically (copy, then rename), which the dashboard and analysts open read-only.
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -28,9 +31,13 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
 
 def _statements(sql_file: Path) -> list[str]:
     """Split a .sql file into statements: ``--`` comments dropped, ``;`` inside quotes kept."""
+    return split_sql(sql_file.read_text())
+
+
+def split_sql(text: str) -> list[str]:
+    """Split SQL text into statements: ``--`` comments dropped, ``;`` inside quotes kept."""
     out: list[str] = []
     buf: list[str] = []
-    text = sql_file.read_text()
     i, n, quote = 0, len(text), ""
     while i < n:
         ch = text[i]
@@ -53,6 +60,58 @@ def _statements(sql_file: Path) -> list[str]:
         i += 1
     out.append("".join(buf).strip())
     return [s for s in out if s]
+
+
+@dataclass(frozen=True)
+class FactBuild:
+    """One table of facts.sql: its SELECT, the scope views it reads, and its ``-- @table`` options."""
+
+    table: str
+    select: str
+    options: tuple[str, ...]
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class FactsDefinition:
+    scopes: dict[str, str]          # scope view -> the table it narrows
+    builds: list[FactBuild]         # in build order
+    finish: list[str]               # statements run after every build (the rollup marks)
+    text: str
+
+
+def facts_definition() -> FactsDefinition:
+    """facts.sql parsed: ``-- @scope view table`` lines, ``-- @table name opts`` blocks, ``-- @finish``."""
+    return _parse_facts(FACTS_SQL.read_text())
+
+
+@functools.lru_cache(maxsize=4)
+def _parse_facts(text: str) -> FactsDefinition:
+    scopes = dict(re.findall(r"^-- @scope\s+(\w+)\s+(\w+)\s*$", text, re.M))
+    builds: list[FactBuild] = []
+    finish: list[str] = []
+    parts = re.split(r"^-- @(table .*|finish)\s*$", text, flags=re.M)
+    for header, body in zip(parts[1::2], parts[2::2]):
+        stmts = split_sql(body)
+        if header == "finish":
+            finish = stmts
+            continue
+        name, *opts = header.split()[1:]
+        if len(stmts) != 1:
+            raise ValueError(f"facts.sql: block {name} must hold exactly one SELECT, found {len(stmts)} statements")
+        used = tuple(v for v in scopes if re.search(rf"\b{v}\b", stmts[0]))
+        builds.append(FactBuild(name, stmts[0], tuple(opts), used))
+    return FactsDefinition(scopes, builds, finish, text)
+
+
+def fact_builds() -> list[tuple[str, str]]:
+    """(table, SELECT) of every facts and rollup table, in build order (the engine-neutral definition)."""
+    return [(b.table, b.select) for b in facts_definition().builds]
+
+
+def full_scope_views() -> dict[str, str]:
+    """Each scope view of facts.sql defined as its whole table: the full build's inputs."""
+    return {view: f"SELECT * FROM {table}" for view, table in facts_definition().scopes.items()}
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -96,18 +155,16 @@ def refresh_dimensions(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def refresh_facts(con: duckdb.DuckDBPyConnection, *, conversion_window_minutes: int = 30) -> None:
-    """Rebuild the materialised facts and (re)create the commented analyst views."""
-    for stmt in _statements(FACTS_SQL):
-        if "$conversion_window_minutes" in stmt:
-            con.execute(stmt, {"conversion_window_minutes": conversion_window_minutes})
-        else:
-            con.execute(stmt)
-    for stmt in _statements(VIEWS_SQL):
-        con.execute(stmt)
+    """A full build of the facts and rollups (the reference the incremental build must equal), then the
+    commented analyst views. Ingest runs call ``ingest.incremental.refresh`` instead."""
+    from switchboard.ingest import incremental
+
+    incremental.refresh(con, conversion_window_minutes=conversion_window_minutes, rebuild=True)
 
 
 def publish_snapshot(ingest_db: Path, warehouse: Path) -> Path:
-    """Copy the (closed, checkpointed) ingest database to ``warehouse`` atomically.
+    """Copy the (closed, checkpointed) ingest database to ``warehouse`` atomically (a whole copy: ingest
+    runs publish with ``ingest.publish.publish``, which patches a snapshot instead).
 
     Readers holding the old file keep reading it (the rename swaps the directory
     entry, not the inode); new opens see the new snapshot.

@@ -251,15 +251,15 @@ def test_datetime_periods_and_unkept_columns_read_the_views(seeded):
 def test_facts_sql_marks_every_rollup_and_its_sources():
     from switchboard.ingest import warehouse
 
-    stmts = warehouse._statements(warehouse.FACTS_SQL)
-    marked = {s.split()[3] for s in stmts if s.startswith("COMMENT ON TABLE") and s.endswith(f"'{_sql.ROLLUP_MARK}'")}
+    d = warehouse.facts_definition()
+    marked = {s.split()[3] for s in d.finish if s.startswith("COMMENT ON TABLE") and s.endswith(f"'{_sql.ROLLUP_MARK}'")}
     needed = set(_sql.ROLLUP_SOURCES) | {t for srcs in _sql.ROLLUP_SOURCES.values() for t in srcs}
     assert set(_sql.ROLLUPS) <= set(_sql.ROLLUP_SOURCES)
     assert needed <= marked, f"facts.sql does not mark {sorted(needed - marked)} with {_sql.ROLLUP_MARK!r}"
-    # the marks come after every CREATE of a marked table (a later CREATE OR REPLACE would drop them)
-    last_create = max(i for i, s in enumerate(stmts) if s.startswith("CREATE") and s.split()[4] in needed)
-    first_mark = min(i for i, s in enumerate(stmts) if s.startswith("COMMENT ON TABLE") and _sql.ROLLUP_MARK in s)
-    assert first_mark > last_create
+    # every marked table is built by a block (the marks run after all of them: a later CREATE OR REPLACE
+    # would drop them), and no block statement carries a mark of its own
+    assert needed <= {b.table for b in d.builds}
+    assert all(_sql.ROLLUP_MARK not in b.select for b in d.builds)
 
 
 def test_a_refresh_that_skips_the_rollups_makes_the_analytics_read_the_views(tmp_path):
@@ -282,10 +282,14 @@ def test_a_refresh_that_skips_the_rollups_makes_the_analytics_read_the_views(tmp
                     "ORDER BY date_sent DESC LIMIT 200)")
         con.execute("DELETE FROM twilio_calls WHERE sid IN (SELECT sid FROM twilio_calls "
                     "ORDER BY start_time DESC LIMIT 30)")
-        for stmt in warehouse._statements(warehouse.FACTS_SQL):
-            if stmt.startswith(("CREATE OR REPLACE TABLE _daily_", "COMMENT")):
+        d = warehouse.facts_definition()
+        for b in d.builds:
+            if b.table.startswith("_daily_") or "append" in b.options:
                 continue
-            con.execute(stmt, {"conversion_window_minutes": 30} if "$conversion_window_minutes" in stmt else None)
+            for view in b.scopes:
+                con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {d.scopes[view]}")
+            params = {"conversion_window_minutes": 30} if "$conversion_window_minutes" in b.select else None
+            con.execute(f"CREATE OR REPLACE TABLE {b.table} AS {b.select}", params)
         for table in _sql.ROLLUP_SOURCES:
             assert not _sql.rollup_ready(con, table), table
             assert _sql.rollup_where(con, table, START, END, None) is None if table in _sql.ROLLUPS else True

@@ -1,0 +1,330 @@
+"""Facts and rollups kept current at the cost of what a run changed (docs/ARCHITECTURE.md, "Incremental
+warehouse").
+
+facts.sql holds one SELECT per table, reading its inputs through scope views. A **full build** defines
+every scope view as its whole table and replaces each table. An **incremental build** works out which keys
+the raw changes since the last build affect, defines each scope view as just those rows, deletes the keys
+from each table and inserts the SELECT's rows for them. Both run the same SELECTs, so they agree; the
+tests (tests/test_incremental_*.py) compare them after sequences of runs.
+
+What a change affects (the cross-row rules):
+
+* a message (call) sid: its row changed or was deleted, or a send-log row naming it as provider sid was
+  written or deleted (the facts take the sid's first send-log row);
+* a send-log event (an attempt): its row, its provider sid's message or call, a conversion or a deleted
+  conversion of its member (conversions join by member and time, so a late one, even after midnight, moves
+  the member's earlier attempts), and its fallbacks (the attempt's fallback_event_id, its chain row and
+  its exposure cost read the child): the parents of every affected event are affected too;
+* an experiment member: any affected attempt of theirs, before or after the change (a member can move
+  between experiments when a send-log row is rewritten), and every member of an experiment whose variant
+  numbering changed;
+* a UTC day of a rollup: the old and the new day of every fact row deleted or inserted.
+
+Everything happens in one transaction with the new watermark, so a killed build leaves the previous one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+
+from switchboard.ingest import runs
+from switchboard.ingest.changes import kill_point
+from switchboard.ingest.warehouse import VIEWS_SQL, FactBuild, _statements, facts_definition
+
+
+@dataclass
+class FactsReport:
+    mode: str = "unchanged"          # full | incremental | unchanged
+    watermark: int = 0
+    seconds: float = 0.0
+    keys: dict[str, int] = field(default_factory=dict)  # affected keys per kind (incremental)
+
+
+# --------------------------------------------------------------------------- affected keys
+
+# temp tables of keys: (name, SQL), built in this order from the raw changes after watermark $w0
+_KEY_TABLES: list[tuple[str, str]] = [
+    ("_chg_sends", "SELECT event_id, provider_sid, fallback_of, user_id FROM send_log WHERE ingest_run_id > $w0"),
+    ("_del", "SELECT tbl, key, aux FROM _deleted_keys WHERE run_id > $w0"),
+    ("_k_msg", """
+        SELECT sid AS k FROM twilio_messages WHERE ingest_run_id > $w0
+        UNION SELECT key FROM _del WHERE tbl = 'twilio_messages'
+        UNION SELECT provider_sid FROM _chg_sends WHERE provider_sid IS NOT NULL
+        UNION SELECT sid FROM _message_facts WHERE event_id IN (SELECT key FROM _del WHERE tbl = 'send_log')"""),
+    ("_k_call", """
+        SELECT sid AS k FROM twilio_calls WHERE ingest_run_id > $w0
+        UNION SELECT key FROM _del WHERE tbl = 'twilio_calls'
+        UNION SELECT provider_sid FROM _chg_sends WHERE provider_sid IS NOT NULL
+        UNION SELECT sid FROM _call_facts WHERE event_id IN (SELECT key FROM _del WHERE tbl = 'send_log')"""),
+    ("_k_users", """
+        SELECT user_id AS k FROM conversions WHERE ingest_run_id > $w0
+        UNION SELECT aux FROM _del WHERE tbl = 'conversions'"""),
+    ("_k_ev0", """
+        SELECT event_id AS k FROM _chg_sends
+        UNION SELECT key FROM _del WHERE tbl = 'send_log'
+        UNION SELECT event_id FROM send_log
+              WHERE provider_sid IN (SELECT k FROM _k_msg UNION ALL SELECT k FROM _k_call)
+        UNION SELECT event_id FROM send_log WHERE user_id IN (SELECT k FROM _k_users)"""),
+    ("_k_ev", """
+        SELECT k FROM _k_ev0
+        UNION SELECT fallback_of FROM send_log
+              WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL
+        UNION SELECT fallback_of FROM _attempt_facts
+              WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL"""),
+    ("_k_mem", """
+        SELECT DISTINCT experiment_id, user_id FROM _attempt_facts
+        WHERE event_id IN (SELECT k FROM _k_ev) AND experiment_id IS NOT NULL AND variant IS NOT NULL
+          AND NOT is_fallback"""),
+]
+
+# the incremental definition of each scope view: the rows the affected keys need
+_INCREMENTAL_SCOPES: dict[str, str] = {
+    "_scope_messages": "SELECT * FROM twilio_messages WHERE sid IN (SELECT k FROM _k_msg)",
+    "_scope_message_sends": "SELECT * FROM send_log WHERE provider_sid IN (SELECT k FROM _k_msg)",
+    "_scope_calls": "SELECT * FROM twilio_calls WHERE sid IN (SELECT k FROM _k_call)",
+    "_scope_call_sends": "SELECT * FROM send_log WHERE provider_sid IN (SELECT k FROM _k_call)",
+    "_scope_sends": "SELECT * FROM send_log WHERE event_id IN (SELECT k FROM _k_ev)",
+    "_scope_fallback_sends": "SELECT * FROM send_log WHERE fallback_of IN (SELECT k FROM _k_ev)",
+    "_scope_conversions": ("SELECT * FROM conversions WHERE user_id IN "
+                           "(SELECT user_id FROM send_log WHERE event_id IN (SELECT k FROM _k_ev))"),
+    "_scope_chain_attempts": "SELECT * FROM _attempt_facts WHERE event_id IN (SELECT k FROM _k_ev)",
+    "_scope_exposure_attempts": ("SELECT a.* FROM _attempt_facts a SEMI JOIN _k_mem m "
+                                 "ON m.experiment_id = a.experiment_id AND m.user_id = a.user_id"),
+    "_scope_message_days": "SELECT * FROM _message_facts WHERE {days:sent_day:_dd_msg}",
+    "_scope_call_days": "SELECT * FROM _call_facts WHERE {days:start_day:_dd_call}",
+    "_scope_attempt_days": "SELECT * FROM _attempt_facts WHERE {days:sent_day:_dd_att}",
+}
+
+# how each table's affected rows are found (to delete them) and which days table collects their days
+_MEMBERS = ("EXISTS (SELECT 1 FROM _k_mem m WHERE m.experiment_id = {t}.experiment_id "
+            "AND m.user_id = {t}.user_id)")
+_AFFECTED: dict[str, tuple[str, str | None, str | None]] = {
+    # table: (affected rows, their day column, the days table it feeds)
+    "_message_facts": ("sid IN (SELECT k FROM _k_msg)", "sent_day", "_dd_msg"),
+    "_call_facts": ("sid IN (SELECT k FROM _k_call)", "start_day", "_dd_call"),
+    "_attempt_facts": ("event_id IN (SELECT k FROM _k_ev)", "sent_day", "_dd_att"),
+    "_fallback_chain_facts": ("event_id IN (SELECT k FROM _k_ev)", None, None),
+    "_experiment_exposures": (_MEMBERS.format(t="_experiment_exposures"), None, None),
+    "_daily_attempt_rollup": ("{days:sent_day:_dd_att}", None, None),
+    "_daily_message_rollup": ("{days:sent_day:_dd_msg}", None, None),
+    "_daily_call_rollup": ("{days:start_day:_dd_call}", None, None),
+    "_daily_call_duration_rollup": ("{days:start_day:_dd_call}", None, None),
+    "_daily_latency_rollup": ("{days:sent_day:_dd_msg}", None, None),
+}
+
+# what the publish step needs to know per table: the keys rewritten (a VARCHAR each) by this build
+_CHANGED_KEYS: dict[str, str] = {
+    "_message_facts": "SELECT k FROM _k_msg",
+    "_call_facts": "SELECT k FROM _k_call",
+    "_attempt_facts": "SELECT k FROM _k_ev",
+    "_fallback_chain_facts": "SELECT k FROM _k_ev",
+    "_experiment_exposures": ("SELECT CAST(member AS VARCHAR) FROM _experiment_members m "
+                              "SEMI JOIN _k_mem k ON k.experiment_id = m.experiment_id AND k.user_id = m.user_id"),
+    "_daily_attempt_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_att",
+    "_daily_message_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_msg",
+    "_daily_call_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_call",
+    "_daily_call_duration_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_call",
+    "_daily_latency_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_msg",
+}
+
+# the key column of each facts table, as published (ingest/publish.py)
+FACT_KEYS: dict[str, str] = {
+    "_message_facts": "sid", "_call_facts": "sid", "_attempt_facts": "event_id",
+    "_fallback_chain_facts": "event_id", "_experiment_exposures": "member",
+    "_daily_attempt_rollup": "sent_day", "_daily_message_rollup": "sent_day", "_daily_call_rollup": "start_day",
+    "_daily_call_duration_rollup": "start_day", "_daily_latency_rollup": "sent_day",
+}
+
+
+def _days(sql: str) -> str:
+    """Expand ``{days:<column>:<table>}``: the column's day is one of the table's (NULL included)."""
+    import re
+
+    def one(m: re.Match[str]) -> str:
+        col, table = m.group(1), m.group(2)
+        return (f"({col} IN (SELECT d FROM {table}) "
+                f"OR ({col} IS NULL AND EXISTS (SELECT 1 FROM {table} WHERE d IS NULL)))")
+
+    return re.sub(r"\{days:(\w+):(\w+)\}", one, sql)
+
+
+# --------------------------------------------------------------------------- state
+
+
+def definition_fingerprint(con: duckdb.DuckDBPyConnection, conversion_window_minutes: int) -> str:
+    """facts.sql, the dimensions the facts join and the conversion window: a change means a full build."""
+    h = hashlib.sha256(facts_definition().text.encode())
+    h.update(str(conversion_window_minutes).encode())
+    for table in ("countries", "error_codes"):
+        rows = con.execute(f"SELECT md5(coalesce(string_agg(t::VARCHAR, '|' ORDER BY t::VARCHAR), '')) FROM {table} t")
+        h.update(rows.fetchall()[0][0].encode())
+    return h.hexdigest()[:32]
+
+
+def current_watermark(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT coalesce(max(run_id), 0) FROM ingest_runs").fetchall()[0][0])
+
+
+def _state(con: duckdb.DuckDBPyConnection) -> tuple[int, int, str] | None:
+    rows = con.execute("SELECT watermark, rebuilt_at, definition FROM _facts_state").fetchall()
+    return (int(rows[0][0]), int(rows[0][1]), rows[0][2]) if rows else None
+
+
+def _save_state(con: duckdb.DuckDBPyConnection, watermark: int, rebuilt_at: int, definition: str) -> None:
+    con.execute("DELETE FROM _facts_state")
+    con.execute("INSERT INTO _facts_state VALUES ($w, $r, $d, current_timestamp)",
+                {"w": watermark, "r": rebuilt_at, "d": definition})
+
+
+def _tables_exist(con: duckdb.DuckDBPyConnection) -> bool:
+    names = {b.table for b in facts_definition().builds}
+    have = {r[0] for r in con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'"
+    ).fetchall()}
+    return names <= have
+
+
+# --------------------------------------------------------------------------- builds
+
+
+def refresh(con: duckdb.DuckDBPyConnection, *, conversion_window_minutes: int = 30,
+            rebuild: bool = False) -> FactsReport:
+    """Bring the facts and rollups up to date with the raw tables: incrementally when the last build's
+    definition still holds, else (or with ``rebuild``) by a full build. One transaction."""
+    t0 = time.monotonic()
+    definition = definition_fingerprint(con, conversion_window_minutes)
+    state = _state(con)
+    w1 = current_watermark(con)
+    params = {"conversion_window_minutes": conversion_window_minutes}
+    with runs.transaction(con):
+        if rebuild or state is None or state[2] != definition or not _tables_exist(con):
+            _full_build(con, params)
+            con.execute("DELETE FROM _fact_changes")
+            _save_state(con, w1, w1, definition)
+            report = FactsReport("full", w1)
+        else:
+            w0, rebuilt_at, _ = state
+            report = FactsReport("unchanged", w1)
+            if _changed_since(con, w0):
+                report.mode = "incremental"
+                report.keys = _incremental_build(con, w0, w1, params)
+            _save_state(con, max(w1, w0), rebuilt_at, definition)
+        _run_views(con)
+        kill_point("facts:before-commit")
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _changed_since(con: duckdb.DuckDBPyConnection, w0: int) -> bool:
+    probes = [f"SELECT 1 FROM {t} WHERE ingest_run_id > $w0 LIMIT 1"
+              for t in ("twilio_messages", "twilio_calls", "send_log", "conversions")]
+    probes.append("SELECT 1 FROM _deleted_keys WHERE run_id > $w0 LIMIT 1")
+    return any(con.execute(p, {"w0": w0}).fetchall() for p in probes)
+
+
+def _full_build(con: duckdb.DuckDBPyConnection, params: dict[str, int]) -> None:
+    d = facts_definition()
+    for b in d.builds:
+        for view in b.scopes:
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {d.scopes[view]}")
+        if "append" in b.options:
+            con.execute(f"INSERT INTO {b.table} BY NAME {b.select}", _params(b, params))
+        else:
+            con.execute(f"CREATE OR REPLACE TABLE {b.table} AS {b.select}", _params(b, params))
+    _finish(con, d.finish)
+    _drop_scopes(con, d.scopes)
+
+
+def _incremental_build(con: duckdb.DuckDBPyConnection, w0: int, w1: int, params: dict[str, int]) -> dict[str, int]:
+    d = facts_definition()
+    for name, sql in _KEY_TABLES:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS {sql}", {"w0": w0} if "$w0" in sql else None)
+    for dd in ("_dd_msg", "_dd_call", "_dd_att"):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {dd} (d DATE)")
+    for b in d.builds:
+        _incremental_table(con, b, params)
+    for table, keys in _CHANGED_KEYS.items():
+        con.execute(f"INSERT INTO _fact_changes SELECT $w1, '{table}', k FROM ({keys}) t(k)", {"w1": w1})
+    counts = {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
+              for t in ("_k_msg", "_k_call", "_k_ev", "_k_mem", "_dd_msg", "_dd_call", "_dd_att")}
+    _finish(con, d.finish)
+    _drop_scopes(con, d.scopes)
+    for name, _ in _KEY_TABLES:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    for dd in ("_dd_msg", "_dd_call", "_dd_att"):
+        con.execute(f"DROP TABLE IF EXISTS {dd}")
+    return {k.lstrip("_"): v for k, v in counts.items()}
+
+
+def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dict[str, int]) -> None:
+    """One table: delete its affected rows, insert the SELECT's rows for them; note their days."""
+    for view in b.scopes:
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_days(_INCREMENTAL_SCOPES[view])}")
+    if "append" in b.options:
+        con.execute(f"INSERT INTO {b.table} BY NAME {b.select}", _params(b, params))
+        return
+    if "full" in b.options:
+        _replace_small(con, b, params)
+        return
+    where, day, dd = _AFFECTED[b.table]
+    where = _days(where)
+    if dd:
+        con.execute(f"INSERT INTO {dd} SELECT DISTINCT {day} FROM {b.table} WHERE {where}")
+    con.execute(f"DELETE FROM {b.table} WHERE {where}")
+    kill_point(f"facts:deleted:{b.table}")
+    con.execute(f"INSERT INTO {b.table} BY NAME {b.select}", _params(b, params))
+    if dd:
+        con.execute(f"INSERT INTO {dd} SELECT DISTINCT {day} FROM {b.table} WHERE {where}")
+    if b.table == "_attempt_facts":  # _k_mem holds the members as they were; add them as they are now
+        con.execute(
+            """INSERT INTO _k_mem SELECT DISTINCT experiment_id, user_id FROM _attempt_facts
+               WHERE event_id IN (SELECT k FROM _k_ev) AND experiment_id IS NOT NULL AND variant IS NOT NULL
+                 AND NOT is_fallback
+               EXCEPT SELECT experiment_id, user_id FROM _k_mem""")
+
+
+def _replace_small(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dict[str, int]) -> None:
+    """A small derived table (the variant numbering) rebuilt whole; when an experiment's numbering
+    changes, all its members' exposures are affected."""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _old_small AS SELECT * FROM {b.table}")
+    con.execute(f"CREATE OR REPLACE TABLE {b.table} AS {b.select}", _params(b, params))
+    if b.table == "_experiment_variants":
+        con.execute(
+            """INSERT INTO _k_mem
+               SELECT DISTINCT experiment_id, user_id FROM _experiment_exposures
+               WHERE experiment_id IN (SELECT experiment_id FROM (
+                   (SELECT * FROM _experiment_variants EXCEPT SELECT * FROM _old_small)
+                   UNION ALL (SELECT * FROM _old_small EXCEPT SELECT * FROM _experiment_variants)))
+               EXCEPT SELECT experiment_id, user_id FROM _k_mem""")
+    con.execute("DROP TABLE _old_small")
+
+
+def _params(b: FactBuild, params: dict[str, int]) -> dict[str, int] | None:
+    return {k: v for k, v in params.items() if f"${k}" in b.select} or None
+
+
+def _finish(con: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+    for stmt in statements:
+        con.execute(stmt)
+
+
+def _drop_scopes(con: duckdb.DuckDBPyConnection, scopes: dict[str, str]) -> None:
+    for view in scopes:
+        con.execute(f"DROP VIEW IF EXISTS {view}")
+
+
+def _run_views(con: duckdb.DuckDBPyConnection) -> None:
+    """The analyst views (cheap: catalog entries), then the builds other parts add (responses)."""
+    for stmt in _statements(VIEWS_SQL):
+        con.execute(stmt)
+    if importlib.util.find_spec("switchboard.ingest.responses") is not None:
+        from switchboard.ingest import responses  # issue 18: replies, built after the attempts
+
+        refresh_responses = getattr(responses, "refresh_responses", None)
+        if refresh_responses is not None:
+            refresh_responses(con)
