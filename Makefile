@@ -11,9 +11,10 @@ demo: $(STAMP)
 	$(VENV)/bin/switchboard demo
 
 ## Set up (if needed, including Debian's chromium and Java 17 for Spark) and run the whole test suite, on two
-## workers (pytest-xdist): the tests use free ports and their own temp folders, and wait on progress, not the clock
+## workers (pytest-xdist): the tests use free ports and their own temp folders, and wait on progress, not the clock;
+## loadgroup keeps a module marked xdist_group on one worker (the Spark tests: one session, one set of builds)
 test: $(STAMP) browser java
-	$(PY) -m pytest -q -p no:cacheprovider -n 2 --durations=20
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadgroup --durations=20
 
 setup: $(STAMP)
 

@@ -65,9 +65,9 @@ def scope_views() -> dict[str, str]:
     return {m[0]: f"SELECT * FROM {m[1]}" for m in _SCOPE.findall(_facts_text())}
 
 
-_TABLE = re.compile(r"^-- @table (\w+)[^\n]*\n", re.M)
-_SCOPE = re.compile(r"^-- @scope\s+(\w+)\s+(\w+)\s*$", re.M)
-_COMMENT_ON = re.compile(r"^COMMENT ON [^;]*;", re.M)
+_TABLE = re.compile(r"^-- @table (\w+)[^\n]*\n", re.MULTILINE)
+_SCOPE = re.compile(r"^-- @scope\s+(\w+)\s+(\w+)\s*$", re.MULTILINE)
+_COMMENT_ON = re.compile(r"^COMMENT ON [^;]*;", re.MULTILINE)
 
 
 def _facts_text() -> str:

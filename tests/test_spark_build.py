@@ -24,6 +24,8 @@ from switchboard.ingest import lake_build
 from tests.conftest import SMALL_END, sandbox_client_factory
 
 WINDOW = 30  # Settings' default conversion window, as the ingest used it
+# one xdist worker runs the whole module (make test: --dist loadgroup): one Spark session, each build once
+pytestmark = pytest.mark.xdist_group("lake_build")
 
 
 def _same_tables(a: duckdb.DuckDBPyConnection, b: duckdb.DuckDBPyConnection, names: list[str]) -> dict[str, int]:
