@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from switchboard.sandbox import replies
 from switchboard.sandbox.api.pacer import Pacer
 from switchboard.sandbox.catalog import COUNTRY_BY_ISO, ERRORS, PURPOSES
 from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_frame
@@ -42,6 +43,7 @@ from switchboard.sandbox.world import (
     _draw_senders,
     _message_bodies,
     iso_ms,
+    segment_info,
 )
 
 
@@ -118,7 +120,8 @@ class _WorldView:
         self.numbers = users["number"].to_numpy()
         self.locale = users["locale"].astype(object).to_numpy()
         self.opted_out = users["opted_out"].to_numpy()
-        self.opted_pairs = world.opted_out  # (member row, our number) opted out by a reply in the history
+        # Numbers a member can answer (long codes, toll-free: not the alphanumeric ID), for live replies.
+        self.answerable = world.senders["kind"].to_numpy() != "alpha"
         prefers = np.flatnonzero(users["prefers_voice"].to_numpy())
         self.voice_pool = prefers if prefers.size else np.arange(len(users))
         hist_fallbacks = int((world.calls["fallback_of_msg"].to_numpy() >= 0).sum()) if len(world.calls) else 0
@@ -147,7 +150,8 @@ class LiveTraffic:
         self.messages, self.calls, self.callbacks, self.sink = messages, calls, callbacks, sink
         self.view = _WorldView(world)
         self.t_start: int | None = None
-        self.counts = {"messages": 0, "calls": 0, "conversions": 0, "send_log_files": 0, "skipped_seconds": 0}
+        self.counts = {"messages": 0, "calls": 0, "conversions": 0, "send_log_files": 0, "skipped_seconds": 0,
+                       "replies": 0}
         self.observed = [{"messages_after_start": 0, "with_error_code": 0} for _ in cfg.incidents]
         self._next_block = 0
         self._heap: list[tuple[float, int, str, dict[str, Any]]] = []
@@ -185,8 +189,8 @@ class LiveTraffic:
                 self._draw_block(self._next_block)
                 self._next_block += 1
             while self._heap and self._heap[0][0] <= now:
-                _when, _seq, kind, row = heapq.heappop(self._heap)
-                entered += self._enter(kind, row)
+                at, _seq, kind, row = heapq.heappop(self._heap)
+                entered += self._enter(kind, row, at)
             if self.cfg.send_logs_dir is not None and now >= self._last_flush + self.cfg.log_interval:
                 self._flush_locked(now)
         return entered
@@ -243,9 +247,6 @@ class LiveTraffic:
         _apply_incidents(ctx, v.users, sends, error)
         self._apply_live_incidents(rng, ts, cidx, error)
         error[v.opted_out[user]] = 21610  # an opted-out member is refused before any carrier sees it
-        if v.opted_pairs:  # and so is one who replied STOP to that number (issue 18)
-            names = v.sender_names[sender]
-            error[[(int(u), str(f)) in v.opted_pairs for u, f in zip(user, names)]] = 21610
         status_code = np.zeros(n, dtype=np.int8)  # 0 delivered, 1 undelivered, 2 failed
         status_code[error > 0] = 1
         status_code[np.isin(error, [c for c, (st, _) in ERRORS.items() if st == "failed"])] = 2
@@ -261,6 +262,7 @@ class LiveTraffic:
             self._push(float(ts[j]), "message", {"rec": rec, "log": row})
             self._maybe_convert_sms(j, rec, row, sends, cidx, draws)
         self._draw_fallbacks(rng, recs, sends, draws)
+        self._draw_replies(recs, sender, sends)
 
     def _apply_live_incidents(self, rng: np.random.Generator, ts: np.ndarray, cidx: np.ndarray,
                               error: np.ndarray) -> None:
@@ -310,6 +312,56 @@ class LiveTraffic:
             "provider_sid": None, "fallback_of": None, "_user": int(user[j]),
         }
         return rec, row
+
+    def _draw_replies(self, recs: list, sender: np.ndarray, sends) -> None:
+        """Members answer live SMS as they answer the history's (sandbox.replies), from a generator of
+        their own seeded by the block's first instant: the other live draws are unchanged. A reply enters
+        at its time (``_enter``), so its effect does not depend on how the clock is ticked."""
+        if not recs:
+            return
+        v = self.view
+        rng = np.random.default_rng([self.world.scenario.seed, 18, int(recs[0][0]["date_created"])])
+        u, delay, pick = rng.random(len(recs)), rng.lognormal(np.log(240), 1.3, size=len(recs)), rng.random(len(recs))
+        for j, (rec, row) in enumerate(recs):
+            kind = replies.live_reply_kind(self.world.scenario.experiments, row["purpose"], int(sends.exp_idx[j]),
+                                           int(sends.variant[j]), float(u[j]))
+            if kind is None or rec["status"] != "delivered" or not v.answerable[int(sender[j])]:
+                continue
+            texts = replies.reply_texts(kind, str(v.locale[row["_user"]]).split("-")[0])
+            when = max(rec["final_at"], rec["date_sent"]) + float(np.ceil(delay[j]))
+            self._push(when, "reply", {"rec": rec, "kind": kind, "text": texts[int(pick[j] * len(texts))]})
+
+    def _enter_reply(self, item: dict[str, Any], when: float) -> int:
+        """An inbound message answering a live SMS; an opt-out closes that number to the member (21610 for
+        every later SMS from it, live or created through the API), an opt-in opens it again."""
+        rec = item["rec"]
+        if rec["error_code"] == 21610:
+            return 0  # that SMS was refused: nobody answers it
+        pair = (rec["to"], rec["from"])
+        if item["kind"] == "opt_out":
+            self.messages.opted_out.add(pair)
+        elif item["kind"] == "opt_in":
+            self.messages.opted_out.discard(pair)
+        encoding, segments = segment_info(item["text"])
+        t = int(when)
+        inbound = {
+            "sid": None, "account_idx": rec["account_idx"], "date_created": t, "date_sent": t, "final_at": t,
+            "status": "received", "error_code": 0, "to": rec["from"], "from": rec["to"],
+            "messaging_service_sid": rec["messaging_service_sid"], "body": item["text"], "num_segments": segments,
+            "encoding": encoding, "price": round(replies.INBOUND_PRICE * segments, 5), "country": rec["country"],
+            "direction": "inbound",
+        }
+        store = self.messages.store
+        with store.lock:
+            inbound["sid"] = sid_for(store.prefix, store.n + len(store.live), store.salt)
+            store.live.append(inbound)
+        self.counts["replies"] += 1
+        return 1
+
+    def _refuse_if_opted_out(self, rec: dict[str, Any]) -> None:
+        """A live SMS to a member who opted out of its number fails with 21610, as Twilio refuses it."""
+        if (rec["to"], rec["from"]) in self.messages.opted_out and rec["error_code"] != 21610:
+            rec.update(error_code=21610, status="failed", final_at=rec["date_created"] + 1, price=0.001)
 
     def _convert(self, when_ms: float, row: dict[str, Any], conversion_type: str) -> None:
         conv = {"event_id": self._event_id("cnv_l"), "user_id": row["user_id"], "conversion_type": conversion_type,
@@ -380,13 +432,17 @@ class LiveTraffic:
                 self._convert(rec["end_time"] * 1000 + conv_delay[j] * 1000, row, PURPOSES[purpose]["conversion"])
 
     # --- entering the world
-    def _enter(self, kind: str, item: dict[str, Any]) -> int:
+    def _enter(self, kind: str, item: dict[str, Any], at: float = 0.0) -> int:
         """A record enters the API's live store (its sid now fixed) with its callbacks and events; a
         conversion enters the conversion log."""
         if kind == "conversion":
             self._conversions.append(item)
             self.counts["conversions"] += 1
             return 0
+        if kind == "reply":
+            return self._enter_reply(item, at)
+        if kind == "message":
+            self._refuse_if_opted_out(item["rec"])
         res = self.messages if kind == "message" else self.calls
         rec, row = item["rec"], item["log"]
         store = res.store

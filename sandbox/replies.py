@@ -94,6 +94,21 @@ class Replies:
     blocked: int  # outbound messages that failed with 21610 because of an opt-out in the history
 
 
+def live_reply_kind(experiments: tuple, purpose: str, exp_idx: int, variant: int, u: float) -> str | None:
+    """The kind of reply a live SMS gets for a uniform draw ``u`` (None: no reply), at the history's rates
+    (without the per-country factor) and the experiment's ``opt_out_multiplier`` for its treatment."""
+    rate, mix = PURPOSE_REPLIES.get(purpose, (0.0, {}))
+    weights = [rate * mix.get(k, 0.0) for k in KINDS]
+    if exp_idx >= 0 and variant == 1:
+        weights[0] *= getattr(experiments[exp_idx], "opt_out_multiplier", 1.0)
+    acc = 0.0
+    for kind, w in zip(KINDS, weights):
+        acc += w
+        if u < acc:
+            return kind
+    return None
+
+
 def reply_texts(kind: str, lang: str) -> tuple[str, ...]:
     table = REPLY_TEXTS[kind]
     return table.get(lang, table["en"])

@@ -139,3 +139,44 @@ def test_same_seed_same_replies(world):
     a, b = _inbound(world), _inbound(again)
     assert a["sid"].tolist() == b["sid"].tolist() and a["reply_kind"].tolist() == b["reply_kind"].tolist()
     assert world.opted_out == again.opted_out
+
+
+def _live_server(world, clock):
+    from switchboard.sandbox.server import LiveConfig
+
+    server = SandboxServer(world, clock=clock, live=LiveConfig(rate=30))
+    server.live.start()
+    server.live.stop()  # no background ticks: only the test's
+    return server
+
+
+@pytest.mark.slow
+def test_live_members_reply_and_their_opt_outs_close_the_number(world):
+    seen = []
+    for step in (10, 37):
+        clock = SimClock(END)
+        server = _live_server(world, clock)
+        for _ in range(480 // step):
+            clock.advance(step)
+            server.live.tick()
+        live = server.messages.live
+        seen.append([(r["sid"], r.get("direction", "out"), r["status"], r["error_code"]) for r in live])
+    assert seen[0][: len(seen[1])] == seen[1][: len(seen[0])]  # same traffic whatever the ticks
+    inbound = [r for r in live if r.get("direction") == "inbound"]
+    assert inbound and {r["status"] for r in inbound} == {"received"}
+    stops = [r for r in inbound if r["body"] in {t for texts in REPLY_TEXTS["opt_out"].values() for t in texts}]
+    assert stops
+    refused = 0
+    for stop in stops:
+        later = [r for r in live if r.get("direction") != "inbound" and r["to"] == stop["from"]
+                 and r["from"] == stop["to"] and r["date_created"] > stop["date_created"]]
+        assert all(r["error_code"] == 21610 for r in later)
+        refused += len(later)
+    assert refused > 0  # the seed's traffic texts some of them again from the same number
+    member, ours = stops[0]["from"], stops[0]["to"]
+    with server:  # and the API refuses a create to them from that number
+        c = Client(server.account_sid, server.auth_token)
+        c.api.base_url = server.base_url
+        with pytest.raises(TwilioRestException) as exc:
+            c.messages.create(to=member, from_=ours, body="Acme: one more thing")
+    assert exc.value.code == 21610
