@@ -181,9 +181,10 @@ def power_section(r: ex.Readout) -> None:
     with cols[2]:
         ui.metric_card("Members per arm per day", "-" if p.daily_users_per_arm is None
                        else f"{p.daily_users_per_arm:,.0f}", help=f"Average over the {p.days_so_far} days so far.")
+    mde = f"{100 * p.mde:.3g}%"
     if p.days_more is None:
-        st.caption(f"Not enough data yet to say how long it takes to detect a {_pct(p.mde, 3, signed=False)} lift.")
+        st.caption(f"Not enough data yet to say how long it takes to detect a {mde} lift.")
     elif p.days_more == 0:
-        st.caption(f"Enough data to detect a {_pct(p.mde, 3, signed=False)} lift (or the decision is final).")
+        st.caption(f"Enough data to detect a {mde} lift (or the decision is final).")
     else:
-        st.caption(f"About {p.days_more} more days to detect a {_pct(p.mde, 3, signed=False)} lift at this traffic.")
+        st.caption(f"About {p.days_more} more days to detect a {mde} lift at this traffic.")

@@ -192,8 +192,13 @@ def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.Monk
 # --------------------------------------------------------------------------- #
 @pytest.fixture(scope="module")
 def v2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """exp_ship (B wins, with a pre-period for CUPED) and exp_flip (B doubles conversion in BR, halves it in IN)."""
     d = tmp_path_factory.mktemp("exp_v2")
+    build_v2_warehouse(d / "warehouse.duckdb")
+    return d
+
+
+def build_v2_warehouse(path: Path) -> None:
+    """exp_ship (B wins, with a pre-period for CUPED) and exp_flip (B doubles conversion in BR, halves it in IN)."""
     b = Builder()
     ship = arm("A", 400, 100, experiment="exp_ship") + arm("B", 400, 160, experiment="exp_ship")
     flip = [e for v, br, india in (("A", 100, 200), ("B", 200, 100)) for e in
@@ -207,10 +212,9 @@ def v2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if int(e.user.rsplit("_", 1)[1]) < 100:
             b.conversions.append({"event_id": b._id("CV"), "user_id": e.user, "conversion_type": "login",
                                   "occurred_at": at_(e) - timedelta(days=3)})
-    con = b.build(str(d / "warehouse.duckdb"))
+    con = b.build(str(path))
     con.execute("CHECKPOINT")
     con.close()
-    return d
 
 
 def at_(e: Exposure):

@@ -92,6 +92,7 @@ from switchboard.analytics.experiments.readout import (
     Readout,
     cuped_stats,
     experiment_readout,
+    guardrail_table,
 )
 from switchboard.analytics.experiments.report import (
     COUNTRY_DISPLAY_COLUMNS,
@@ -267,6 +268,7 @@ __all__ = [
     "experiment_data",
     "experiment_plan",
     "experiment_readout",
+    "guardrail_table",
     "has_responses",
     "lift_intervals",
     "list_experiments",

@@ -27,7 +27,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from switchboard.analytics.experiments.data import ExperimentData, PrePeriodData
-from switchboard.analytics.experiments.model import ExperimentAnalysis
+from switchboard.analytics.experiments.model import GUARDRAIL_COLUMNS, ExperimentAnalysis
+from switchboard.analytics.experiments.report import _effect_text
 from switchboard.analytics.experiments_stats import (
     DEFAULT_POWER,
     BayesianResult,
@@ -35,12 +36,14 @@ from switchboard.analytics.experiments_stats import (
     CupedStats,
     DecisionInput,
     HeterogeneityResult,
+    MetricResult,
     ProportionResult,
     ShipDecision,
     bayesian_from_estimate,
     bayesian_proportion_test,
     cuped_test,
     decision,
+    effect_direction,
     heterogeneity_test,
     proportion_test,
 )
@@ -306,3 +309,15 @@ def _families(analysis: ExperimentAnalysis, hetero: Mapping[str, HeterogeneityRe
         out.append(f"Countries, {t}: {name} across the {len(h.segments)} countries with at least {min_users} "
                    f"members in each arm.")
     return tuple(out)
+
+
+def guardrail_table(r: Readout) -> pd.DataFrame:
+    """Every guardrail the decision read, per treatment (``GUARDRAIL_COLUMNS``): the effect in words, its
+    direction, and ``hurt`` when its whole interval is on the bad side (which blocks shipping)."""
+    rows = []
+    for t, guards in r.guardrails.items():
+        for name, result in guards.items():
+            direction = effect_direction(result) if isinstance(result, MetricResult) else "unclear"
+            rows.append({"guardrail": name, "variant": t, "effect": _effect_text(result), "direction": direction,
+                         "hurt": direction == "worse"})
+    return pd.DataFrame(rows, columns=GUARDRAIL_COLUMNS)

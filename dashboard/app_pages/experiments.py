@@ -193,11 +193,12 @@ with st.expander("What does “chance to win” mean?", expanded=False):
 
 # --- guardrails --------------------------------------------------------------------------------
 st.subheader("Guardrails")
-if analysis.guardrails.empty:
+guardrails = ex.guardrail_table(read)
+if guardrails.empty:
     st.caption("No guardrail could be measured yet.")
 else:
     st.caption("A guardrail is hurt when its whole interval lies on the bad side; that blocks shipping.")
-    ui.table(analysis.guardrails, key="guardrails", columns={
+    ui.table(guardrails, key="guardrails", columns={
         "guardrail": "Guardrail", "variant": "Variant", "effect": f"Relative change ({level} CI)",
         "direction": "Direction", "hurt": st.column_config.CheckboxColumn("Hurt"),
     })
