@@ -4,7 +4,9 @@ a few fields fewer than the API) into ``twilio_messages`` with ``source = 'bulk_
 Read line by line (``ingest/lines.py``: a bad line is a reject of its own, a cut gzip stream
 keeps the lines before the cut), validated and upserted by the same SQL as API pages (newest ``date_updated`` wins, so an export never
 overwrites a fresher API status), one transaction per file, each file recorded in
-``ingest_files`` so it is loaded once (again when it changes).
+``ingest_files`` so it is loaded once (again when it changes). ``--full-refresh`` reads every file again
+and deletes the ``bulk_export`` rows no file names any more (a day file deleted or rewritten); rows the
+API gave are the API's to delete.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import IO
 
 import duckdb
 
-from switchboard.ingest import lines, runs
+from switchboard.ingest import changes, lines, runs
 from switchboard.ingest.send_logs import walk_glob
 from switchboard.ingest.twilio_api import MESSAGES, apply_staged
 
@@ -62,11 +64,12 @@ def _stage(con: duckdb.DuckDBPyConnection, path: str) -> str | None:
     return damage
 
 
-def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source: str, force: bool = False
-              ) -> tuple[int, int, int, str | None] | None:
+def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source: str, force: bool = False,
+              seen: str | None = None) -> tuple[int, int, int, str | None] | None:
     """(read, loaded, rejected, damage) or None when the file is unchanged since it was loaded. A damaged
     file (a gzip stream cut short, or not gzip at all) keeps the lines read before the damage, adds one
-    reject for it (counted in read and rejected) and is not recorded as loaded: the next run tries again."""
+    reject for it (counted in read and rejected) and is not recorded as loaded: the next run tries again.
+    ``seen``: a temp table collecting the sids the file names (a full refresh deletes the others)."""
     st = os.stat(path)
     known = next(iter(con.execute("SELECT size_bytes, mtime FROM ingest_files WHERE path = ?", [path]).fetchall()), None)
     if known and not force and known[0] == st.st_size and known[1] == st.st_mtime:
@@ -75,6 +78,8 @@ def load_file(con: duckdb.DuckDBPyConnection, path: str, run_id: int, *, source:
     params = {"run_id": run_id, "source": source, "path": path}
     with runs.transaction(con):
         read = con.execute("SELECT count(*) FROM _page").fetchall()[0][0]
+        if seen:  # a rejected line still names its sid: its earlier good version is not deleted
+            con.execute(f"INSERT INTO {seen} SELECT sid FROM _page WHERE sid IS NOT NULL")
         bad, _top = apply_staged(con, MESSAGES, run_id=run_id, source="bulk_export")
         con.execute("DELETE FROM rejects WHERE source = ? AND location = ?", [source, path])
         con.execute(
@@ -107,8 +112,11 @@ def ingest_bulk_export(
     files = discover(directory)
     done = 0
     damaged = []
+    seen = "_bulk_seen" if full_refresh else None
+    if seen:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {seen} (sid VARCHAR)")
     for path in files:
-        counts = load_file(con, path, run_id, source=result.source, force=full_refresh)
+        counts = load_file(con, path, run_id, source=result.source, force=full_refresh, seen=seen)
         if counts is None:
             continue
         done += 1
@@ -123,6 +131,12 @@ def ingest_bulk_export(
     if damaged:  # what could be read is in; the user must know the rest is not
         result.status = "failed"
         result.error = f"{len(damaged)} file(s) damaged (see rejects): " + "; ".join(damaged)[:1000]
+    elif seen:  # --full-refresh read every file whole: rows no file names any more go (files deleted or rewritten)
+        with runs.transaction(con):
+            result.deleted += changes.delete_rows(
+                con, "twilio_messages", f"source = 'bulk_export' AND sid NOT IN (SELECT sid FROM {seen})")
+    if seen:
+        con.execute(f"DROP TABLE IF EXISTS {seen}")
     result.detail = f"{done} of {len(files)} file(s) loaded"
     return result
 

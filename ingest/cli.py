@@ -18,6 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", default=None, help="read Twilio records sent before this date (YYYY-MM-DD)")
     parser.add_argument("--full-refresh", action="store_true",
                         help="ignore cursors and loaded-file records: read everything again (upserts, no duplicates)")
+    parser.add_argument("--rebuild-facts", action="store_true",
+                        help="rebuild every fact and rollup from the raw tables (the reference build; runs "
+                             "otherwise update only what changed)")
     parser.add_argument("--lag-hours", type=float, default=None, metavar="H",
                         help="re-read this many hours before the cursor, a number >= 0 (default: setting lag_hours, "
                              "72)")
@@ -67,6 +70,9 @@ def check_continuous(args: argparse.Namespace) -> None:
     if args.full_refresh:
         raise ConfigError("--full-refresh reads everything again: run it once, without --every, then start "
                           "the continuous ingest")
+    if getattr(args, "rebuild_facts", False):
+        raise ConfigError("--rebuild-facts rebuilds the whole history: run it once, without --every, then start "
+                          "the continuous ingest")
     if args.until:
         raise ConfigError("--until ends the window, but --every keeps reading new records: drop one of them")
 
@@ -83,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         since=args.since,
         until=args.until,
         full_refresh=args.full_refresh,
+        rebuild_facts=args.rebuild_facts,
         progress=not args.quiet,
         send_logs=args.send_logs,
         bulk_export_dir=args.bulk_export,

@@ -37,7 +37,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 
-from switchboard.ingest import bounds, lines, runs
+from switchboard.ingest import bounds, changes, lines, runs
 
 SEND_COLUMNS = (
     "event_id", "sent_at", "channel", "purpose", "template_id", "experiment_id", "variant", "campaign_id",
@@ -320,8 +320,8 @@ def _unreadable(con: duckdb.DuckDBPyConnection, path: str, run_id: int, source: 
 def _replace_rows(con: duckdb.DuckDBPyConnection, path: str, run_id: int, kind: Kind) -> int:
     """The file's previous rows go (the file is the source of truth for its rows), then earlier rows of
     the same events from other files; the file's good rows go in, the last of a duplicate winning."""
-    con.execute(f"DELETE FROM {kind.table} WHERE source_file = $path", {"path": path})
-    con.execute(f"DELETE FROM {kind.table} WHERE event_id IN (SELECT event_id FROM _checked WHERE reason IS NULL)")
+    changes.delete_rows(con, kind.table, "source_file = $path", {"path": path})
+    changes.delete_rows(con, kind.table, "event_id IN (SELECT event_id FROM _checked WHERE reason IS NULL)")
     n = con.execute(
         f"INSERT INTO {kind.table} ({_insert_columns(kind)}) "
         f"SELECT {kind.select_sql}, $path, $run_id FROM _checked WHERE reason IS NULL ORDER BY line",
@@ -337,8 +337,9 @@ def _drop_duplicates(con: duckdb.DuckDBPyConnection, kind: Kind, params: dict[st
     dups = con.execute(f"SELECT count(*) - count(DISTINCT event_id) FROM {kind.table} WHERE {ours}",
                        params).fetchall()[0][0]
     if dups:
-        con.execute(
-            f"""DELETE FROM {kind.table} WHERE rowid IN (
+        changes.delete_rows(
+            con, kind.table,
+            f"""rowid IN (
                     SELECT rid FROM (
                         SELECT rowid AS rid, row_number() OVER (PARTITION BY event_id ORDER BY rowid DESC) AS rn
                         FROM {kind.table} WHERE {ours})
@@ -441,7 +442,7 @@ def load_batch(
     with runs.transaction(con):
         had_rows = con.execute(f"SELECT count(*) FROM {kind.table}").fetchall()[0][0] > 0
         if had_rows:  # the files' previous loads: the files now say what they hold
-            con.execute(f"DELETE FROM {kind.table} WHERE list_contains($files, source_file)", {"files": paths})
+            changes.delete_rows(con, kind.table, "list_contains($files, source_file)", {"files": paths})
         inserted = con.execute(
             f"""INSERT INTO {kind.table} ({_insert_columns(kind)})
                 SELECT {kind.select_sql}, filename, $run_id FROM ({rel}) WHERE ({kind.reason_sql}) IS NULL""",
@@ -461,8 +462,8 @@ def load_batch(
             if inserted + sum(bad.values()) != sum(expected.values()):  # a file changed while read
                 raise _HasRejects()
         if had_rows:  # earlier versions of these events (by event_id) in other files: this batch's rows replace them
-            con.execute(f"DELETE FROM {kind.table} WHERE NOT {ours} "
-                        f"AND event_id IN (SELECT event_id FROM {kind.table} WHERE {ours})", params)
+            changes.delete_rows(con, kind.table, f"NOT {ours} AND event_id IN "
+                                f"(SELECT event_id FROM {kind.table} WHERE {ours})", params)
         _drop_duplicates(con, kind, {"paths": paths, "run_id": run_id})
         outcomes = []
         for path in paths:
@@ -512,8 +513,7 @@ def forget_deleted_files(con: duckdb.DuckDBPyConnection, source: str) -> int:
     deleted = 0
     with runs.transaction(con):
         for table in (SENDS.table, CONVERSIONS.table):
-            deleted += con.execute(f"DELETE FROM {table} WHERE list_contains($paths, source_file)",
-                                   {"paths": paths}).fetchall()[0][0]
+            deleted += changes.delete_rows(con, table, "list_contains($paths, source_file)", {"paths": paths})
         con.execute("DELETE FROM rejects WHERE source = $source AND list_contains($paths, location)",
                     {"source": source, "paths": paths})
         con.execute("DELETE FROM ingest_files WHERE list_contains($paths, path)", {"paths": paths})
