@@ -94,10 +94,7 @@ def write_bulk_export(world: World, directory: Path, account_sid: str | None = N
     m = world.messages
     acct = account_sid or world.accounts[0]["sid"]
     ai = world.account_sids.index(acct)
-    keep = m["account_idx"].to_numpy() == ai
-    if "direction" in m.columns:  # outbound only: the ingest's BulkExport source reads outbound messages
-        keep &= m["direction"].to_numpy() != "inbound"
-    m = m[keep]
+    m = m[m["account_idx"].to_numpy() == ai]  # members' replies included, as Twilio's export has them
     frame = pd.DataFrame({"_ms": m["date_created"].to_numpy() * 1000})
     written = []
     bodies = world.messages.attrs["bodies"]
@@ -120,7 +117,7 @@ def write_bulk_export(world: World, directory: Path, account_sid: str | None = N
                     "to": cols["to"][k],
                     "body": bodies[int(cols["body_key"][k])].replace("{code}", str(int(cols["code"][k]))),
                     "status": cols["status"][k],
-                    "direction": "outbound-api",
+                    "direction": str(cols["direction"][k]) if "direction" in cols else "outbound-api",
                     "num_segments": str(int(cols["num_segments"][k])),
                     "num_media": "0",
                     "price": f"{-float(cols['price'][k]):.5f}",
