@@ -42,6 +42,31 @@ def incident_world(*, incident_days: range = range(28, 31), total_days: int = 40
     return h.build(con)
 
 
+def build_alert_warehouse(path) -> None:
+    """A warehouse with one resolved alert (Indosat, 30007) and one open (Telkomsel, 30003), whose webhook
+    notifications failed (nobody listens on port 9) and were given up."""
+    from dataclasses import replace
+
+    import duckdb
+
+    from switchboard.alerts import notify, run
+    from switchboard.ingest import warehouse
+
+    con = duckdb.connect(str(path))
+    incident_world(incident_days=range(28, 30), total_days=36, con=con)
+    cfg = replace(rules.parse({"defaults": {"recent_hours": 24}}),
+                  webhooks=(rules.Webhook("http://127.0.0.1:9/hook", "json"),), max_attempts=1)
+    for k in (28, 31):  # opened, then resolved
+        run(con, cfg, as_of=end_of(k))
+    con.execute("""UPDATE twilio_messages SET status = 'undelivered', error_code = 30003
+                   WHERE to_carrier = 'Telkomsel' AND date_sent >= '2026-12-07' AND minute(date_sent) = 50""")
+    warehouse.refresh_facts(con)
+    run(con, cfg, as_of=end_of(35))
+    notify.deliver(con, cfg, now=datetime(2030, 1, 1, tzinfo=UTC))
+    con.execute("CHECKPOINT")
+    con.close()
+
+
 def config(**defaults) -> rules.Config:
     """Built-in rules with a one-day window (and any other default overridden), no channels."""
     return rules.parse({"defaults": {"recent_hours": 24, **defaults}})

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from switchboard.alerts import notify, rules, run
 from switchboard.dashboard import data
-from tests.alerts_util import end_of, incident_world
+from tests.alerts_util import build_alert_warehouse, incident_world
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGE = "app_pages/alerts.py"
@@ -20,24 +17,9 @@ PAGE = "app_pages/alerts.py"
 
 @pytest.fixture(scope="module")
 def alert_dir(tmp_path_factory) -> Path:
-    """A warehouse with one resolved and one open alert, a failed notification on the open one."""
+    """A warehouse with one resolved and one open alert, failed notifications (tests.alerts_util)."""
     d = tmp_path_factory.mktemp("alerts_page")
-    con = duckdb.connect(str(d / "warehouse.duckdb"))
-    incident_world(incident_days=range(28, 30), total_days=36, con=con)
-    cfg = replace(rules.parse({"defaults": {"recent_hours": 24}}),
-                  webhooks=(rules.Webhook("http://127.0.0.1:9/hook", "json"),), max_attempts=1)
-    for k in (28, 31):  # opened, then resolved
-        run(con, cfg, as_of=end_of(k))
-    # a second incident, still open: Telkomsel fails with 30003 on day 35
-    con.execute("""UPDATE twilio_messages SET status = 'undelivered', error_code = 30003
-                   WHERE to_carrier = 'Telkomsel' AND date_sent >= '2026-12-07' AND minute(date_sent) = 50""")
-    from switchboard.ingest import warehouse
-
-    warehouse.refresh_facts(con)
-    run(con, cfg, as_of=end_of(35))
-    notify.deliver(con, cfg, now=datetime(2030, 1, 1, tzinfo=UTC))  # nobody listens on port 9: fails, gives up
-    con.execute("CHECKPOINT")
-    con.close()
+    build_alert_warehouse(d / "warehouse.duckdb")
     return d
 
 
