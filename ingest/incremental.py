@@ -214,7 +214,7 @@ def refresh(con: duckdb.DuckDBPyConnection, *, conversion_window_minutes: int = 
                 report.mode = "incremental"
                 report.keys = _incremental_build(con, w0, w1, params)
             _save_state(con, max(w1, w0), rebuilt_at, definition)
-        _run_views(con)
+        _run_views(con, changed=report.mode != "unchanged")
         kill_point("facts:before-commit")
     report.seconds = time.monotonic() - t0
     return report
@@ -318,13 +318,17 @@ def _drop_scopes(con: duckdb.DuckDBPyConnection, scopes: dict[str, str]) -> None
         con.execute(f"DROP VIEW IF EXISTS {view}")
 
 
-def _run_views(con: duckdb.DuckDBPyConnection) -> None:
-    """The analyst views (cheap: catalog entries), then the builds other parts add (responses)."""
+def _run_views(con: duckdb.DuckDBPyConnection, *, changed: bool) -> None:
+    """The analyst views (cheap: catalog entries), then the replies (issue 18: a full rebuild after the
+    attempts, so only when the facts changed or the replies were never built)."""
     for stmt in _statements(VIEWS_SQL):
         con.execute(stmt)
-    if importlib.util.find_spec("switchboard.ingest.responses") is not None:
-        from switchboard.ingest import responses  # issue 18: replies, built after the attempts
+    if importlib.util.find_spec("switchboard.ingest.responses") is None:
+        return
+    from switchboard.ingest import responses
 
-        refresh_responses = getattr(responses, "refresh_responses", None)
-        if refresh_responses is not None:
-            refresh_responses(con)
+    refresh_responses = getattr(responses, "refresh_responses", None)
+    built = con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+                        "AND table_name = '_response_facts'").fetchall()[0][0]
+    if refresh_responses is not None and (changed or not built):
+        refresh_responses(con)

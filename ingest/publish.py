@@ -214,30 +214,52 @@ def _apply_delta(con: duckdb.DuckDBPyConnection, g: int) -> None:
 
 
 def _sync_table(con: duckdb.DuckDBPyConnection, t: str, g: int, *, created: bool) -> None:
+    """One table of the snapshot brought from watermark ``g`` to the ingest file's state. The keyed tables
+    are first asked whether anything changed (a LIMIT 1 probe), so an unchanged table costs nothing."""
     dst = f"{_PUB}.{t}"
     if created:
         con.execute(f"CREATE TABLE {dst} AS SELECT * FROM {t}")
     elif t in RAW_KEYS:
-        key = RAW_KEYS[t][0]
-        changed = "ingest_run_id > $g" + (f" OR {_ALSO_CHANGED[t]}" if t in _ALSO_CHANGED else "")
-        con.execute(
-            f"""DELETE FROM {dst} WHERE {key} IN (
-                    SELECT {key} FROM {t} WHERE {changed}
-                    UNION ALL SELECT key FROM _deleted_keys WHERE tbl = '{t}' AND run_id > $g)""", {"g": g})
-        con.execute(f"INSERT INTO {dst} SELECT * FROM {t} WHERE {changed}", {"g": g})
+        _sync_raw(con, t, dst, g)
     elif t in FACT_KEYS:
-        key = FACT_KEYS[t]
-        keys = f"SELECT DISTINCT TRY_CAST(key AS {_type_of(con, t, key)}) AS k FROM _fact_changes WHERE tbl = '{t}' AND watermark > $g"
-        hit = (f"({key} IN (SELECT k FROM ({keys})) OR ({key} IS NULL AND EXISTS "
-               f"(SELECT 1 FROM _fact_changes WHERE tbl = '{t}' AND watermark > $g AND key IS NULL)))")
-        con.execute(f"DELETE FROM {dst} WHERE {hit}", {"g": g})
-        con.execute(f"INSERT INTO {dst} SELECT * FROM {t} WHERE {hit}", {"g": g})
+        _sync_facts(con, t, dst, g)
     elif t in _INSERT_ONLY:
         key = _INSERT_ONLY[t]
         con.execute(f"INSERT INTO {dst} SELECT * FROM {t} ANTI JOIN {dst} USING ({key})")
     else:  # small tables (runs, state, dimensions, bookkeeping, rejects): whole
         con.execute(f"DELETE FROM {dst}")
         con.execute(f"INSERT INTO {dst} SELECT * FROM {t}")
+
+
+def _sync_raw(con: duckdb.DuckDBPyConnection, t: str, dst: str, g: int) -> None:
+    """Rows written after ``g`` (their ingest_run_id) replace their keys; tombstones after ``g`` delete."""
+    key = RAW_KEYS[t][0]
+    changed = "ingest_run_id > $g" + (f" OR {_ALSO_CHANGED[t]}" if t in _ALSO_CHANGED else "")
+    args = {"g": g}
+    written = bool(con.execute(f"SELECT 1 FROM {t} WHERE {changed} LIMIT 1", args).fetchall())
+    deleted = bool(con.execute(f"SELECT 1 FROM _deleted_keys WHERE tbl = '{t}' AND run_id > $g LIMIT 1",
+                               args).fetchall())
+    if not (written or deleted):
+        return
+    con.execute(f"""DELETE FROM {dst} WHERE {key} IN (
+                        SELECT {key} FROM {t} WHERE {changed}
+                        UNION ALL SELECT key FROM _deleted_keys WHERE tbl = '{t}' AND run_id > $g)""", args)
+    if written:
+        con.execute(f"INSERT INTO {dst} SELECT * FROM {t} WHERE {changed}", args)
+
+
+def _sync_facts(con: duckdb.DuckDBPyConnection, t: str, dst: str, g: int) -> None:
+    """The keys (or UTC days) the facts builds after ``g`` rewrote: deleted from the snapshot, then copied."""
+    key = FACT_KEYS[t]
+    args = {"g": g}
+    logged = f"FROM _fact_changes WHERE tbl = '{t}' AND watermark > $g"
+    if not con.execute(f"SELECT 1 {logged} LIMIT 1", args).fetchall():
+        return
+    hit = f"{key} IN (SELECT TRY_CAST(key AS {_type_of(con, t, key)}) {logged} AND key IS NOT NULL)"
+    if con.execute(f"SELECT 1 {logged} AND key IS NULL LIMIT 1", args).fetchall():
+        hit = f"({hit} OR {key} IS NULL)"  # a rollup's NULL day (messages not sent yet)
+    con.execute(f"DELETE FROM {dst} WHERE {hit}", args)
+    con.execute(f"INSERT INTO {dst} SELECT * FROM {t} WHERE {hit}", args)
 
 
 def _type_of(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
