@@ -91,7 +91,11 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
     cells["p"] = poisson.sf(cells["n1"] - 1, cells["expected"])
     cells["q"] = benjamini_hochberg(cells["p"].to_numpy(float))
     cells["excess"] = cells["n1"] - cells["n0"] * rule.recent_hours / hours0
-    loud = cells[(cells["q"] <= rule.alpha) & (cells["n1"] >= rule.min_ratio * cells["expected"])
+    # Pumping is concentrated: a prefix must outgrow its own country's OTP traffic, so a country whose
+    # codes all doubled (a launch, a campaign) is not dozens of suspects (and its evidence is not computed).
+    growth = cells["country_iso2"].map(_country_growth(con, lengths, base, recent, end, purposes)).fillna(1.0)
+    loud = cells[(cells["q"] <= rule.alpha)
+                 & (cells["n1"] >= rule.min_ratio * np.maximum(growth, 1.0) * cells["expected"])
                  & (cells["excess"] >= rule.min_impact)]
     if loud.empty:
         return []
@@ -100,6 +104,19 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
     names = dict(con.execute("SELECT iso2, name FROM countries").fetchall())
     return [_finding(rule, country, group, names.get(country), recent, end)
             for country, group in suspected.groupby("country_iso2", sort=True)]
+
+
+def _country_growth(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
+                    purposes: list[str]) -> dict[str, float]:
+    """Recent OTP SMS per country over what its baseline rate predicts (no string work: cheap)."""
+    hours0 = (recent - base).total_seconds() / 3600
+    hours1 = (end - recent).total_seconds() / 3600
+    rows = con.execute(
+        "SELECT country_iso2, count(*) FILTER (WHERE sent_at >= $r), count(*) FILTER (WHERE sent_at < $r) "
+        "FROM message_facts WHERE sent_at >= $b AND sent_at < $e AND list_contains($c, country_iso2) "
+        "AND list_contains($p, purpose) GROUP BY 1",
+        {"b": base, "r": recent, "e": end, "c": list(lengths["country_iso2"]), "p": purposes}).fetchall()
+    return {c: n1 / max(n0 * hours1 / hours0, 1.0) for c, n1, n0 in rows}
 
 
 def _prefix_lengths(con: Any, rule: Rule, recent: datetime, end: datetime, purposes: list[str]) -> pd.DataFrame:
