@@ -38,7 +38,7 @@ from sqlglot import exp
 
 from switchboard.core.errors import ConfigError
 from switchboard.core.settings import Settings
-from switchboard.ingest import export, warehouse
+from switchboard.ingest import export, incremental, warehouse
 
 ENGINES = ("duckdb", "spark")
 DAY_COLUMNS = ("sent_day", "start_day")  # a built table is partitioned by the first of these it has
@@ -49,51 +49,22 @@ _PARAM = "$conversion_window_minutes"
 
 
 def fact_builds(conversion_window_minutes: int) -> list[tuple[str, str]]:
-    """(table, SELECT) in build order, DuckDB dialect, the window as a literal (a Spark temp view and a
-    DuckDB view cannot hold a bound parameter; the value is an int, so the literal is safe)."""
+    """(table, SELECT) in build order (``warehouse.fact_builds``), DuckDB dialect, the window as a literal
+    (a Spark temp view and a DuckDB view cannot hold a bound parameter; the value is an int, so the
+    literal is safe)."""
     window = str(int(conversion_window_minutes))
-    builds = getattr(warehouse, "fact_builds", None)
-    pairs = builds() if builds else _parse_builds()
-    return [(name, sql.replace(_PARAM, window)) for name, sql in pairs]
+    return [(name, sql.replace(_PARAM, window)) for name, sql in warehouse.fact_builds()]
 
 
 def scope_views() -> dict[str, str]:
     """The scope views the builds read, each defined as its whole table (a full build)."""
-    views = getattr(warehouse, "full_scope_views", None)
-    if views:
-        return dict(views())
-    return {m[0]: f"SELECT * FROM {m[1]}" for m in _SCOPE.findall(_facts_text())}
-
-
-_TABLE = re.compile(r"^-- @table (\w+)[^\n]*\n", re.MULTILINE)
-_SCOPE = re.compile(r"^-- @scope\s+(\w+)\s+(\w+)\s*$", re.MULTILINE)
-_COMMENT_ON = re.compile(r"^COMMENT ON [^;]*;", re.MULTILINE)
-
-
-def _facts_text() -> str:
-    return warehouse.FACTS_SQL.read_text()
-
-
-def _parse_builds() -> list[tuple[str, str]]:
-    """facts.sql's ``-- @table name …`` blocks (the same reading as warehouse.fact_builds, for a tree
-    where it is not there yet): each block's text up to the next marker, comments dropped."""
-    text = _facts_text().split("-- @finish")[0]
-    marks = list(_TABLE.finditer(text))
-    out = []
-    for i, m in enumerate(marks):
-        body = text[m.end(): marks[i + 1].start() if i + 1 < len(marks) else len(text)]
-        lines = [ln for ln in body.splitlines() if not ln.lstrip().startswith("--")]
-        out.append((m.group(1), "\n".join(lines).strip().rstrip(";")))
-    return out
+    return warehouse.full_scope_views()
 
 
 def comment_statements() -> list[str]:
-    """facts.sql's ``COMMENT ON`` statements: the rollup marks the analytics check before reading a
+    """facts.sql's ``-- @finish`` statements: the rollup marks the analytics check before reading a
     rollup (analytics._sql.rollup_ready), written on the served warehouse as the ingest writes them."""
-    definition = getattr(warehouse, "facts_definition", None)
-    if definition:
-        return list(definition().finish)
-    return [m.rstrip(";") for m in _COMMENT_ON.findall(_facts_text())]
+    return list(warehouse.facts_definition().finish)
 
 
 def self_reading(name: str, sql: str) -> bool:
@@ -417,8 +388,11 @@ def serve(lake: Path, path: Path, *, conversion_window_minutes: int = 30) -> Pat
                 con.execute(f'CREATE OR REPLACE TEMP VIEW "{view}" AS {definition}')
                 created.add(view)
             _serve_table(con, lake, name, sql)
-        for stmt in comment_statements() + warehouse._statements(warehouse.VIEWS_SQL):
+        for stmt in comment_statements():
             con.execute(stmt)
+        # what the ingest runs after the facts, the same code: the analyst views, then the replies
+        # (issue 18's _response_facts: built on DuckDB from the served tables, they are not in facts.sql)
+        incremental._run_views(con, changed=True)
         con.execute("CHECKPOINT")
     finally:
         con.close()
