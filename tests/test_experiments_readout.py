@@ -220,3 +220,25 @@ def test_sandbox_pre_period_makes_cuped_narrow_the_intervals(sandbox_world) -> N
     assert abs(c.relative_lift - c.unadjusted_lift) < 2 * c.unadjusted_se
     # Other experiments in the same world keep their truths: the alpha sender still never ships.
     assert _sandbox_read(sandbox_world, "exp_alpha_sender").decision.outcome != "Ship"
+
+
+# --------------------------------------------------------------------------- #
+# Holm or Benjamini-Hochberg across treatments
+# --------------------------------------------------------------------------- #
+def test_analysis_adjusts_treatments_with_the_chosen_correction() -> None:
+    from switchboard.analytics.experiments_stats import benjamini_hochberg, holm_adjust
+
+    b = Builder()
+    for v, conversions in (("A", 100), ("B", 125), ("C", 130), ("D", 104)):
+        for e in arm(v, 400, conversions, experiment="exp_abn"):
+            b.add(e)
+    con = b.build()
+    page = ex.experiment_data(con, **PERIOD)
+    raw = [ex.analyse_from(page, "exp_abn").results["conversion"][t].p_value for t in ("B", "C", "D")]
+    for correction, adjust in (("holm", holm_adjust), ("bh", benjamini_hochberg)):
+        m = ex.analyse_from(page, "exp_abn", correction=correction).metrics
+        got = m[(m["metric"] == "conversion") & ~m["is_control"]].set_index("variant")["p_value_adjusted"]
+        assert list(got.loc[["B", "C", "D"]]) == pytest.approx(adjust(raw))
+    assert benjamini_hochberg(raw) != pytest.approx(holm_adjust(raw))  # the choice matters here
+    with pytest.raises(ValueError, match="holm"):
+        ex.analyse_from(page, "exp_abn", correction="bonferroni")
