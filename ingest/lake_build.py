@@ -302,7 +302,7 @@ def spark_session(master: str | None = "local[2]", *, shuffle_partitions: int | 
     if master:
         builder = builder.master(master).config("spark.ui.enabled", "false")
         builder = builder.config("spark.driver.memory", os.environ.get("SWITCHBOARD_SPARK_DRIVER_MEMORY", "2g"))
-    if shuffle_partitions:
+    if master and shuffle_partitions:  # locally only: on a cluster spark-submit's --conf decides
         builder = builder.config("spark.sql.shuffle.partitions", str(shuffle_partitions))
     return (builder
             .config("spark.sql.session.timeZone", "UTC")  # days are UTC days (to_spark drops timezone('UTC'))
