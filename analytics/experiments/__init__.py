@@ -1,5 +1,7 @@
-"""A/B experiments: ``data`` (SQL aggregates), ``analysis`` (statistics and verdicts), ``report`` (words,
-tables, CSV/Markdown) and ``plan`` (the recorded plan, from files the caller names).
+"""A/B experiments: ``data`` (SQL aggregates, and the pre-period / opt-out sums), ``analysis`` (statistics and
+verdicts), ``readout`` (issue 19: the Ship / Discuss / Don't ship card with Bayesian, CUPED, differences by
+country and power from history), ``report`` (words, tables, CSV/Markdown) and ``plan`` (the recorded plan,
+from files the caller names).
 
 What counts (the definitions the Experiments page and the PM summary use)
 -------------------------------------------------------------------------

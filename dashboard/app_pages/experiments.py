@@ -117,7 +117,9 @@ ui.table(experiments, key="experiment_list", columns={
     "last_day": st.column_config.DateColumn("Last day"),
     "days_running": ui.count_column("Days"),
     "status": "Status",
-    "decision": "Decision so far",
+    "decision": st.column_config.TextColumn(
+        "Decision so far", help="A quick read from conversion, delivery and cost intervals. The decision card of "
+                                "the chosen experiment also reads CUPED, opt-outs, countries and the minimum days."),
 })
 
 ids = experiments["experiment_id"].tolist()
