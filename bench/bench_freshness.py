@@ -52,7 +52,8 @@ def _start_demo(args: argparse.Namespace, data_dir: Path) -> tuple[subprocess.Po
            "--live-rate", str(args.live_rate), "--every", str(args.every), "--data-dir", str(data_dir)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SWITCHBOARD_"))}
     log = open(data_dir.parent / "demo-stderr.log", "w")  # noqa: SIM115 - the child's life
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)  # stopped by SIGTERM:
+    # a bench started in the background (`... &`) hands its children SIGINT ignored
     lines: queue.Queue = queue.Queue()
 
     def read() -> None:
@@ -144,8 +145,8 @@ def main(argv: list[str] | None = None) -> int:
         setup_s = time.monotonic() - t0
         first_seen, ages = _watch(args, data_dir / "warehouse.duckdb", since, warm_until)
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(300)
+        proc.send_signal(signal.SIGTERM)  # the demo stops as on Ctrl-C: loop, sandbox, receiver
+        proc.wait(600)
     lags = _change_lags(data_dir / "warehouse.duckdb", first_seen, warm_until)
     result = {
         "history_messages": args.messages, "live_rate": args.live_rate, "every_s": args.every,

@@ -18,13 +18,20 @@ from pathlib import Path
 from typing import Self
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Command:
     def __init__(self, args: list[str], data_dir: Path, env: dict[str, str] | None = None) -> None:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SWITCHBOARD_"))}
         self.err_path = data_dir.parent / f"{data_dir.name}-stderr.log"
         self._err = open(self.err_path, "w")  # noqa: SIM115 - closed in stop(); a file, never an unread pipe
+        # Ctrl-C as in a terminal: a suite started in the background of a non-interactive shell inherits SIGINT
+        # ignored, and Python would then never raise KeyboardInterrupt in the child (a hang, not a test).
         self.proc = subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args], stdout=subprocess.PIPE,
-                                     stderr=self._err, text=True, env={**base, **(env or {})})
+                                     stderr=self._err, text=True, env={**base, **(env or {})},
+                                     preexec_fn=default_sigint)
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
