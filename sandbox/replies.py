@@ -312,6 +312,17 @@ def inbound_frame(replies: Replies, users: pd.DataFrame, msgs: pd.DataFrame, seg
     })
 
 
+def _merge_categorical(a: pd.Series, b: pd.Series | None, n_b: int, order: np.ndarray) -> pd.Categorical:
+    """``a`` then ``b`` (values, or all missing when None) as one categorical in ``order``."""
+    cats = a.cat.categories.tolist()
+    values = b.astype(object).tolist() if b is not None else []
+    extra = sorted({v for v in values if v is not None and pd.notna(v)} - set(cats), key=str)
+    union = pd.Index(cats + extra)
+    codes_b = union.get_indexer(pd.Index(values, dtype=object)) if values else np.full(n_b, -1)
+    codes = np.concatenate([a.cat.codes.to_numpy().astype(np.int64), codes_b.astype(np.int64)])[order]
+    return pd.Categorical.from_codes(codes, categories=union)
+
+
 def merge(msgs: pd.DataFrame, inbound: pd.DataFrame, salt: int) -> tuple[pd.DataFrame, np.ndarray]:
     """Outbound and inbound messages in one frame in time order (the API lists them together, and a
     sid is its row), and each old outbound row's new row. Inbound bodies join the bodies list."""
@@ -320,8 +331,10 @@ def merge(msgs: pd.DataFrame, inbound: pd.DataFrame, salt: int) -> tuple[pd.Data
     inbound["body_key"] = np.arange(len(bodies), len(bodies) + len(inbound), dtype=np.int32)
     bodies += inbound.pop("text").tolist()
     out = msgs.copy()
-    out["direction"] = "outbound-api"
-    out["reply_kind"] = None
+    # Categoricals merge by their codes (the outbound categories stay a prefix): no object arrays of
+    # millions of strings.
+    out["direction"] = pd.Categorical.from_codes(np.zeros(len(out), dtype=np.int8), categories=["outbound-api"])
+    out["reply_kind"] = pd.Categorical.from_codes(np.full(len(out), -1, dtype=np.int8), categories=list(KINDS))
     out["reply_to"] = -1
     n_out = len(out)
     created = np.concatenate([out["date_created"].to_numpy(), inbound["date_created"].to_numpy()])
@@ -334,17 +347,12 @@ def merge(msgs: pd.DataFrame, inbound: pd.DataFrame, salt: int) -> tuple[pd.Data
     cols = {}
     for c in out.columns:
         a = out[c]
-        b = inbound[c] if c in inbound.columns else pd.Series([None] * len(inbound))
-        if isinstance(a.dtype, pd.CategoricalDtype) or c in ("direction", "reply_kind"):
-            vals = np.concatenate([a.astype(object).to_numpy(), b.astype(object).to_numpy()])[order]
-            cats = a.cat.categories.tolist() if isinstance(a.dtype, pd.CategoricalDtype) else []
-            seen = b.astype(object).tolist() + ([] if cats else a.astype(object).tolist())
-            extra = sorted({v for v in seen if v is not None and pd.notna(v)} - set(cats), key=str)
-            cols[c] = pd.Categorical(vals, categories=cats + extra)
-        elif c == "sid":
+        if c == "sid":
             continue
+        if isinstance(a.dtype, pd.CategoricalDtype):
+            cols[c] = _merge_categorical(a, inbound[c] if c in inbound.columns else None, len(inbound), order)
         else:
-            fill = b.to_numpy() if c in inbound.columns else np.zeros(len(inbound), dtype=a.dtype)
+            fill = inbound[c].to_numpy() if c in inbound.columns else np.zeros(len(inbound), dtype=a.dtype)
             cols[c] = np.concatenate([a.to_numpy(), fill.astype(a.dtype)])[order]
     merged = pd.DataFrame(cols)
     merged.insert(0, "sid", sid_series("SM", np.arange(len(merged), dtype=np.int64), salt))
