@@ -61,25 +61,29 @@ _KEY_TABLES: list[tuple[str, str]] = [
         UNION SELECT key FROM _del WHERE tbl = 'twilio_calls'
         UNION SELECT provider_sid FROM _chg_sends WHERE provider_sid IS NOT NULL
         UNION SELECT sid FROM _call_facts WHERE event_id IN (SELECT key FROM _del WHERE tbl = 'send_log')"""),
-    ("_k_users", """
-        SELECT user_id AS k FROM conversions WHERE ingest_run_id > $w0
-        UNION SELECT aux FROM _del WHERE tbl = 'conversions'"""),
+    # a conversion moves the member's attempts sent after their previous conversion and up to it (each
+    # attempt takes the first conversion at or after it); a deleted one, all the member's attempts
+    ("_chg_conv", "SELECT user_id, occurred_at FROM conversions WHERE ingest_run_id > $w0"),
     ("_k_ev0", """
         SELECT event_id AS k FROM _chg_sends
         UNION SELECT key FROM _del WHERE tbl = 'send_log'
         UNION SELECT event_id FROM send_log
               WHERE provider_sid IN (SELECT k FROM _k_msg UNION ALL SELECT k FROM _k_call)
-        UNION SELECT event_id FROM send_log WHERE user_id IN (SELECT k FROM _k_users)"""),
+        UNION SELECT s.event_id FROM send_log s JOIN _chg_conv c ON c.user_id = s.user_id
+              WHERE s.sent_at <= c.occurred_at
+                AND s.sent_at > coalesce((SELECT max(o.occurred_at) FROM conversions o
+                                          WHERE o.user_id = c.user_id AND o.occurred_at < c.occurred_at
+                                            AND o.ingest_run_id <= $w0), TIMESTAMPTZ '-infinity')
+        UNION SELECT event_id FROM send_log WHERE user_id IN (SELECT aux FROM _del WHERE tbl = 'conversions')"""),
     ("_k_ev", """
         SELECT k FROM _k_ev0
         UNION SELECT fallback_of FROM send_log
               WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL
         UNION SELECT fallback_of FROM _attempt_facts
               WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL"""),
-    ("_k_mem", """
-        SELECT DISTINCT experiment_id, user_id FROM _attempt_facts
-        WHERE event_id IN (SELECT k FROM _k_ev) AND experiment_id IS NOT NULL AND variant IS NOT NULL
-          AND NOT is_fallback"""),
+    # filled by the attempts step: the members of the attempts it rewrote (and of their parents)
+    ("_k_mem", "SELECT CAST(NULL AS VARCHAR) AS experiment_id, CAST(NULL AS VARCHAR) AS user_id WHERE false"),
+    ("_written", "SELECT CAST(NULL AS VARCHAR) AS tbl, CAST(NULL AS VARCHAR) AS k WHERE false"),
 ]
 
 # the incremental definition of each scope view: the rows the affected keys need
@@ -115,21 +119,6 @@ _AFFECTED: dict[str, tuple[str, str | None, str | None]] = {
     "_daily_call_rollup": ("{days:start_day:_dd_call}", None, None),
     "_daily_call_duration_rollup": ("{days:start_day:_dd_call}", None, None),
     "_daily_latency_rollup": ("{days:sent_day:_dd_msg}", None, None),
-}
-
-# what the publish step needs to know per table: the keys rewritten (a VARCHAR each) by this build
-_CHANGED_KEYS: dict[str, str] = {
-    "_message_facts": "SELECT k FROM _k_msg",
-    "_call_facts": "SELECT k FROM _k_call",
-    "_attempt_facts": "SELECT k FROM _k_ev",
-    "_fallback_chain_facts": "SELECT k FROM _k_ev",
-    "_experiment_exposures": ("SELECT CAST(member AS VARCHAR) FROM _experiment_members m "
-                              "SEMI JOIN _k_mem k ON k.experiment_id = m.experiment_id AND k.user_id = m.user_id"),
-    "_daily_attempt_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_att",
-    "_daily_message_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_msg",
-    "_daily_call_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_call",
-    "_daily_call_duration_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_call",
-    "_daily_latency_rollup": "SELECT CAST(d AS VARCHAR) FROM _dd_msg",
 }
 
 # the key column of each facts table, as published (ingest/publish.py)
@@ -248,10 +237,10 @@ def _incremental_build(con: duckdb.DuckDBPyConnection, w0: int, w1: int, params:
         con.execute(f"CREATE OR REPLACE TEMP TABLE {dd} (d DATE)")
     for b in d.builds:
         _incremental_table(con, b, params)
-    for table, keys in _CHANGED_KEYS.items():
-        con.execute(f"INSERT INTO _fact_changes SELECT $w1, '{table}', k FROM ({keys}) t(k)", {"w1": w1})
+    con.execute("INSERT INTO _fact_changes SELECT $w1, tbl, k FROM _written", {"w1": w1})
     counts = {t: int(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0])
               for t in ("_k_msg", "_k_call", "_k_ev", "_k_mem", "_dd_msg", "_dd_call", "_dd_att")}
+    counts["written"] = int(con.execute("SELECT count(*) FROM _written").fetchall()[0][0])
     _finish(con, d.finish)
     _drop_scopes(con, d.scopes)
     for name, _ in _KEY_TABLES:
@@ -262,7 +251,9 @@ def _incremental_build(con: duckdb.DuckDBPyConnection, w0: int, w1: int, params:
 
 
 def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dict[str, int]) -> None:
-    """One table: delete its affected rows, insert the SELECT's rows for them; note their days."""
+    """One table: its SELECT for the affected keys, compared with the rows it has for them; only the keys
+    whose rows differ are rewritten (a late conversion re-checks a member's month of attempts but rewrites
+    the one it converts), and only their days and members go on to the rollups and exposures."""
     for view in b.scopes:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_days(_INCREMENTAL_SCOPES[view])}")
     if "append" in b.options:
@@ -272,20 +263,38 @@ def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dic
         _replace_small(con, b, params)
         return
     where, day, dd = _AFFECTED[b.table]
-    where = _days(where)
+    key = FACT_KEYS[b.table]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {b.select}", _params(b, params))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {b.table} WHERE {_days(where)}")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _w AS SELECT DISTINCT {key} AS d FROM (
+                        (SELECT * FROM _new EXCEPT ALL SELECT * FROM _old)
+                        UNION ALL (SELECT * FROM _old EXCEPT ALL SELECT * FROM _new))""")
+    hit = _days(f"{{days:{key}:_w}}")
     if dd:
-        con.execute(f"INSERT INTO {dd} SELECT DISTINCT {day} FROM {b.table} WHERE {where}")
-    con.execute(f"DELETE FROM {b.table} WHERE {where}")
+        for side in ("_old", "_new"):
+            con.execute(f"INSERT INTO {dd} SELECT DISTINCT {day} FROM {side} WHERE {hit}")
+    if b.table == "_attempt_facts":
+        _members_of_written(con, hit)
+    con.execute(f"DELETE FROM {b.table} WHERE {hit}")
     kill_point(f"facts:deleted:{b.table}")
-    con.execute(f"INSERT INTO {b.table} BY NAME {b.select}", _params(b, params))
-    if dd:
-        con.execute(f"INSERT INTO {dd} SELECT DISTINCT {day} FROM {b.table} WHERE {where}")
-    if b.table == "_attempt_facts":  # _k_mem holds the members as they were; add them as they are now
-        con.execute(
-            """INSERT INTO _k_mem SELECT DISTINCT experiment_id, user_id FROM _attempt_facts
-               WHERE event_id IN (SELECT k FROM _k_ev) AND experiment_id IS NOT NULL AND variant IS NOT NULL
-                 AND NOT is_fallback
-               EXCEPT SELECT experiment_id, user_id FROM _k_mem""")
+    con.execute(f"INSERT INTO {b.table} BY NAME SELECT * FROM _new WHERE {hit}")
+    con.execute(f"INSERT INTO _written SELECT '{b.table}', CAST(d AS VARCHAR) FROM _w")
+    for t in ("_new", "_old", "_w"):
+        con.execute(f"DROP TABLE {t}")
+
+
+def _members_of_written(con: duckdb.DuckDBPyConnection, hit: str) -> None:
+    """The experiment members whose exposures the rewritten attempts change: their own (before and after),
+    and those of the attempts they are fallbacks of (an exposure's cost adds its fallback's)."""
+    con.execute(f"""INSERT INTO _k_mem
+        SELECT DISTINCT experiment_id, user_id FROM (
+            SELECT experiment_id, user_id, variant, is_fallback FROM _old WHERE {hit}
+            UNION ALL SELECT experiment_id, user_id, variant, is_fallback FROM _new WHERE {hit}
+            UNION ALL SELECT experiment_id, user_id, variant, is_fallback FROM _attempt_facts
+                      WHERE event_id IN (SELECT fallback_of FROM _old WHERE {hit} AND fallback_of IS NOT NULL
+                                         UNION SELECT fallback_of FROM _new WHERE {hit} AND fallback_of IS NOT NULL))
+        WHERE experiment_id IS NOT NULL AND variant IS NOT NULL AND NOT is_fallback
+        EXCEPT SELECT experiment_id, user_id FROM _k_mem""")
 
 
 def _replace_small(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dict[str, int]) -> None:
