@@ -54,6 +54,8 @@ outbound AS (
     FROM twilio_messages
     WHERE (direction IS NULL OR direction LIKE 'outbound%') AND status <> 'failed'
       AND to_number IS NOT NULL AND from_number IS NOT NULL
+      -- only members who ever replied can be linked: the ASOF join then sorts their messages, not history
+      AND to_number IN (SELECT member_number FROM inbound)
 ),
 linked AS (
     SELECT i.*, o.out_sid, o.out_at
@@ -80,6 +82,7 @@ SELECT w.sid, w.account_sid, w.received_at, CAST(timezone('UTC', w.received_at) 
 FROM windowed w
 LEFT JOIN _reply_keywords k ON k.keyword = w.word
 LEFT JOIN (SELECT * FROM _attempt_facts WHERE channel = 'sms' AND provider_sid IS NOT NULL
+             AND provider_sid IN (SELECT linked_sid FROM windowed)
            QUALIFY row_number() OVER (PARTITION BY provider_sid ORDER BY sent_at DESC, event_id) = 1) a
        ON a.provider_sid = w.linked_sid;
 
