@@ -19,7 +19,11 @@ from typing import Self
 
 
 def default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    """Ctrl-C as in a terminal: a suite started in the background of a non-interactive shell has SIGINT ignored,
+    which its children inherit, and Python then never raises KeyboardInterrupt in them (a hang, not a test).
+    A handled signal is reset to the default at exec, so this process handling it is enough."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 class Command:
@@ -27,11 +31,9 @@ class Command:
         base = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SWITCHBOARD_"))}
         self.err_path = data_dir.parent / f"{data_dir.name}-stderr.log"
         self._err = open(self.err_path, "w")  # noqa: SIM115 - closed in stop(); a file, never an unread pipe
-        # Ctrl-C as in a terminal: a suite started in the background of a non-interactive shell inherits SIGINT
-        # ignored, and Python would then never raise KeyboardInterrupt in the child (a hang, not a test).
+        default_sigint()
         self.proc = subprocess.Popen([sys.executable, "-m", "switchboard.cli", *args], stdout=subprocess.PIPE,
-                                     stderr=self._err, text=True, env={**base, **(env or {})},
-                                     preexec_fn=default_sigint)
+                                     stderr=self._err, text=True, env={**base, **(env or {})})
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
