@@ -86,7 +86,8 @@ _KEY_TABLES: list[tuple[str, str]] = [
     ("_written", "SELECT CAST(NULL AS VARCHAR) AS tbl, CAST(NULL AS VARCHAR) AS k WHERE false"),
 ]
 
-# the incremental definition of each scope view: the rows the affected keys need
+# the incremental definition of each scope view: the rows the affected keys need (the rollups' day scopes
+# are set by _incremental_rollup)
 _INCREMENTAL_SCOPES: dict[str, str] = {
     "_scope_messages": "SELECT * FROM twilio_messages WHERE sid IN (SELECT k FROM _k_msg)",
     "_scope_message_sends": "SELECT * FROM send_log WHERE provider_sid IN (SELECT k FROM _k_msg)",
@@ -99,9 +100,6 @@ _INCREMENTAL_SCOPES: dict[str, str] = {
     "_scope_chain_attempts": "SELECT * FROM _attempt_facts WHERE event_id IN (SELECT k FROM _k_ev)",
     "_scope_exposure_attempts": ("SELECT a.* FROM _attempt_facts a SEMI JOIN _k_mem m "
                                  "ON m.experiment_id = a.experiment_id AND m.user_id = a.user_id"),
-    "_scope_message_days": "SELECT * FROM _message_facts WHERE {days:sent_day:_dd_msg}",
-    "_scope_call_days": "SELECT * FROM _call_facts WHERE {days:start_day:_dd_call}",
-    "_scope_attempt_days": "SELECT * FROM _attempt_facts WHERE {days:sent_day:_dd_att}",
 }
 
 # how each table's affected rows are found (to delete them) and which days table collects their days
@@ -114,11 +112,6 @@ _AFFECTED: dict[str, tuple[str, str | None, str | None]] = {
     "_attempt_facts": ("event_id IN (SELECT k FROM _k_ev)", "sent_day", "_dd_att"),
     "_fallback_chain_facts": ("event_id IN (SELECT k FROM _k_ev)", None, None),
     "_experiment_exposures": (_MEMBERS.format(t="_experiment_exposures"), None, None),
-    "_daily_attempt_rollup": ("{days:sent_day:_dd_att}", None, None),
-    "_daily_message_rollup": ("{days:sent_day:_dd_msg}", None, None),
-    "_daily_call_rollup": ("{days:start_day:_dd_call}", None, None),
-    "_daily_call_duration_rollup": ("{days:start_day:_dd_call}", None, None),
-    "_daily_latency_rollup": ("{days:sent_day:_dd_msg}", None, None),
 }
 
 # the key column of each facts table, as published (ingest/publish.py)
@@ -247,6 +240,9 @@ def _incremental_build(con: duckdb.DuckDBPyConnection, w0: int, w1: int, params:
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for dd in ("_dd_msg", "_dd_call", "_dd_att"):
         con.execute(f"DROP TABLE IF EXISTS {dd}")
+    for t in ("_message_facts", "_call_facts", "_attempt_facts"):
+        for side in ("o", "n"):
+            con.execute(f"DROP TABLE IF EXISTS _w{side}{t}")
     return {k.lstrip("_"): v for k, v in counts.items()}
 
 
@@ -254,6 +250,9 @@ def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dic
     """One table: its SELECT for the affected keys, compared with the rows it has for them; only the keys
     whose rows differ are rewritten (a late conversion re-checks a member's month of attempts but rewrites
     the one it converts), and only their days and members go on to the rollups and exposures."""
+    if b.table.startswith("_daily_"):
+        _incremental_rollup(con, b, params)
+        return
     for view in b.scopes:
         con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_days(_INCREMENTAL_SCOPES[view])}")
     if "append" in b.options:
@@ -275,11 +274,36 @@ def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dic
             con.execute(f"INSERT INTO {dd} SELECT DISTINCT {day} FROM {side} WHERE {hit}")
     if b.table == "_attempt_facts":
         _members_of_written(con, hit)
+    if dd:  # the rewritten rows as they were and as they are: the rollups compare them (_incremental_rollup)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _wo{b.table} AS SELECT * FROM _old WHERE {hit}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _wn{b.table} AS SELECT * FROM _new WHERE {hit}")
     con.execute(f"DELETE FROM {b.table} WHERE {hit}")
     kill_point(f"facts:deleted:{b.table}")
     con.execute(f"INSERT INTO {b.table} BY NAME SELECT * FROM _new WHERE {hit}")
     con.execute(f"INSERT INTO _written SELECT '{b.table}', CAST(d AS VARCHAR) FROM _w")
     for t in ("_new", "_old", "_w"):
+        con.execute(f"DROP TABLE {t}")
+
+
+def _incremental_rollup(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dict[str, int]) -> None:
+    """A daily rollup: its SELECT over the rewritten fact rows as they were and as they are; only the days
+    where those two partial rollups differ can have changed (a late conversion rewrites a month-old
+    attempt's time to convert, which no rollup counts), and those days are recounted whole."""
+    (scope,) = b.scopes
+    src, day = facts_definition().scopes[scope], FACT_KEYS[b.table]
+    for side in ("o", "n"):
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {scope} AS SELECT * FROM _w{side}{src}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _p{side} AS {b.select}", _params(b, params))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _w AS SELECT DISTINCT {day} AS d FROM (
+                        (SELECT * FROM _po EXCEPT ALL SELECT * FROM _pn)
+                        UNION ALL (SELECT * FROM _pn EXCEPT ALL SELECT * FROM _po))""")
+    days = _days(f"{{days:{day}:_w}}")
+    con.execute(f"CREATE OR REPLACE TEMP VIEW {scope} AS SELECT * FROM {src} WHERE {days}")
+    con.execute(f"DELETE FROM {b.table} WHERE {days}")
+    kill_point(f"facts:deleted:{b.table}")
+    con.execute(f"INSERT INTO {b.table} BY NAME {b.select}", _params(b, params))
+    con.execute(f"INSERT INTO _written SELECT '{b.table}', CAST(d AS VARCHAR) FROM _w")
+    for t in ("_po", "_pn", "_w"):
         con.execute(f"DROP TABLE {t}")
 
 
