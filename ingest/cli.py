@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
+
+import duckdb
 
 from switchboard.core.errors import ConfigError
 from switchboard.core.settings import Settings
@@ -77,7 +80,7 @@ def check_continuous(args: argparse.Namespace) -> None:
         raise ConfigError("--until ends the window, but --every keeps reading new records: drop one of them")
 
 
-def run(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, *, after_facts: Callable[[duckdb.DuckDBPyConnection], None] | None = None) -> int:
     """One ingest run (``switchboard ingest`` without --every; the loop is ``switchboard.runner``)."""
     if getattr(args, "every", None) is not None:
         raise ConfigError("--every is the switchboard command's continuous mode: run `switchboard ingest --every "
@@ -90,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         until=args.until,
         full_refresh=args.full_refresh,
         rebuild_facts=args.rebuild_facts,
+        after_facts=after_facts,
         progress=not args.quiet,
         send_logs=args.send_logs,
         bulk_export_dir=args.bulk_export,

@@ -352,10 +352,11 @@ def _drop_scopes(con: duckdb.DuckDBPyConnection, scopes: dict[str, str]) -> None
 
 
 def _run_views(con: duckdb.DuckDBPyConnection, *, changed: bool) -> None:
-    """The analyst views (cheap: catalog entries), then the replies (issue 18: a full rebuild after the
+    """The analyst views and the ``freshness`` view (cheap: catalog entries), then the replies (issue 18: a full rebuild after the
     attempts, so only when the facts changed or the replies were never built)."""
-    for stmt in _statements(VIEWS_SQL):
-        con.execute(stmt)
+    for sql_file in (VIEWS_SQL, VIEWS_SQL.with_name("freshness.sql")):  # freshness: issue 16, per run
+        for stmt in _statements(sql_file):
+            con.execute(stmt)
     if importlib.util.find_spec("switchboard.ingest.responses") is None:
         return
     from switchboard.ingest import responses

@@ -27,7 +27,6 @@ from typing import Any, TextIO
 import duckdb
 
 from switchboard.core.errors import ConfigError, SwitchboardError
-from switchboard.core.resources import as_path
 from switchboard.core.settings import Settings
 from switchboard.ingest import cli as ingest_cli
 from switchboard.ingest import runs
@@ -43,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.every is None:
-        return ingest_cli.run(args)
+    if args.every is None:  # one run, then (before it publishes) the alerts, as every continuous cycle does
+        return ingest_cli.run(args, after_facts=alerts_hook(Settings.from_env(data_dir=args.data_dir)))
     ingest_cli.check_continuous(args)
     settings = Settings.from_env(data_dir=args.data_dir)
     kwargs = {"sources": args.source, "since": args.since, "send_logs": args.send_logs,
@@ -83,15 +82,6 @@ def alerts_hook(settings: Settings) -> AfterFacts | None:
         return None
     factory = getattr(alerts, "after_ingest", None)
     return factory(settings) if factory else None
-
-
-def apply_freshness(con: duckdb.DuckDBPyConnection) -> None:
-    """(Re)create the ``freshness`` view (ingest/freshness.sql) in the ingest database, before the publish."""
-    from switchboard.ingest.warehouse import _statements  # the splitter the views step uses
-
-    with as_path("switchboard.ingest", "freshness.sql") as path:
-        for stmt in _statements(path):
-            con.execute(stmt)
 
 
 @dataclass
@@ -218,7 +208,6 @@ class ContinuousIngest:
     # ----------------------------------------------------------------- inside the run, before the publish
 
     def _after_facts(self, con: duckdb.DuckDBPyConnection, cycle: Cycle) -> None:
-        apply_freshness(con)
         since = heartbeat(con)
         row = con.execute(
             "SELECT min(newest_age_s), max(lag_p95_s) FROM freshness WHERE run_id > ? "
