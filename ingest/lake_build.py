@@ -378,9 +378,10 @@ def serve(lake: Path, path: Path, *, conversion_window_minutes: int = 30) -> Pat
     created: set[str] = set()
     try:
         for folder in sorted(p for p in raw_dir(lake).iterdir() if p.is_dir()):
-            col = export.DAY_COLUMN.get(folder.name)
+            table = _table_name(folder.name)
+            col = export.DAY_COLUMN.get(table)
             exclude = f" EXCLUDE ({col})" if col else ""
-            con.execute(f'CREATE TABLE "{folder.name}" AS SELECT *{exclude} FROM '
+            con.execute(f'CREATE TABLE "{table}" AS SELECT *{exclude} FROM '
                         "read_parquet($g, hive_partitioning = true, union_by_name = true)",
                         {"g": _glob(raw_dir(lake) / folder.name)})
         for name, sql in fact_builds(conversion_window_minutes):
@@ -398,6 +399,13 @@ def serve(lake: Path, path: Path, *, conversion_window_minutes: int = 30) -> Pat
         con.close()
     os.replace(tmp, path)
     return path
+
+
+def _table_name(name: str) -> str:
+    """A lake folder's name as a table name: a plain identifier, or the lake is not ours."""
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(f"the lake's raw/ holds a folder {name!r} that is not a table name: remove it")
+    return name
 
 
 def _serve_table(con: duckdb.DuckDBPyConnection, lake: Path, name: str, sql: str) -> None:

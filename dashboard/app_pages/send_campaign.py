@@ -187,7 +187,6 @@ def _show_preview(campaign: Campaign, preview: api.CampaignPreview) -> None:
                    icon=":material/do_not_disturb_on:")
     elif preview.opted_out_line:
         st.caption(preview.opted_out_line)
-
     _show_encoding_advice(campaign)
 
     st.markdown("**Plan per recipient** (numbers masked)")
