@@ -57,6 +57,7 @@ from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import (
     benjamini_hochberg,
     change_point,
+    fisher_one_sided,
     mean_change_point,
     safe_div,
     two_proportion_z,
@@ -233,7 +234,7 @@ def _col(x: object, n: int) -> np.ndarray:
 def _error_rise(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
     """error_rise: one code's share of final messages rose in a segment."""
     i = c.local_codes
-    t = two_proportion_z(c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i], "greater")
+    t = fisher_one_sided(c.failed1[i], c.seg_final1[i], c.failed0[i], c.seg_final0[i], "greater")
     p0 = np.nan_to_num(t.p0)
     lost = c.failed1[i] - p0 * c.seg_final1[i]
     ratio = safe_div(t.p1, t.p0)
@@ -246,7 +247,7 @@ def _error_rise(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
 def _delivery_drop(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
     """delivery_drop: a segment's delivery rate fell."""
     i = c.seg
-    t = two_proportion_z(c.delivered1[i], c.final1[i], c.delivered0[i], c.final0[i], "less")
+    t = fisher_one_sided(c.delivered1[i], c.final1[i], c.delivered0[i], c.final0[i], "less")
     lost = (np.nan_to_num(t.p0) - t.p1) * c.final1[i]
     large = (np.nan_to_num(t.p0) - t.p1 >= th.min_effect) & (lost >= th.min_lost)
     return _block(c, i, "delivery_drop", "delivery_rate", t.p0, t.p1, t.p_value, lost, np.nan, large,
@@ -584,7 +585,7 @@ def _about(x: float) -> str:
     """Round to two significant figures: 4,137 -> 4,100."""
     if not np.isfinite(x):
         return "an unknown number of"
-    x = int(round(x))
+    x = round(float(x))
     if x >= 100:
         digits = len(str(x)) - 2
         x = int(round(x, -digits))

@@ -88,6 +88,29 @@ def two_proportion_z(k1: object, n1: object, k0: object, n0: object, alternative
     return ProportionTest(p1=p1, p0=p0, z=np.where(empty, np.nan, z), p_value=p)
 
 
+def fisher_one_sided(k1: object, n1: object, k0: object, n0: object, alternative: str = "greater") -> ProportionTest:
+    """One-sided Fisher exact test of p1 (k1 of n1) against p0 (k0 of n0), vectorised (the hypergeometric tail
+    of k1 given the pooled count): "greater" (p1 > p0) or "less" (p1 < p0). ``z`` is the pooled z statistic.
+
+    Exact where the z test is not: with a rare outcome and a small recent sample (18 failures of 99 SMS
+    against 7 %), the normal tail is several times too small (9e-5 against the exact 7e-4), and over
+    thousands of such cells checked day after day that turns noise into alerts.
+    """
+    if alternative not in ("greater", "less"):
+        raise ValueError(f"alternative must be greater or less, not {alternative!r}")
+    k1a, n1a, k0a, n0a = _arr(k1), _arr(n1), _arr(k0), _arr(n0)
+    z = two_proportion_z(k1a, n1a, k0a, n0a, alternative)
+    total, hits = n1a + n0a, k1a + k0a
+    with np.errstate(invalid="ignore"):
+        if alternative == "greater":
+            p = stats.hypergeom.sf(k1a - 1, total, hits, n1a)
+        else:
+            p = stats.hypergeom.cdf(k1a, total, hits, n1a)
+    empty = ~((n1a > 0) & (n0a > 0))
+    p = np.where(empty, np.nan, np.clip(p, 0.0, 1.0))
+    return ProportionTest(p1=z.p1, p0=z.p0, z=z.z, p_value=p)
+
+
 def welch_z(mean1: object, var1: object, n1: object, mean0: object, var0: object, n0: object) -> np.ndarray:
     """Two-sided p-value of a difference in means (large-sample Welch z test)."""
     m1, v1, c1, m0, v0, c0 = (_arr(x) for x in (mean1, var1, n1, mean0, var0, n0))

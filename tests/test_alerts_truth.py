@@ -38,11 +38,6 @@ def _explained(f, truth: dict) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "known false positive since the world gained replies and member engagement (issue 18/19 sandbox changes): "
-    "on 14 Nov the delivery_drop rule flags Brazil/Claro, 101 SMS at 82% delivered against 93% (a mix of "
-    "codes, no incident). The rule's minimum volume or test needs tuning (issue 17); strict, so the fix "
-    "makes this fail until the mark goes"))
 def test_replayed_day_by_day_the_incident_alerts_and_nothing_is_invented(world):
     w, con = world
     truth = w.ground_truth

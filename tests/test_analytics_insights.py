@@ -25,14 +25,16 @@ def load_world(world, con=None):
         "frm": m["from"].astype(str), "to": m["to"].astype(str), "status": m["status"].astype(str),
         "error_code": m["error_code"], "num_segments": m["num_segments"], "encoding": m["encoding"].astype(str),
         "price": m["price"], "created": m["date_created"], "sent": m["date_sent"], "final": m["final_at"],
-        "country": m["country"].astype(str), "carrier": m["carrier"].astype(object)})
+        "country": m["country"].astype(str), "carrier": m["carrier"].astype(object),
+        # the members' replies stay inbound, as the API lists them: the facts count outbound SMS only
+        "direction": (m["direction"].astype(str) if "direction" in m.columns else "outbound-api")})
     con.register("_acc", accounts)
     con.register("_m", msgs)
     con.execute("""
         INSERT INTO twilio_messages (sid, account_sid, messaging_service_sid, direction, from_number, to_number,
             status, error_code, num_segments, body_encoding, price, price_unit, price_usd, date_created, date_sent,
             date_updated, to_country, to_carrier, source)
-        SELECT sid, a.account_sid, ms, 'outbound-api', frm, "to", status, nullif(error_code, 0), num_segments,
+        SELECT sid, a.account_sid, ms, direction, frm, "to", status, nullif(error_code, 0), num_segments,
                encoding, -price, 'USD', price, to_timestamp(created), to_timestamp(sent), to_timestamp(final),
                country, carrier, 'api'
         FROM _m JOIN _acc a USING (account_idx)""")

@@ -10,6 +10,7 @@ import pytest
 from switchboard.analytics.stats_basic import (
     benjamini_hochberg,
     change_point,
+    fisher_one_sided,
     mean_change_point,
     relative_change,
     safe_div,
@@ -50,6 +51,25 @@ def test_two_proportion_z_known_value():
     assert float(greater.p_value) == pytest.approx(0.02846 / 2, abs=1e-4)
     less = two_proportion_z(45, 100, 30, 100, "less")
     assert float(less.p_value) == pytest.approx(1 - 0.02846 / 2, abs=1e-4)
+
+
+def test_fisher_one_sided_is_the_exact_test_and_larger_than_z_on_small_rare_cells():
+    # 18 failures of 99 against 67 of 923: by hand, the hypergeometric tail P(X >= 18) with 85 failures among
+    # 1,022 messages of which 99 are recent (= scipy's fisher_exact, one-sided), 6.558e-4; the z test says 9.2e-5
+    greater = fisher_one_sided([18, 5], [99, 0], [67, 1], [923, 10], "greater")
+    assert float(greater.p_value[0]) == pytest.approx(6.558e-4, rel=1e-3)
+    assert float(greater.p_value[0]) > 5 * float(two_proportion_z(18, 99, 67, 923, "greater").p_value)
+    assert math.isnan(greater.p_value[1])  # empty sample
+    # the same table seen from the delivered side, "less": identical
+    less = fisher_one_sided(81, 99, 856, 923, "less")
+    assert float(less.p_value) == pytest.approx(float(greater.p_value[0]), rel=1e-9)
+    assert float(greater.p1[0]) == pytest.approx(18 / 99) and float(greater.z[0]) > 0
+    # a large cell: the exact and z tests agree closely
+    big_exact = float(fisher_one_sided(600, 10_000, 5_000, 100_000, "greater").p_value)
+    big_z = float(two_proportion_z(600, 10_000, 5_000, 100_000, "greater").p_value)
+    assert big_z < big_exact < 2 * big_z and big_exact < 1e-4
+    with pytest.raises(ValueError):
+        fisher_one_sided(1, 2, 1, 2, "two-sided")
 
 
 def test_two_proportion_z_degenerate_cases():
