@@ -47,6 +47,19 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class Pumping:
+    """An SMS-pumping episode (sandbox/pumping.py): someone makes our sign-up and password-reset forms send
+    one-time codes to a few number ranges they are paid for. The codes go to sequential numbers of new
+    member ids, are delivered, and are never used."""
+
+    country: str
+    days_before_end: float = 12.0  # starts this long before the end of the history (clipped to it)
+    hours: float = 30.0  # lasts this long
+    share: float = 0.008  # pumped SMS as a share of the history's messages (1,600 of the default 200,000)
+    ranges: int = 2  # number ranges pumped (each inside one carrier prefix of the country)
+
+
+@dataclass(frozen=True)
 class AccountSpec:
     friendly_name: str
     share: float
@@ -58,6 +71,8 @@ DEFAULT_INCIDENTS: tuple[Incident, ...] = (
              ramp_days=7, extra_rate=0.3),
     Incident("landline_heavy", "EG", 30006, landline_share=0.22),
 )
+# Nigeria: a costly destination (about 29 cents a segment), so pumping pays there.
+DEFAULT_PUMPING: tuple[Pumping, ...] = (Pumping("NG"),)
 LATAM = ("BR", "MX", "CO", "AR", "PE", "CL")
 DEFAULT_EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("exp_pr_short_template", "password_reset", ("control", "short"), ("pr_standard", "pr_short"),
@@ -103,6 +118,7 @@ class Scenario:
     other_channels_share: float = 0.12  # push/email attempts, relative to SMS, in the send log
     opt_out_share: float = 0.006  # members who replied STOP before the history: every SMS to them fails with 21610
     replies: bool = True  # members reply (STOP, START, HELP, free text): inbound messages; see sandbox/replies.py
+    pumping: tuple[Pumping, ...] = DEFAULT_PUMPING  # SMS-pumping episodes; see sandbox/pumping.py
 
     def end_datetime(self) -> datetime:
         if self.end is None:
@@ -126,6 +142,8 @@ class World:
     ground_truth: dict[str, Any]
     salts: dict[str, int] = field(default_factory=dict)  # sid salts for messages / calls
     opted_out: set[tuple[int, str]] = field(default_factory=set)  # (member row, our number) opted out at the end
+    # SMS-pumping episodes drawn (sandbox/pumping.py): index, episode, ranges (E.164 prefixes), start, end
+    pumping: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def account_sids(self) -> list[str]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -77,6 +77,8 @@ def ground_truth(world: World) -> dict[str, Any]:
         },
         "opted_out_members": int(world.users["opted_out"].sum()),
         "responses": response_truth(world),
+        # Issue 17: SMS pumping (sandbox/pumping.py), one entry per episode.
+        "pumping": [_pumping_truth(world, ep) for ep in world.pumping],
         # Built into every world rather than injected: true, and findable, but not incidents.
         "known_issues": _known_issues(world),
     }
@@ -107,6 +109,34 @@ def _incident_truth(world: World, inc: Incident) -> dict[str, Any]:
         entry["observed_error_rate_landline"] = _rate(err == inc.error_code, in_c & land)
         entry["observed_error_rate_country"] = _rate(err == inc.error_code, in_c)
     return entry
+
+
+def _iso(t: int) -> str:
+    return datetime.fromtimestamp(int(t), UTC).isoformat().replace("+00:00", "Z")
+
+
+def _pumping_truth(world: World, info: dict[str, Any]) -> dict[str, Any]:
+    """An SMS-pumping episode: its settings, the number ranges pumped (every pumped number starts with one of
+    ``prefixes``), its window and what it sent: messages, numbers, new member ids, cost, codes used (none)."""
+    m = world.messages
+    sel = m["pumping_idx"].to_numpy() == info["index"]
+    to = m["to"].astype(object).to_numpy()[sel]
+    created = m["date_created"].to_numpy()[sel]
+    hours = max((info["end"] - info["start"]) / 3600, 1e-9)
+    ep = info["episode"]
+    return {
+        **asdict(ep), "kind": "sms_pumping",
+        "prefixes": list(info["ranges"]), "start": _iso(info["start"]), "end": _iso(info["end"]),
+        "first_message": _iso(created.min()) if sel.any() else None,
+        "last_message": _iso(created.max()) if sel.any() else None,
+        "messages": int(sel.sum()), "messages_per_hour": round(int(sel.sum()) / hours, 1),
+        "purposes": {str(k): int(v) for k, v in pd.Series(m["purpose"].astype(object).to_numpy()[sel])
+                     .value_counts().items()},
+        "numbers": len(set(to.tolist())), "new_members": len(set(m["user_idx"].to_numpy()[sel].tolist())),
+        "delivered": int((m["status"].astype(object).to_numpy()[sel] == "delivered").sum()),
+        "converted": int(m["converted"].to_numpy()[sel].sum()),
+        "cost_usd": round(float(m["price"].to_numpy()[sel].sum()), 2),
+    }
 
 
 def _experiment_truth(world: World, ei: int, exp: Experiment) -> dict[str, Any]:

@@ -18,6 +18,7 @@ history is still ``sent`` when ingested early and ``delivered`` later.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +27,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import phonenumbers
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from switchboard.core.segments import segment_info as _segment_info
-from switchboard.sandbox import catalog, replies
+from switchboard.sandbox import catalog, pumping, replies
 from switchboard.sandbox.catalog import COUNTRIES, COUNTRY_BY_ISO, ERRORS, PURPOSES, TEMPLATES
 from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_bulk_export, write_send_logs
 from switchboard.sandbox.numbers import draw_numbers
@@ -168,11 +170,13 @@ def generate(
     msgs["converted"] = converted  # ground truth: this SMS attempt led to a conversion
     if reply_draw is not None:
         msgs = _merge_replies(reply_draw, users, msgs, calls, send_log, conversions, _salt(scenario.seed, "SM"))
+    # SMS pumping last, from generators of its own: every other draw above is what it was without it.
+    msgs, send_log, pumped = _add_pumping(ctx, users, senders, msgs, calls, send_log, conversions)
     world = World(
         scenario=scenario, start=start, end=end, accounts=accounts, senders=senders, users=users,
         messages=msgs, calls=calls, send_log=send_log, conversions=conversions, ground_truth={},
         salts={"SM": _salt(scenario.seed, "SM"), "CA": _salt(scenario.seed, "CA")},
-        opted_out=reply_draw.opted_out if reply_draw is not None else set(),
+        opted_out=reply_draw.opted_out if reply_draw is not None else set(), pumping=pumped,
     )
     world.ground_truth = ground_truth(world)
     return world
@@ -195,6 +199,115 @@ def _merge_replies(reply_draw: replies.Replies, users: pd.DataFrame, msgs: pd.Da
     is_sms = att < (1 << 40)
     conversions["_attempt"] = np.where(is_sms, new_row[np.where(is_sms, att, 0)] if len(new_row) else att, att)
     return merged
+
+
+def _add_pumping(ctx: _Context, users: pd.DataFrame, senders: pd.DataFrame, msgs: pd.DataFrame,
+                 calls: pd.DataFrame, send_log: pd.DataFrame, conversions: pd.DataFrame
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, list[dict[str, Any]]]:
+    """The scenario's SMS-pumping episodes (sandbox/pumping.py) merged into the messages in time order, their
+    send-log rows into the send log; every reference to a message row or sid moves with it. ``pumping_idx``
+    marks the pumped messages (-1 for the rest). Also returns each episode's number ranges and window."""
+    sc = ctx.scenario
+    msgs["pumping_idx"] = np.full(len(msgs), -1, dtype=np.int8)
+    frames, logs, texts, episodes = [], [], [], []
+    next_user = len(users)
+    for ei, ep in enumerate(sc.pumping):
+        n = round(ep.share * sc.messages)
+        if ep.country not in ctx.iso or n == 0:
+            continue
+        pctx = dataclasses.replace(ctx, rng=np.random.default_rng([sc.seed, 17, ei]))
+        frame, log, info = _pumped_messages(pctx, senders, ep, ei, n, next_user)
+        episodes.append(info)
+        next_user = int(frame["user_idx"].max()) + 1
+        frame["body_key"] = frame["body_key"].to_numpy() + len(texts)
+        texts += frame.attrs["bodies"]
+        frames.append(frame)
+        logs.append(log)
+    if not frames:
+        return msgs, send_log, episodes
+    extra = pd.concat([f.astype({c: object for c in f.columns if isinstance(f[c].dtype, pd.CategoricalDtype)})
+                       for f in frames], ignore_index=True)
+    if "direction" in msgs.columns:
+        extra["direction"] = "outbound-api"
+    old_sids = msgs["sid"].to_numpy()
+    merged, new_old, new_extra = pumping.merge(msgs, extra, texts, _salt(sc.seed, "SM"))
+    sids = merged["sid"].to_numpy()
+    fb = calls["fallback_of_msg"].to_numpy()
+    calls["fallback_of_msg"] = np.where(fb >= 0, new_old[np.maximum(fb, 0)], -1)
+    att = conversions["_attempt"].to_numpy()
+    is_sms = att < (1 << 40)
+    conversions["_attempt"] = np.where(is_sms, new_old[np.where(is_sms, att, 0)], att)
+    sms = (send_log["channel"] == "sms").to_numpy()
+    if sms.any():
+        where = pd.Index(old_sids).get_indexer(send_log.loc[sms, "provider_sid"].to_numpy())
+        send_log.loc[sms, "provider_sid"] = sids[new_old[where]]
+    log = pd.concat(logs, ignore_index=True)
+    log["event_id"] = _ids_arrow("evt_p", len(log)).to_pandas()
+    log["provider_sid"] = sids[new_extra]
+    log["sent_at"] = iso_ms(log["_ms"].to_numpy()).to_numpy()
+    out = pd.concat([send_log, log[send_log.columns]], ignore_index=True)
+    out = out.iloc[np.argsort(out["_ms"].to_numpy(), kind="stable")].reset_index(drop=True)
+    return merged, out, episodes
+
+
+def _pumped_messages(ctx: _Context, senders: pd.DataFrame, ep: Any, ei: int, n: int,
+                     first_user: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """One episode's messages (rows like the world's, all delivered, never converted) and send-log rows:
+    sequential numbers in a few ranges, a new member id per number, through the world's own steps."""
+    from switchboard.sandbox.numbers import mobile_plan
+
+    rng, iso = ctx.rng, ctx.iso
+    ci = iso.index(ep.country)
+    ranges = pumping.number_ranges(ep.country, ep.ranges, -(-n // max(ep.ranges, 1)), rng)
+    numbers, _which = pumping.sequential_numbers(ep.country, ranges, n, rng)
+    uniq, first = np.unique(numbers, return_index=True)
+    order = np.argsort(first, kind="stable")  # member ids in the order the numbers sign up
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    user = rank[np.searchsorted(uniq, numbers)]
+    plan = mobile_plan(ep.country)
+    carrier_of = {p.national: p.carrier for p in plan}
+    cc = len(str(phonenumbers.country_code_for_region(ep.country)))
+    prof = ctx.profiles[ci]
+    locale = prof.locales[0][0]
+    nat = [u[1 + cc:] for u in uniq[order]]
+    carriers = [next((c for k, c in carrier_of.items() if x.startswith(k)), None) for x in nat]
+    members = pd.DataFrame({
+        "number": uniq[order], "carrier": pd.Categorical(carriers),
+        "line_type": pd.Categorical(["mobile"] * len(order), categories=["mobile", "landline"]),
+        "locale": pd.Categorical([locale] * len(order)),
+    })
+    start, end = pumping.episode_window(ctx.t0, ctx.t1, ep.days_before_end, ep.hours)
+    ts = np.sort(rng.integers(start, end, size=n)).astype(np.int64)
+    purposes = list(PURPOSES)
+    purpose = np.array([purposes.index(p) for p in pumping.PURPOSES])[
+        rng.choice(len(pumping.PURPOSES), size=n, p=np.array(pumping.PURPOSE_SHARES))]
+    template_ids = sorted(TEMPLATES)
+    template = np.array([template_ids.index(catalog.PURPOSE_TEMPLATE[p]) for p in purposes])[purpose]
+    sends = _Sends(ts=ts, day=(ts - ctx.t0) // 86400, user=user, cidx=np.full(n, ci), purposes=purposes,
+                   purpose=purpose, account=np.zeros(n, dtype=np.int8), otp=np.ones(n, dtype=bool),
+                   template_ids=template_ids, template=template, exp_idx=np.full(n, -1, dtype=np.int8),
+                   variant=np.full(n, -1, dtype=np.int8))
+    sender, service = _draw_senders(ctx, senders, sends)
+    bodies = _message_bodies(members, sends)
+    status_code = np.zeros(n, dtype=np.int8)  # delivered: the numbers exist, that is how pumping pays
+    date_sent, final_at = _draw_lifecycle(ctx, sends, status_code)
+    frame = _message_frame(ctx, members, senders, sends, sender, service, bodies, np.zeros(n, dtype=np.int32),
+                           status_code, date_sent, final_at)
+    frame["user_idx"] = (first_user + user).astype(np.int32)
+    frame["converted"] = False
+    frame["pumping_idx"] = np.full(n, ei, dtype=np.int8)
+    frame = frame.drop(columns=["sid"])
+    user_ids = np.array([f"usr_{first_user + u:07d}" for u in range(len(order))], dtype=object)
+    log = pd.DataFrame({
+        "_ms": ts * 1000 - rng.integers(40, 900, size=n), "channel": "sms",
+        "purpose": np.array(purposes, dtype=object)[purpose],
+        "template_id": np.array(template_ids, dtype=object)[template], "experiment_id": None, "variant": None,
+        "campaign_id": None, "user_id": user_ids[user], "country": ep.country, "locale": locale,
+        "fallback_of": None,
+    })
+    info = {"index": ei, "episode": ep, "ranges": [prefix for prefix, _free in ranges], "start": start, "end": end}
+    return frame, log, info
 
 
 def _country_mix(scenario: Scenario) -> tuple[list[str], np.ndarray]:
