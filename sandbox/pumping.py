@@ -30,6 +30,7 @@ import phonenumbers
 from switchboard.sandbox.numbers import mobile_plan
 from switchboard.sandbox.sids import sid_series
 
+MIN_MESSAGES = 100  # an episode smaller than this is not drawn (worlds under 12,500 messages have none)
 PURPOSES = ("verification", "password_reset")  # the forms abused: sign-up codes, password resets
 PURPOSE_SHARES = (0.7, 0.3)
 STEPS = np.array([0, 1, 2, 3, 7, 13])  # how far the script moves between two codes

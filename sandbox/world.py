@@ -213,7 +213,7 @@ def _add_pumping(ctx: _Context, users: pd.DataFrame, senders: pd.DataFrame, msgs
     next_user = len(users)
     for ei, ep in enumerate(sc.pumping):
         n = round(ep.share * sc.messages)
-        if ep.country not in ctx.iso or n == 0:
+        if ep.country not in ctx.iso or n < pumping.MIN_MESSAGES:
             continue
         pctx = dataclasses.replace(ctx, rng=np.random.default_rng([sc.seed, 17, ei]))
         frame, log, info = _pumped_messages(pctx, senders, ep, ei, n, next_user)
