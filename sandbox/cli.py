@@ -16,7 +16,14 @@ from urllib.parse import urlsplit
 
 from tqdm import tqdm
 
-from switchboard.sandbox.server import FaultConfig, LiveConfig, LiveIncident, SandboxServer, SimClock
+from switchboard.sandbox.server import (
+    FaultConfig,
+    LiveConfig,
+    LiveIncident,
+    LivePumping,
+    SandboxServer,
+    SimClock,
+)
 from switchboard.sandbox.world import Scenario, World, generate, write_bulk_export, write_send_logs
 
 DEFAULT_PORT = 8700
@@ -71,6 +78,10 @@ def _add_live_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--incident", type=_incident, action="append", default=[], metavar="CC:CODE:SHARE[:AFTER]",
                    help="from AFTER seconds after the start (default 0), SHARE (0..1] of the live SMS to country CC "
                         "fail with error CODE, e.g. ID:30007:0.4:60; repeatable; recorded in ground_truth.json")
+    g.add_argument("--pumping", type=_pumping, action="append", default=[], metavar="CC:PER_HOUR[:AFTER]",
+                   help="from AFTER seconds after the start (default 0), pump PER_HOUR one-time codes (Poisson) to "
+                        "sequential numbers in two number ranges of country CC, for new member ids that never use "
+                        "them (SMS pumping), e.g. NG:600:60; repeatable; recorded in ground_truth.json")
     g.add_argument("--status-callback", type=_url, default=None, metavar="URL",
                    help="live messages and calls carry this StatusCallback: signed status callbacks are POSTed "
                         "to it (e.g. http://127.0.0.1:8787/twilio/status of `switchboard listen`)")
@@ -99,6 +110,13 @@ def _incident(value: str) -> LiveIncident:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _pumping(value: str) -> LivePumping:
+    try:
+        return LivePumping.parse(value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -111,18 +129,21 @@ def live_from_args(args: argparse.Namespace, send_logs_dir: Path | None) -> Live
     need --live-rate."""
     rate = getattr(args, "live_rate", 0.0)
     if not rate:
-        used = [flag for flag, name in (("--incident", "incident"), ("--status-callback", "status_callback"),
-                                        ("--event-sink", "event_sink")) if getattr(args, name, None)]
+        used = [flag for flag, name in (("--incident", "incident"), ("--pumping", "pumping"),
+                                        ("--status-callback", "status_callback"), ("--event-sink", "event_sink"))
+                if getattr(args, name, None)]
         if used:
             raise ValueError(f"{', '.join(used)} act on live traffic: add --live-rate N (for example --live-rate 5)")
         return None
-    return LiveConfig(rate=rate, incidents=tuple(args.incident), status_callback=args.status_callback,
+    return LiveConfig(rate=rate, incidents=tuple(args.incident), pumping=tuple(getattr(args, "pumping", ())),
+                      status_callback=args.status_callback,
                       event_sink=args.event_sink, send_logs_dir=send_logs_dir, send_log_format=args.send_log_format,
                       log_interval=args.live_log_interval or 10.0)
 
 
 def _check_incidents(live: LiveConfig | None, world: World) -> None:
-    """An incident in a country the world does not send to could never strike: say so."""
+    """An incident in a country the world does not send to could never strike: say so. (Pumping can target
+    any country the sandbox knows: a fraudster picks the destination, not our members.)"""
     countries = set(world.ground_truth.get("countries", []))
     for inc in live.incidents if live else ():
         if inc.country not in countries:
@@ -223,6 +244,8 @@ def describe_live(live: LiveConfig) -> str:
     lines = [head]
     lines += [f"  incident: {i.share:.0%} of SMS to {i.country} fail with {i.error_code} from {i.after_seconds:g} s"
               for i in live.incidents]
+    lines += [f"  pumping: {p.messages_per_hour:g} one-time codes an hour to two number ranges of {p.country} "
+              f"from {p.after_seconds:g} s" for p in live.pumping]
     if live.status_callback:
         lines.append(f"  status callbacks to {live.status_callback}")
     if live.event_sink:

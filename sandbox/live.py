@@ -27,9 +27,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from switchboard.sandbox import replies
+from switchboard.sandbox import pumping, replies
 from switchboard.sandbox.api.pacer import Pacer
-from switchboard.sandbox.catalog import COUNTRY_BY_ISO, ERRORS, PURPOSES
+from switchboard.sandbox.catalog import COUNTRY_BY_ISO, ERRORS, PURPOSE_TEMPLATE, PURPOSES, TEMPLATES
 from switchboard.sandbox.files import CONVERSION_COLUMNS, SEND_COLUMNS, write_frame
 from switchboard.sandbox.scenario import World
 from switchboard.sandbox.sids import sid_for
@@ -82,9 +82,42 @@ class LiveIncident:
 
 
 @dataclass(frozen=True)
+class LivePumping:
+    """From ``after_seconds`` after the live start, ``messages_per_hour`` one-time codes (Poisson) are pumped to
+    two number ranges of ``country`` (sandbox/pumping.py), on top of the members' traffic."""
+
+    country: str
+    messages_per_hour: float
+    after_seconds: float = 0.0
+    ranges: int = 2
+
+    @classmethod
+    def parse(cls, text: str) -> LivePumping:
+        """``COUNTRY:MESSAGES_PER_HOUR[:AFTER_SECONDS]``; ValueError with a one-line reason otherwise."""
+        parts = text.split(":")
+        if len(parts) not in (2, 3):
+            raise ValueError(f"expected COUNTRY:MESSAGES_PER_HOUR[:AFTER_SECONDS] (e.g. NG:600:60), got {text!r}")
+        country = parts[0].strip().upper()
+        if country not in COUNTRY_BY_ISO:
+            raise ValueError(f"unknown country {parts[0]!r} in {text!r}: use an ISO-3166 alpha-2 code of the "
+                             f"sandbox's countries ({', '.join(sorted(COUNTRY_BY_ISO)[:8])}, ...)")
+        try:
+            rate = float(parts[1])
+            after = float(parts[2]) if len(parts) == 3 else 0.0
+        except ValueError:
+            raise ValueError(f"MESSAGES_PER_HOUR and AFTER_SECONDS must be numbers, in {text!r}") from None
+        if not 0 < rate <= 1_000_000 or not np.isfinite(rate):
+            raise ValueError(f"MESSAGES_PER_HOUR must be in (0, 1000000], got {parts[1]!r} in {text!r}")
+        if after < 0 or not np.isfinite(after):
+            raise ValueError(f"AFTER_SECONDS must be >= 0, got {parts[2]!r} in {text!r}")
+        return cls(country, rate, after)
+
+
+@dataclass(frozen=True)
 class LiveConfig:
     rate: float  # messages per second (Poisson)
     incidents: tuple[LiveIncident, ...] = ()
+    pumping: tuple[LivePumping, ...] = ()  # SMS pumping on top of the members' traffic
     status_callback: str | None = None  # live records carry this StatusCallback URL
     event_sink: str | None = None  # Event Streams webhook sink URL
     send_logs_dir: Path | None = None
@@ -136,6 +169,66 @@ class _WorldView:
         self.line_code = users["line_type"].cat.codes.to_numpy()
 
 
+class _Pump:
+    """One ``--pumping`` flag: its number ranges (fixed by the seed), the script walking them, the member ids
+    it made up, and what entered so far."""
+
+    def __init__(self, world: World, cfg: LivePumping, i: int):
+        self.cfg, self.i, self.seed = cfg, i, world.scenario.seed
+        rng = np.random.default_rng([self.seed, 17, 0x11FE, i])
+        per_range = int(cfg.messages_per_hour * 24 / max(cfg.ranges, 1)) + 1  # a day's room in each range
+        self.ranges = pumping.number_ranges(cfg.country, cfg.ranges, per_range, rng)
+        self.walker = pumping.Walker(cfg.country, self.ranges, rng)
+        self.members: dict[str, str] = {}  # number -> the new member id it signed up as
+        self.entered = 0
+        self.numbers: set[str] = set()  # numbers of the codes entered so far
+        prof = COUNTRY_BY_ISO[cfg.country]
+        self.locale, self.price, self.ttd = prof.locales[0][0], prof.sms_price, prof.ttd_median_s
+        self.alpha = prof.alpha_sender
+
+    def draw(self, b: int, start: int, t_start: int, view: _WorldView, event_id) -> list[tuple[dict, dict]]:
+        """Block ``b``'s pumped codes (records and send-log rows), from a generator seeded by (seed, 17, i, b)."""
+        if start + BLOCK <= t_start + self.cfg.after_seconds:
+            return []
+        rng = np.random.default_rng([self.seed, 17, self.i, b])
+        n = int(rng.poisson(self.cfg.messages_per_hour / 3600 * BLOCK))
+        ts = start + np.sort(rng.integers(0, BLOCK, size=n)).astype(np.int64)
+        ts = ts[ts >= t_start + self.cfg.after_seconds]
+        if not ts.size:
+            return []
+        numbers, _ = self.walker.take(ts.size, rng)
+        purpose = np.array(pumping.PURPOSES)[rng.choice(len(pumping.PURPOSES), size=ts.size,
+                                                        p=np.array(pumping.PURPOSE_SHARES))]
+        ttd = np.ceil(self.ttd * rng.lognormal(0, 0.6, size=ts.size)).astype(np.int64)
+        codes, log_ms = rng.integers(100_000, 1_000_000, size=ts.size), rng.integers(40, 900, size=ts.size)
+        s = view.senders
+        kind = "alpha" if self.alpha else "long_code"
+        sender = str(s["sender"][(s["account"] == 0) & (s["kind"] == kind) & s["registered"]].iloc[0])
+        out = []
+        for j in range(ts.size):
+            number, p = str(numbers[j]), str(purpose[j])
+            user = self.members.setdefault(number, f"usr_p{self.i}{t_start:x}_{len(self.members):06d}")
+            template = PURPOSE_TEMPLATE[p]
+            body = TEMPLATES[template]["en"].replace("{code}", str(int(codes[j])))
+            encoding, segments = segment_info(body)
+            rec = {"sid": None, "account_idx": 0, "date_created": int(ts[j]), "date_sent": int(ts[j]) + 1,
+                   "final_at": int(ts[j]) + 1 + int(ttd[j]), "status": "delivered", "error_code": 0, "to": number,
+                   "from": sender, "messaging_service_sid": view.services[0], "body": body,
+                   "num_segments": segments, "encoding": encoding, "price": round(self.price * segments, 5),
+                   "country": self.cfg.country, "_pump": self.i}
+            row = {"event_id": event_id("evt_l"), "_ms": int(ts[j]) * 1000 - int(log_ms[j]), "channel": "sms",
+                   "purpose": p, "template_id": template, "experiment_id": None, "variant": None,
+                   "campaign_id": None, "user_id": user, "country": self.cfg.country, "locale": self.locale,
+                   "provider_sid": None, "fallback_of": None, "_user": -1}
+            out.append((rec, row))
+        return out
+
+    def truth(self, t_start: int, iso) -> dict[str, Any]:
+        return {**dataclasses.asdict(self.cfg), "kind": "sms_pumping", "start": iso(t_start + self.cfg.after_seconds),
+                "prefixes": [prefix for prefix, _ in self.ranges], "observed_messages": self.entered,
+                "numbers": len(self.numbers), "new_members": len(self.numbers), "converted": 0}
+
+
 BLOCK = 10  # seconds of live traffic drawn at once
 MAX_CATCH_UP = 120.0  # seconds of missed traffic drawn after a clock jump; beyond that, skipped
 
@@ -153,6 +246,7 @@ class LiveTraffic:
         self.counts = {"messages": 0, "calls": 0, "conversions": 0, "send_log_files": 0, "skipped_seconds": 0,
                        "replies": 0}
         self.observed = [{"messages_after_start": 0, "with_error_code": 0} for _ in cfg.incidents]
+        self._pumps = [_Pump(world, p, i) for i, p in enumerate(cfg.pumping)]
         self._next_block = 0
         self._heap: list[tuple[float, int, str, dict[str, Any]]] = []
         self._seq = 0
@@ -233,6 +327,9 @@ class LiveTraffic:
             self._draw_messages(rng, ts)
         if n_direct:
             self._draw_direct_calls(rng, direct_ts)
+        for pump in self._pumps:  # own generators: the members' traffic above is the same with or without
+            for rec, row in pump.draw(b, start, self.t_start, self.view, self._event_id):
+                self._push(float(rec["date_created"]), "message", {"rec": rec, "log": row})
 
     def _draw_messages(self, rng: np.random.Generator, ts: np.ndarray) -> None:
         """SMS created at ``ts`` (sorted) through the world's own steps, then the runtime incidents."""
@@ -277,6 +374,11 @@ class LiveTraffic:
 
     def _count_incidents(self, rec: dict[str, Any]) -> None:
         """What each started incident did so far, counted as messages enter (for the ground truth)."""
+        pump = rec.get("_pump")
+        if pump is not None:
+            self._pumps[pump].entered += 1
+            self._pumps[pump].numbers.add(rec["to"])
+            return
         for i, inc in enumerate(self.cfg.incidents):
             if rec["country"] == inc.country and rec["date_created"] >= self.t_start + inc.after_seconds:
                 self.observed[i]["messages_after_start"] += 1
@@ -511,7 +613,8 @@ class LiveTraffic:
             incidents.append({**dataclasses.asdict(inc), "channel": "sms", "start": iso(self.t_start + inc.after_seconds),
                               "observed_messages_after_start": n, "observed_with_error_code": hits,
                               "observed_share": round(hits / n, 4) if n else None})
-        return {"rate": self.cfg.rate, "start": iso(self.t_start), **self.counts, "incidents": incidents}
+        return {"rate": self.cfg.rate, "start": iso(self.t_start), **self.counts, "incidents": incidents,
+                "pumping": [p.truth(self.t_start, iso) for p in self._pumps]}
 
     def _write_truth(self) -> Path | None:
         self.world.ground_truth["live"] = self.truth()

@@ -62,27 +62,39 @@ def number_ranges(country: str, k: int, per_range: int, rng: np.random.Generator
     return out
 
 
+class Walker:
+    """A pumping script walking number ranges upwards: each code goes to a range at random, one number on
+    from the last code sent there (``STEPS``: mostly the next number, sometimes the same one again or a few
+    further); a number phonenumbers rejects is skipped. Keeps its place between calls (live traffic)."""
+
+    def __init__(self, country: str, ranges: list[tuple[str, int]], rng: np.random.Generator):
+        self.country, self.ranges = country, ranges
+        self.cc = phonenumbers.country_code_for_region(country)
+        self.cursor = [int(rng.integers(0, max(1, 10 ** free // 4))) for _, free in ranges]
+
+    def take(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(number, range index) of the next ``n`` codes, in the order they are sent."""
+        which = rng.integers(0, len(self.ranges), size=n)
+        steps = rng.choice(STEPS, size=n, p=STEP_P)
+        numbers = np.empty(n, dtype=object)
+        skip = 1 + len(str(self.cc))
+        for j in range(n):
+            r = int(which[j])
+            prefix, free = self.ranges[r]
+            self.cursor[r] = (self.cursor[r] + int(steps[j])) % 10 ** free
+            for _ in range(50):
+                number = prefix + str(self.cursor[r]).zfill(free)
+                if _valid(self.cc, int(number[skip:]), self.country):
+                    break
+                self.cursor[r] = (self.cursor[r] + 1) % 10 ** free
+            numbers[j] = number
+        return numbers, which
+
+
 def sequential_numbers(country: str, ranges: list[tuple[str, int]], n: int,
                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(number, range index) of ``n`` codes, in the order they are sent: each range is walked upwards from a
-    random start (``STEPS``); a number phonenumbers rejects is skipped."""
-    cc = phonenumbers.country_code_for_region(country)
-    which = rng.integers(0, len(ranges), size=n)
-    steps = rng.choice(STEPS, size=n, p=STEP_P)
-    starts = [int(rng.integers(0, max(1, 10 ** free // 4))) for _, free in ranges]
-    cursor = list(starts)
-    numbers = np.empty(n, dtype=object)
-    for j in range(n):
-        r = int(which[j])
-        prefix, free = ranges[r]
-        cursor[r] = (cursor[r] + int(steps[j])) % 10 ** free
-        for _ in range(50):
-            number = prefix + str(cursor[r]).zfill(free)
-            if _valid(cc, int(number[1 + len(str(cc)):]), country):
-                break
-            cursor[r] = (cursor[r] + 1) % 10 ** free
-        numbers[j] = number
-    return numbers, which
+    """(number, range index) of ``n`` codes walked by a new ``Walker``."""
+    return Walker(country, ranges, rng).take(n, rng)
 
 
 def episode_window(t0: int, t1: int, days_before_end: float, hours: float) -> tuple[int, int]:

@@ -29,7 +29,7 @@ from switchboard.sandbox.api.listing import Resource, fetch, list_page
 from switchboard.sandbox.api.messages import Messages
 from switchboard.sandbox.api.routing import Handler
 from switchboard.sandbox.api.store import Store
-from switchboard.sandbox.live import LiveConfig, LiveIncident, LiveTraffic
+from switchboard.sandbox.live import LiveConfig, LiveIncident, LivePumping, LiveTraffic
 from switchboard.sandbox.world import World
 
 
@@ -207,4 +207,4 @@ def clock_at(when: datetime, speed: float = 0.0) -> SimClock:
     return SimClock(when, speed)
 
 
-__all__ = ["ApiError", "FaultConfig", "LiveConfig", "LiveIncident", "SandboxServer", "SimClock", "clock_at", "timedelta"]
+__all__ = ["ApiError", "FaultConfig", "LiveConfig", "LiveIncident", "LivePumping", "SandboxServer", "SimClock", "clock_at", "timedelta"]

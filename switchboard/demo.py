@@ -28,7 +28,7 @@ from switchboard.core.settings import Settings
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from switchboard.ingest.cli import duration
-    from switchboard.sandbox.cli import _incident, _rate
+    from switchboard.sandbox.cli import _incident, _pumping, _rate
 
     parser.add_argument("--port", type=int, default=8501, help="dashboard port")
     parser.add_argument("--sandbox-port", type=int, default=8599, help="Twilio sandbox port (0 = any free port)")
@@ -50,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="with --live: the continuous ingest's interval (default 15s)")
     g.add_argument("--incident", type=_incident, action="append", default=[], metavar="CC:CODE:SHARE[:AFTER]",
                    help="with --live: inject a delivery incident, e.g. ID:30007:0.4:60 (repeatable)")
+    g.add_argument("--pumping", type=_pumping, action="append", default=[], metavar="CC:PER_HOUR[:AFTER]",
+                   help="with --live: pump one-time codes to two number ranges of a country, e.g. NG:600:60 "
+                        "(SMS pumping; repeatable)")
     g.add_argument("--listen-port", type=int, default=0,
                    help="with --live: the receiver's port (default 0: any free port)")
 
@@ -57,6 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.live and args.incident:
         raise ConfigError("--incident acts on live traffic: add --live")
+    if not args.live and args.pumping:
+        raise ConfigError("--pumping acts on live traffic: add --live")
     settings = Settings.from_env(data_dir=args.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return _run_live(args, settings) if args.live else _run_still(args, settings)
@@ -171,7 +176,7 @@ def _run_live(args: argparse.Namespace, settings: Settings) -> int:
     main = next(a for a in world.accounts if not a["subaccount"])
     others = [a["auth_token"] for a in world.accounts if a["subaccount"]]
     listener = Listener(settings, main["auth_token"], others, args.listen_port)
-    live = LiveConfig(rate=args.live_rate, incidents=tuple(args.incident),
+    live = LiveConfig(rate=args.live_rate, incidents=tuple(args.incident), pumping=tuple(args.pumping),
                       status_callback=listener.base + STATUS_PATH, event_sink=listener.base + EVENTS_PATH,
                       send_logs_dir=settings.send_logs_dir)
     server = SandboxServer(world, port=args.sandbox_port, live=live)

@@ -6,6 +6,7 @@ runtime incidents against their ground truth, and Event Streams batches accepted
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -20,7 +21,7 @@ import pytest
 from twilio.rest import Client
 
 from switchboard.sandbox.api.events import signed_request
-from switchboard.sandbox.live import LiveIncident
+from switchboard.sandbox.live import LiveIncident, LivePumping
 from switchboard.sandbox.server import LiveConfig, SandboxServer, SimClock
 from switchboard.sandbox.world import Scenario, generate, write_send_logs
 from tests.test_sandbox_contract import check, item_schema, list_schema, spec  # noqa: F401 - spec is a fixture
@@ -169,6 +170,53 @@ def test_incident_share_matches_ground_truth(world, tmp_path):
     assert abs(truth[0]["observed_share"] - 0.4) < 4 * math.sqrt(0.24 / truth[0]["observed_messages_after_start"])
 
 
+def test_pumping_sends_codes_to_sequential_numbers_of_new_members_recorded_in_ground_truth(world, tmp_path):
+    """--pumping BR:3600:60 on top of 5 members' messages a second: from 60 s on, about one code a second to
+    two BR number ranges (valid numbers, mostly sequential), each number a member id never seen, delivered,
+    never converted; the members' own traffic is the same as without it; ground truth names the ranges."""
+    pump = LivePumping.parse("BR:3600:60")
+    assert pump == LivePumping("BR", 3600.0, 60.0)
+    clock = SimClock(END)
+    cfg = LiveConfig(rate=5, pumping=(pump,), send_logs_dir=tmp_path)
+    with SandboxServer(world, clock=clock, live=cfg) as server:
+        _run(server, clock, 300, step=5)
+        server.live.flush()
+        live = [dict(r) for r in server.messages.live if r.get("direction") != "inbound"]
+    rows = [json.loads(line) for f in sorted(tmp_path.glob("sends-live-*.jsonl")) for line in f.read_text().splitlines()]
+    truth = json.loads((tmp_path / "ground_truth.json").read_text())["live"]["pumping"]
+    assert len(truth) == 1 and truth[0]["country"] == "BR" and truth[0]["start"] == "2026-06-01T00:01:00Z"
+    prefixes = truth[0]["prefixes"]
+    assert len(prefixes) == 2 and all(p.startswith("+55") for p in prefixes)
+    pumped = [r for r in live if r.get("_pump") == 0]  # (members' numbers can be in the ranges too)
+    assert all(any(r["to"].startswith(p) for p in prefixes) for r in pumped)
+    # Poisson(1/s) over 240 s: 240 expected, 5 sd either way
+    assert abs(len(pumped) - 240) < 5 * math.sqrt(240) and truth[0]["observed_messages"] == len(pumped)
+    assert min(r["date_created"] for r in pumped) >= END.timestamp() + 60
+    assert {r["status"] for r in pumped} <= {"delivered"} and {r["error_code"] for r in pumped} == {0}
+    for r in pumped:
+        number = phonenumbers.parse(r["to"])
+        assert phonenumbers.is_valid_number(number) and phonenumbers.region_code_for_number(number) == "BR"
+    nums = sorted({int(r["to"][1:]) for r in pumped})
+    sequential = sum(1 for a, b in itertools.pairwise(nums) if b - a <= 10) / (len(nums) - 1)
+    assert sequential > 0.8, sequential
+    logged = {r["provider_sid"]: r for r in rows}
+    pumped_rows = [logged[r["sid"]] for r in pumped]
+    assert {r["purpose"] for r in pumped_rows} == {"verification", "password_reset"}
+    members = set(world.users["user_id"])
+    users = {r["user_id"] for r in pumped_rows}
+    assert not users & members and len(users) == len({r["to"] for r in pumped}) == truth[0]["new_members"]
+    conversions = [json.loads(line) for f in tmp_path.glob("conversions-live-*.jsonl")
+                   for line in f.read_text().splitlines()]
+    assert not {c["user_id"] for c in conversions} & users
+    # the members' traffic is what it is without pumping
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=LiveConfig(rate=5)) as plain:
+        _run(plain, clock, 300, step=5)
+        members_only = [(r["to"], r["date_created"], r["status"]) for r in plain.messages.live
+                        if r.get("direction") != "inbound"]
+    assert [(r["to"], r["date_created"], r["status"]) for r in live if r not in pumped] == members_only
+
+
 @pytest.mark.parametrize("flag, says", [
     (["--incident", "ID:30007:1.5"], "SHARE must be in (0, 1]"),
     (["--incident", "ZZ:30007:0.4"], "unknown country"),
@@ -177,6 +225,11 @@ def test_incident_share_matches_ground_truth(world, tmp_path):
     (["--live-rate", "-1"], "expected a number >= 0"),
     (["--event-sink", "ftp://x"], "http(s)://"),
     (["--incident", "ID:30007:0.4"], "add --live-rate N"),
+    (["--pumping", "NG:0"], "MESSAGES_PER_HOUR must be in (0, 1000000]"),
+    (["--pumping", "ZZ:600"], "unknown country"),
+    (["--pumping", "NG"], "COUNTRY:MESSAGES_PER_HOUR"),
+    (["--pumping", "NG:600:-5"], "AFTER_SECONDS must be >= 0"),
+    (["--pumping", "NG:600"], "add --live-rate N"),
 ])
 def test_bad_live_flags_exit_2_with_one_line(flag, says, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "switchboard.sandbox.cli", "--port", "0", "--messages", "200",
