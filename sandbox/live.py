@@ -176,7 +176,7 @@ class _Pump:
     def __init__(self, world: World, cfg: LivePumping, i: int):
         self.cfg, self.i, self.seed = cfg, i, world.scenario.seed
         rng = np.random.default_rng([self.seed, 17, 0x11FE, i])
-        per_range = int(cfg.messages_per_hour * 24 / max(cfg.ranges, 1)) + 1  # a day's room in each range
+        per_range = int(cfg.messages_per_hour / max(cfg.ranges, 1)) + 1  # an hour's room in each range (then round)
         self.ranges = pumping.number_ranges(cfg.country, cfg.ranges, per_range, rng)
         self.walker = pumping.Walker(cfg.country, self.ranges, rng)
         self.members: dict[str, str] = {}  # number -> the new member id it signed up as

@@ -8,6 +8,7 @@ requests the receiver got. The timeouts are safety nets for a stalled process.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -67,3 +68,58 @@ def test_a_live_incident_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Pat
     finally:
         con.close()
     assert rows and rows[0][0] == "open"
+
+
+def _pumped_codes(data_dir: Path) -> int:
+    """One-time codes to the pumped ranges (ground_truth.json names them) that reached the warehouse with their
+    purpose (the send log's rows joined to the API's messages)."""
+    truth = data_dir / "send_logs" / "ground_truth.json"
+    if not truth.exists():
+        return 0
+    prefixes = [p for ep in json.loads(truth.read_text()).get("live", {}).get("pumping", []) for p in ep["prefixes"]]
+    con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM message_facts WHERE purpose IN ('verification', 'password_reset') "
+                           "AND list_has_any([to_number[:len(p)] FOR p IN $p], $p)", {"p": prefixes}).fetchone()[0]
+    finally:
+        con.close()
+
+
+@pytest.mark.slow
+def test_live_pumping_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Path) -> None:
+    """``--pumping NG:36000``: ten codes a second to two Nigerian ranges, on top of the members' traffic; the
+    pumping alert names Nigeria and exactly the ranges' prefixes within two ingest cycles of the first pumped
+    codes reaching the warehouse."""
+    data_dir = tmp_path / "data"
+    config = tmp_path / "alerts.toml"
+    # a 3-minute window against the history's whole days; a prefix needs 5 codes beyond its baseline
+    config.write_text("[defaults]\nrecent_hours = 0.05\nmin_volume = 20\n\n"
+                      "[[rule]]\nname = \"pumping\"\nmin_impact = 5\n")
+    receiver = Receiver()
+    env = {"SWITCHBOARD_ALERTS_FILE": str(config), "SWITCHBOARD_ALERT_WEBHOOK_URL": receiver.url,
+           "SWITCHBOARD_ALERT_WEBHOOK_FORMAT": "json"}
+    args = ["demo", "--live", "--no-dashboard", *SMALL, "--live-rate", "20", "--every", "2",
+            "--pumping", "NG:36000", "--data-dir", str(data_dir)]
+    try:
+        with Command(args, data_dir, env=env) as demo:
+            demo.wait_line(r"^3/4  Continuous ingest every 2 s")
+            cycles_with_codes = 0
+            for _ in range(60):  # a safety net: the live send-log files come every 10 s
+                demo.wait_line(RUN_OK)
+                if _pumped_codes(data_dir):
+                    cycles_with_codes += 1
+                opened = [b for b in receiver.bodies if b["event"] == "opened" and b["rule"] == "pumping"]
+                if opened:
+                    break
+                assert cycles_with_codes < 3, (cycles_with_codes, receiver.bodies)
+            assert opened, receiver.bodies
+            assert demo.interrupt() == 0, demo.stderr()
+            assert "Traceback" not in demo.stderr()
+    finally:
+        receiver.close()
+    alert = opened[0]
+    (episode,) = json.loads((data_dir / "send_logs" / "ground_truth.json").read_text())["live"]["pumping"]
+    assert (alert["country_iso2"], alert["kind"], alert["severity"]) == ("NG", "pumping", "critical")
+    prefixes = alert["evidence"]["prefixes"]
+    assert sorted(prefixes) == sorted({r[:len(prefixes[0])] for r in episode["prefixes"]}), (prefixes, episode)
+    assert "SMS pumping suspected in Nigeria" in alert["text"] and "block these prefixes" in alert["text"]
