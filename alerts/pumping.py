@@ -91,12 +91,14 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
     cells["p"] = poisson.sf(cells["n1"] - 1, cells["expected"])
     cells["q"] = benjamini_hochberg(cells["p"].to_numpy(float))
     cells["excess"] = cells["n1"] - cells["n0"] * rule.recent_hours / hours0
-    # Pumping is concentrated: a prefix must outgrow its own country's OTP traffic, so a country whose
+    # Pumping is concentrated: a prefix must outgrow the rest of its country's OTP traffic, so a country whose
     # codes all doubled (a launch, a campaign) is not dozens of suspects (and its evidence is not computed).
-    growth = cells["country_iso2"].map(_country_growth(con, lengths, base, recent, end, purposes)).fillna(1.0)
-    loud = cells[(cells["q"] <= rule.alpha)
-                 & (cells["n1"] >= rule.min_ratio * np.maximum(growth, 1.0) * cells["expected"])
-                 & (cells["excess"] >= rule.min_impact)]
+    # The rest: without the prefixes that are themselves real and large, or an attack on two or three ranges
+    # that dominates a small country's traffic would raise the bar it is measured against.
+    totals = _country_growth(con, lengths, base, recent, end, purposes)
+    real = (cells["q"] <= rule.alpha) & (cells["excess"] >= rule.min_impact)
+    growth = cells["country_iso2"].map(_rest_growth(cells[real], totals)).fillna(1.0)
+    loud = cells[real & (cells["n1"] >= rule.min_ratio * np.maximum(growth, 1.0) * cells["expected"])]
     if loud.empty:
         return []
     loud = _signals(con, loud.merge(lengths, on="country_iso2"), base, recent, end, purposes)
@@ -108,7 +110,7 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
 
 def _country_growth(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
                     purposes: list[str]) -> dict[str, float]:
-    """Recent OTP SMS per country over what its baseline rate predicts (no string work: cheap)."""
+    """Per country: (recent OTP SMS, what its baseline rate predicts for the window); no string work: cheap."""
     hours0 = (recent - base).total_seconds() / 3600
     hours1 = (end - recent).total_seconds() / 3600
     rows = con.execute(
@@ -116,7 +118,16 @@ def _country_growth(con: Any, lengths: pd.DataFrame, base: datetime, recent: dat
         "FROM message_facts WHERE sent_at >= $b AND sent_at < $e AND list_contains($c, country_iso2) "
         "AND list_contains($p, purpose) GROUP BY 1",
         {"b": base, "r": recent, "e": end, "c": list(lengths["country_iso2"]), "p": purposes}).fetchall()
-    return {c: n1 / max(n0 * hours1 / hours0, 1.0) for c, n1, n0 in rows}
+    return {c: (int(n1), int(n0) * hours1 / hours0) for c, n1, n0 in rows}
+
+
+def _rest_growth(real: pd.DataFrame, totals: dict[str, tuple[int, float]]) -> dict[str, float]:
+    """Per country: its recent OTP SMS outside the ``real`` prefixes over what the baseline predicts for them."""
+    out = {}
+    for country, (n1, expected) in totals.items():
+        mine = real[real["country_iso2"] == country]
+        out[country] = (n1 - mine["n1"].sum()) / max(expected - mine["expected"].sum(), 1.0)
+    return out
 
 
 def _prefix_lengths(con: Any, rule: Rule, recent: datetime, end: datetime, purposes: list[str]) -> pd.DataFrame:

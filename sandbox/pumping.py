@@ -11,8 +11,9 @@ What pumped traffic looks like, here as in the wild:
 * **no conversions**: the codes are delivered (the fraudster's numbers exist: that is how they are paid) and
   never used; no voice fallback follows (nothing failed) and nobody replies.
 
-The history's episodes (``Scenario.pumping``, one by default: Nigeria, 12 days before the end, 30 hours, 0.8 %
-of the history's messages) are drawn by ``world._add_pumping`` from generators of their own (seed, 17, episode),
+The history's episodes (``Scenario.pumping``, one by default: Nigeria, from 36 hours before the end for 30 hours,
+0.8 % of the history's messages: still in the last day's window when the history ends, so ``switchboard demo``
+opens its alert) are drawn by ``world._add_pumping`` from generators of their own (seed, 17, episode),
 then merged into the messages in time order (``merge``), so the rest of the world draws exactly what it drew
 before; the sids of messages after the episode move (a sid is its row). Live traffic pumps with
 ``switchboard sandbox --live-rate N --pumping COUNTRY:MESSAGES_PER_HOUR[:AFTER_SECONDS]`` (sandbox/live.py).

@@ -63,3 +63,30 @@ def test_a_warehouse_without_alerts_says_so(monkeypatch, tmp_path):
     at = open_alerts(monkeypatch, tmp_path)
     assert any("No alert has been raised" in s.value for s in at.success)
     assert not at.sidebar.error
+
+
+@pytest.mark.slow
+def test_suspected_pumping_shows_its_evidence_and_the_prefixes_to_block(monkeypatch, tmp_path):
+    """The demo's data: the sandbox's default world (its pumping episode runs into the last day), the built-in
+    rules run once at its end, as the demo's ingest does."""
+    from switchboard.alerts import rules, run
+    from tests.test_alerts_truth import default_world
+
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    w, _ = default_world(con=con)
+    run(con, rules.parse({}))
+    con.execute("CHECKPOINT")
+    con.close()
+    (episode,) = w.ground_truth["pumping"]
+    at = open_alerts(monkeypatch, tmp_path)
+    labels = [e.label for e in at.expander]
+    assert "**CRITICAL** pumping: Nigeria (open)" in labels, labels
+    text = " ".join(m.value for m in at.markdown)
+    assert "SMS pumping suspected in Nigeria" in text and "block these prefixes" in text
+    (block,) = [e.value for e in at.error if e.value.startswith("Prefixes to block: ")]
+    shown = sorted(p.strip("`") for p in block.removeprefix("Prefixes to block: ").split(", "))
+    assert len(shown) == len(episode["prefixes"])
+    assert all(any(r.startswith(p) for p in shown) for r in episode["prefixes"]), (shown, episode["prefixes"])
+    (per,) = [df.value for df in at.dataframe if "sequential" in df.value.columns]
+    assert sorted(per["prefix"]) == shown
+    assert (per["conversion"] < 0.05).all() and (per["new_share"] > 0.9).all() and (per["sequential"] > 0.8).all()

@@ -24,6 +24,31 @@ def _otp(h: Hand, when, number: str, user: str, *, converts: bool) -> None:
         h.convert(user, when + timedelta(minutes=2), "password_reset_completed")
 
 
+def _two_range_world():
+    """A small country whose members all have +62 8123, 8127 or 8129 numbers (40 codes a day, 80% used); on day
+    28, 400 codes to sequential numbers in two of those prefixes: the attack is most of the country's traffic."""
+    rng = random.Random(5)
+    h = Hand()
+    members = {f"U{i}": f"+62812{rng.choice('379')}{rng.randrange(10**6):06d}" for i in range(300)}
+    for k in range(29):
+        for i in range(40):
+            user = rng.choice(list(members))
+            _otp(h, at(day(k), i % 24, i), members[user], user, converts=rng.random() < 0.8)
+    for i in range(400):
+        _otp(h, at(day(28), i % 24, 1 + i // 24), f"+62812{'37'[i % 2]}{500000 + i // 2:06d}", f"NEW{i}",
+             converts=False)
+    return h.build()
+
+
+def test_two_ranges_that_dominate_their_country_are_both_named():
+    """Each pumped prefix is measured against the rest of the country, not against a country its own codes
+    inflated eleven times (then a prefix holding a third of the baseline could never be three times above it)."""
+    found = pumping.detect(_two_range_world(), RULE, at(day(28), 23, 59))
+    assert len(found) == 1
+    assert sorted(found[0].evidence["prefixes"]) == ["+628123", "+628127"]
+    assert found[0].evidence["new_member_share"] > 0.9
+
+
 def _world(*, pumped: bool = False, surge: bool = False, seed: int = 3):
     """28 days of normal OTP traffic to +62 812 numbers of 300 members (80% use their code), then day 28:
     ``pumped`` adds 400 codes to sequential +62 8777 numbers of new ids that nobody uses; ``surge`` adds
