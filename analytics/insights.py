@@ -14,10 +14,11 @@ How (SQL aggregates, Python does statistics):
    report of noise is very unlikely; ``correction="bh"`` for Benjamini–Hochberg):
 
    * **error_rise**: error rate of one code (failures with the code / messages with a
-     final status) in a country [× carrier] [× template] rose; one-sided
-     two-proportion z test. Impact: lost deliveries = failures beyond the baseline
-     rate.
-   * **delivery_drop**: delivery rate of a segment fell (any mix of errors).
+     final status) in a country [× carrier] [× template] rose; one-sided Fisher
+     exact test (the z test's normal tail is several times too small for a small
+     cell with rare failures: noise over thousands of cells checked day after day).
+     Impact: lost deliveries = failures beyond the baseline rate.
+   * **delivery_drop**: delivery rate of a segment fell (any mix of errors; Fisher too).
    * **cost_rise**: mean cost per SMS of a segment rose (Welch z test). Impact:
      USD added over the recent period.
    * **persistent_error** (``persistent=True``): a code fails far more SMS in a
@@ -549,10 +550,14 @@ def _describe(con, df: pd.DataFrame, recent_days: int) -> pd.DataFrame:
     df["template_id"] = pd.Series([_label(v) for v in df["template"]], index=df.index, dtype=object)
     is_code = df["code"] >= 0
     df["error_code"] = pd.Series(df["code"].to_numpy("int64"), index=df.index, dtype="Int64").where(is_code, pd.NA)
-    df["error_name"] = df["error_code"].map(lambda c: catalogue["name"].get(c) if pd.notna(c) else None)
-    df["error_category"] = df["error_code"].map(
-        lambda c: (catalogue["category"].get(c, "unknown") if pd.notna(c) else None))
-    df["what_to_do"] = df["error_code"].map(lambda c: catalogue["what_to_do"].get(c) if pd.notna(c) else None)
+    # Lists, not Series.map: mapping an all-NA Int64 column (only delivery drops) gives NA, not None
+    codes = df["error_code"].tolist()
+    df["error_name"] = pd.Series([catalogue["name"].get(c) if pd.notna(c) else None for c in codes],
+                                 index=df.index, dtype=object)
+    df["error_category"] = pd.Series([catalogue["category"].get(c, "unknown") if pd.notna(c) else None
+                                      for c in codes], index=df.index, dtype=object)
+    df["what_to_do"] = pd.Series([catalogue["what_to_do"].get(c) if pd.notna(c) else None for c in codes],
+                                 index=df.index, dtype=object)
     df["sentence"] = [_sentence(r, recent_days) for _, r in df.iterrows()]
     df["rank"] = np.arange(1, len(df) + 1)
     return df[FINDING_COLUMNS].reset_index(drop=True)

@@ -159,6 +159,29 @@ def test_filters_and_window_arguments():
         insights.what_changed(con, end=END, recent_days=0)
 
 
+def test_a_delivery_drop_spread_over_many_codes_has_no_advice_and_none_not_na():
+    """Only a delivery drop (eight codes, one failure each a day: no code alone is large): its error fields are
+    None (an all-NA column once broke the alert sentence: 'boolean value of NA is ambiguous')."""
+    from datetime import UTC, datetime
+
+    from switchboard.alerts import evaluate, rules
+
+    h = Hand()
+    codes = (30003, 30005, 30006, 30008, 30007, 30004, 30034, 21610)
+    for k in range(DAYS):
+        for i in range(20):
+            code = codes[i] if k >= 28 and i < len(codes) else None
+            h.sms(day=D0 + timedelta(days=k), country="BR", carrier="Vivo", minute=i,
+                  status="undelivered" if code else "delivered", error=code)
+    con = h.build()
+    df = insights.what_changed(con, end=END)
+    assert list(df["kind"]) == ["delivery_drop"], df["sentence"].tolist()
+    assert df.loc[0, "what_to_do"] is None and df.loc[0, "error_name"] is None
+    cfg = rules.parse({"defaults": {"recent_hours": 24 * 7}})
+    ev = evaluate.evaluate(con, cfg, datetime(END.year, END.month, END.day, 23, 59, tzinfo=UTC))
+    assert [f.kind for f in ev.findings] == ["delivery_drop"] and "the mix of codes" in ev.findings[0].sentence
+
+
 def test_empty_warehouse():
     df = insights.what_changed(empty_warehouse(), end=END)
     assert df.empty and list(df.columns) == insights.FINDING_COLUMNS
