@@ -84,9 +84,12 @@ def _point_at_sandbox(server: Any, settings: Settings) -> None:
 
 def _first_ingest(settings: Settings, t0: float, step: str) -> Any:
     from switchboard.ingest.pipeline import run_ingest
+    from switchboard.runner import alerts_hook
 
     print(f"{step}  Ingesting through the twilio SDK into DuckDB…")
-    report = run_ingest(settings)
+    # The alerts run before the publish, as after every `switchboard ingest`: the Alerts page opens with what
+    # the history ends on (the default world's SMS-pumping episode).
+    report = run_ingest(settings, after_facts=alerts_hook(settings))
     print(f"     {report}")
     print(f"     Warehouse: {settings.warehouse_path}  (open it read-only with duckdb for your own queries)")
     print(f"     Ready in {time.monotonic() - t0:.0f} s.")
