@@ -19,8 +19,12 @@
 -- @scope _scope_sends              send_log
 -- @scope _scope_fallback_sends     send_log
 -- @scope _scope_conversions        conversions
+-- @scope _scope_attempt_messages   _message_facts
+-- @scope _scope_attempt_calls      _call_facts
 -- @scope _scope_chain_attempts     _attempt_facts
+-- @scope _scope_chain_calls        _call_facts
 -- @scope _scope_exposure_attempts  _attempt_facts
+-- @scope _scope_exposure_fallbacks _attempt_facts
 -- @scope _scope_message_days       _message_facts
 -- @scope _scope_call_days          _call_facts
 -- @scope _scope_attempt_days       _attempt_facts
@@ -131,8 +135,8 @@ attempts AS (
         m.encoding,
         f.fallback_event_id
     FROM _scope_sends s
-    LEFT JOIN _message_facts m ON s.channel = 'sms'   AND m.sid = s.provider_sid
-    LEFT JOIN _call_facts k    ON s.channel = 'voice' AND k.sid = s.provider_sid
+    LEFT JOIN _scope_attempt_messages m ON s.channel = 'sms'   AND m.sid = s.provider_sid
+    LEFT JOIN _scope_attempt_calls k    ON s.channel = 'voice' AND k.sid = s.provider_sid
     LEFT JOIN fallbacks f      ON f.event_id = s.event_id
     LEFT JOIN error_codes se   ON se.code = s.error_code
 )
@@ -173,7 +177,7 @@ ORDER BY a.sent_at;
 SELECT a.*, k.fb_is_answered, k.fb_started_at
 FROM _scope_chain_attempts a
 JOIN (SELECT event_id, is_answered AS fb_is_answered, started_at AS fb_started_at
-      FROM _call_facts WHERE fallback_of IS NOT NULL) k
+      FROM _scope_chain_calls WHERE fallback_of IS NOT NULL) k
   ON k.event_id = a.fallback_event_id
 WHERE a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ORDER BY a.sent_at;
@@ -240,7 +244,7 @@ SELECT
 FROM _scope_exposure_attempts a
 JOIN _experiment_members mem ON mem.experiment_id = a.experiment_id AND mem.user_id = a.user_id
 JOIN _experiment_variants v  ON v.experiment_id = a.experiment_id AND v.variant = a.variant
-LEFT JOIN (SELECT event_id, cost_usd FROM _attempt_facts WHERE is_fallback) fb
+LEFT JOIN (SELECT event_id, cost_usd FROM _scope_exposure_fallbacks WHERE is_fallback) fb
        ON fb.event_id = a.fallback_event_id
 WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
 WINDOW member_rows AS (PARTITION BY a.experiment_id, a.user_id),
