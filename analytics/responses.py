@@ -78,8 +78,8 @@ def opt_out_cells(con, *, start: date | datetime, split: date | datetime, end: d
     whole UTC days (``end`` inclusive), datetimes instants (``end`` exclusive). ``filters`` apply to
     ``message_facts``. ``daily``: one row per cell and UTC send day (``day``), its counts in the columns
     of the period it falls in. A cell whose key is NULL (no template, no experiment) is its own row.
-    Every SMS is counted, with or without a send-log record; a warehouse without replies gives an
-    empty frame."""
+    Every SMS is counted, with or without a send-log record. A warehouse without replies, or a period no
+    opt-out answers, gives an empty frame (and costs no scan of the SMS)."""
     by = list(by)
     for key in by:
         _sql.dimension(OPT_OUT_KEYS, key)
@@ -88,6 +88,11 @@ def opt_out_cells(con, *, start: date | datetime, split: date | datetime, end: d
         return _sql.empty(columns)
     clause, params = where("message_facts", start, end, filters, alias="m", prefix="o")
     params["o_split"] = day_bounds(split, split)[0]
+    if not con.execute("SELECT count(*) FROM (SELECT 1 FROM responses WHERE classification = 'opt_out' AND "
+                       "linked_sid IS NOT NULL AND received_at >= $s LIMIT 1)", {"s": params["o_start"]}).fetchone()[0]:
+        # no opt-out answers a message of the period (a reply comes after its message): every k is 0, and
+        # the scan of the period's SMS (the cost of this function) tells nothing a spike could be made of
+        return _sql.empty(columns)
     keys = "".join(f"{OPT_OUT_KEYS[k]} AS {k}, " for k in by)
     df = con.execute(_sql.render("opt_out_cells", keys=keys, where=clause), params).df()
     if df.empty:
