@@ -169,6 +169,39 @@ def test_incident_share_matches_ground_truth(world, tmp_path):
     assert abs(truth[0]["observed_share"] - 0.4) < 4 * math.sqrt(0.24 / truth[0]["observed_messages_after_start"])
 
 
+def test_the_incident_flag_repeats_and_ground_truth_records_each(world, tmp_path):
+    import argparse
+
+    from switchboard.sandbox.cli import add_arguments, live_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--live-rate", "20", "--incident", "ID:30004:0.4:60", "--incident", "BR:30007:0.5"])
+    cfg = live_from_args(args, tmp_path)
+    assert [(i.country, i.error_code, i.share, i.after_seconds) for i in cfg.incidents] == [
+        ("ID", 30004, 0.4, 60.0), ("BR", 30007, 0.5, 0.0)]
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=cfg) as server:
+        _run(server, clock, 200, step=2)
+        messages = _live_messages(_client(server))
+        server.live.flush()
+    truth = {t["country"]: t for t in json.loads((tmp_path / "ground_truth.json").read_text())["live"]["incidents"]}
+    assert set(truth) == {"ID", "BR"}
+    assert (truth["BR"]["error_code"], truth["BR"]["share"], truth["BR"]["start"]) == (30007, 0.5, "2026-06-01T00:00:00Z")
+    assert (truth["ID"]["error_code"], truth["ID"]["start"]) == (30004, "2026-06-01T00:01:00Z")
+    for cc, code in (("ID", 30004), ("BR", 30007)):
+        t = truth[cc]
+        start = END + timedelta(seconds=t["after_seconds"])
+        final = [m for m in messages if m.status in ("delivered", "undelivered", "failed") and m.date_created >= start
+                 and phonenumbers.region_code_for_number(phonenumbers.parse(m.to)) == cc]
+        share = sum(m.error_code == code for m in final) / len(final)
+        assert abs(share - t["share"]) < 4 * math.sqrt(t["share"] * (1 - t["share"]) / len(final)), (cc, share)
+        assert abs(t["observed_share"] - t["share"]) < 4 * math.sqrt(0.25 / t["observed_messages_after_start"])
+    # each incident strikes its own country only (30004 is no error of the world's own mix)
+    others = [m for m in messages if phonenumbers.region_code_for_number(phonenumbers.parse(m.to)) != "ID"]
+    assert others and not [m for m in others if m.error_code == 30004]
+
+
 @pytest.mark.parametrize("flag, says", [
     (["--incident", "ID:30007:1.5"], "SHARE must be in (0, 1]"),
     (["--incident", "ZZ:30007:0.4"], "unknown country"),
