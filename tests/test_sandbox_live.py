@@ -240,6 +240,37 @@ def test_event_stream_signature_is_the_one_twilio_documents():
     assert not RequestValidator("tok").validate(url, body.decode() + " ", headers["X-Twilio-Signature"])
 
 
+# Twilio's documented Messaging.MessageStatus data fields (docs/events/event-types/messaging/outbound-message)
+STATUS_REQUIRED = {"messageSid", "timestamp", "accountSid", "eventName", "apiVersion", "from", "to", "messageStatus"}
+STATUS_OPTIONAL = {"messagingServiceSid", "errorCode", "body", "statusCallBackUrl", "tags", "mnc", "mcc",
+                   "rawDlrDoneDate", "numberOfSegments"}
+
+
+def test_event_streams_events_follow_twilios_outbound_message_schema():
+    from switchboard.sandbox.api.events import DATASCHEMA, message_events
+
+    account = "AC" + "1" * 32
+    rec = {"sid": "SM" + "2" * 32, "from": "+12065550100", "to": "+6281234567890", "body": "Acme: hello",
+           "num_segments": 2, "messaging_service_sid": "MG" + "3" * 32, "error_code": 30007, "country": "ID",
+           "carrier": "Telkomsel", "status": "undelivered", "date_sent": 1_780_000_000.0, "final_at": 1_780_000_004.5}
+    events = [e for _, e in message_events(rec, account)]
+    assert [e["type"] for e in events] == ["com.twilio.messaging.message.sent",
+                                          "com.twilio.messaging.message.undelivered"]
+    for e in events:
+        # a CloudEvents 1.0 envelope, as Twilio sends it
+        assert set(e) == {"specversion", "type", "source", "id", "dataschema", "datacontenttype", "time", "data"}
+        assert e["specversion"] == "1.0" and e["dataschema"] == DATASCHEMA and e["data"]["eventName"] == e["type"]
+        assert STATUS_REQUIRED <= set(e["data"]) <= STATUS_REQUIRED | STATUS_OPTIONAL, set(e["data"])
+        assert e["data"]["messageStatus"] in {"QUEUED", "FAILED", "SENT", "DELIVERED", "UNDELIVERED", "READ"}
+        assert isinstance(e["data"]["numberOfSegments"], int) and e["data"]["messageSid"] == rec["sid"]
+        assert e["time"] == e["data"]["timestamp"] and e["time"].endswith("Z")
+    sent, final = (e["data"] for e in events)
+    assert "errorCode" not in sent and final["errorCode"] == 30007 and isinstance(final["errorCode"], int)
+    assert final["mcc"] == "510" and len(final["mnc"]) == 2  # Indonesia's network
+    assert len({e["id"] for e in events}) == 2
+    assert [e["id"] for _, e in message_events(rec, account)] == [e["id"] for e in events]  # stable: retries dedupe
+
+
 def _wait_callbacks(server: SandboxServer) -> dict[str, int]:
     """Until every scheduled callback was answered or given up (polls the dispatcher's progress counters)."""
     pause = threading.Event()  # never set: wait() is a short pause between two reads of the counters
