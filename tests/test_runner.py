@@ -42,7 +42,7 @@ def _rows(path: Path, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_each_run_publishes_a_heartbeat_and_the_freshness_view(tmp_path: Path, world) -> None:
+def test_each_run_publishes_a_heartbeat_and_the_freshness_view(tmp_path: Path, world, monkeypatch) -> None:
     settings = Settings(data_dir=tmp_path)
     write_send_logs(world, settings.send_logs_dir)
     out, err = io.StringIO(), io.StringIO()
@@ -75,6 +75,21 @@ def test_each_run_publishes_a_heartbeat_and_the_freshness_view(tmp_path: Path, w
         assert newest is not None and age == pytest.approx((visible - newest).total_seconds(), abs=1e-3)
     comments = _rows(wh, "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'freshness' AND comment IS NULL")
     assert comments == [(0,)]  # every column documented
+    # the Data page charts it: per source, lag p95 and the newest record's age at each publish
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/data_health.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fresh = [c for c in charts if "Freshness per run" in json.dumps(c["layout"].get("title", ""))]
+    assert len(fresh) == 1
+    names = {t["name"] for t in fresh[0]["data"]}
+    assert {"twilio: lag p95", "send-logs: newest record age"} <= names, names
 
 
 def test_a_failed_run_is_logged_and_retried_with_backoff(tmp_path: Path, world) -> None:
