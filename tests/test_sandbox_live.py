@@ -82,6 +82,28 @@ def test_live_traffic_is_served_newest_first_and_moves_with_the_clock(spec, worl
     assert all(m.date_sent is not None and m.price is not None for m in after.values())
 
 
+def test_live_delivery_delays_are_the_worlds_per_country_ones(world):
+    """Live statuses move with the history's delivery profile of each country: the same median and 90th
+    percentile of seconds from sent to delivered, so a slow country stays slow live."""
+    import numpy as np
+
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=LiveConfig(rate=20)) as server:
+        _run(server, clock, 300, step=2)
+        live = [r for r in server.messages.live if r.get("direction") != "inbound" and r["status"] == "delivered"]
+    m = world.messages
+    history = m[(m["direction"] != "inbound") & (m["status"] == "delivered")]
+    got = {}
+    for cc in ("ID", "BR", "US"):
+        old = (history["final_at"] - history["date_sent"])[history["country"].astype(str) == cc].to_numpy(float)
+        new = np.array([r["final_at"] - r["date_sent"] for r in live if r["country"] == cc], dtype=float)
+        assert len(old) > 300 and len(new) > 1000, (cc, len(old), len(new))
+        for q in (50, 90):
+            assert abs(np.percentile(new, q) - np.percentile(old, q)) <= 0.2 * np.percentile(old, q) + 1, (cc, q)
+        got[cc] = np.percentile(new, 50)
+    assert got["US"] < got["BR"] < got["ID"], got  # the world's profiles: US fastest, Indonesia slowest
+
+
 def test_live_calls_follow_failed_otp_messages(world):
     clock = SimClock(END)
     with SandboxServer(world, clock=clock, live=LiveConfig(rate=20)) as server:
