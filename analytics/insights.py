@@ -479,17 +479,23 @@ class _OptOuts:
             self.daily = fine.assign(_atom=grouped.ngroup().to_numpy())
             self.atoms = grouped[counts].sum().reset_index()
         self.counts = self.atoms[counts].to_numpy("float64").reshape(-1, 4)
-        self.rank, self.keys, masks = [], [], []
+        # every cell as a boolean mask over the atoms, from integer codes (a few thousand atoms and cells)
+        n_atoms = len(self.atoms)
+        codes, values = {}, {}
+        for d in _OPT_OUT_FINE:
+            codes[d], values[d] = pd.factorize(self.atoms[d], use_na_sentinel=True)  # NULL: -1
+        ranks, self.keys, masks = [], [], [np.zeros((0, n_atoms), dtype=bool)]
         for rank, dims in enumerate(_OPT_OUT_CELLS):
-            for values in self.atoms[list(dims)].dropna().drop_duplicates().itertuples(index=False):
-                mask = np.ones(len(self.atoms), dtype=bool)
-                for d, v in zip(dims, values, strict=True):
-                    mask &= (self.atoms[d] == v).to_numpy(bool)
-                self.rank.append(rank)
-                self.keys.append(dict(zip(dims, values, strict=True)))
-                masks.append(mask)
-        self.masks = np.array(masks, dtype=bool).reshape(len(masks), len(self.atoms))
-        self.rank = np.array(self.rank, dtype=int)
+            combo = np.stack([codes[d] for d in dims], axis=1).reshape(n_atoms, len(dims))
+            known = (combo >= 0).all(axis=1)
+            cells, inverse = np.unique(combo[known], axis=0, return_inverse=True)
+            group = np.full(n_atoms, -1)
+            group[known] = inverse.ravel()
+            masks.append(group[None, :] == np.arange(len(cells))[:, None])
+            ranks += [rank] * len(cells)
+            self.keys += [{d: values[d][c] for d, c in zip(dims, cell, strict=True)} for cell in cells]
+        self.masks = np.concatenate(masks)
+        self.rank = np.array(ranks, dtype=int)
         self.t = self._test(self.masks)
         n1, k1, n0, k0 = (self.t[c].to_numpy("float64") for c in counts)
         tested = (n1 >= th.opt_out_min_volume) & (n0 >= th.opt_out_min_volume) & (k1 + k0 > 0)

@@ -79,7 +79,13 @@ def opt_out_cells(con, *, start: date | datetime, split: date | datetime, end: d
     ``message_facts``. ``daily``: one row per cell and UTC send day (``day``), its counts in the columns
     of the period it falls in. A cell whose key is NULL (no template, no experiment) is its own row.
     Every SMS is counted, with or without a send-log record. A warehouse without replies, or a period no
-    opt-out answers, gives an empty frame (and costs no scan of the SMS)."""
+    opt-out answers, gives an empty frame (and costs no scan of the SMS).
+
+    Where the counts come from (the same numbers either way; ``tests/test_analytics_insights.py``): ``k``
+    from ``_opt_out_messages`` (the few answered messages; a warehouse without it joins the replies to
+    ``message_facts``); ``n`` from ``_daily_message_rollup`` when it can answer (whole days, keys and
+    filters it keeps; ``_sql.counted``), the SMS of an experiment from ``message_facts`` for the variant
+    keys, else from ``message_facts``."""
     by = list(by)
     for key in by:
         _sql.dimension(OPT_OUT_KEYS, key)
@@ -93,14 +99,25 @@ def opt_out_cells(con, *, start: date | datetime, split: date | datetime, end: d
         # no opt-out answers a message of the period (a reply comes after its message): every k is 0, and
         # the scan of the period's SMS (the cost of this function) tells nothing a spike could be made of
         return _sql.empty(columns)
-    keys = "".join(f"{OPT_OUT_KEYS[k]} AS {k}, " for k in by)
-    df = con.execute(_sql.render("opt_out_cells", keys=keys, where=clause), params).df()
-    if df.empty:
+
+    def count(relation: str, keys: list[str], extra: str = "") -> pd.DataFrame:
+        sql = _sql.render("opt_out_cells", keys="".join(f"{OPT_OUT_KEYS[k]} AS {k}, " for k in keys),
+                          relation=relation, where=clause + extra)
+        return con.execute(sql, params).df()
+
+    answered = "_opt_out_messages" if _sql.has_table(con, "_opt_out_messages") else (
+        "(SELECT * FROM message_facts WHERE sid IN (SELECT linked_sid FROM responses "
+        "WHERE classification = 'opt_out' AND linked_sid IS NOT NULL))")
+    k = count(answered, by)
+    if k.empty:
         return _sql.empty(columns)
+    n = _delivered(con, by, start, split, end, filters, count)
+    keys = by + ["day", "recent"]
+    df = n.merge(k.rename(columns={"n": "k"}), on=keys, how="outer")
     recent = df["recent"].to_numpy(bool)
-    n, k = df["n"].to_numpy("int64"), df["k"].to_numpy("int64")
-    df = df.assign(n1=np.where(recent, n, 0), k1=np.where(recent, k, 0), n0=np.where(recent, 0, n),
-                   k0=np.where(recent, 0, k))
+    n_, k_ = df["n"].fillna(0).to_numpy("int64"), df["k"].fillna(0).to_numpy("int64")
+    df = df.assign(n1=np.where(recent, n_, 0), k1=np.where(recent, k_, 0), n0=np.where(recent, 0, n_),
+                   k0=np.where(recent, 0, k_))
     group = by + (["day"] if daily else [])
     if group:
         df = df.groupby(group, dropna=False, sort=True)[OPT_OUT_COUNTS].sum().reset_index()
@@ -110,6 +127,31 @@ def opt_out_cells(con, *, start: date | datetime, split: date | datetime, end: d
         df["day"] = pd.to_datetime(df["day"]).dt.date
     df[OPT_OUT_COUNTS] = df[OPT_OUT_COUNTS].astype("int64")
     return df[columns].reset_index(drop=True)
+
+
+_EXPERIMENT_KEYS = ("variant", "experiment_id")  # not in _daily_message_rollup
+
+
+def _delivered(con, by: list[str], start, split, end, filters: Filters | None, count) -> pd.DataFrame:
+    """Delivered SMS per cell of ``by``, day and period (``by``, day, recent, n). The keys the daily rollup
+    keeps come from it (or from message_facts when it cannot answer); the experiment keys from the SMS of
+    an experiment in message_facts, the rest of the traffic being the rollup's count less theirs."""
+    base = [k for k in by if k not in _EXPERIMENT_KEYS]
+    rel = _sql.counted(con, "_daily_message_rollup", start, end, filters, prefix="r", split_at=split, columns=base)
+    cols = "".join(f"{k}, " for k in base)
+    total = con.execute(f"SELECT {cols} sent_day AS day, coalesce(is_current, false) AS recent, "
+                        f"sum(n)::BIGINT AS n FROM {rel.relation} WHERE is_delivered GROUP BY ALL", rel.params).df()
+    if len(base) == len(by):
+        return total
+    exp = count("message_facts", by, " AND m.experiment_id IS NOT NULL")
+    keys = base + ["day", "recent"]
+    if exp.empty:
+        return total.assign(**{k: None for k in by if k not in base})[by + ["day", "recent", "n"]]
+    rest = total.merge(exp.groupby(keys, dropna=False)["n"].sum().rename("n_exp").reset_index(), on=keys,
+                       how="left")
+    rest["n"] = rest["n"] - rest["n_exp"].fillna(0).astype("int64")
+    rest = rest[rest["n"] > 0].drop(columns="n_exp").assign(**{k: None for k in by if k not in base})
+    return pd.concat([exp, rest[by + ["day", "recent", "n"]]], ignore_index=True)
 
 
 def opt_out_test(cells: pd.DataFrame) -> pd.DataFrame:

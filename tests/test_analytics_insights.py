@@ -249,6 +249,71 @@ def test_opt_out_rise_ranks_among_delivery_findings_filters_and_old_warehouses()
     assert list(insights.what_changed(con, end=END)["kind"]) == ["error_rise"]
 
 
+def _opt_out_reference(con, start, split, end, by) -> pd.DataFrame:
+    """opt_out_cells the plain way: every delivered SMS of the period joined to the opt-out replies."""
+    from switchboard.analytics import responses
+    from switchboard.analytics.filters import day_bounds
+
+    lo, hi = day_bounds(start, end)
+    keys = "".join(f"{responses.OPT_OUT_KEYS[k]} AS {k}, " for k in by)
+    df = con.execute(f"""
+        SELECT {keys}
+               count(*) FILTER (WHERE m.sent_at >= $split)::BIGINT AS n1,
+               count(o.linked_sid) FILTER (WHERE m.sent_at >= $split)::BIGINT AS k1,
+               count(*) FILTER (WHERE m.sent_at < $split)::BIGINT AS n0,
+               count(o.linked_sid) FILTER (WHERE m.sent_at < $split)::BIGINT AS k0
+        FROM message_facts m
+        LEFT JOIN (SELECT DISTINCT linked_sid FROM responses WHERE classification = 'opt_out') o
+               ON o.linked_sid = m.sid
+        WHERE m.is_delivered AND m.sent_at >= $lo AND m.sent_at < $hi GROUP BY ALL""",
+                     {"lo": lo, "hi": hi, "split": day_bounds(split, split)[0]}).df()
+    if by:
+        return df.sort_values(by, na_position="last").reset_index(drop=True)
+    return df
+
+
+@pytest.mark.parametrize("by", [[], ["country_iso2"], ["template_id"], ["variant"], ["experiment_id"],
+                                ["country_iso2", "template_id", "variant"], ["sender", "purpose"],
+                                ["campaign_id", "carrier"]])
+def test_opt_out_cells_every_path_counts_what_the_plain_join_counts(by):
+    from datetime import UTC, datetime, time
+
+    from switchboard.analytics import _sql, responses
+
+    h = _opt_out_world(Hand(), rare_recent=3, otp=10)
+    for k in range(DAYS):  # SMS with no send-log record (no template) whose members opt out too
+        for i in range(5):
+            sid, _ = h.sms(day=D0 + timedelta(days=k), country="BR", carrier="Vivo", send_log=False, minute=40 + i)
+            if i == 0 and k % 3 == 0:
+                h.reply(sid, "BAJA")
+    con = h.build()
+    periods = [(D0, ONSET, END), (D0 + timedelta(days=3), ONSET - timedelta(days=2), END - timedelta(days=1)),
+               (datetime.combine(D0, time(12, 20), UTC), datetime.combine(ONSET, time(12, 5), UTC),
+                datetime.combine(END, time(12, 30), UTC))]  # instants, split inside a day
+    for start, split, end in periods:
+        want = _opt_out_reference(con, start, split, end, by)
+        got = {}
+        for rollups in (True, False):
+            _sql.USE_ROLLUPS = rollups
+            try:
+                got[rollups] = responses.opt_out_cells(con, start=start, split=split, end=end, by=by)
+            finally:
+                _sql.USE_ROLLUPS = True
+        con.execute("ALTER TABLE _opt_out_messages RENAME TO _opt_out_messages_away")  # an older warehouse
+        try:
+            got["join"] = responses.opt_out_cells(con, start=start, split=split, end=end, by=by)
+        finally:
+            con.execute("ALTER TABLE _opt_out_messages_away RENAME TO _opt_out_messages")
+        def same(df: pd.DataFrame) -> pd.DataFrame:  # NULL keys compare equal whether None or NaN
+            df = df[[*by, "n1", "k1", "n0", "k0"]].reset_index(drop=True)
+            return df.astype({k: object for k in by}).fillna({k: "<null>" for k in by})
+
+        for path, df in got.items():
+            assert list(df.columns) == [*by, "n1", "k1", "n0", "k0"]
+            pd.testing.assert_frame_equal(same(df), same(want), check_dtype=False, obj=f"{path} {start}..{end} by {by}")
+        assert want["k1"].sum() + want["k0"].sum() > 0
+
+
 def test_empty_warehouse():
     df = insights.what_changed(empty_warehouse(), end=END)
     assert df.empty and list(df.columns) == insights.FINDING_COLUMNS
