@@ -7,7 +7,9 @@
 * ``rate`` rules (voice fallback failures, slow deliveries, opt-outs, any failure rate in any scope) count
   a bad outcome per cell, recent against baseline, in one SQL scan each; every cell of every rate rule is
   tested (one-sided two-proportion z test) and all their p-values share one Benjamini-Hochberg correction,
-  so checking thousands of cells does not turn noise into alerts.
+  so checking thousands of cells does not turn noise into alerts. Opt-outs are counted by
+  ``analytics.responses.opt_out_cells`` (delivered SMS and those answered with an opt-out keyword), the
+  count behind the Overview's opt-out rises and the Responses page's spikes.
 * ``pumping`` is the SMS-pumping watch (alerts.pumping).
 
 The clock is the data's: ``as_of`` is the newest ``sent_at``, so replaying a history day by day gives the
@@ -28,7 +30,7 @@ from switchboard.alerts import findings as fmt
 from switchboard.alerts import pumping
 from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import SCOPES, Config, Rule
-from switchboard.analytics import insights
+from switchboard.analytics import insights, responses
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import benjamini_hochberg, two_proportion_z
 
@@ -83,14 +85,9 @@ def evaluate(con: Any, config: Config, as_of: datetime | None = None) -> Evaluat
 
 def _missing(con: Any, rule: Rule) -> str | None:
     """Why a rate rule cannot run on this warehouse, or None."""
-    if rule.metric == "opt_out_rate" and not _has_table(con, "_response_facts"):
-        return "no _response_facts table in this warehouse (responses are not ingested yet)"
+    if rule.metric == "opt_out_rate" and not responses.available(con):
+        return "no _response_facts table or responses view in this warehouse (responses are not ingested yet)"
     return None
-
-
-def _has_table(con: Any, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                            "AND table_name = $t", {"t": name}).fetchone()[0])
 
 
 def _window(rule: Rule, as_of: datetime) -> tuple[datetime, datetime, datetime]:
@@ -117,7 +114,7 @@ def _insights(con: Any, group: list[Rule], as_of: datetime) -> list[Finding]:
     df = insights.what_changed(
         con, end=end, since=recent, baseline_days=max(1, round(r0.baseline_days)), filters=_filters(r0.where),
         alpha=r0.alpha, min_effect=r0.min_effect, min_ratio=r0.min_ratio, min_lost=r0.min_impact,
-        persistent=False, correction="bh", max_findings=50)
+        persistent=False, correction="bh", max_findings=50, opt_outs=False)
     by_kind = {KIND_OF_METRIC[r.metric]: r for r in group}
     out = []
     for row in df.itertuples(index=False):
@@ -225,16 +222,12 @@ _RATE_SQL = {
                            "is_delivered AND delivery_latency_s IS NOT NULL", "delivery_latency_s > $latency"),
     "fallback_failure_rate": ("SELECT *, sent_at AS t FROM attempt_facts WHERE channel = 'voice' AND is_fallback",
                               "is_delivered IS NOT NULL", "NOT is_delivered"),
-    "opt_out_rate": (("SELECT country_iso2, template_id, sender, purpose, 'sms' AS channel, sent_at AS t, "
-                      "1 AS sent, 0 AS opted FROM message_facts UNION ALL "
-                      "SELECT country_iso2, template_id, sender, purpose, 'sms', received_at, 0, 1 "
-                      "FROM _response_facts WHERE classification = 'opt_out'"), "sent = 1", "opted = 1"),
-}
+}  # opt_out_rate: analytics.responses.opt_out_cells (see _rate_cells)
 _RATE_WORDS = {
     "failure_rate": ("of SMS to {place} failed", "members not reached"),
     "slow_delivery_rate": ("of SMS delivered to {place} took longer than {lat:g} s", "members waited longer"),
     "fallback_failure_rate": ("of voice fallback calls to {place} were not answered", "members not reached"),
-    "opt_out_rate": ("opt-out replies per SMS to {place}", "more members opted out"),
+    "opt_out_rate": ("of SMS delivered to {place} were answered with an opt-out keyword", "more members opted out"),
 }
 _RATE_TODO = {
     "failure_rate": "open the Errors page filtered to this view for the codes behind it.",
@@ -248,8 +241,12 @@ _RATE_TODO = {
 def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
     """k/n per cell of ``rule``'s scope, recent (1) and baseline (0), in one scan."""
     base, recent, end = _window(rule, as_of)
-    relation, unit, bad = _RATE_SQL[rule.metric]
     dims = [SCOPES[s] for s in rule.scope]
+    if rule.metric == "opt_out_rate":
+        df = responses.opt_out_cells(con, start=base, split=recent, end=end, by=dims,
+                                     filters=_opt_out_filters(rule.where))
+        return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
+    relation, unit, bad = _RATE_SQL[rule.metric]
     conds, params = ["t >= $base", "t < $end"], {"base": base, "end": end, "recent": recent}
     for i, (k, v) in enumerate(rule.where):
         conds.append(f"{SCOPES[k]} = $w{i}")
@@ -262,10 +259,18 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
            f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
            f"count(*) FILTER (WHERE t < $recent AND ({unit}) AND ({bad})) AS k0 "
            f"FROM ({relation}) WHERE {' AND '.join(conds)} GROUP BY ALL")
-    if rule.metric == "opt_out_rate":  # opt-outs are counted per SMS sent: both come from the union
-        sql = sql.replace(f"AND ({unit}) AND ({bad})", f"AND ({bad})")
     df = con.execute(sql, params).df()
     return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
+
+
+def _opt_out_filters(where: Iterable[tuple[str, str]]) -> Filters:
+    """A rule's where on message_facts, channel included (message_facts is all SMS)."""
+    w = dict(where)
+    return Filters(countries=(w["country"],) if "country" in w else (),
+                   channels=(w["channel"],) if "channel" in w else (),
+                   purposes=(w["purpose"],) if "purpose" in w else (),
+                   templates=(w["template"],) if "template" in w else (),
+                   extra=tuple((SCOPES[k], w[k]) for k in ("carrier", "sender") if k in w))
 
 
 def _rates(con: Any, rules: list[Rule], as_of: datetime, dashboard_url: str) -> list[Finding]:
