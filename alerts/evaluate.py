@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,7 @@ from switchboard.alerts import findings as fmt
 from switchboard.alerts import pumping
 from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import SCOPES, Config, Rule
-from switchboard.analytics import insights
+from switchboard.analytics import _sql, insights
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import benjamini_hochberg, two_proportion_z
 
@@ -245,27 +245,81 @@ _RATE_TODO = {
 }
 
 
+# metric -> (its daily rollup, the rollup rows the relation above keeps, unit, bad outcome): the same counts
+# summed over whole UTC days. The latency rollup holds only delivered SMS with a latency: the unit itself.
+_RATE_ROLLUP = {
+    "failure_rate": ("_daily_message_rollup", "true", "is_delivered OR is_failed", "is_failed"),
+    "slow_delivery_rate": ("_daily_latency_rollup", "true", "true", "delivery_latency_s > $latency"),
+    "fallback_failure_rate": ("_daily_attempt_rollup", "channel = 'voice' AND is_fallback",
+                              "is_delivered IS NOT NULL", "NOT is_delivered"),
+}
+
+
 def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
-    """k/n per cell of ``rule``'s scope, recent (1) and baseline (0), in one scan."""
+    """k/n per cell of ``rule``'s scope, recent (1) and baseline (0).
+
+    The baseline's whole UTC days come from the metric's daily rollup when it keeps every column of the
+    rule's scope and filters (a few thousand rows instead of weeks of facts); the facts give the rest: the
+    recent window, the part of the day the baseline starts in after its start, and the part of the day the
+    recent window starts in before it. Same counts as reading the facts alone (tests/test_alerts_rollup.py)."""
     base, recent, end = _window(rule, as_of)
     relation, unit, bad = _RATE_SQL[rule.metric]
     dims = [SCOPES[s] for s in rule.scope]
-    conds, params = ["t >= $base", "t < $end"], {"base": base, "end": end, "recent": recent}
+    where, params = [], {"base": base, "end": end, "recent": recent}
     for i, (k, v) in enumerate(rule.where):
-        conds.append(f"{SCOPES[k]} = $w{i}")
+        where.append(f"{SCOPES[k]} = $w{i}")
         params[f"w{i}"] = v
     if "$latency" in bad:
         params["latency"] = rule.latency_seconds
-    sql = (f"SELECT {', '.join(dims)}, "
-           f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
-           f"count(*) FILTER (WHERE t >= $recent AND ({unit}) AND ({bad})) AS k1, "
-           f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
-           f"count(*) FILTER (WHERE t < $recent AND ({unit}) AND ({bad})) AS k0 "
-           f"FROM ({relation}) WHERE {' AND '.join(conds)} GROUP BY ALL")
     if rule.metric == "opt_out_rate":  # opt-outs are counted per SMS sent: both come from the union
-        sql = sql.replace(f"AND ({unit}) AND ({bad})", f"AND ({bad})")
+        bad_unit = f"({bad})"
+    else:
+        bad_unit = f"({unit}) AND ({bad})"
+    select = "".join(f"{d}, " for d in dims)
+    group = f" GROUP BY {', '.join(dims)}" if dims else ""
+
+    def facts(lo: str, hi: str) -> str:
+        conds = " AND ".join([f"t >= ${lo}", f"t < ${hi}", *where])
+        return (f"SELECT {select}"
+                f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
+                f"count(*) FILTER (WHERE t >= $recent AND {bad_unit}) AS k1, "
+                f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
+                f"count(*) FILTER (WHERE t < $recent AND {bad_unit}) AS k0 "
+                f"FROM ({relation}) WHERE {conds}{group}")
+
+    days = _whole_days(base, recent)
+    rollup = _RATE_ROLLUP.get(rule.metric)
+    if (days is None or rollup is None or not _sql.USE_ROLLUPS
+            or not {*dims, *(SCOPES[k] for k, _ in rule.where)} <= _sql.ROLLUPS[rollup[0]].keeps
+            or not _sql.rollup_ready(con, rollup[0])):
+        sql = facts("base", "end")
+    else:
+        table, rows, r_unit, r_bad = rollup
+        day = _sql.ROLLUPS[table].day
+        params |= {"d0": days[0], "d1": days[1], "t0": _midnight(days[0]), "t1": _midnight(days[1])}
+        conds = " AND ".join([f"{day} >= $d0", f"{day} < $d1", rows, *where])
+        whole = (f"SELECT {select}0 AS n1, 0 AS k1, "
+                 f"coalesce(sum(n) FILTER (WHERE {r_unit}), 0) AS n0, "
+                 f"coalesce(sum(n) FILTER (WHERE ({r_unit}) AND ({r_bad})), 0) AS k0 "
+                 f"FROM {table} WHERE {conds}{group}")
+        sums = "CAST(sum(n1) AS BIGINT) AS n1, CAST(sum(k1) AS BIGINT) AS k1, " \
+               "CAST(sum(n0) AS BIGINT) AS n0, CAST(sum(k0) AS BIGINT) AS k0"
+        sql = (f"SELECT {select}{sums} FROM ({facts('base', 't0')} UNION ALL {whole} "
+               f"UNION ALL {facts('t1', 'end')}){group}")
     df = con.execute(sql, params).df()
     return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
+
+
+def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
+    """(first, after last) of the whole UTC days within [start, end), or None when there are none."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    first = start.date() if start == _midnight(start.date()) else start.date() + timedelta(days=1)
+    after = end.date()
+    return (first, after) if first < after else None
+
+
+def _midnight(d: date) -> datetime:
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
 def _rates(con: Any, rules: list[Rule], as_of: datetime, dashboard_url: str) -> list[Finding]:

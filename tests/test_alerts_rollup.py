@@ -1,0 +1,125 @@
+"""The alert rules that read the daily rollups (issue 17's 1 s target at 10M) give the same cells and the same
+findings as reading the facts alone, on a hand-built warehouse whose windows start and end mid-day: the rate
+rules' baseline takes its whole UTC days from ``_daily_message_rollup`` / ``_daily_latency_rollup`` /
+``_daily_attempt_rollup`` and only the edges from the facts."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict
+from datetime import datetime, timedelta
+
+import pandas as pd
+import pytest
+
+from switchboard.alerts import evaluate, rules
+from switchboard.analytics import _sql
+from tests.alerts_util import INDOSAT, day
+from tests.test_analytics_warehouse import Hand, at
+
+TEMPLATES = ("pr_standard", "pr_short", "otp_login")
+CARRIERS = ("Telkomsel", INDOSAT, None)
+
+
+class Recording:
+    """The connection, with every SQL statement it ran kept (to see which tables a rule read)."""
+
+    def __init__(self, con):
+        self.con, self.sql = con, []
+
+    def execute(self, sql, *args):
+        self.sql.append(sql)
+        return self.con.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.con, name)
+
+
+@pytest.fixture(scope="module")
+def con():
+    """40 days of SMS to two countries at every minute-ish of the day (so every window edge splits a day),
+    failing, slow and falling back to calls at random rates that change on the last days."""
+    rng = random.Random(11)
+    h = Hand()
+    for k in range(40):
+        late = k >= 37
+        for i in range(60):
+            country = "ID" if i % 3 else "PH"
+            carrier = CARRIERS[i % 3] if country == "ID" else "Globe"
+            template = TEMPLATES[i % 5 % 3]
+            bad = rng.random() < (0.35 if late and carrier == INDOSAT else 0.08)
+            minute = rng.randrange(24 * 60)
+            _, event = h.sms(day=day(k), hour=minute // 60, minute=minute % 60, country=country, carrier=carrier,
+                             template=template, purpose="password_reset" if i % 2 else "login",
+                             status="undelivered" if bad else rng.choice(["delivered", "delivered", "sent"]),
+                             error=30007 if bad else None,
+                             latency_s=rng.choice([5, 8, 119, 120, 121, 600 if late else 9]))
+            if bad and i % 2:
+                answered = rng.random() < (0.2 if late else 0.8)
+                h.call(day=day(k), hour=minute // 60, minute=minute % 60, second=30, country=country,
+                       fallback_of=event, template=template, purpose="password_reset",
+                       status="completed" if answered else "no-answer", answered_by="human" if answered else None)
+    return h.build()
+
+
+RULES = rules.parse({"defaults": {"min_volume": 1, "alpha": 0.5, "min_effect": 0.0, "min_ratio": 1.0,
+                                  "min_impact": 0}, "rule": [
+    {"name": "fail_cc", "metric": "failure_rate", "scope": ["country", "carrier"]},
+    {"name": "fail_tpl", "metric": "failure_rate", "scope": ["template", "purpose"], "where": {"country": "ID"}},
+    {"name": "fail_sender", "metric": "failure_rate", "scope": ["sender"]},  # no rollup keeps sender: facts
+    {"name": "slow", "metric": "slow_delivery_rate", "scope": ["country", "carrier"]},
+    {"name": "fb", "metric": "fallback_failure_rate", "scope": ["country", "template"]},
+    {"name": "fb_days", "metric": "fallback_failure_rate", "recent_hours": 6, "baseline_days": 3.5}]})
+RATE_RULES = [r for r in RULES.rules if r.engine == "rate" and r.metric != "opt_out_rate"]
+INSTANTS = [at(day(39), 23, 59), at(day(38), 7, 13, 5), at(day(39), 0, 0), at(day(37), 18, 30)]
+
+
+def _both(con, monkeypatch, fn):
+    with_rollups = fn()
+    with monkeypatch.context() as m:
+        m.setattr(_sql, "USE_ROLLUPS", False)
+        from_facts = fn()
+    return with_rollups, from_facts
+
+
+def _sorted(df: pd.DataFrame) -> pd.DataFrame:
+    return df.sort_values(list(df.columns)).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("rule", RATE_RULES, ids=lambda r: r.name)
+@pytest.mark.parametrize("as_of", INSTANTS, ids=lambda t: f"{t:%d-%H%M}")
+def test_rate_cells_from_the_rollups_equal_the_facts(con, monkeypatch, rule, as_of):
+    rolled, facts = _both(con, monkeypatch, lambda: evaluate._rate_cells(con, rule, as_of))
+    assert len(facts) > 0 and facts["n0"].sum() > 0 and facts["k1"].sum() > 0  # a real comparison
+    pd.testing.assert_frame_equal(_sorted(rolled), _sorted(facts))
+
+
+def test_the_rollups_are_read_where_they_keep_the_rule_s_columns(con):
+    reads = {}
+    for rule in RATE_RULES:
+        rec = Recording(con)
+        evaluate._rate_cells(rec, rule, INSTANTS[1])
+        reads[rule.name] = [t for t in _sql.ROLLUPS if any(t in s for s in rec.sql)]
+    assert reads == {"fail_cc": ["_daily_message_rollup"], "fail_tpl": ["_daily_message_rollup"], "fail_sender": [],
+                     "slow": ["_daily_latency_rollup"], "fb": ["_daily_attempt_rollup"],
+                     "fb_days": ["_daily_attempt_rollup"]}
+
+
+def _findings(ev):
+    return sorted((asdict(f) for f in ev.findings), key=lambda f: (f["rule"], str(f["cells"])))
+
+
+@pytest.mark.parametrize("as_of", INSTANTS, ids=lambda t: f"{t:%d-%H%M}")
+def test_findings_from_the_rollups_equal_the_facts(con, monkeypatch, as_of: datetime):
+    cfg = rules.Config(rules=tuple(RATE_RULES))
+    rolled, facts = _both(con, monkeypatch, lambda: _findings(evaluate.evaluate(con, cfg, as_of)))
+    assert rolled == facts
+    if as_of == INSTANTS[0]:
+        assert {f["rule"] for f in facts} >= {"fail_cc", "slow", "fb"}  # the late days' changes are found
+
+
+def test_whole_days_of_a_window():
+    t = at(day(3), 7, 0)
+    assert evaluate._whole_days(t, t + timedelta(days=2)) == (day(4), day(5))
+    assert evaluate._whole_days(at(day(3), 0, 0), at(day(5), 0, 0)) == (day(3), day(5))
+    assert evaluate._whole_days(t, t + timedelta(hours=20)) is None
