@@ -18,14 +18,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from switchboard.alerts import days, pumping
 from switchboard.alerts import findings as fmt
-from switchboard.alerts import pumping
 from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import SCOPES, Config, Rule
 from switchboard.analytics import _sql, insights
@@ -287,16 +287,16 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
                 f"count(*) FILTER (WHERE t < $recent AND {bad_unit}) AS k0 "
                 f"FROM ({relation}) WHERE {conds}{group}")
 
-    days = _whole_days(base, recent)
     rollup = _RATE_ROLLUP.get(rule.metric)
-    if (days is None or rollup is None or not _sql.USE_ROLLUPS
-            or not {*dims, *(SCOPES[k] for k, _ in rule.where)} <= _sql.ROLLUPS[rollup[0]].keeps
-            or not _sql.rollup_ready(con, rollup[0])):
+    split = None
+    if rollup is not None and {*dims, *(SCOPES[k] for k, _ in rule.where)} <= _sql.ROLLUPS[rollup[0]].keeps:
+        split = days.rolled(con, rollup[0], base, recent)
+    if split is None:
         sql = facts("base", "end")
     else:
         table, rows, r_unit, r_bad = rollup
         day = _sql.ROLLUPS[table].day
-        params |= {"d0": days[0], "d1": days[1], "t0": _midnight(days[0]), "t1": _midnight(days[1])}
+        params |= split
         conds = " AND ".join([f"{day} >= $d0", f"{day} < $d1", rows, *where])
         whole = (f"SELECT {select}0 AS n1, 0 AS k1, "
                  f"coalesce(sum(n) FILTER (WHERE {r_unit}), 0) AS n0, "
@@ -308,18 +308,6 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
                f"UNION ALL {facts('t1', 'end')}){group}")
     df = con.execute(sql, params).df()
     return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
-
-
-def _whole_days(start: datetime, end: datetime) -> tuple[date, date] | None:
-    """(first, after last) of the whole UTC days within [start, end), or None when there are none."""
-    start, end = start.astimezone(UTC), end.astimezone(UTC)
-    first = start.date() if start == _midnight(start.date()) else start.date() + timedelta(days=1)
-    after = end.date()
-    return (first, after) if first < after else None
-
-
-def _midnight(d: date) -> datetime:
-    return datetime(d.year, d.month, d.day, tzinfo=UTC)
 
 
 def _rates(con: Any, rules: list[Rule], as_of: datetime, dashboard_url: str) -> list[Finding]:
