@@ -245,13 +245,18 @@ _RATE_TODO = {
 }
 
 
-# metric -> (its daily rollup, the rollup rows the relation above keeps, unit, bad outcome): the same counts
-# summed over whole UTC days. The latency rollup holds only delivered SMS with a latency: the unit itself.
+_OPT_OUTS = ("SELECT country_iso2, template_id, sender, purpose, 'sms' AS channel, received_at AS t, 0 AS sent, "
+             "1 AS opted FROM _response_facts WHERE classification = 'opt_out'")
+# metric -> (its daily rollup, the rollup rows the relation above keeps, unit, bad outcome, a facts relation
+# read over the whole days too): the same counts summed over whole UTC days. The latency rollup holds only
+# delivered SMS with a latency: the unit itself. Opt-outs: the SMS sent from the message rollup, the replies
+# (a small table) from _response_facts.
 _RATE_ROLLUP = {
-    "failure_rate": ("_daily_message_rollup", "true", "is_delivered OR is_failed", "is_failed"),
-    "slow_delivery_rate": ("_daily_latency_rollup", "true", "true", "delivery_latency_s > $latency"),
+    "failure_rate": ("_daily_message_rollup", "true", "is_delivered OR is_failed", "is_failed", None),
+    "slow_delivery_rate": ("_daily_latency_rollup", "true", "true", "delivery_latency_s > $latency", None),
     "fallback_failure_rate": ("_daily_attempt_rollup", "channel = 'voice' AND is_fallback",
-                              "is_delivered IS NOT NULL", "NOT is_delivered"),
+                              "is_delivered IS NOT NULL", "NOT is_delivered", None),
+    "opt_out_rate": ("_daily_message_rollup", "true", "true", "false", _OPT_OUTS),
 }
 
 
@@ -278,7 +283,7 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
     select = "".join(f"{d}, " for d in dims)
     group = f" GROUP BY {', '.join(dims)}" if dims else ""
 
-    def facts(lo: str, hi: str) -> str:
+    def facts(lo: str, hi: str, relation: str = relation) -> str:
         conds = " AND ".join([f"t >= ${lo}", f"t < ${hi}", *where])
         return (f"SELECT {select}"
                 f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
@@ -294,7 +299,7 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
     if split is None:
         sql = facts("base", "end")
     else:
-        table, rows, r_unit, r_bad = rollup
+        table, rows, r_unit, r_bad, also = rollup
         day = _sql.ROLLUPS[table].day
         params |= split
         conds = " AND ".join([f"{day} >= $d0", f"{day} < $d1", rows, *where])
@@ -304,7 +309,8 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
                  f"FROM {table} WHERE {conds}{group}")
         sums = "CAST(sum(n1) AS BIGINT) AS n1, CAST(sum(k1) AS BIGINT) AS k1, " \
                "CAST(sum(n0) AS BIGINT) AS n0, CAST(sum(k0) AS BIGINT) AS k0"
-        sql = (f"SELECT {select}{sums} FROM ({facts('base', 't0')} UNION ALL {whole} "
+        also = f" UNION ALL {facts('t0', 't1', also)}" if also else ""
+        sql = (f"SELECT {select}{sums} FROM ({facts('base', 't0')} UNION ALL {whole}{also} "
                f"UNION ALL {facts('t1', 'end')}){group}")
     df = con.execute(sql, params).df()
     return df[df["n1"] >= rule.min_volume].reset_index(drop=True)

@@ -1,7 +1,8 @@
 """The alert rules that read the daily rollups (issue 17's 1 s target at 10M) give the same cells and the same
 findings as reading the facts alone, on a hand-built warehouse whose windows start and end mid-day: the rate
 rules' baseline takes its whole UTC days from ``_daily_message_rollup`` / ``_daily_latency_rollup`` /
-``_daily_attempt_rollup`` and only the edges from the facts."""
+``_daily_attempt_rollup`` and only the edges from the facts; the pumping watch's from ``_daily_prefix_rollup``
+and ``_daily_attempt_rollup``."""
 
 from __future__ import annotations
 
@@ -59,7 +60,15 @@ def con():
                 h.call(day=day(k), hour=minute // 60, minute=minute % 60, second=30, country=country,
                        fallback_of=event, template=template, purpose="password_reset",
                        status="completed" if answered else "no-answer", answered_by="human" if answered else None)
-    return h.build()
+    con = h.build()
+    # opt-out replies (and other replies) at random instants, more on the last days
+    rows = [(f"SMr{k}_{i}", at(day(k), *divmod(rng.randrange(24 * 60), 60)), rng.choice(["ID", "PH"]),
+             rng.choice(TEMPLATES), "MG1", "password_reset", "opt_out" if i % 4 else "help")
+            for k in range(40) for i in range(12 if k >= 37 else 3)]
+    con.execute("CREATE OR REPLACE TABLE _response_facts (sid VARCHAR, received_at TIMESTAMPTZ, country_iso2 VARCHAR, "
+                "template_id VARCHAR, sender VARCHAR, purpose VARCHAR, classification VARCHAR)")
+    con.executemany("INSERT INTO _response_facts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return con
 
 
 RULES = rules.parse({"defaults": {"min_volume": 1, "alpha": 0.5, "min_effect": 0.0, "min_ratio": 1.0,
@@ -69,8 +78,9 @@ RULES = rules.parse({"defaults": {"min_volume": 1, "alpha": 0.5, "min_effect": 0
     {"name": "fail_sender", "metric": "failure_rate", "scope": ["sender"]},  # no rollup keeps sender: facts
     {"name": "slow", "metric": "slow_delivery_rate", "scope": ["country", "carrier"]},
     {"name": "fb", "metric": "fallback_failure_rate", "scope": ["country", "template"]},
-    {"name": "fb_days", "metric": "fallback_failure_rate", "recent_hours": 12, "baseline_days": 3.5}]})
-RATE_RULES = [r for r in RULES.rules if r.engine == "rate" and r.metric != "opt_out_rate"]
+    {"name": "fb_days", "metric": "fallback_failure_rate", "recent_hours": 12, "baseline_days": 3.5},
+    {"name": "opt_sender", "metric": "opt_out_rate", "scope": ["sender"]}]})
+RATE_RULES = [r for r in RULES.rules if r.engine == "rate"]
 INSTANTS = [at(day(39), 23, 59), at(day(38), 7, 13, 5), at(day(39), 0, 0), at(day(37), 18, 30)]
 
 
@@ -103,7 +113,8 @@ def test_the_rollups_are_read_where_they_keep_the_rule_s_columns(con):
     assert reads == {"fail_cc": ["_daily_message_rollup"], "fail_tpl": ["_daily_message_rollup"], "fail_sender": [],
                      "slow": ["_daily_latency_rollup"], "fb": ["_daily_attempt_rollup"],
                      "fb_days": ["_daily_attempt_rollup"], "fallback_failure": ["_daily_attempt_rollup"],
-                     "latency": ["_daily_latency_rollup"]}  # the built-ins too
+                     "latency": ["_daily_latency_rollup"], "opt_out": ["_daily_message_rollup"],  # the built-ins too
+                     "opt_sender": []}
 
 
 def _findings(ev):
@@ -116,7 +127,7 @@ def test_findings_from_the_rollups_equal_the_facts(con, monkeypatch, as_of: date
     rolled, facts = _both(con, monkeypatch, lambda: _findings(evaluate.evaluate(con, cfg, as_of)))
     assert rolled == facts
     if as_of == INSTANTS[0]:
-        assert {f["rule"] for f in facts} >= {"fail_cc", "slow", "fb"}  # the late days' changes are found
+        assert {f["rule"] for f in facts} >= {"fail_cc", "slow", "fb", "opt_out"}  # the late days' changes are found
 
 
 def test_whole_days_of_a_window():
