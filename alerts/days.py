@@ -8,6 +8,8 @@ same counts as reading the facts alone, from a few thousand rollup rows and a da
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -31,6 +33,30 @@ def rolled(con: Any, table: str, start: datetime, end: datetime) -> dict[str, An
     bounds as instants: the facts give ``[start, $t0)`` and ``[$t1, end)``) when ``table`` is an up-to-date
     rollup (analytics._sql.rollup_ready) and [start, end) holds a whole day; else None: read the facts."""
     days = whole_days(start, end)
-    if days is None or not _sql.USE_ROLLUPS or not _sql.rollup_ready(con, table):
+    if days is None or not _sql.USE_ROLLUPS or not _ready(con, table):
         return None
     return {"d0": days[0], "d1": days[1], "t0": midnight(days[0]), "t1": midnight(days[1])}
+
+
+_cache: dict[tuple[int, str], bool] | None = None
+
+
+@contextmanager
+def one_evaluation() -> Iterator[None]:
+    """Within it, whether a rollup is ready is asked of the warehouse once per connection and table (one
+    evaluation reads the same few rollups several times; the answer cannot change within it)."""
+    global _cache
+    outer, _cache = _cache, {} if _cache is None else _cache
+    try:
+        yield
+    finally:
+        _cache = outer
+
+
+def _ready(con: Any, table: str) -> bool:
+    if _cache is None:
+        return _sql.rollup_ready(con, table)
+    key = (id(con), table)
+    if key not in _cache:
+        _cache[key] = _sql.rollup_ready(con, table)
+    return _cache[key]

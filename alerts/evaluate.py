@@ -53,6 +53,11 @@ def newest_message(con: Any) -> datetime | None:
 
 def evaluate(con: Any, config: Config, as_of: datetime | None = None) -> Evaluation:
     """Every enabled rule of ``config`` at ``as_of`` (default: the newest message)."""
+    with days.one_evaluation():
+        return _evaluate(con, config, as_of)
+
+
+def _evaluate(con: Any, config: Config, as_of: datetime | None) -> Evaluation:
     as_of = as_of or newest_message(con)
     ev = Evaluation(as_of)
     rules = [r for r in config.rules if r.enabled]
