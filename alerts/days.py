@@ -38,12 +38,12 @@ def rolled(con: Any, table: str, start: datetime, end: datetime) -> dict[str, An
     return {"d0": days[0], "d1": days[1], "t0": midnight(days[0]), "t1": midnight(days[1])}
 
 
-_cache: dict[tuple[int, str], bool] | None = None
+_cache: dict[int, frozenset[str]] | None = None
 
 
 @contextmanager
 def one_evaluation() -> Iterator[None]:
-    """Within it, whether a rollup is ready is asked of the warehouse once per connection and table (one
+    """Within it, which tables carry the rollup mark is asked of the warehouse once per connection (one
     evaluation reads the same few rollups several times; the answer cannot change within it)."""
     global _cache
     outer, _cache = _cache, {} if _cache is None else _cache
@@ -54,9 +54,13 @@ def one_evaluation() -> Iterator[None]:
 
 
 def _ready(con: Any, table: str) -> bool:
-    if _cache is None:
-        return _sql.rollup_ready(con, table)
-    key = (id(con), table)
-    if key not in _cache:
-        _cache[key] = _sql.rollup_ready(con, table)
-    return _cache[key]
+    """analytics._sql.rollup_ready: ``table`` and the facts it counts carry ROLLUP_MARK. Every row fetched, so
+    the connection has no unfinished result (``register`` refuses to run while one is open)."""
+    marked = _cache.get(id(con)) if _cache is not None else None
+    if marked is None:
+        marked = frozenset(r[0] for r in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = 'main' AND comment = $mark", {"mark": _sql.ROLLUP_MARK}).fetchall())
+        if _cache is not None:
+            _cache[id(con)] = marked
+    return {table, *_sql.ROLLUP_SOURCES[table]} <= marked

@@ -212,3 +212,29 @@ def test_pumping_baseline_counts_from_the_rollup_equal_the_facts(pumped, monkeyp
     assert set(facts["country_iso2"]) == {"ID", "IN"} and facts["n0"].sum() > 0
     pd.testing.assert_frame_equal(_sorted(rolled), _sorted(facts))
     assert pumping.rollup_length(62) == 8 and pumping.rollup_length(91) == 8 and pumping.rollup_length(1) == 7
+
+
+def test_pumping_without_the_prefix_rollup_reads_the_facts(pumped, tmp_path):
+    """A warehouse built before _daily_prefix_rollup (or refreshed by an older build) gives the same findings
+    from the facts, with the other rollups still read."""
+    from switchboard.alerts import pumping
+    from switchboard.ingest import warehouse
+
+    path = tmp_path / "old.duckdb"
+    pumped.execute(f"ATTACH '{path}' AS old")
+    try:
+        pumped.execute("COPY FROM DATABASE memory TO old")
+    finally:
+        pumped.execute("DETACH old")
+    old = warehouse.connect(path)
+    try:
+        old.execute("DROP TABLE _daily_prefix_rollup")
+        for as_of in PUMP_INSTANTS[:2]:
+            rec = Recording(old)
+            with days.one_evaluation():
+                found = [asdict(f) for f in pumping.detect(rec, PUMPING, as_of)]
+            assert found == [asdict(f) for f in pumping.detect(pumped, PUMPING, as_of)] != []
+            assert not any("_daily_prefix_rollup" in s for s in rec.sql)
+            assert any("_daily_attempt_rollup" in s for s in rec.sql)
+    finally:
+        old.close()
