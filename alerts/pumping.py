@@ -295,17 +295,17 @@ def _new_members(con: Any, prefixes: pd.DataFrame, base: datetime, recent: datet
                              "new_members": pd.Series(dtype="int64")})
     con.register("_alert_loud", prefixes[["country_iso2", "prefix", "plen"]])
     try:
-        return con.execute(f"""
-            WITH recent AS ({_RECENT}),
-            seen AS (
-                SELECT DISTINCT user_id FROM attempt_facts
-                WHERE sent_at >= $b AND sent_at < $r AND user_id IN (SELECT user_id FROM recent)
-            )
-            SELECT r.country_iso2, r.prefix, count(DISTINCT r.user_id) FILTER (WHERE s.user_id IS NULL) AS new_members
-            FROM recent r LEFT JOIN seen s ON s.user_id = r.user_id
+        new = con.execute(f"""
+            WITH recent AS ({_RECENT})
+            SELECT r.country_iso2, r.prefix, count(DISTINCT r.user_id) AS new_members
+            FROM recent r ANTI JOIN (SELECT user_id FROM attempt_facts WHERE sent_at >= $b AND sent_at < $r) s
+                 ON s.user_id = r.user_id
             GROUP BY ALL""", {"b": base, "r": recent, "e": end, "p": purposes}).df()
     finally:
         con.unregister("_alert_loud")
+    out = prefixes[["country_iso2", "prefix"]].merge(new, on=["country_iso2", "prefix"], how="left")
+    out["new_members"] = out["new_members"].fillna(0).astype("int64")  # every member seen before: none new
+    return out
 
 
 def _conversion_baseline(con: Any, countries: list[str], base: datetime, recent: datetime,
