@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from switchboard.alerts import days, pumping
 from switchboard.alerts import findings as fmt
-from switchboard.alerts import pumping
 from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import SCOPES, Config, Rule
-from switchboard.analytics import insights, responses
+from switchboard.analytics import _sql, insights, responses
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import benjamini_hochberg, two_proportion_z
 
@@ -55,6 +55,11 @@ def newest_message(con: Any) -> datetime | None:
 
 def evaluate(con: Any, config: Config, as_of: datetime | None = None) -> Evaluation:
     """Every enabled rule of ``config`` at ``as_of`` (default: the newest message)."""
+    with days.one_evaluation():
+        return _evaluate(con, config, as_of)
+
+
+def _evaluate(con: Any, config: Config, as_of: datetime | None) -> Evaluation:
     as_of = as_of or newest_message(con)
     ev = Evaluation(as_of)
     rules = [r for r in config.rules if r.enabled]
@@ -238,8 +243,24 @@ _RATE_TODO = {
 }
 
 
+# metric -> (its daily rollup, the rollup rows the relation above keeps, unit, bad outcome, a facts relation
+# read over the whole days too): the same counts summed over whole UTC days. The latency rollup holds only
+# delivered SMS with a latency: the unit itself. (Opt-outs: analytics.responses.opt_out_cells, its own rollup.)
+_RATE_ROLLUP = {
+    "failure_rate": ("_daily_message_rollup", "true", "is_delivered OR is_failed", "is_failed", None),
+    "slow_delivery_rate": ("_daily_latency_rollup", "true", "true", "delivery_latency_s > $latency", None),
+    "fallback_failure_rate": ("_daily_attempt_rollup", "channel = 'voice' AND is_fallback",
+                              "is_delivered IS NOT NULL", "NOT is_delivered", None),
+}
+
+
 def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
-    """k/n per cell of ``rule``'s scope, recent (1) and baseline (0), in one scan."""
+    """k/n per cell of ``rule``'s scope, recent (1) and baseline (0).
+
+    The baseline's whole UTC days come from the metric's daily rollup when it keeps every column of the
+    rule's scope and filters (a few thousand rows instead of weeks of facts); the facts give the rest: the
+    recent window, the part of the day the baseline starts in after its start, and the part of the day the
+    recent window starts in before it. Same counts as reading the facts alone (tests/test_alerts_rollup.py)."""
     base, recent, end = _window(rule, as_of)
     dims = [SCOPES[s] for s in rule.scope]
     if rule.metric == "opt_out_rate":
@@ -247,18 +268,45 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
                                      filters=_opt_out_filters(rule.where))
         return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
     relation, unit, bad = _RATE_SQL[rule.metric]
-    conds, params = ["t >= $base", "t < $end"], {"base": base, "end": end, "recent": recent}
+    where, params = [], {"base": base, "end": end, "recent": recent}
     for i, (k, v) in enumerate(rule.where):
-        conds.append(f"{SCOPES[k]} = $w{i}")
+        where.append(f"{SCOPES[k]} = $w{i}")
         params[f"w{i}"] = v
     if "$latency" in bad:
         params["latency"] = rule.latency_seconds
-    sql = (f"SELECT {', '.join(dims)}, "
-           f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
-           f"count(*) FILTER (WHERE t >= $recent AND ({unit}) AND ({bad})) AS k1, "
-           f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
-           f"count(*) FILTER (WHERE t < $recent AND ({unit}) AND ({bad})) AS k0 "
-           f"FROM ({relation}) WHERE {' AND '.join(conds)} GROUP BY ALL")
+    bad_unit = f"({unit}) AND ({bad})"
+    select = "".join(f"{d}, " for d in dims)
+    group = f" GROUP BY {', '.join(dims)}" if dims else ""
+
+    def facts(lo: str, hi: str, relation: str = relation) -> str:
+        conds = " AND ".join([f"t >= ${lo}", f"t < ${hi}", *where])
+        return (f"SELECT {select}"
+                f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
+                f"count(*) FILTER (WHERE t >= $recent AND {bad_unit}) AS k1, "
+                f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
+                f"count(*) FILTER (WHERE t < $recent AND {bad_unit}) AS k0 "
+                f"FROM ({relation}) WHERE {conds}{group}")
+
+    rollup = _RATE_ROLLUP.get(rule.metric)
+    split = None
+    if rollup is not None and {*dims, *(SCOPES[k] for k, _ in rule.where)} <= _sql.ROLLUPS[rollup[0]].keeps:
+        split = days.rolled(con, rollup[0], base, recent)
+    if split is None:
+        sql = facts("base", "end")
+    else:
+        table, rows, r_unit, r_bad, also = rollup
+        day = _sql.ROLLUPS[table].day
+        params |= split
+        conds = " AND ".join([f"{day} >= $d0", f"{day} < $d1", rows, *where])
+        whole = (f"SELECT {select}0 AS n1, 0 AS k1, "
+                 f"coalesce(sum(n) FILTER (WHERE {r_unit}), 0) AS n0, "
+                 f"coalesce(sum(n) FILTER (WHERE ({r_unit}) AND ({r_bad})), 0) AS k0 "
+                 f"FROM {table} WHERE {conds}{group}")
+        sums = "CAST(sum(n1) AS BIGINT) AS n1, CAST(sum(k1) AS BIGINT) AS k1, " \
+               "CAST(sum(n0) AS BIGINT) AS n0, CAST(sum(k0) AS BIGINT) AS k0"
+        also = f" UNION ALL {facts('t0', 't1', also)}" if also else ""
+        sql = (f"SELECT {select}{sums} FROM ({facts('base', 't0')} UNION ALL {whole}{also} "
+               f"UNION ALL {facts('t1', 'end')}){group}")
     df = con.execute(sql, params).df()
     return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
 

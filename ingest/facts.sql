@@ -319,6 +319,22 @@ WHERE is_delivered AND delivery_latency_s IS NOT NULL
 GROUP BY ALL
 ORDER BY sent_day;
 
+-- Internal (not an analyst view): SMS counted per UTC day, recipient country, purpose and number prefix:
+-- the '+', the country's calling code and five more digits (a destination code of up to four digits and one
+-- more digit), NULL when the country has no calling code. alerts.pumping's baseline: the watch's prefix (the
+-- calling code, the destination code and one digit, from phonenumbers) is a left() of this one whenever it
+-- is no longer, so it sums these rows instead of a string prefix per message over weeks of message_facts;
+-- a longer one reads message_facts.
+-- @table _daily_prefix_rollup day=sent_day
+SELECT m.sent_day, m.country_iso2, m.purpose,
+       left(m.to_number, CASE WHEN c.calling_code < 10 THEN 7 WHEN c.calling_code < 100 THEN 8
+                              WHEN c.calling_code < 1000 THEN 9 END)  AS prefix,
+       count(*)                                                         AS n
+FROM _scope_message_days m
+LEFT JOIN countries c ON c.iso2 = m.country_iso2
+GROUP BY ALL
+ORDER BY sent_day;
+
 -- @finish
 -- Rollup marker, written last: each internal table the analytics read instead of a view, and each
 -- facts table such a table is built from, gets this comment. CREATE OR REPLACE drops a table's
@@ -334,4 +350,5 @@ COMMENT ON TABLE _daily_message_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_duration_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_latency_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_prefix_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v4';

@@ -126,6 +126,7 @@ FACT_KEYS: dict[str, str] = {
     "_fallback_chain_facts": "event_id", "_experiment_exposures": "member",
     "_daily_attempt_rollup": "sent_day", "_daily_message_rollup": "sent_day", "_daily_call_rollup": "start_day",
     "_daily_call_duration_rollup": "start_day", "_daily_latency_rollup": "sent_day",
+    "_daily_prefix_rollup": "sent_day",
 }
 
 
