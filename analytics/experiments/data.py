@@ -59,6 +59,19 @@ def _exposures_ready(con: duckdb.DuckDBPyConnection) -> bool:
     return rows.get(EXPOSURES_TABLE) == EXPOSURES_MARK and bool(rows.get("_attempt_facts"))
 
 
+def _period_only(filters: Filters) -> bool:
+    """Whether nothing but the period and the experiment filters the exposures (then _WHOLE_MEMBER and
+    _SINGLE_EXPOSURE hold)."""
+    return (not filters.countries and not filters.purposes
+            and all(column == "experiment_id" for column, _ in filters.extra))
+
+
+def _has_column(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    return bool(con.execute(
+        "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' "
+        "AND table_name = $t AND column_name = $c", {"t": table, "c": column}).fetchone()[0])
+
+
 def _exposures_can_answer(con: duckdb.DuckDBPyConnection, filters: Filters) -> bool:
     """Whether ``_experiment_exposures`` answers a call with these (experiment) filters."""
     return (USE_EXPOSURES_TABLE and all(column in _EXPOSURES_EXTRA for column, _ in filters.extra)
@@ -83,8 +96,7 @@ def _aggregates(
         raise ValueError(f"Unknown segment {segment!r}; allowed: {', '.join(_SEGMENTS)}")
     segment_sql, segment_name_sql = _SEGMENTS[segment]
     if _exposures_can_answer(con, filters):
-        period_only = (not filters.countries and not filters.purposes
-                       and all(column == "experiment_id" for column, _ in filters.extra))
+        period_only = _period_only(filters)
         sql = _sql.render("experiments_variant_metrics_exposures", where=where, segment=segment_sql,
                           segment_name=segment_name_sql, whole=_WHOLE_MEMBER if period_only else "false",
                           single=_SINGLE_EXPOSURE if period_only else "false")
@@ -153,6 +165,10 @@ _COVARIATES: dict[str, str] = {
                    "AND p.sent_at < u.first_at GROUP BY u.user_id"),
 }
 DEFAULT_PRE_DAYS = 28
+# The covariates _experiment_exposures carries per exposure (ingest/facts.sql), for the pre-period length
+# in the column's name: preperiod_data reads the column off the member's first exposure when the table has
+# it for the pre_days asked (experiments_preperiod_exposures.sql), else it counts at query time.
+_PRE_COLUMNS: dict[str, str] = {"conversions": "pre_conversions_{days}d"}
 # helper B's replies table (ingest): one row per classified reply; an opt-out counts when it came at
 # or after the member's first exposure (an earlier STOP cannot be the experiment's doing).
 RESPONSES_TABLE = "_response_facts"
@@ -202,12 +218,19 @@ def preperiod_data(
         raise ValueError(f"Unknown covariate {covariate!r}; allowed: {', '.join(_COVARIATES)}")
     if int(pre_days) < 1:
         raise ValueError("pre_days must be at least 1 (the days before first exposure CUPED reads)")
-    where, params = _sql.where_for("attempt_facts", start or _ALL_TIME[0], end or _ALL_TIME[1],
-                                   _experiment_filters(filters), alias="a")
+    filters = _experiment_filters(filters)
+    where, params = _sql.where_for("attempt_facts", start or _ALL_TIME[0], end or _ALL_TIME[1], filters, alias="a")
     responses = has_responses(con)
-    sql = _sql.render("experiments_preperiod", where=where, covariate=_COVARIATES[covariate],
-                      opt_out=_OPT_OUT if responses else _NO_OPT_OUT)
-    params.update(experiment_id=experiment_id, pre_days=int(pre_days),
+    opt_out = _OPT_OUT if responses else _NO_OPT_OUT
+    x_column = _PRE_COLUMNS[covariate].format(days=int(pre_days)) if covariate in _PRE_COLUMNS else None
+    if x_column and _exposures_can_answer(con, filters) and _has_column(con, EXPOSURES_TABLE, x_column):
+        sql = _sql.render("experiments_preperiod_exposures", where=where, x_column=x_column, opt_out=opt_out,
+                          whole=_WHOLE_MEMBER if _period_only(filters) else "false",
+                          single=_SINGLE_EXPOSURE if _period_only(filters) else "false")
+    else:
+        sql = _sql.render("experiments_preperiod", where=where, covariate=_COVARIATES[covariate], opt_out=opt_out)
+        params.update(pre_days=int(pre_days))
+    params.update(experiment_id=experiment_id,
                   window_minutes=None if window_minutes is None else float(window_minutes))
     df = con.execute(sql, params).df()
     for c in PREPERIOD_COLUMNS[3:]:
