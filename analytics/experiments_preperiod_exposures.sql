@@ -12,57 +12,69 @@
 --   {x_column}  the allow-listed pre-period column (pre_conversions_<days>d) of _experiment_exposures
 --   {whole}     `false`, or the all-exposures-in-the-period condition on alias a
 --   {single}    `false`, or the only-exposure-in-the-period condition on alias a
---   {opt_out}   as in experiments_preperiod.sql (reads firsts u: user_id, first_at)
+--   {opt_out}   the allow-listed opt-out replies: (user_id, last_at) per member who replied 'opt_out' in the
+--               experiment, last_at the last such reply (counted when at or after the first exposure, as in
+--               experiments_preperiod.sql), or an empty SELECT without _response_facts
 -- Bound parameters: $experiment_id, $window_minutes (DOUBLE or NULL), $f_start / $f_end from {where}.
 --
 -- Output: as experiments_preperiod.sql.
-WITH kept AS (
-    SELECT a.*
+WITH per_member AS (
+    SELECT a.member, min(a.exposure_order) AS first_order
     FROM _experiment_exposures a
     WHERE a.experiment_id = $experiment_id
       AND {where}
-),
-per_member AS (
-    SELECT a.member, min(a.exposure_order) AS first_order
-    FROM kept a
-    WHERE NOT ({whole}) AND NOT ({single})
+      AND NOT ({whole})
+      AND NOT ({single})
     GROUP BY a.member
 ),
-first_rows AS (
-    SELECT f.* FROM per_member m JOIN kept f ON f.exposure_order = m.first_order
-    UNION ALL
-    SELECT a.* FROM kept a WHERE NOT ({whole}) AND ({single})
-    UNION ALL
-    SELECT a.* FROM kept a WHERE a.is_first_exposure AND ({whole})
-),
 firsts AS (
-    SELECT
-        f.user_id,
-        f.sent_at                                   AS first_at,
-        f.variant,
-        f.country_iso2                              AS segment,
-        f.country_name                              AS segment_name,
-        CAST(CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(f.converted, false)
-                  ELSE coalesce(f.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false)
-             END AS INTEGER)                        AS y,
-        f.{x_column}                                AS x
-    FROM first_rows f
+    SELECT f.user_id, f.sent_at, f.variant, f.country_iso2, f.country_name, f.converted, f.minutes_to_conversion,
+           f.{x_column} AS x
+    FROM per_member m
+    -- the first exposure passes the filters too: reading only the rows that do skips the other row groups
+    JOIN (SELECT a.* FROM _experiment_exposures a WHERE a.experiment_id = $experiment_id AND {where}) f
+      ON f.exposure_order = m.first_order
+    UNION ALL
+    SELECT a.user_id, a.sent_at, a.variant, a.country_iso2, a.country_name, a.converted, a.minutes_to_conversion,
+           a.{x_column}
+    FROM _experiment_exposures a
+    WHERE a.experiment_id = $experiment_id
+      AND {where}
+      AND NOT ({whole})
+      AND ({single})
+    UNION ALL
+    SELECT a.user_id, a.sent_at, a.variant, a.country_iso2, a.country_name, a.converted, a.minutes_to_conversion,
+           a.{x_column}
+    FROM _experiment_exposures a
+    WHERE a.experiment_id = $experiment_id
+      AND {where}
+      AND a.is_first_exposure
+      AND ({whole})
 ),
-opted AS (
-    {opt_out}
+units AS (
+    SELECT
+        u.variant,
+        u.country_iso2                                                  AS segment,
+        u.country_name                                                  AS segment_name,
+        CAST(CASE WHEN CAST($window_minutes AS DOUBLE) IS NULL THEN coalesce(u.converted, false)
+                  ELSE coalesce(u.minutes_to_conversion <= CAST($window_minutes AS DOUBLE), false)
+             END AS INTEGER)                                            AS y,
+        u.x,
+        coalesce(o.last_at >= u.sent_at, false)                         AS opted_out
+    FROM firsts u
+    LEFT JOIN ({opt_out}) o ON o.user_id = u.user_id
 )
 SELECT
-    u.variant,
-    u.segment,
-    any_value(u.segment_name)                       AS segment_name,
+    variant,
+    segment,
+    any_value(segment_name)                         AS segment_name,
     count(*)                                        AS users,
-    sum(u.y)                                        AS y_sum,
-    sum(u.x)                                        AS x_sum,
-    sum(u.x * u.x)                                  AS x_sum_squares,
-    sum(u.x * u.y)                                  AS xy_sum,
-    count(*) FILTER (WHERE u.x > 0)                 AS pre_users,
-    count(o.user_id)                                AS opt_out_users
-FROM firsts u
-LEFT JOIN opted o ON o.user_id = u.user_id
-GROUP BY u.variant, u.segment
-ORDER BY u.variant, u.segment
+    sum(y)                                          AS y_sum,
+    sum(x)                                          AS x_sum,
+    sum(x * x)                                      AS x_sum_squares,
+    sum(x * y)                                      AS xy_sum,
+    count(*) FILTER (WHERE x > 0)                   AS pre_users,
+    count(*) FILTER (WHERE opted_out)               AS opt_out_users
+FROM units
+GROUP BY variant, segment
+ORDER BY variant, segment

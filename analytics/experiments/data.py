@@ -175,6 +175,11 @@ RESPONSES_TABLE = "_response_facts"
 _OPT_OUT = ("SELECT DISTINCT u.user_id FROM firsts u JOIN _response_facts r ON r.user_id = u.user_id "
             "AND r.experiment_id = $experiment_id AND r.classification = 'opt_out' AND r.received_at >= u.first_at")
 _NO_OPT_OUT = "SELECT CAST(NULL AS VARCHAR) AS user_id WHERE false"
+# The same for experiments_preperiod_exposures.sql: each opted-out member's last opt-out reply (they count
+# when it came at or after the first exposure, i.e. when some opt-out did).
+_OPT_OUT_LAST = ("SELECT r.user_id, max(r.received_at) AS last_at FROM _response_facts r "
+                 "WHERE r.experiment_id = $experiment_id AND r.classification = 'opt_out' GROUP BY r.user_id")
+_NO_OPT_OUT_LAST = "SELECT CAST(NULL AS VARCHAR) AS user_id, CAST(NULL AS TIMESTAMPTZ) AS last_at WHERE false"
 PREPERIOD_COLUMNS = ["variant", "segment", "segment_name", "users", "y_sum", "x_sum", "x_sum_squares", "xy_sum",
                      "pre_users", "opt_out_users"]
 
@@ -221,14 +226,15 @@ def preperiod_data(
     filters = _experiment_filters(filters)
     where, params = _sql.where_for("attempt_facts", start or _ALL_TIME[0], end or _ALL_TIME[1], filters, alias="a")
     responses = has_responses(con)
-    opt_out = _OPT_OUT if responses else _NO_OPT_OUT
     x_column = _PRE_COLUMNS[covariate].format(days=int(pre_days)) if covariate in _PRE_COLUMNS else None
     if x_column and _exposures_can_answer(con, filters) and _has_column(con, EXPOSURES_TABLE, x_column):
-        sql = _sql.render("experiments_preperiod_exposures", where=where, x_column=x_column, opt_out=opt_out,
+        sql = _sql.render("experiments_preperiod_exposures", where=where, x_column=x_column,
+                          opt_out=_OPT_OUT_LAST if responses else _NO_OPT_OUT_LAST,
                           whole=_WHOLE_MEMBER if _period_only(filters) else "false",
                           single=_SINGLE_EXPOSURE if _period_only(filters) else "false")
     else:
-        sql = _sql.render("experiments_preperiod", where=where, covariate=_COVARIATES[covariate], opt_out=opt_out)
+        sql = _sql.render("experiments_preperiod", where=where, covariate=_COVARIATES[covariate],
+                          opt_out=_OPT_OUT if responses else _NO_OPT_OUT)
         params.update(pre_days=int(pre_days))
     params.update(experiment_id=experiment_id,
                   window_minutes=None if window_minutes is None else float(window_minutes))
