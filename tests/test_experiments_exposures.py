@@ -295,3 +295,47 @@ def test_a_table_without_the_column_counts_at_query_time(pre_con, monkeypatch):
     got = ex.preperiod_data(pre_con, "exp1", window_minutes=30.0)
     assert used == ["experiments_preperiod"]
     pd.testing.assert_frame_equal(got.rows, want.rows)
+
+
+@pytest.mark.parametrize("window", [None, 30.0])
+@pytest.mark.parametrize("case", list(CASES))
+def test_page_pre_period_equals_preperiod_data(pre_con, monkeypatch, case, window):
+    """The page's path (CUPED sums with experiment_data, opt_out_data, preperiod_from) gives preperiod_data's
+    rows, and experiment_data's aggregates do not change with the sums beside them."""
+    spec = CASES[case]
+    period = {"start": spec.get("start"), "end": spec.get("end"), "filters": spec.get("filters")}
+    page = ex.experiment_data(pre_con, **period, window_minutes=window)
+    assert page.pre_days == 28 and page.cuped is not None
+    pd.testing.assert_frame_equal(page.aggregates,
+                                  ex.experiment_data(pre_con, **period, window_minutes=window, pre_days=None).aggregates)
+    for experiment in ("exp1", "exp2", "nope"):
+        got = ex.preperiod_from(page, experiment, ex.opt_out_data(pre_con, experiment, **period))
+        want = ex.preperiod_data(pre_con, experiment, **period, window_minutes=window)
+        # an empty answer: DuckDB's empty text columns are objects, a filtered frame keeps its str dtype
+        pd.testing.assert_frame_equal(got.rows, want.rows, check_dtype=not want.rows.empty)
+        assert want.rows.empty == (experiment == "nope" or case == "nothing") or experiment == "exp2"
+        assert (got.covariate, got.pre_days, got.has_responses) == ("conversions", 28, True)
+        opted = got.rows.loc[got.rows["opt_out_users"] > 0, ["variant", "segment", "opt_out_users"]]
+        monkeypatch.setattr(ex.data, "USE_EXPOSURES_TABLE", False)  # opt-outs from the attempt_facts query
+        pd.testing.assert_frame_equal(ex.opt_out_data(pre_con, experiment, **period).rows, opted.reset_index(drop=True))
+        monkeypatch.setattr(ex.data, "USE_EXPOSURES_TABLE", True)
+
+
+def test_without_the_covariate_the_page_counts_at_query_time(pre_con, monkeypatch):
+    page = ex.experiment_data(pre_con, window_minutes=30.0, pre_days=3)  # the table carries 28 days only
+    assert page.cuped is None and page.pre_days is None
+    assert ex.preperiod_from(page, "exp1", ex.opt_out_data(pre_con, "exp1")) is None
+    monkeypatch.setattr(ex.data, "USE_EXPOSURES_TABLE", False)  # a Parquet export or an older warehouse
+    assert ex.experiment_data(pre_con, window_minutes=30.0).cuped is None
+
+
+def test_without_replies_opt_outs_are_not_measured():
+    c = build(arm("A", 20, 5) + arm("B", 20, 9))
+    c.execute("DROP VIEW IF EXISTS responses")
+    c.execute("DROP TABLE _response_facts CASCADE")  # a warehouse built before replies were ingested
+    opt_outs = ex.opt_out_data(c, "exp1")
+    assert not opt_outs.has_responses and opt_outs.rows.empty
+    got = ex.preperiod_from(ex.experiment_data(c, window_minutes=30.0), "exp1", opt_outs)
+    want = ex.preperiod_data(c, "exp1", window_minutes=30.0)
+    pd.testing.assert_frame_equal(got.rows, want.rows)
+    assert not got.has_responses and not want.has_responses
