@@ -217,7 +217,20 @@ ANTI JOIN _experiment_members m ON m.experiment_id = n.experiment_id AND m.user_
 -- columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment marks
 -- this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too (a
 -- refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
+-- pre_conversions_28d: the CUPED covariate of the exposure (issue 19), the member's conversions (the raw
+-- conversions table, any type, joined on user_id: only this key's own inputs) in the 28 days before it,
+-- [sent_at - 28 days, sent_at); analytics.experiments.preperiod_data reads it off the member's first exposure
+-- when its pre_days is the number in the column's name. It moves when a conversion is added or deleted
+-- before a later exposure (ingest/incremental.py makes those members affected).
 -- @table _experiment_exposures key=member day=sent_day
+WITH pre AS (
+    SELECT a.event_id, count(*) AS n
+    FROM _scope_exposure_attempts a
+    JOIN conversions c ON c.user_id = a.user_id
+     AND c.occurred_at >= a.sent_at - INTERVAL 28 DAY AND c.occurred_at < a.sent_at
+    WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
+    GROUP BY a.event_id
+)
 SELECT
     a.experiment_id,
     mem.member,
@@ -240,12 +253,14 @@ SELECT
     count(*) OVER member_rows                                                           AS member_attempts,
     min(a.variant) OVER member_rows <> max(a.variant) OVER member_rows                  AS member_switched,
     sum(coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)) OVER member_rows            AS member_cost,
-    max(a.sent_day) OVER member_rows                                                    AS member_last_day
+    max(a.sent_day) OVER member_rows                                                    AS member_last_day,
+    coalesce(p.n, 0)                                                                    AS pre_conversions_28d
 FROM _scope_exposure_attempts a
 JOIN _experiment_members mem ON mem.experiment_id = a.experiment_id AND mem.user_id = a.user_id
 JOIN _experiment_variants v  ON v.experiment_id = a.experiment_id AND v.variant = a.variant
 LEFT JOIN (SELECT event_id, cost_usd FROM _scope_exposure_fallbacks WHERE is_fallback) fb
        ON fb.event_id = a.fallback_event_id
+LEFT JOIN pre p ON p.event_id = a.event_id
 WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
 WINDOW member_rows AS (PARTITION BY a.experiment_id, a.user_id),
        member_order AS (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id)

@@ -16,8 +16,9 @@ What a change affects (the cross-row rules):
   the member's earlier attempts), and its fallbacks (the attempt's fallback_event_id, its chain row and
   its exposure cost read the child): the parents of every affected event are affected too;
 * an experiment member: any affected attempt of theirs, before or after the change (a member can move
-  between experiments when a send-log row is rewritten), and every member of an experiment whose variant
-  numbering changed;
+  between experiments when a send-log row is rewritten), every member of an experiment whose variant
+  numbering changed, and a conversion of their user before one of their exposures, or a deleted one (the
+  exposures count the pre-period conversions);
 * a UTC day of a rollup: the old and the new day of every fact row deleted or inserted.
 
 Everything happens in one transaction with the new watermark, so a killed build leaves the previous one.
@@ -81,8 +82,13 @@ _KEY_TABLES: list[tuple[str, str]] = [
               WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL
         UNION SELECT fallback_of FROM _attempt_facts
               WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL"""),
-    # filled by the attempts step: the members of the attempts it rewrote (and of their parents)
-    ("_k_mem", "SELECT CAST(NULL AS VARCHAR) AS experiment_id, CAST(NULL AS VARCHAR) AS user_id WHERE false"),
+    # the members whose exposures' pre-period conversions (facts.sql) a changed or deleted conversion moves:
+    # an exposure after the new one, any of a deleted one's user; the attempts step adds the members of the
+    # attempts it rewrote (and of their parents)
+    ("_k_mem", """
+        SELECT DISTINCT e.experiment_id, e.user_id FROM _experiment_exposures e
+        WHERE e.user_id IN (SELECT aux FROM _del WHERE tbl = 'conversions')
+           OR EXISTS (SELECT 1 FROM _chg_conv c WHERE c.user_id = e.user_id AND c.occurred_at < e.sent_at)"""),
     ("_written", "SELECT CAST(NULL AS VARCHAR) AS tbl, CAST(NULL AS VARCHAR) AS k WHERE false"),
 ]
 
