@@ -25,6 +25,7 @@
 -- @scope _scope_chain_calls        _call_facts
 -- @scope _scope_exposure_attempts  _attempt_facts
 -- @scope _scope_exposure_fallbacks _attempt_facts
+-- @scope _scope_exposure_conversions conversions
 -- @scope _scope_message_days       _message_facts
 -- @scope _scope_call_days          _call_facts
 -- @scope _scope_attempt_days       _attempt_facts
@@ -217,7 +218,7 @@ ANTI JOIN _experiment_members m ON m.experiment_id = n.experiment_id AND m.user_
 -- columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment marks
 -- this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too (a
 -- refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
--- pre_conversions_28d: the CUPED covariate of the exposure (issue 19), the member's conversions (the raw
+-- pre_conversions_28d: the CUPED covariate of the exposure (issue 19), the member's conversions (the
 -- conversions table, any type, joined on user_id: only this key's own inputs) in the 28 days before it,
 -- [sent_at - 28 days, sent_at); analytics.experiments.preperiod_data reads it off the member's first exposure
 -- when its pre_days is the number in the column's name. It moves when a conversion is added or deleted
@@ -226,7 +227,7 @@ ANTI JOIN _experiment_members m ON m.experiment_id = n.experiment_id AND m.user_
 WITH pre AS (
     SELECT a.event_id, count(*) AS n
     FROM _scope_exposure_attempts a
-    JOIN conversions c ON c.user_id = a.user_id
+    JOIN _scope_exposure_conversions c ON c.user_id = a.user_id
      AND c.occurred_at >= a.sent_at - INTERVAL 28 DAY AND c.occurred_at < a.sent_at
     WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
     GROUP BY a.event_id

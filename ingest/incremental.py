@@ -112,6 +112,7 @@ _INCREMENTAL_SCOPES: dict[str, str] = {
     "_scope_exposure_attempts": ("EXISTS (SELECT 1 FROM _k_mem m "
                                  "WHERE m.experiment_id = t.experiment_id AND m.user_id = t.user_id)"),
     "_scope_exposure_fallbacks": "t.event_id IN (SELECT fallback_event_id FROM _scope_exposure_attempts)",
+    "_scope_exposure_conversions": "t.user_id IN (SELECT user_id FROM _scope_exposure_attempts)",
 }
 
 # how each table's affected rows are found (to delete them) and which days table collects their days
