@@ -7,7 +7,9 @@
 * ``rate`` rules (voice fallback failures, slow deliveries, opt-outs, any failure rate in any scope) count
   a bad outcome per cell, recent against baseline, in one SQL scan each; every cell of every rate rule is
   tested (one-sided two-proportion z test) and all their p-values share one Benjamini-Hochberg correction,
-  so checking thousands of cells does not turn noise into alerts.
+  so checking thousands of cells does not turn noise into alerts. Opt-outs are counted by
+  ``analytics.responses.opt_out_cells`` (delivered SMS and those answered with an opt-out keyword), the
+  count behind the Overview's opt-out rises and the Responses page's spikes.
 * ``pumping`` is the SMS-pumping watch (alerts.pumping).
 
 The clock is the data's: ``as_of`` is the newest ``sent_at``, so replaying a history day by day gives the
@@ -24,11 +26,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from switchboard.alerts import days, pumping
 from switchboard.alerts import findings as fmt
-from switchboard.alerts import pumping
 from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import SCOPES, Config, Rule
-from switchboard.analytics import insights
+from switchboard.analytics import _sql, insights, responses
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import benjamini_hochberg, two_proportion_z
 
@@ -53,6 +55,11 @@ def newest_message(con: Any) -> datetime | None:
 
 def evaluate(con: Any, config: Config, as_of: datetime | None = None) -> Evaluation:
     """Every enabled rule of ``config`` at ``as_of`` (default: the newest message)."""
+    with days.one_evaluation():
+        return _evaluate(con, config, as_of)
+
+
+def _evaluate(con: Any, config: Config, as_of: datetime | None) -> Evaluation:
     as_of = as_of or newest_message(con)
     ev = Evaluation(as_of)
     rules = [r for r in config.rules if r.enabled]
@@ -83,14 +90,9 @@ def evaluate(con: Any, config: Config, as_of: datetime | None = None) -> Evaluat
 
 def _missing(con: Any, rule: Rule) -> str | None:
     """Why a rate rule cannot run on this warehouse, or None."""
-    if rule.metric == "opt_out_rate" and not _has_table(con, "_response_facts"):
-        return "no _response_facts table in this warehouse (responses are not ingested yet)"
+    if rule.metric == "opt_out_rate" and not responses.available(con):
+        return "no _response_facts table or responses view in this warehouse (responses are not ingested yet)"
     return None
-
-
-def _has_table(con: Any, name: str) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-                            "AND table_name = $t", {"t": name}).fetchone()[0])
 
 
 def _window(rule: Rule, as_of: datetime) -> tuple[datetime, datetime, datetime]:
@@ -117,7 +119,7 @@ def _insights(con: Any, group: list[Rule], as_of: datetime) -> list[Finding]:
     df = insights.what_changed(
         con, end=end, since=recent, baseline_days=max(1, round(r0.baseline_days)), filters=_filters(r0.where),
         alpha=r0.alpha, min_effect=r0.min_effect, min_ratio=r0.min_ratio, min_lost=r0.min_impact,
-        persistent=False, correction="bh", max_findings=50)
+        persistent=False, correction="bh", max_findings=50, opt_outs=False)
     by_kind = {KIND_OF_METRIC[r.metric]: r for r in group}
     out = []
     for row in df.itertuples(index=False):
@@ -225,16 +227,12 @@ _RATE_SQL = {
                            "is_delivered AND delivery_latency_s IS NOT NULL", "delivery_latency_s > $latency"),
     "fallback_failure_rate": ("SELECT *, sent_at AS t FROM attempt_facts WHERE channel = 'voice' AND is_fallback",
                               "is_delivered IS NOT NULL", "NOT is_delivered"),
-    "opt_out_rate": (("SELECT country_iso2, template_id, sender, purpose, 'sms' AS channel, sent_at AS t, "
-                      "1 AS sent, 0 AS opted FROM message_facts UNION ALL "
-                      "SELECT country_iso2, template_id, sender, purpose, 'sms', received_at, 0, 1 "
-                      "FROM _response_facts WHERE classification = 'opt_out'"), "sent = 1", "opted = 1"),
-}
+}  # opt_out_rate: analytics.responses.opt_out_cells (see _rate_cells)
 _RATE_WORDS = {
     "failure_rate": ("of SMS to {place} failed", "members not reached"),
     "slow_delivery_rate": ("of SMS delivered to {place} took longer than {lat:g} s", "members waited longer"),
     "fallback_failure_rate": ("of voice fallback calls to {place} were not answered", "members not reached"),
-    "opt_out_rate": ("opt-out replies per SMS to {place}", "more members opted out"),
+    "opt_out_rate": ("of SMS delivered to {place} were answered with an opt-out keyword", "more members opted out"),
 }
 _RATE_TODO = {
     "failure_rate": "open the Errors page filtered to this view for the codes behind it.",
@@ -245,27 +243,82 @@ _RATE_TODO = {
 }
 
 
+# metric -> (its daily rollup, the rollup rows the relation above keeps, unit, bad outcome, a facts relation
+# read over the whole days too): the same counts summed over whole UTC days. The latency rollup holds only
+# delivered SMS with a latency: the unit itself. (Opt-outs: analytics.responses.opt_out_cells, its own rollup.)
+_RATE_ROLLUP = {
+    "failure_rate": ("_daily_message_rollup", "true", "is_delivered OR is_failed", "is_failed", None),
+    "slow_delivery_rate": ("_daily_latency_rollup", "true", "true", "delivery_latency_s > $latency", None),
+    "fallback_failure_rate": ("_daily_attempt_rollup", "channel = 'voice' AND is_fallback",
+                              "is_delivered IS NOT NULL", "NOT is_delivered", None),
+}
+
+
 def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
-    """k/n per cell of ``rule``'s scope, recent (1) and baseline (0), in one scan."""
+    """k/n per cell of ``rule``'s scope, recent (1) and baseline (0).
+
+    The baseline's whole UTC days come from the metric's daily rollup when it keeps every column of the
+    rule's scope and filters (a few thousand rows instead of weeks of facts); the facts give the rest: the
+    recent window, the part of the day the baseline starts in after its start, and the part of the day the
+    recent window starts in before it. Same counts as reading the facts alone (tests/test_alerts_rollup.py)."""
     base, recent, end = _window(rule, as_of)
-    relation, unit, bad = _RATE_SQL[rule.metric]
     dims = [SCOPES[s] for s in rule.scope]
-    conds, params = ["t >= $base", "t < $end"], {"base": base, "end": end, "recent": recent}
+    if rule.metric == "opt_out_rate":
+        df = responses.opt_out_cells(con, start=base, split=recent, end=end, by=dims,
+                                     filters=_opt_out_filters(rule.where))
+        return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
+    relation, unit, bad = _RATE_SQL[rule.metric]
+    where, params = [], {"base": base, "end": end, "recent": recent}
     for i, (k, v) in enumerate(rule.where):
-        conds.append(f"{SCOPES[k]} = $w{i}")
+        where.append(f"{SCOPES[k]} = $w{i}")
         params[f"w{i}"] = v
     if "$latency" in bad:
         params["latency"] = rule.latency_seconds
-    sql = (f"SELECT {', '.join(dims)}, "
-           f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
-           f"count(*) FILTER (WHERE t >= $recent AND ({unit}) AND ({bad})) AS k1, "
-           f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
-           f"count(*) FILTER (WHERE t < $recent AND ({unit}) AND ({bad})) AS k0 "
-           f"FROM ({relation}) WHERE {' AND '.join(conds)} GROUP BY ALL")
-    if rule.metric == "opt_out_rate":  # opt-outs are counted per SMS sent: both come from the union
-        sql = sql.replace(f"AND ({unit}) AND ({bad})", f"AND ({bad})")
+    bad_unit = f"({unit}) AND ({bad})"
+    select = "".join(f"{d}, " for d in dims)
+    group = f" GROUP BY {', '.join(dims)}" if dims else ""
+
+    def facts(lo: str, hi: str, relation: str = relation) -> str:
+        conds = " AND ".join([f"t >= ${lo}", f"t < ${hi}", *where])
+        return (f"SELECT {select}"
+                f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
+                f"count(*) FILTER (WHERE t >= $recent AND {bad_unit}) AS k1, "
+                f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
+                f"count(*) FILTER (WHERE t < $recent AND {bad_unit}) AS k0 "
+                f"FROM ({relation}) WHERE {conds}{group}")
+
+    rollup = _RATE_ROLLUP.get(rule.metric)
+    split = None
+    if rollup is not None and {*dims, *(SCOPES[k] for k, _ in rule.where)} <= _sql.ROLLUPS[rollup[0]].keeps:
+        split = days.rolled(con, rollup[0], base, recent)
+    if split is None:
+        sql = facts("base", "end")
+    else:
+        table, rows, r_unit, r_bad, also = rollup
+        day = _sql.ROLLUPS[table].day
+        params |= split
+        conds = " AND ".join([f"{day} >= $d0", f"{day} < $d1", rows, *where])
+        whole = (f"SELECT {select}0 AS n1, 0 AS k1, "
+                 f"coalesce(sum(n) FILTER (WHERE {r_unit}), 0) AS n0, "
+                 f"coalesce(sum(n) FILTER (WHERE ({r_unit}) AND ({r_bad})), 0) AS k0 "
+                 f"FROM {table} WHERE {conds}{group}")
+        sums = "CAST(sum(n1) AS BIGINT) AS n1, CAST(sum(k1) AS BIGINT) AS k1, " \
+               "CAST(sum(n0) AS BIGINT) AS n0, CAST(sum(k0) AS BIGINT) AS k0"
+        also = f" UNION ALL {facts('t0', 't1', also)}" if also else ""
+        sql = (f"SELECT {select}{sums} FROM ({facts('base', 't0')} UNION ALL {whole}{also} "
+               f"UNION ALL {facts('t1', 'end')}){group}")
     df = con.execute(sql, params).df()
     return df[df["n1"] >= rule.min_volume].reset_index(drop=True)
+
+
+def _opt_out_filters(where: Iterable[tuple[str, str]]) -> Filters:
+    """A rule's where on message_facts, channel included (message_facts is all SMS)."""
+    w = dict(where)
+    return Filters(countries=(w["country"],) if "country" in w else (),
+                   channels=(w["channel"],) if "channel" in w else (),
+                   purposes=(w["purpose"],) if "purpose" in w else (),
+                   templates=(w["template"],) if "template" in w else (),
+                   extra=tuple((SCOPES[k], w[k]) for k in ("carrier", "sender") if k in w))
 
 
 def _rates(con: Any, rules: list[Rule], as_of: datetime, dashboard_url: str) -> list[Finding]:

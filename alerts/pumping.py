@@ -28,6 +28,7 @@ import pandas as pd
 import phonenumbers
 from scipy.stats import poisson
 
+from switchboard.alerts import days
 from switchboard.alerts import findings as fmt
 from switchboard.alerts.findings import Finding
 from switchboard.alerts.rules import Rule
@@ -42,6 +43,7 @@ def otp(column: str = "purpose") -> str:
 
 
 OTP_PURPOSE = otp()
+ROLLUP = "_daily_prefix_rollup"  # OTP SMS per day, country, purpose and prefix (ingest/facts.sql)
 NEAR = 10  # numbers this close count as sequential
 CONVERSION_DROP = 0.5
 NEW_SHARE = 0.5
@@ -109,15 +111,28 @@ def detect(con: Any, rule: Rule, as_of: datetime) -> list[Finding]:
 
 
 def _country_growth(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
-                    purposes: list[str]) -> dict[str, float]:
-    """Per country: (recent OTP SMS, what its baseline rate predicts for the window); no string work: cheap."""
+                    purposes: list[str]) -> dict[str, tuple[int, float]]:
+    """Per country: (recent OTP SMS, what its baseline rate predicts for the window); no string work: cheap. The
+    baseline's whole days come from the prefix rollup (alerts.days)."""
     hours0 = (recent - base).total_seconds() / 3600
     hours1 = (end - recent).total_seconds() / 3600
-    rows = con.execute(
-        "SELECT country_iso2, count(*) FILTER (WHERE sent_at >= $r), count(*) FILTER (WHERE sent_at < $r) "
-        "FROM message_facts WHERE sent_at >= $b AND sent_at < $e AND list_contains($c, country_iso2) "
-        "AND list_contains($p, purpose) GROUP BY 1",
-        {"b": base, "r": recent, "e": end, "c": list(lengths["country_iso2"]), "p": purposes}).fetchall()
+    params: dict[str, Any] = {"b": base, "r": recent, "e": end, "c": list(lengths["country_iso2"]), "p": purposes}
+
+    def facts(lo: str, hi: str) -> str:
+        return ("SELECT country_iso2, count(*) FILTER (WHERE sent_at >= $r) AS n1, "
+                "count(*) FILTER (WHERE sent_at < $r) AS n0 "
+                f"FROM message_facts WHERE sent_at >= ${lo} AND sent_at < ${hi} AND list_contains($c, country_iso2) "
+                "AND list_contains($p, purpose) GROUP BY 1")
+
+    split = days.rolled(con, ROLLUP, base, recent)
+    if split is None:
+        sql = facts("b", "e")
+    else:
+        params |= split
+        sql = (f"SELECT country_iso2, sum(n1), sum(n0) FROM ({facts('b', 't0')} UNION ALL {facts('t1', 'e')} "
+               f"UNION ALL SELECT country_iso2, 0, sum(n) FROM {ROLLUP} WHERE sent_day >= $d0 AND sent_day < $d1 "
+               "AND list_contains($c, country_iso2) AND list_contains($p, purpose) GROUP BY 1) GROUP BY 1")
+    rows = con.execute(sql, params).fetchall()
     return {c: (int(n1), int(n0) * hours1 / hours0) for c, n1, n0 in rows}
 
 
@@ -157,16 +172,7 @@ def _cells(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, en
         if recent_cells.empty:
             return recent_cells.assign(n0=pd.Series(dtype="int64"))
         wanted = recent_cells[["country_iso2", "prefix"]].merge(lengths, on="country_iso2")
-        con.register("_alert_wanted", wanted)
-        try:
-            base_cells = con.execute(
-                "SELECT m.country_iso2, left(m.to_number, w.plen) AS prefix, count(*) AS n0 "
-                "FROM message_facts m JOIN (SELECT DISTINCT country_iso2, plen FROM _alert_wanted) w "
-                "USING (country_iso2) WHERE m.sent_at >= $b AND m.sent_at < $r AND list_contains($p, m.purpose) "
-                "AND list_contains($prefixes, left(m.to_number, w.plen)) GROUP BY ALL",
-                {"b": base, "r": recent, "p": purposes, "prefixes": sorted(set(wanted["prefix"]))}).df()
-        finally:
-            con.unregister("_alert_wanted")
+        base_cells = _baseline(con, wanted, base, recent, purposes)
     finally:
         con.unregister("_alert_plen")
     out = recent_cells.merge(base_cells, on=["country_iso2", "prefix"], how="left")
@@ -174,28 +180,82 @@ def _cells(con: Any, lengths: pd.DataFrame, base: datetime, recent: datetime, en
     return out
 
 
+def rollup_length(calling_code: int | None) -> int | None:
+    """Characters of ``_daily_prefix_rollup.prefix`` for a country with this calling code (ingest/facts.sql):
+    '+', the calling code and five more digits."""
+    if calling_code is None:
+        return None
+    return 7 if calling_code < 10 else 8 if calling_code < 100 else 9 if calling_code < 1000 else None
+
+
+def _baseline(con: Any, wanted: pd.DataFrame, base: datetime, recent: datetime, purposes: list[str]) -> pd.DataFrame:
+    """n0: baseline OTP SMS per wanted (country, prefix). A country whose watch prefix is no longer than the
+    rollup's reads the baseline's whole days from ``_daily_prefix_rollup`` (its prefixes cut to the watch's
+    length) and only the two partial days from message_facts; any other country reads message_facts."""
+    split = days.rolled(con, ROLLUP, base, recent)
+    rolled = pd.Series(False, index=wanted.index)
+    if split is not None:
+        codes = dict(con.execute("SELECT iso2, calling_code FROM countries WHERE list_contains($c, iso2)",
+                                 {"c": sorted(set(wanted["country_iso2"]))}).fetchall())
+        limit = wanted["country_iso2"].map(lambda c: rollup_length(codes.get(c)))
+        rolled = limit.notna() & (wanted["plen"] <= limit.fillna(0))
+    parts = [_facts_baseline(con, wanted[~rolled], [(base, recent)], purposes)]
+    if rolled.any():
+        w = wanted[rolled]
+        parts.append(_facts_baseline(con, w, [(base, split["t0"]), (split["t1"], recent)], purposes))
+        con.register("_alert_wanted", w)
+        try:
+            parts.append(con.execute(
+                f"SELECT r.country_iso2, left(r.prefix, w.plen) AS prefix, sum(r.n) AS n0 FROM {ROLLUP} r "
+                "JOIN (SELECT DISTINCT country_iso2, plen FROM _alert_wanted) w USING (country_iso2) "
+                "WHERE r.sent_day >= $d0 AND r.sent_day < $d1 AND list_contains($p, r.purpose) "
+                "AND list_contains($prefixes, left(r.prefix, w.plen)) GROUP BY ALL",
+                {"d0": split["d0"], "d1": split["d1"], "p": purposes,
+                 "prefixes": sorted(set(w["prefix"]))}).df())
+        finally:
+            con.unregister("_alert_wanted")
+    out = pd.concat([p for p in parts if not p.empty] or [parts[0]], ignore_index=True)
+    return out.groupby(["country_iso2", "prefix"], as_index=False)["n0"].sum()
+
+
+def _facts_baseline(con: Any, wanted: pd.DataFrame, spans: list[tuple[datetime, datetime]],
+                    purposes: list[str]) -> pd.DataFrame:
+    """OTP SMS per wanted (country, prefix) sent in ``spans``, from message_facts: the costly scan (a string
+    prefix per row), bounded by the spans and the wanted countries."""
+    if wanted.empty or not spans:
+        return pd.DataFrame({"country_iso2": pd.Series(dtype=object), "prefix": pd.Series(dtype=object),
+                             "n0": pd.Series(dtype="int64")})
+    params: dict[str, Any] = {"p": purposes, "prefixes": sorted(set(wanted["prefix"]))}
+    selects = []
+    for i, (lo, hi) in enumerate(spans):
+        params |= {f"lo{i}": lo, f"hi{i}": hi}
+        selects.append(
+            "SELECT m.country_iso2, left(m.to_number, w.plen) AS prefix "
+            "FROM message_facts m JOIN (SELECT DISTINCT country_iso2, plen FROM _alert_wanted) w "
+            f"USING (country_iso2) WHERE m.sent_at >= $lo{i} AND m.sent_at < $hi{i} "
+            "AND list_contains($p, m.purpose) AND list_contains($prefixes, left(m.to_number, w.plen))")
+    con.register("_alert_wanted", wanted)
+    try:
+        return con.execute(f"SELECT country_iso2, prefix, count(*) AS n0 FROM ({' UNION ALL '.join(selects)}) "
+                           "GROUP BY ALL", params).df()
+    finally:
+        con.unregister("_alert_wanted")
+
+
 def _signals(con: Any, loud: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
              purposes: list[str]) -> pd.DataFrame:
-    """Conversion, new-member and sequential-number evidence of the loud prefixes, in one query. Every
-    scan is bounded by the windows: a member is new when the baseline window never messaged them."""
+    """Conversion, new-member and sequential-number evidence of the loud prefixes. Every scan is bounded by
+    the windows: a member is new when the baseline window never messaged them. That one reads weeks of
+    attempt_facts, so it runs only for the prefixes it can decide or describe: those with at least one of the
+    two other signals (with neither, two of three cannot agree and the prefix is not reported)."""
     con.register("_alert_loud", loud[["country_iso2", "prefix", "plen"]])
-    params = {"b": base, "r": recent, "e": end, "p": purposes}
+    params = {"r": recent, "e": end, "p": purposes}
     try:
         ev = con.execute(f"""
-            WITH recent AS (
-                SELECT l.country_iso2, l.prefix, m.to_number, m.user_id, m.event_id,
-                       try_cast(regexp_replace(m.to_number, '[^0-9]', '', 'g') AS HUGEINT) AS num
-                FROM message_facts m
-                JOIN _alert_loud l ON m.country_iso2 = l.country_iso2 AND left(m.to_number, l.plen) = l.prefix
-                WHERE m.sent_at >= $r AND m.sent_at < $e AND list_contains($p, m.purpose)
-            ),
+            WITH recent AS ({_RECENT}),
             conv AS (
                 SELECT event_id, converted FROM attempt_facts
                 WHERE sent_at >= $r AND sent_at < $e AND event_id IN (SELECT event_id FROM recent)
-            ),
-            seen AS (
-                SELECT DISTINCT user_id FROM attempt_facts
-                WHERE sent_at >= $b AND sent_at < $r AND user_id IN (SELECT user_id FROM recent)
             ),
             nums AS (
                 SELECT country_iso2, prefix, num,
@@ -206,28 +266,80 @@ def _signals(con: Any, loud: pd.DataFrame, base: datetime, recent: datetime, end
             SELECT r.country_iso2, r.prefix,
                    avg(c.converted::INT) AS conversion,
                    count(DISTINCT r.user_id) AS members,
-                   count(DISTINCT r.user_id) FILTER (WHERE s.user_id IS NULL) AS new_members,
                    any_value(q.sequential) AS sequential
             FROM recent r
             LEFT JOIN conv c USING (event_id)
-            LEFT JOIN seen s ON s.user_id = r.user_id
             LEFT JOIN (SELECT country_iso2, prefix, avg((gap <= {NEAR})::INT) AS sequential FROM nums GROUP BY ALL) q
                    ON q.country_iso2 = r.country_iso2 AND q.prefix = r.prefix
             GROUP BY ALL""", params).df()
-        countries = list(loud["country_iso2"].unique())
-        base_conv = dict(con.execute(
-            "SELECT country_iso2, avg(converted::INT) FROM attempt_facts WHERE sent_at >= $b AND sent_at < $r "
-            "AND channel = 'sms' AND list_contains($c, country_iso2) AND list_contains($p, purpose) "
-            "AND converted IS NOT NULL GROUP BY 1", {"b": base, "r": recent, "c": countries, "p": purposes}).fetchall())
     finally:
         con.unregister("_alert_loud")
+    countries = list(loud["country_iso2"].unique())
     out = loud.merge(ev, on=["country_iso2", "prefix"], how="left")
-    out["conversion_baseline"] = out["country_iso2"].map(base_conv).astype(float)
+    out["conversion_baseline"] = out["country_iso2"].map(_conversion_baseline(con, countries, base, recent,
+                                                                              purposes)).astype(float)
+    low_conv = ((out["conversion_baseline"] > 0)
+                & (out["conversion"] <= CONVERSION_DROP * out["conversion_baseline"])).to_numpy()
+    sequential = (out["sequential"] >= SEQUENTIAL_SHARE).to_numpy()
+    out = out.merge(_new_members(con, out[low_conv | sequential], base, recent, end, purposes),
+                    on=["country_iso2", "prefix"], how="left")
     out["new_share"] = out["new_members"] / out["members"].where(out["members"] > 0)
-    low_conv = (out["conversion_baseline"] > 0) & (out["conversion"] <= CONVERSION_DROP * out["conversion_baseline"])
-    out["signals"] = (low_conv.astype(int) + (out["new_share"] >= NEW_SHARE).astype(int)
-                      + (out["sequential"] >= SEQUENTIAL_SHARE).astype(int))
+    out["signals"] = low_conv.astype(int) + (out["new_share"] >= NEW_SHARE).to_numpy().astype(int) \
+        + sequential.astype(int)
     return out
+
+
+# the recent OTP SMS of the loud prefixes (_alert_loud), with their number as an integer
+_RECENT = """
+    SELECT l.country_iso2, l.prefix, m.to_number, m.user_id, m.event_id,
+           try_cast(regexp_replace(m.to_number, '[^0-9]', '', 'g') AS HUGEINT) AS num
+    FROM message_facts m
+    JOIN _alert_loud l ON m.country_iso2 = l.country_iso2 AND left(m.to_number, l.plen) = l.prefix
+    WHERE m.sent_at >= $r AND m.sent_at < $e AND list_contains($p, m.purpose)"""
+
+
+def _new_members(con: Any, prefixes: pd.DataFrame, base: datetime, recent: datetime, end: datetime,
+                 purposes: list[str]) -> pd.DataFrame:
+    """Recent members of ``prefixes`` that no attempt in the baseline window went to, per prefix."""
+    if prefixes.empty:
+        return pd.DataFrame({"country_iso2": pd.Series(dtype=object), "prefix": pd.Series(dtype=object),
+                             "new_members": pd.Series(dtype="int64")})
+    con.register("_alert_loud", prefixes[["country_iso2", "prefix", "plen"]])
+    try:
+        new = con.execute(f"""
+            WITH recent AS ({_RECENT})
+            SELECT r.country_iso2, r.prefix, count(DISTINCT r.user_id) AS new_members
+            FROM recent r ANTI JOIN (SELECT user_id FROM attempt_facts WHERE sent_at >= $b AND sent_at < $r) s
+                 ON s.user_id = r.user_id
+            GROUP BY ALL""", {"b": base, "r": recent, "e": end, "p": purposes}).df()
+    finally:
+        con.unregister("_alert_loud")
+    out = prefixes[["country_iso2", "prefix"]].merge(new, on=["country_iso2", "prefix"], how="left")
+    out["new_members"] = out["new_members"].fillna(0).astype("int64")  # every member seen before: none new
+    return out
+
+
+def _conversion_baseline(con: Any, countries: list[str], base: datetime, recent: datetime,
+                         purposes: list[str]) -> dict[str, float]:
+    """The share of baseline OTP SMS whose code was used, per country: the whole days from
+    ``_daily_attempt_rollup``, the partial ones from attempt_facts (alerts.days)."""
+    params: dict[str, Any] = {"b": base, "r": recent, "c": countries, "p": purposes}
+
+    def facts(lo: str, hi: str) -> str:
+        return ("SELECT country_iso2, count(*) FILTER (WHERE converted) AS k, count(*) AS n FROM attempt_facts "
+                f"WHERE sent_at >= ${lo} AND sent_at < ${hi} AND channel = 'sms' AND list_contains($c, country_iso2) "
+                "AND list_contains($p, purpose) AND converted IS NOT NULL GROUP BY 1")
+
+    split = days.rolled(con, "_daily_attempt_rollup", base, recent)
+    if split is None:
+        sql = facts("b", "r")
+    else:
+        params |= split
+        sql = (f"SELECT country_iso2, sum(k), sum(n) FROM ({facts('b', 't0')} UNION ALL {facts('t1', 'r')} "
+               "UNION ALL SELECT country_iso2, sum(n) FILTER (WHERE converted), sum(n) FROM _daily_attempt_rollup "
+               "WHERE sent_day >= $d0 AND sent_day < $d1 AND channel = 'sms' AND list_contains($c, country_iso2) "
+               "AND list_contains($p, purpose) AND converted IS NOT NULL GROUP BY 1) GROUP BY 1")
+    return {c: int(k or 0) / int(n) for c, k, n in con.execute(sql, params).fetchall() if n}
 
 
 def _finding(rule: Rule, country: str, group: pd.DataFrame, name: str | None, recent: datetime,

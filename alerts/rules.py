@@ -27,7 +27,7 @@ METRICS: dict[str, str] = {
     "failure_rate": "rate",          # share of final SMS that failed, in any scope (template, sender, purpose ...)
     "fallback_failure_rate": "rate",  # voice fallback calls not answered
     "slow_delivery_rate": "rate",    # delivered SMS slower than latency_seconds
-    "opt_out_rate": "rate",          # opt-out replies per SMS sent (needs _response_facts)
+    "opt_out_rate": "rate",          # delivered SMS answered with an opt-out keyword (needs the responses)
     "pumping": "pumping",
 }
 # scope name -> column of the facts the rate metrics read

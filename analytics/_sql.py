@@ -172,6 +172,7 @@ ROLLUP_SOURCES: dict[str, tuple[str, ...]] = {
     "_daily_call_rollup": ("_call_facts",),
     "_daily_call_duration_rollup": ("_call_facts",),
     "_daily_latency_rollup": ("_message_facts",),
+    "_daily_prefix_rollup": ("_message_facts",),  # alerts.pumping's baseline
     "_fallback_chain_facts": ("_attempt_facts", "_call_facts"),
 }
 

@@ -14,6 +14,8 @@
 --   {segment}  an allow-listed expression on the first exposure (alias f), or NULL
 --   {whole}    `false`, or the all-exposures-in-the-period condition on alias a
 --   {single}   `false`, or the only-exposure-in-the-period condition on alias a
+--   {x}        the CUPED covariate of the first exposure (issue 19): `f.pre_conversions_<days>d`, or 0
+--   {cuped}    empty, or the output columns of the CUPED sums (data._CUPED_SUMS) over x and converted
 -- Bound parameters: as experiments_variant_metrics.sql ($f_start / $f_end from {where}).
 --
 -- Output columns: experiment_id, segment, segment_name, variant, users,
@@ -51,9 +53,11 @@ units AS (
         m.last_day,
         m.attempts,
         m.switched,
-        m.cost
+        m.cost,
+        {x}                                                         AS x
     FROM per_member m
-    JOIN _experiment_exposures f ON f.exposure_order = m.first_order
+    -- the first exposure passes the filters too: reading only the rows that do skips the other row groups
+    JOIN (SELECT a.* FROM _experiment_exposures a WHERE {where}) f ON f.exposure_order = m.first_order
     UNION ALL
     SELECT
         f.experiment_id,
@@ -70,7 +74,8 @@ units AS (
         f.sent_day,
         1,
         false,
-        f.cost
+        f.cost,
+        {x}
     FROM (SELECT a.*
           FROM _experiment_exposures a
           WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
@@ -93,7 +98,8 @@ units AS (
         f.member_last_day,
         f.member_attempts,
         f.member_switched,
-        f.member_cost
+        f.member_cost,
+        {x}
     FROM (SELECT a.*
           FROM _experiment_exposures a
           WHERE ($all_experiments OR list_contains($experiment_ids, a.experiment_id))
@@ -120,7 +126,7 @@ SELECT
     coalesce(sum(minutes_to_conversion * minutes_to_conversion) FILTER (WHERE converted), 0)
                                                                         AS time_to_convert_sum_squares,
     min(first_day)                                                      AS first_day,
-    max(last_day)                                                       AS last_day
+    max(last_day)                                                       AS last_day{cuped}
 FROM units
 GROUP BY experiment_id, segment, variant
 ORDER BY experiment_id, segment, variant

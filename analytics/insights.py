@@ -27,18 +27,28 @@ How (SQL aggregates, Python does statistics):
      30006) that a before/after comparison cannot see. If its daily series shows a
      real step (change point, Bonferroni over findings × days), it is reported as the
      error_rise it is, dated from the step.
+   * **opt_out_rise** (``opt_outs=True``, a warehouse with replies): the share of delivered SMS that
+     members answered with an opt-out keyword rose, for an A/B variant, a template, a country or a
+     template in one country. The counts and the test are the ones the opt_out alert rule and the
+     Responses page use (``analytics.responses.opt_out_cells`` / ``opt_out_test``: one-sided
+     two-proportion z test). Impact: members who opted out beyond the baseline rate. A cell is tested
+     only with ``opt_out_min_volume`` delivered SMS in both periods and an opt-out in either.
 
    A finding must be significant (adjusted p ≤ ``alpha``) **and** large: the rate moved by at
    least ``min_effect`` (absolute) and by ``min_ratio`` times (error rates), with at
    least ``min_lost`` lost deliveries, or cost rose ``min_cost_ratio`` times and by at
    least ``min_cost_added`` USD; persistent errors need ``persistent_min_effect`` and
-   ``persistent_min_ratio`` against the other countries.
+   ``persistent_min_ratio`` against the other countries; opt-out rises need ``opt_out_min_effect``,
+   ``opt_out_min_ratio`` and ``opt_out_min_extra`` members.
 3. One incident is reported once. Within a country (and error code), the largest
    finding is refined to the most specific cell (carrier, template, both) that still
    explains it (see ``_refine``); cells overlapping a reported one are dropped. A
    delivery drop mostly explained (≥ 50 %) by reported error findings on overlapping
    cells is dropped too, and a persistent error is dropped when an overlapping rise of
-   the same code accounts for most of it.
+   the same code accounts for most of it. Opt-out rises get the same treatment across their cells
+   (``_OptOuts``): the largest is refined to the narrowest cell inside it that explains it (a variant
+   within its template, a template within a country), and a cell whose opt-outs outside the reported
+   ones show no real rise is dropped.
 4. The onset ("since 12 Nov") is the most likely change point of the finding's
    daily series over baseline + recent (one query for all findings).
 
@@ -53,7 +63,7 @@ from datetime import date, datetime, timedelta
 import numpy as np
 import pandas as pd
 
-from switchboard.analytics import _sql
+from switchboard.analytics import _sql, responses
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import (
     benjamini_hochberg,
@@ -66,10 +76,10 @@ from switchboard.analytics.stats_basic import (
 )
 
 FINDING_COLUMNS = [
-    "rank", "kind", "country_iso2", "country_name", "carrier", "template_id", "error_code", "error_name",
+    "rank", "kind", "country_iso2", "country_name", "carrier", "template_id", "variant", "error_code", "error_name",
     "error_category", "metric", "baseline_value", "recent_value", "delivery_rate_baseline", "delivery_rate_recent",
-    "messages_baseline", "messages_recent", "lost_deliveries", "cost_added_usd", "p_value", "q_value", "onset",
-    "sentence", "what_to_do",
+    "messages_baseline", "messages_recent", "lost_deliveries", "opt_outs_added", "cost_added_usd", "p_value",
+    "q_value", "onset", "sentence", "what_to_do",
 ]
 
 ALL = "<all>"  # a rolled-up dimension (insights_cells.sql)
@@ -89,6 +99,10 @@ class Thresholds:
     persistent_min_ratio: float = 5.0
     explain_share: float = 0.75
     correction: str = "bonferroni"
+    opt_out_min_volume: int = 200
+    opt_out_min_effect: float = 0.005
+    opt_out_min_ratio: float = 2.0
+    opt_out_min_extra: float = 10.0
 
 
 def what_changed(con, *, end: date | datetime, recent_days: int = 7, baseline_days: int = 28,
@@ -97,27 +111,34 @@ def what_changed(con, *, end: date | datetime, recent_days: int = 7, baseline_da
                  min_cost_ratio: float = 1.2, min_cost_added: float = 5.0, persistent: bool = True,
                  persistent_min_effect: float = 0.05, persistent_min_ratio: float = 5.0,
                  explain_share: float = 0.75, max_findings: int = 20,
-                 correction: str = "bonferroni", since: datetime | None = None) -> pd.DataFrame:
-    """Statistically real and large changes in SMS delivery and cost, most harmful first.
+                 correction: str = "bonferroni", since: datetime | None = None, opt_outs: bool = True,
+                 opt_out_min_volume: int = 200, opt_out_min_effect: float = 0.005, opt_out_min_ratio: float = 2.0,
+                 opt_out_min_extra: float = 10) -> pd.DataFrame:
+    """Statistically real and large changes in SMS delivery, cost and opt-outs, most harmful first.
 
     Recent period: the ``recent_days`` days ending on ``end`` (inclusive); baseline: the
     ``baseline_days`` days before it. Thresholds: see the module docstring.
 
     Columns (one row per finding, at most ``max_findings``):
-    rank (1 = largest impact: lost deliveries, then cost added), kind (error_rise,
-    delivery_drop, cost_rise, persistent_error), country_iso2, country_name, carrier
+    rank (1 = largest impact: members affected, i.e. lost deliveries or opt-outs added, then
+    cost added), kind (error_rise, delivery_drop, cost_rise, persistent_error, opt_out_rise),
+    country_iso2, country_name, carrier
     and template_id (NULL when the finding spans all of them, "(unknown)" for messages
-    whose carrier / template is not known), error_code, error_name,
+    whose carrier / template is not known; an opt-out rise of a variant names its template when it
+    sent one only), variant ("experiment · variant", opt_out_rise only), error_code, error_name,
     error_category (error kinds only), metric (error_rate, delivery_rate,
-    cost_per_message; for persistent_error "error_rate_vs_other_countries"),
+    cost_per_message, opt_out_rate; for persistent_error "error_rate_vs_other_countries"),
     baseline_value and recent_value of that metric (persistent_error: the rate in the
     other countries and in this cell over baseline + recent), delivery_rate_baseline and
     delivery_rate_recent of the finding's segment, messages_baseline,
-    messages_recent, lost_deliveries, cost_added_usd, p_value, q_value (adjusted
+    messages_recent (opt_out_rise: delivered SMS), lost_deliveries, opt_outs_added (opt_out_rise:
+    members who opted out beyond the baseline rate), cost_added_usd, p_value, q_value (adjusted
     p-value over every cell tested: Bonferroni by default, ``correction="bh"`` for
     Benjamini–Hochberg), onset (first day of the change;
     NULL for persistent errors), sentence (plain English), what_to_do (error
-    catalogue advice).
+    catalogue advice; for opt-out rises a fixed advice).
+
+    ``opt_outs=False`` leaves opt-outs out (the alerts check them with their own rule and scopes).
 
     ``since`` (an instant) makes the recent period ``[since, end)`` with ``end`` an instant too,
     and the baseline the ``baseline_days`` before ``since``: the alerts' hours-long window
@@ -126,7 +147,8 @@ def what_changed(con, *, end: date | datetime, recent_days: int = 7, baseline_da
     if correction not in ("bonferroni", "bh"):
         raise ValueError("correction must be 'bonferroni' or 'bh'")
     th = Thresholds(alpha, min_effect, min_ratio, min_lost, min_cost_ratio, min_cost_added, persistent_min_effect,
-                    persistent_min_ratio, explain_share, correction)
+                    persistent_min_ratio, explain_share, correction, opt_out_min_volume, opt_out_min_effect,
+                    opt_out_min_ratio, opt_out_min_extra)
     if recent_days < 1 or baseline_days < 1:
         raise ValueError("recent_days and baseline_days must be >= 1")
     if since is not None:
@@ -145,17 +167,32 @@ def what_changed(con, *, end: date | datetime, recent_days: int = 7, baseline_da
     if len(raw["code"]) == 0:
         return _sql.empty(FINDING_COLUMNS)
     cells = _Cells(raw)
-    cand = _candidates(cells, th, persistent)
-    if cand.empty:
-        return _sql.empty(FINDING_COLUMNS)
-    chosen = _dedupe(cand, th)
-    chosen = chosen.sort_values(["lost_deliveries", "cost_added_usd"], ascending=False,
-                                na_position="last").head(int(max_findings)).reset_index(drop=True)
-    chosen = _attach_segment(chosen, cells)
     day_span = (base_start, end) if since is None else (_as_day(base_start), _as_day(end))  # whole days: the rollup
-    chosen = _date(chosen, _daily(con, chosen, *day_span, filters), recent_start, th)
-    chosen = chosen.sort_values(["lost_deliveries", "cost_added_usd"], ascending=False, na_position="last")
+    oo = _OptOuts(responses.opt_out_cells(con, start=base_start, split=recent_start, end=end, by=_OPT_OUT_FINE,
+                                          filters=filters, daily=True), th, day_span) if opt_outs else None
+    cand, oo_q = _candidates(cells, th, persistent, oo.p if oo is not None else np.empty(0))
+    parts = []
+    if not cand.empty:
+        chosen = _order(_dedupe(cand, th)).head(int(max_findings)).reset_index(drop=True)
+        chosen = _attach_segment(chosen, cells)
+        parts.append(_date(chosen, _daily(con, chosen, *day_span, filters), recent_start, th))
+    if oo is not None:
+        parts.append(oo.findings(oo_q))
+    parts = [p for p in parts if not p.empty]
+    if not parts:
+        return _sql.empty(FINDING_COLUMNS)
+    chosen = _order(pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]).head(int(max_findings))
     return _describe(con, chosen.reset_index(drop=True), recent_days)
+
+
+def _order(df: pd.DataFrame) -> pd.DataFrame:
+    """Most harmful first: members affected (lost deliveries, or opt-outs added), then USD added."""
+    members = df["lost_deliveries"].astype("float64")
+    if "opt_outs_added" in df:
+        members = members.fillna(df["opt_outs_added"].astype("float64"))
+    return (df.assign(_members=members)
+            .sort_values(["_members", "cost_added_usd"], ascending=False, na_position="last", kind="stable")
+            .drop(columns="_members"))
 
 
 # --------------------------------------------------------------------------- cells
@@ -293,26 +330,30 @@ def _persistent_error(c: _Cells, th: Thresholds) -> dict[str, np.ndarray]:
                   lost, np.nan, large, n, (k, n, peer_failed, peer_final))
 
 
-def _candidates(c: _Cells, th: Thresholds, persistent: bool) -> pd.DataFrame:
-    """Every cell's test, one correction over all of them; returns the real and large ones."""
+def _candidates(c: _Cells, th: Thresholds, persistent: bool,
+                others: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every cell's test, one correction over all of them and the ``others`` p-values (the opt-out
+    cells'); returns the real and large cells, and the others' adjusted p-values."""
     blocks = [_error_rise(c, th), _delivery_drop(c, th), _cost_rise(c, th)]
     if persistent and c.total_final > 0:
         blocks.append(_persistent_error(c, th))
     cols = {k: np.concatenate([b[k] for b in blocks]) for k in blocks[0]}
+    pooled = np.concatenate([cols["p_value"], np.asarray(others, dtype="float64")])
     if th.correction == "bh":
-        cols["q_value"] = benjamini_hochberg(cols["p_value"])
+        q = benjamini_hochberg(pooled)
     else:
-        tested = int(np.isfinite(cols["p_value"]).sum())
-        cols["q_value"] = np.minimum(cols["p_value"] * max(tested, 1), 1.0)
+        tested = int(np.isfinite(pooled).sum())
+        q = np.minimum(pooled * max(tested, 1), 1.0)
+    cols["q_value"], others_q = q[:len(cols["p_value"])], q[len(cols["p_value"]):]
     keep = cols.pop("large") & (np.nan_to_num(cols["q_value"], nan=1.0) <= th.alpha)
     cand = pd.DataFrame({k: v[keep] for k, v in cols.items()})
     if cand.empty:
-        return cand
+        return cand, others_q
     for k in _KEYS + ["kind", "metric"]:
         cand[k] = cand[k].astype(object)
     cand["level"] = _level(cand)
     cand["impact"] = np.where(cand["kind"] == "cost_rise", cand["cost_added_usd"], cand["lost_deliveries"])
-    return cand
+    return cand, others_q
 
 
 # --------------------------------------------------------------------------- dedupe
@@ -410,6 +451,131 @@ def _dedupe(cand: pd.DataFrame, th: Thresholds) -> pd.DataFrame:
                    for _, r in same.iterrows()):
                 drop.append(i)
     return out.drop(index=drop).reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- opt-out rises
+
+_OPT_OUT_FINE = ["country_iso2", "template_id", "variant"]  # the atoms every opt-out cell is a union of
+# The cells an opt-out rise is looked for in; on equal numbers the earlier (narrower) one is named.
+_OPT_OUT_CELLS = (("variant",), ("country_iso2", "template_id"), ("template_id",), ("country_iso2",))
+_OPT_OUT_TODO = ("Read the wording and check how often these members are messaged: a member who opted out "
+                 "cannot be sent SMS from that number until they reply START (Twilio refuses it with 21610).")
+
+
+class _OptOuts:
+    """Opt-out rises (kind opt_out_rise) over the cells of ``_OPT_OUT_CELLS``, from one
+    ``responses.opt_out_cells`` frame per country x template x variant ("atom") and send day.
+
+    ``p`` is every cell's p-value (NaN for a cell not tested: fewer than ``opt_out_min_volume``
+    delivered SMS in a period, or no opt-out at all), pooled by ``what_changed`` into its correction;
+    ``findings(q)`` picks the real and large cells with their adjusted p-values ``q``.
+    """
+
+    def __init__(self, fine: pd.DataFrame, th: Thresholds, day_span: tuple[date, date]):
+        self.th, self.day_span = th, day_span
+        counts = responses.OPT_OUT_COUNTS
+        if fine.empty:
+            self.daily, self.atoms = fine, pd.DataFrame(columns=_OPT_OUT_FINE + counts)
+        else:
+            grouped = fine.groupby(_OPT_OUT_FINE, dropna=False, sort=True)
+            self.daily = fine.assign(_atom=grouped.ngroup().to_numpy())
+            self.atoms = grouped[counts].sum().reset_index()
+        self.counts = self.atoms[counts].to_numpy("float64").reshape(-1, 4)
+        # every cell as a boolean mask over the atoms, from integer codes (a few thousand atoms and cells)
+        n_atoms = len(self.atoms)
+        codes, values = {}, {}
+        for d in _OPT_OUT_FINE:
+            codes[d], values[d] = pd.factorize(self.atoms[d], use_na_sentinel=True)  # NULL: -1
+        ranks, self.keys, masks = [], [], [np.zeros((0, n_atoms), dtype=bool)]
+        for rank, dims in enumerate(_OPT_OUT_CELLS):
+            combo = np.stack([codes[d] for d in dims], axis=1).reshape(n_atoms, len(dims))
+            known = (combo >= 0).all(axis=1)
+            cells, inverse = np.unique(combo[known], axis=0, return_inverse=True)
+            group = np.full(n_atoms, -1)
+            group[known] = inverse.ravel()
+            masks.append(group[None, :] == np.arange(len(cells))[:, None])
+            ranks += [rank] * len(cells)
+            self.keys += [{d: values[d][c] for d, c in zip(dims, cell, strict=True)} for cell in cells]
+        self.masks = np.concatenate(masks)
+        self.rank = np.array(ranks, dtype=int)
+        self.t = self._test(self.masks)
+        n1, k1, n0, k0 = (self.t[c].to_numpy("float64") for c in counts)
+        tested = (n1 >= th.opt_out_min_volume) & (n0 >= th.opt_out_min_volume) & (k1 + k0 > 0)
+        self.p = np.where(tested, self.t["p_value"].to_numpy("float64"), np.nan)
+        p1, p0 = self.t["p1"].to_numpy("float64"), self.t["p0"].to_numpy("float64")
+        ratio = self.t["ratio"].to_numpy("float64")
+        self.large = tested & (p1 - np.nan_to_num(p0) >= th.opt_out_min_effect) & (
+            (k0 == 0) | (np.nan_to_num(ratio) >= th.opt_out_min_ratio)) & (
+            self.t["extra"].to_numpy("float64") >= th.opt_out_min_extra)
+
+    def _test(self, masks: np.ndarray) -> pd.DataFrame:
+        sums = masks.astype("float64") @ self.counts if len(self.atoms) else np.zeros((len(masks), 4))
+        return responses.opt_out_test(pd.DataFrame(sums.reshape(-1, 4), columns=responses.OPT_OUT_COUNTS))
+
+    def _quiet(self, mask: np.ndarray) -> bool:
+        """Do these atoms' opt-outs show no real, large rise (uncorrected test, as ``_rest_is_quiet``)?"""
+        t = self._test(mask[None, :]).iloc[0]
+        return bool(not (t["n1"] > 0 and t["n0"] > 0) or not np.isfinite(t["p_value"])
+                    or t["p_value"] >= self.th.alpha or t["extra"] < self.th.opt_out_min_extra)
+
+    def _refine(self, top: int, real: list[int]) -> int:
+        """Walk down from ``top`` to the narrowest real cell inside it that explains it (as ``_refine``)."""
+        extra, n1 = self.t["extra"].to_numpy("float64"), self.t["n1"].to_numpy("float64")
+        best = top
+        while True:
+            picks = []
+            for i in real:
+                inside = not (self.masks[i] & ~self.masks[best]).any()
+                same = inside and not (self.masks[best] & ~self.masks[i]).any()
+                if i == best or not inside or (same and self.rank[i] >= self.rank[best]):
+                    continue
+                concentrated = same or extra[i] / extra[best] - n1[i] / n1[best] >= 0.1
+                explains = (extra[i] >= self.th.explain_share * extra[top]
+                            or self._quiet(self.masks[best] & ~self.masks[i]))
+                if concentrated and explains:
+                    picks.append(i)
+            if not picks:
+                return best
+            best = max(picks, key=lambda i: (round(extra[i], 6), -self.rank[i]))
+
+    def findings(self, q: np.ndarray) -> pd.DataFrame:
+        real = self.large & (np.nan_to_num(q, nan=1.0) <= self.th.alpha)
+        extra = self.t["extra"].to_numpy("float64")
+        order = sorted(np.flatnonzero(real).tolist(), key=lambda i: (-round(extra[i], 6), self.rank[i]))
+        covered = np.zeros(len(self.atoms), dtype=bool)
+        picked = []
+        while order:
+            top = order[0]
+            chosen = self._refine(top, order)
+            picked.append(chosen)
+            covered |= self.masks[chosen]
+            order = [i for i in order if i not in (top, chosen) and not self._quiet(self.masks[i] & ~covered)]
+        return pd.DataFrame([self._row(i, q[i]) for i in picked])
+
+    def _row(self, i: int, q: float) -> dict:
+        t, key, mask = self.t.iloc[i], self.keys[i], self.masks[i]
+        template = key.get("template_id")
+        if template is None and "variant" in key:  # a variant that sent one template only: name it
+            sent = self.atoms.loc[mask, "template_id"].dropna().unique()
+            template = sent[0] if len(sent) == 1 else None
+        return {
+            "kind": "opt_out_rise", "metric": "opt_out_rate", "country": key.get("country_iso2", ALL),
+            "carrier": ALL, "template": template if template is not None else ALL, "code": -1,
+            "variant": key.get("variant"), "baseline_value": float(t["p0"]), "recent_value": float(t["p1"]),
+            "p_value": float(t["p_value"]), "q_value": float(q), "lost_deliveries": np.nan,
+            "opt_outs_added": float(t["extra"]), "cost_added_usd": np.nan, "delivery_rate_baseline": np.nan,
+            "delivery_rate_recent": np.nan, "messages_baseline": int(t["n0"]), "messages_recent": int(t["n1"]),
+            "onset": self._onset(mask),
+        }
+
+    def _onset(self, mask: np.ndarray) -> date | None:
+        """The most likely change point of the cell's daily opt-out rate over baseline + recent."""
+        rows = self.daily[mask[self.daily["_atom"].to_numpy()]]
+        by_day = rows.groupby("day")[responses.OPT_OUT_COUNTS].sum()
+        calendar = pd.date_range(self.day_span[0], self.day_span[1], freq="D").date
+        by_day = by_day.reindex(calendar, fill_value=0)
+        k = change_point((by_day["k0"] + by_day["k1"]).to_numpy(), (by_day["n0"] + by_day["n1"]).to_numpy())
+        return None if k is None else by_day.index[k]
 
 
 # --------------------------------------------------------------------------- description
@@ -558,6 +724,11 @@ def _describe(con, df: pd.DataFrame, recent_days: int) -> pd.DataFrame:
                                       for c in codes], index=df.index, dtype=object)
     df["what_to_do"] = pd.Series([catalogue["what_to_do"].get(c) if pd.notna(c) else None for c in codes],
                                  index=df.index, dtype=object)
+    variants = df["variant"] if "variant" in df else pd.Series(None, index=df.index, dtype=object)
+    df["variant"] = pd.Series([v if isinstance(v, str) else None for v in variants], index=df.index, dtype=object)
+    if "opt_outs_added" not in df:
+        df["opt_outs_added"] = np.nan
+    df.loc[df["kind"] == "opt_out_rise", "what_to_do"] = _OPT_OUT_TODO
     df["sentence"] = [_sentence(r, recent_days) for _, r in df.iterrows()]
     df["rank"] = np.arange(1, len(df) + 1)
     return df[FINDING_COLUMNS].reset_index(drop=True)
@@ -590,7 +761,7 @@ def _about(x: float) -> str:
     """Round to two significant figures: 4,137 -> 4,100."""
     if not np.isfinite(x):
         return "an unknown number of"
-    x = round(float(x))
+    x = int(np.rint(x))  # half to even, as round()
     if x >= 100:
         digits = len(str(x)) - 2
         x = int(round(x, -digits))
@@ -606,6 +777,19 @@ def _error(r: pd.Series) -> str:
     return f"error {int(r['error_code'])} ({name})"
 
 
+def _opt_out_place(r: pd.Series) -> str:
+    """'to variant e · v (template t)', 'to template t in Indonesia', 'in Indonesia'."""
+    place = ""
+    if _text(r["variant"]):
+        place = f"to variant {r['variant']}" + (f" (template {r['template_id']})" if _text(r["template_id"]) else "")
+    elif _text(r["template_id"]):
+        place = f"to template {r['template_id']}"
+    country = _text(r["country_name"]) or _text(r["country_iso2"])
+    if country:
+        place += f" in {country}" if place else f"in {country}"
+    return place or "to all SMS"
+
+
 def _sentence(r: pd.Series, recent_days: int) -> str:
     place = _place(r)
     lost = f"about {_about(r['lost_deliveries'])} lost deliveries"
@@ -615,6 +799,10 @@ def _sentence(r: pd.Series, recent_days: int) -> str:
     if r["kind"] == "delivery_drop":
         return (f"Delivery in {place} fell from {d0} to {d1}{_day(r['onset'])}, spread over several error codes, "
                 f"{lost}.")
+    if r["kind"] == "opt_out_rise":
+        return (f"Opt-out replies {_opt_out_place(r)} rose from {_pct(r['baseline_value'])} to "
+                f"{_pct(r['recent_value'])} of delivered SMS{_day(r['onset'])}: about {_about(r['opt_outs_added'])} "
+                "more members opted out.")
     if r["kind"] == "cost_rise":
         return (f"Cost per SMS in {place} rose from ${r['baseline_value']:.4f} to ${r['recent_value']:.4f}"
                 f"{_day(r['onset'])}, about ${_about(r['cost_added_usd'])} more over the last {recent_days} days.")

@@ -4,8 +4,8 @@
 
 Opens a warehouse read-only (the synthetic one ``bench.bench_analytics`` builds, by default), evaluates the
 built-in rules as the ingest hook would (a dry run: nothing written, nothing sent), after a warm-up, and
-prints the median time of the whole evaluation and of each rule alone, against the 1 s target. The machine's
-load average is printed too: these numbers scale with it on a shared box.
+prints the median wall and CPU seconds of the whole evaluation and of each rule alone, against the 1 s
+target (wall). The machine's load average is printed too: wall seconds scale with it on a shared box.
 """
 
 from __future__ import annotations
@@ -23,14 +23,16 @@ from switchboard.alerts import evaluate, rules, run
 TARGET_S = 1.0
 
 
-def _median(fn, repeats: int) -> float:
+def _median(fn, repeats: int) -> tuple[float, float]:
+    """Median wall and CPU seconds (this process, all DuckDB threads) of ``fn``, after a warm-up."""
     fn()  # warm-up
-    times = []
+    walls, cpus = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,11 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     messages = con.execute("SELECT count(*) FROM message_facts").fetchone()[0]
     config = rules.parse({})
     print(f"{messages:,} messages, load average {os.getloadavg()[0]:.1f}, {args.repeats} repeats (median)")
-    total = _median(lambda: run(con, config, dry_run=True), args.repeats)
-    print(f"  {'all rules':<18} {total:7.3f} s   target <= {TARGET_S:.1f} s: {'ok' if total <= TARGET_S else 'MISS'}")
+    print(f"  {'':<18} {'wall':>7}   {'cpu':>7}")
+    wall, cpu = _median(lambda: run(con, config, dry_run=True), args.repeats)
+    print(f"  {'all rules':<18} {wall:7.3f} s {cpu:7.3f} s   target <= {TARGET_S:.1f} s: "
+          f"{'ok' if wall <= TARGET_S else 'MISS'}")
     for rule in config.rules:
         one = rules.Config(rules=(rule,))
-        print(f"  {rule.name:<18} {_median(lambda one=one: evaluate.evaluate(con, one), args.repeats):7.3f} s")
+        wall, cpu = _median(lambda one=one: evaluate.evaluate(con, one), args.repeats)
+        print(f"  {rule.name:<18} {wall:7.3f} s {cpu:7.3f} s")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
     con.close()
     return 0
 

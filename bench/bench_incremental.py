@@ -104,14 +104,15 @@ def _du(*paths: Path) -> float:
     return total / 1e9
 
 
-def _run(settings: Settings, work: Path) -> tuple[float, float, float, float, str, str]:
+def _run(settings: Settings, work: Path) -> tuple[float, float, float, float, str, str, float]:
+    cpu = time.process_time()  # this process's CPU seconds, DuckDB's threads included: less load-sensitive
     report = pipeline.run_ingest(settings, sources=["send-logs", "bulk-export"], progress=False,
                                  send_logs=[str(work / "send_logs" / "*.jsonl")],
                                  bulk_export_dir=work / "bulk_export")
     if not report.ok:
         raise SystemExit(report.summary())
     return (report.seconds, report.read_seconds, report.facts_seconds, report.publish_seconds, report.facts_mode,
-            report.publish_mode)
+            report.publish_mode, time.process_time() - cpu)
 
 
 def bench_size(n: int, folder: Path, repeats: int) -> dict[str, object]:
@@ -142,6 +143,7 @@ def bench_size(n: int, folder: Path, repeats: int) -> dict[str, object]:
             con.close()
         deltas.append(_run(settings, work))
     out["delta"] = deltas
+    out["load"] = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     snaps = work / ".warehouse.duckdb.snapshots"
     out["size_ingest"], out["size_snapshots"] = _du(settings.ingest_db_path), _du(snaps)
     return out
@@ -149,9 +151,10 @@ def bench_size(n: int, folder: Path, repeats: int) -> dict[str, object]:
 
 def _line(label: str, runs: list[tuple]) -> str:
     med = [statistics.median(r[i] for r in runs) for i in range(4)]
+    cpu = statistics.median(r[6] for r in runs)
     modes = ",".join(sorted({f"{r[4]}/{r[5]}" for r in runs}))
     return (f"  {label:<28} {med[0]:7.2f} s   read {med[1]:6.2f}   facts {med[2]:6.2f}   publish {med[3]:6.2f}"
-            f"   ({modes}; median of {len(runs)})")
+            f"   CPU {cpu:6.2f} s   ({modes}; median of {len(runs)})")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -162,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
-    print(f"bench_incremental: load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores", flush=True)
+    print(f"bench_incremental: load {os.getloadavg()[0]:.1f}, {os.cpu_count()} cores, ingest memory limit "
+          f"{pipeline.MEMORY_LIMIT} (SWITCHBOARD_INGEST_MEMORY)", flush=True)
     results = []
     for n in args.sizes:
         print(f"\n{n:,} messages", flush=True)
@@ -171,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  full facts build (--rebuild-facts) {r['rebuild']:7.2f} s;  publish by whole copy {r['copy']:6.2f} s")
         print(_line("run, nothing new", r["nothing"]))
         print(_line(f"run, 1 h delta ({r['new_per_hour']:,} SMS)", r["delta"]))
+        print(f"  load average during the runs: {r['load']}", flush=True)
         print(f"  on disk: ingest {r['size_ingest']:.2f} GB + snapshots {r['size_snapshots']:.2f} GB "
               f"(warehouse.duckdb is a hard link to one of them)", flush=True)
     if len(results) > 1:

@@ -19,8 +19,13 @@
 -- @scope _scope_sends              send_log
 -- @scope _scope_fallback_sends     send_log
 -- @scope _scope_conversions        conversions
+-- @scope _scope_attempt_messages   _message_facts
+-- @scope _scope_attempt_calls      _call_facts
 -- @scope _scope_chain_attempts     _attempt_facts
+-- @scope _scope_chain_calls        _call_facts
 -- @scope _scope_exposure_attempts  _attempt_facts
+-- @scope _scope_exposure_fallbacks _attempt_facts
+-- @scope _scope_exposure_conversions conversions
 -- @scope _scope_message_days       _message_facts
 -- @scope _scope_call_days          _call_facts
 -- @scope _scope_attempt_days       _attempt_facts
@@ -131,8 +136,8 @@ attempts AS (
         m.encoding,
         f.fallback_event_id
     FROM _scope_sends s
-    LEFT JOIN _message_facts m ON s.channel = 'sms'   AND m.sid = s.provider_sid
-    LEFT JOIN _call_facts k    ON s.channel = 'voice' AND k.sid = s.provider_sid
+    LEFT JOIN _scope_attempt_messages m ON s.channel = 'sms'   AND m.sid = s.provider_sid
+    LEFT JOIN _scope_attempt_calls k    ON s.channel = 'voice' AND k.sid = s.provider_sid
     LEFT JOIN fallbacks f      ON f.event_id = s.event_id
     LEFT JOIN error_codes se   ON se.code = s.error_code
 )
@@ -173,7 +178,7 @@ ORDER BY a.sent_at;
 SELECT a.*, k.fb_is_answered, k.fb_started_at
 FROM _scope_chain_attempts a
 JOIN (SELECT event_id, is_answered AS fb_is_answered, started_at AS fb_started_at
-      FROM _call_facts WHERE fallback_of IS NOT NULL) k
+      FROM _scope_chain_calls WHERE fallback_of IS NOT NULL) k
   ON k.event_id = a.fallback_event_id
 WHERE a.channel = 'sms' AND NOT a.is_fallback AND a.fallback_event_id IS NOT NULL
 ORDER BY a.sent_at;
@@ -213,7 +218,20 @@ ANTI JOIN _experiment_members m ON m.experiment_id = n.experiment_id AND m.user_
 -- columns keep attempt_facts' names, so analytics.filters.where applies unchanged. The comment marks
 -- this build's table; analytics.experiments reads it only while _attempt_facts carries a mark too (a
 -- refresh by an older build replaces _attempt_facts, dropping its comment, and leaves this stale).
+-- pre_conversions_28d: the CUPED covariate of the exposure (issue 19), the member's conversions (the
+-- conversions table, any type, joined on user_id: only this key's own inputs) in the 28 days before it,
+-- [sent_at - 28 days, sent_at); analytics.experiments.preperiod_data reads it off the member's first exposure
+-- when its pre_days is the number in the column's name. It moves when a conversion is added or deleted
+-- before a later exposure (ingest/incremental.py makes those members affected).
 -- @table _experiment_exposures key=member day=sent_day
+WITH pre AS (
+    SELECT a.event_id, count(*) AS n
+    FROM _scope_exposure_attempts a
+    JOIN _scope_exposure_conversions c ON c.user_id = a.user_id
+     AND c.occurred_at >= a.sent_at - INTERVAL 28 DAY AND c.occurred_at < a.sent_at
+    WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
+    GROUP BY a.event_id
+)
 SELECT
     a.experiment_id,
     mem.member,
@@ -236,12 +254,14 @@ SELECT
     count(*) OVER member_rows                                                           AS member_attempts,
     min(a.variant) OVER member_rows <> max(a.variant) OVER member_rows                  AS member_switched,
     sum(coalesce(a.cost_usd, 0) + coalesce(fb.cost_usd, 0)) OVER member_rows            AS member_cost,
-    max(a.sent_day) OVER member_rows                                                    AS member_last_day
+    max(a.sent_day) OVER member_rows                                                    AS member_last_day,
+    coalesce(p.n, 0)                                                                    AS pre_conversions_28d
 FROM _scope_exposure_attempts a
 JOIN _experiment_members mem ON mem.experiment_id = a.experiment_id AND mem.user_id = a.user_id
 JOIN _experiment_variants v  ON v.experiment_id = a.experiment_id AND v.variant = a.variant
-LEFT JOIN (SELECT event_id, cost_usd FROM _attempt_facts WHERE is_fallback) fb
+LEFT JOIN (SELECT event_id, cost_usd FROM _scope_exposure_fallbacks WHERE is_fallback) fb
        ON fb.event_id = a.fallback_event_id
+LEFT JOIN pre p ON p.event_id = a.event_id
 WHERE a.experiment_id IS NOT NULL AND a.variant IS NOT NULL AND NOT a.is_fallback
 WINDOW member_rows AS (PARTITION BY a.experiment_id, a.user_id),
        member_order AS (PARTITION BY a.experiment_id, a.user_id ORDER BY a.sent_at, a.event_id)
@@ -315,6 +335,22 @@ WHERE is_delivered AND delivery_latency_s IS NOT NULL
 GROUP BY ALL
 ORDER BY sent_day;
 
+-- Internal (not an analyst view): SMS counted per UTC day, recipient country, purpose and number prefix:
+-- the '+', the country's calling code and five more digits (a destination code of up to four digits and one
+-- more digit), NULL when the country has no calling code. alerts.pumping's baseline: the watch's prefix (the
+-- calling code, the destination code and one digit, from phonenumbers) is a left() of this one whenever it
+-- is no longer, so it sums these rows instead of a string prefix per message over weeks of message_facts;
+-- a longer one reads message_facts.
+-- @table _daily_prefix_rollup day=sent_day
+SELECT m.sent_day, m.country_iso2, m.purpose,
+       left(m.to_number, CASE WHEN c.calling_code < 10 THEN 7 WHEN c.calling_code < 100 THEN 8
+                              WHEN c.calling_code < 1000 THEN 9 END)  AS prefix,
+       count(*)                                                         AS n
+FROM _scope_message_days m
+LEFT JOIN countries c ON c.iso2 = m.country_iso2
+GROUP BY ALL
+ORDER BY sent_day;
+
 -- @finish
 -- Rollup marker, written last: each internal table the analytics read instead of a view, and each
 -- facts table such a table is built from, gets this comment. CREATE OR REPLACE drops a table's
@@ -330,4 +366,5 @@ COMMENT ON TABLE _daily_message_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_call_duration_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _daily_latency_rollup IS 'switchboard rollups v2';
+COMMENT ON TABLE _daily_prefix_rollup IS 'switchboard rollups v2';
 COMMENT ON TABLE _experiment_exposures IS 'switchboard experiment exposures v4';

@@ -16,8 +16,9 @@ What a change affects (the cross-row rules):
   the member's earlier attempts), and its fallbacks (the attempt's fallback_event_id, its chain row and
   its exposure cost read the child): the parents of every affected event are affected too;
 * an experiment member: any affected attempt of theirs, before or after the change (a member can move
-  between experiments when a send-log row is rewritten), and every member of an experiment whose variant
-  numbering changed;
+  between experiments when a send-log row is rewritten), every member of an experiment whose variant
+  numbering changed, and a conversion of their user before one of their exposures, or a deleted one (the
+  exposures count the pre-period conversions);
 * a UTC day of a rollup: the old and the new day of every fact row deleted or inserted.
 
 Everything happens in one transaction with the new watermark, so a killed build leaves the previous one.
@@ -81,25 +82,37 @@ _KEY_TABLES: list[tuple[str, str]] = [
               WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL
         UNION SELECT fallback_of FROM _attempt_facts
               WHERE event_id IN (SELECT k FROM _k_ev0) AND fallback_of IS NOT NULL"""),
-    # filled by the attempts step: the members of the attempts it rewrote (and of their parents)
-    ("_k_mem", "SELECT CAST(NULL AS VARCHAR) AS experiment_id, CAST(NULL AS VARCHAR) AS user_id WHERE false"),
+    # the members whose exposures' pre-period conversions (facts.sql) a changed or deleted conversion moves:
+    # an exposure after the new one, any of a deleted one's user; the attempts step adds the members of the
+    # attempts it rewrote (and of their parents)
+    ("_k_mem", """
+        SELECT DISTINCT e.experiment_id, e.user_id FROM _experiment_exposures e
+        WHERE e.user_id IN (SELECT aux FROM _del WHERE tbl = 'conversions')
+           OR EXISTS (SELECT 1 FROM _chg_conv c WHERE c.user_id = e.user_id AND c.occurred_at < e.sent_at)"""),
     ("_written", "SELECT CAST(NULL AS VARCHAR) AS tbl, CAST(NULL AS VARCHAR) AS k WHERE false"),
 ]
 
-# the incremental definition of each scope view: the rows the affected keys need (the rollups' day scopes
-# are set by _incremental_rollup)
+# the incremental definition of each scope view: which rows of its table (alias t) the affected keys need.
+# A build materialises their rowids first (a narrow scan of the key columns), then its view reads just those
+# rows, so the wide rows of a 10M-row table are not read to be thrown away. Views are made in the order
+# facts.sql declares them, so a later scope may read an earlier one of the same build. (The rollups' day
+# scopes are set by _incremental_rollup.)
 _INCREMENTAL_SCOPES: dict[str, str] = {
-    "_scope_messages": "SELECT * FROM twilio_messages WHERE sid IN (SELECT k FROM _k_msg)",
-    "_scope_message_sends": "SELECT * FROM send_log WHERE provider_sid IN (SELECT k FROM _k_msg)",
-    "_scope_calls": "SELECT * FROM twilio_calls WHERE sid IN (SELECT k FROM _k_call)",
-    "_scope_call_sends": "SELECT * FROM send_log WHERE provider_sid IN (SELECT k FROM _k_call)",
-    "_scope_sends": "SELECT * FROM send_log WHERE event_id IN (SELECT k FROM _k_ev)",
-    "_scope_fallback_sends": "SELECT * FROM send_log WHERE fallback_of IN (SELECT k FROM _k_ev)",
-    "_scope_conversions": ("SELECT * FROM conversions WHERE user_id IN "
-                           "(SELECT user_id FROM send_log WHERE event_id IN (SELECT k FROM _k_ev))"),
-    "_scope_chain_attempts": "SELECT * FROM _attempt_facts WHERE event_id IN (SELECT k FROM _k_ev)",
-    "_scope_exposure_attempts": ("SELECT a.* FROM _attempt_facts a SEMI JOIN _k_mem m "
-                                 "ON m.experiment_id = a.experiment_id AND m.user_id = a.user_id"),
+    "_scope_messages": "t.sid IN (SELECT k FROM _k_msg)",
+    "_scope_message_sends": "t.provider_sid IN (SELECT k FROM _k_msg)",
+    "_scope_calls": "t.sid IN (SELECT k FROM _k_call)",
+    "_scope_call_sends": "t.provider_sid IN (SELECT k FROM _k_call)",
+    "_scope_sends": "t.event_id IN (SELECT k FROM _k_ev)",
+    "_scope_fallback_sends": "t.fallback_of IN (SELECT k FROM _k_ev)",
+    "_scope_conversions": "t.user_id IN (SELECT user_id FROM _scope_sends)",
+    "_scope_attempt_messages": "t.sid IN (SELECT provider_sid FROM _scope_sends WHERE channel = 'sms')",
+    "_scope_attempt_calls": "t.sid IN (SELECT provider_sid FROM _scope_sends WHERE channel = 'voice')",
+    "_scope_chain_attempts": "t.event_id IN (SELECT k FROM _k_ev)",
+    "_scope_chain_calls": "t.event_id IN (SELECT fallback_event_id FROM _scope_chain_attempts)",
+    "_scope_exposure_attempts": ("EXISTS (SELECT 1 FROM _k_mem m "
+                                 "WHERE m.experiment_id = t.experiment_id AND m.user_id = t.user_id)"),
+    "_scope_exposure_fallbacks": "t.event_id IN (SELECT fallback_event_id FROM _scope_exposure_attempts)",
+    "_scope_exposure_conversions": "t.user_id IN (SELECT user_id FROM _scope_exposure_attempts)",
 }
 
 # how each table's affected rows are found (to delete them) and which days table collects their days
@@ -111,7 +124,7 @@ _AFFECTED: dict[str, tuple[str, str | None, str | None]] = {
     "_call_facts": ("sid IN (SELECT k FROM _k_call)", "start_day", "_dd_call"),
     "_attempt_facts": ("event_id IN (SELECT k FROM _k_ev)", "sent_day", "_dd_att"),
     "_fallback_chain_facts": ("event_id IN (SELECT k FROM _k_ev)", None, None),
-    "_experiment_exposures": (_MEMBERS.format(t="_experiment_exposures"), None, None),
+    "_experiment_exposures": (_MEMBERS.format(t="t"), None, None),
 }
 
 # the key column of each facts table, as published (ingest/publish.py)
@@ -120,6 +133,7 @@ FACT_KEYS: dict[str, str] = {
     "_fallback_chain_facts": "event_id", "_experiment_exposures": "member",
     "_daily_attempt_rollup": "sent_day", "_daily_message_rollup": "sent_day", "_daily_call_rollup": "start_day",
     "_daily_call_duration_rollup": "start_day", "_daily_latency_rollup": "sent_day",
+    "_daily_prefix_rollup": "sent_day",
 }
 
 
@@ -236,6 +250,8 @@ def _incremental_build(con: duckdb.DuckDBPyConnection, w0: int, w1: int, params:
     counts["written"] = int(con.execute("SELECT count(*) FROM _written").fetchall()[0][0])
     _finish(con, d.finish)
     _drop_scopes(con, d.scopes)
+    for view in d.scopes:
+        con.execute(f"DROP TABLE IF EXISTS _r{view}")
     for name, _ in _KEY_TABLES:
         con.execute(f"DROP TABLE IF EXISTS {name}")
     for dd in ("_dd_msg", "_dd_call", "_dd_att"):
@@ -253,8 +269,11 @@ def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dic
     if b.table.startswith("_daily_"):
         _incremental_rollup(con, b, params)
         return
+    scopes = facts_definition().scopes
     for view in b.scopes:
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS {_days(_INCREMENTAL_SCOPES[view])}")
+        _narrow(con, f"_r{view}", scopes[view], _INCREMENTAL_SCOPES[view])
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {view} AS SELECT * FROM {scopes[view]} "
+                    f"WHERE rowid IN (SELECT r FROM _r{view})")
     if "append" in b.options:
         con.execute(f"INSERT INTO {b.table} BY NAME {b.select}", _params(b, params))
         return
@@ -264,7 +283,8 @@ def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dic
     where, day, dd = _AFFECTED[b.table]
     key = FACT_KEYS[b.table]
     con.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {b.select}", _params(b, params))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {b.table} WHERE {_days(where)}")
+    _narrow(con, "_oldr", b.table, _days(where), key)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _old AS SELECT * FROM {b.table} WHERE rowid IN (SELECT r FROM _oldr)")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _w AS SELECT DISTINCT {key} AS d FROM (
                         (SELECT * FROM _new EXCEPT ALL SELECT * FROM _old)
                         UNION ALL (SELECT * FROM _old EXCEPT ALL SELECT * FROM _new))""")
@@ -277,11 +297,11 @@ def _incremental_table(con: duckdb.DuckDBPyConnection, b: FactBuild, params: dic
     if dd:  # the rewritten rows as they were and as they are: the rollups compare them (_incremental_rollup)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _wo{b.table} AS SELECT * FROM _old WHERE {hit}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _wn{b.table} AS SELECT * FROM _new WHERE {hit}")
-    con.execute(f"DELETE FROM {b.table} WHERE {hit}")
+    con.execute(f"DELETE FROM {b.table} WHERE rowid IN (SELECT r FROM _oldr WHERE {hit})")
     kill_point(f"facts:deleted:{b.table}")
     con.execute(f"INSERT INTO {b.table} BY NAME SELECT * FROM _new WHERE {hit}")
     con.execute(f"INSERT INTO _written SELECT '{b.table}', CAST(d AS VARCHAR) FROM _w")
-    for t in ("_new", "_old", "_w"):
+    for t in ("_new", "_old", "_oldr", "_w"):
         con.execute(f"DROP TABLE {t}")
 
 
@@ -305,6 +325,13 @@ def _incremental_rollup(con: duckdb.DuckDBPyConnection, b: FactBuild, params: di
     con.execute(f"INSERT INTO _written SELECT '{b.table}', CAST(d AS VARCHAR) FROM _w")
     for t in ("_po", "_pn", "_w"):
         con.execute(f"DROP TABLE {t}")
+
+
+def _narrow(con: duckdb.DuckDBPyConnection, name: str, table: str, where: str, key: str | None = None) -> None:
+    """Temp table ``name`` of the rowids (column r, and the key column when given) of ``table``'s rows
+    matching ``where`` (alias t): a scan of the columns ``where`` reads, not of the whole rows."""
+    extra = f", t.{key}" if key else ""
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT t.rowid AS r{extra} FROM {table} t WHERE {where}")
 
 
 def _members_of_written(con: duckdb.DuckDBPyConnection, hit: str) -> None:

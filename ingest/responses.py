@@ -10,7 +10,7 @@ import duckdb
 
 RESPONSES_SQL = Path(__file__).with_name("responses.sql")
 REPLY_WINDOW_HOURS = 168  # a reply answers a message sent at most this long before it
-TABLES = ("_reply_keywords", "_response_facts", "_opted_out_members")
+TABLES = ("_reply_keywords", "_response_facts", "_opt_out_messages", "_opted_out_members")
 VIEWS = ("responses", "opted_out_members")
 
 

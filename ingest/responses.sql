@@ -86,6 +86,13 @@ LEFT JOIN (SELECT * FROM _attempt_facts WHERE channel = 'sms' AND provider_sid I
            QUALIFY row_number() OVER (PARTITION BY provider_sid ORDER BY sent_at DESC, event_id) = 1) a
        ON a.provider_sid = w.linked_sid;
 
+-- The messages members answered with an opt-out keyword, with every column of message_facts (internal, not
+-- part of the contract): analytics.responses.opt_out_cells counts a cell's opt-outs from these few rows instead
+-- of joining every SMS of the period to the replies.
+CREATE OR REPLACE TABLE _opt_out_messages AS
+SELECT * FROM _message_facts
+WHERE sid IN (SELECT linked_sid FROM _response_facts WHERE classification = 'opt_out' AND linked_sid IS NOT NULL);
+
 -- Who is opted out now, per (member, our number): the last word on it was an opt-out keyword, or
 -- Twilio's 21610 refusal (the member opted out before our history, or the reply was not ingested).
 CREATE OR REPLACE TABLE _opted_out_members AS

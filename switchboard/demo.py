@@ -1,10 +1,10 @@
-"""``switchboard demo``: sandbox -> ingest -> dashboard, in one command; ``--live``: a demo that moves.
+"""``switchboard demo``: sandbox -> ingest -> dashboard in one command, a demo that moves (``--still``: a still one).
 
 The sandbox runs in a thread of this process (so the dashboard's sender page
 can rehearse campaigns against it); ingest runs in-process with a progress bar;
 the dashboard is the real ``streamlit run`` in a child process.
 
-With ``--live`` (issue 16) the history ends now and the sandbox keeps creating traffic
+By default (issue 16) the history ends now and the sandbox keeps creating traffic
 (``--live-rate``) whose statuses move on the wall clock; its signed status callbacks and Event
 Streams batches go to a real ``switchboard listen`` child process; a continuous ingest
 (``switchboard.runner.ContinuousIngest``, every ``--every``) loads them and publishes; the dashboard's
@@ -39,29 +39,43 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where the warehouse and send logs go (default: ./data of the working directory)")
     parser.add_argument("--no-dashboard", action="store_true",
-                        help="stop after the ingest (sets up the warehouse, serves nothing)")
-    g = parser.add_argument_group("a demo that moves (--live)")
+                        help="serve no dashboard (live: the moving warehouse until Ctrl-C; --still: stop after "
+                             "the ingest)")
+    parser.add_argument("--alert-webhook", metavar="URL", default=None,
+                        help="POST every alert the demo raises to this webhook (Slack-compatible payload; "
+                             "the same as SWITCHBOARD_ALERT_WEBHOOK_URL)")
+    parser.add_argument("--still", action="store_true",
+                        help="a still picture instead: history up to last midnight, one ingest, no live traffic")
+    g = parser.add_argument_group("the demo moves by default")
     g.add_argument("--live", action="store_true",
-                   help="history ends now and live traffic follows: status callbacks and Event Streams to a "
-                        "`switchboard listen` receiver, a continuous ingest, pages that update by themselves")
+                   help="(the default) history ends now and live traffic follows: status callbacks and Event "
+                        "Streams to a `switchboard listen` receiver, a continuous ingest, pages that update by "
+                        "themselves")
     g.add_argument("--live-rate", type=_rate, default=5.0, metavar="N",
-                   help="with --live: new messages a second (default 5)")
+                   help="live: new messages a second (default 5)")
     g.add_argument("--every", type=duration, default=15.0, metavar="DURATION",
-                   help="with --live: the continuous ingest's interval (default 15s)")
+                   help="live: the continuous ingest's interval (default 15s)")
     g.add_argument("--incident", type=_incident, action="append", default=[], metavar="CC:CODE:SHARE[:AFTER]",
-                   help="with --live: inject a delivery incident, e.g. ID:30007:0.4:60 (repeatable)")
+                   help="live: inject a delivery incident, e.g. ID:30007:0.4:60 (repeatable)")
     g.add_argument("--pumping", type=_pumping, action="append", default=[], metavar="CC:PER_HOUR[:AFTER]",
-                   help="with --live: pump one-time codes to two number ranges of a country, e.g. NG:600:60 "
+                   help="live: pump one-time codes to two number ranges of a country, e.g. NG:600:60 "
                         "(SMS pumping; repeatable)")
     g.add_argument("--listen-port", type=int, default=0,
-                   help="with --live: the receiver's port (default 0: any free port)")
+                   help="live: the receiver's port (default 0: any free port)")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.still and args.live:
+        raise ConfigError("--still and --live contradict each other: the demo is live unless --still")
+    args.live = not args.still
     if not args.live and args.incident:
-        raise ConfigError("--incident acts on live traffic: add --live")
+        raise ConfigError("--incident acts on live traffic: drop --still")
     if not args.live and args.pumping:
-        raise ConfigError("--pumping acts on live traffic: add --live")
+        raise ConfigError("--pumping acts on live traffic: drop --still")
+    if args.alert_webhook:
+        if not args.alert_webhook.startswith(("http://", "https://")):
+            raise ConfigError(f"--alert-webhook needs an http(s) URL, got {args.alert_webhook!r}")
+        os.environ["SWITCHBOARD_ALERT_WEBHOOK_URL"] = args.alert_webhook
     settings = Settings.from_env(data_dir=args.data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return _run_live(args, settings) if args.live else _run_still(args, settings)

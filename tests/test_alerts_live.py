@@ -39,10 +39,9 @@ def test_a_live_incident_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Pat
     # a cycle, and the default ten took five cycles on a quiet machine (fewer, longer cycles on a busy one).
     config.write_text("[defaults]\nrecent_hours = 0.05\nmin_volume = 20\nmin_impact = 3\n")
     receiver = Receiver()
-    env = {"SWITCHBOARD_ALERTS_FILE": str(config), "SWITCHBOARD_ALERT_WEBHOOK_URL": receiver.url,
-           "SWITCHBOARD_ALERT_WEBHOOK_FORMAT": "json"}
-    args = ["demo", "--live", "--no-dashboard", *SMALL, "--live-rate", "100", "--every", "2",
-            "--incident", "ID:30004:0.6:0", "--data-dir", str(data_dir)]
+    env = {"SWITCHBOARD_ALERTS_FILE": str(config), "SWITCHBOARD_ALERT_WEBHOOK_FORMAT": "json"}
+    args = ["demo", "--no-dashboard", *SMALL, "--live-rate", "100", "--every", "2",  # live: the default
+            "--incident", "ID:30004:0.6:0", "--alert-webhook", receiver.url, "--data-dir", str(data_dir)]
     try:
         with Command(args, data_dir, env=env) as demo:
             demo.wait_line(r"^3/4  Continuous ingest every 2 s")

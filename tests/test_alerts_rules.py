@@ -56,30 +56,37 @@ def test_opt_out_rule_is_skipped_with_its_reason_without_response_facts():
     assert "_response_facts" in ev.skipped["opt_out"]
 
 
-def _response_facts(con, rows):
-    con.execute("CREATE OR REPLACE TABLE _response_facts (sid VARCHAR, received_at TIMESTAMPTZ, country_iso2 VARCHAR, "
-                "template_id VARCHAR, sender VARCHAR, purpose VARCHAR, classification VARCHAR)")
-    con.executemany("INSERT INTO _response_facts VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-
 def test_opt_out_rate_rise_alerts_per_country_and_template():
     h = Hand()
     for k in range(30):
         traffic(h, k)
+    # the members of 2 of each day's 96 SMS (pr_standard, Indonesia) reply STOP; on day 29, of 30; 40 more
+    # ask for HELP that day (not an opt-out)
+    for k in range(30):
+        sent = sorted((m for m in h.messages if m["date_sent"].date() == day(k)), key=lambda m: m["date_sent"])
+        for m in sent[:30 if k == 29 else 2]:
+            h.reply(m["sid"], "STOP")
+        if k == 29:
+            for m in sent[30:70]:
+                h.reply(m["sid"], "HELP")
     con = h.build()
-    # baseline: 2 opt-outs a day on pr_standard (of 96 SMS); day 29: 30
-    rows = [(f"SMr{k}_{i}", at(day(k), 10, i), "ID", "pr_standard", "MG1", "password_reset", "opt_out")
-            for k in range(30) for i in range(30 if k == 29 else 2)]
-    rows += [(f"SMh{i}", at(day(29), 11, i), "ID", "pr_standard", "MG1", "password_reset", "help") for i in range(40)]
-    _response_facts(con, rows)
     ev = evaluate.evaluate(con, config(), end_of(29))
     found = only(ev, "opt_out")
     assert len(found) == 1, [f.sentence for f in ev.findings]
     f = found[0]
     assert (f.country_iso2, f.template_id, f.kind) == ("ID", "pr_standard", "opt_out")
+    # recent: day 29's 96 delivered SMS, 30 answered STOP; baseline: days 1-28, 2 of 96 a day
     assert f.recent_value == pytest.approx(30 / 96)
     assert f.baseline_value == pytest.approx(2 / 96)
-    assert "opt-out replies per SMS to Indonesia with template pr_standard" in f.sentence
+    assert f.evidence == {"recent": [30, 96], "baseline": [56, 2688]}
+    assert f.impact == pytest.approx(30 - 2 / 96 * 96)
+    assert ("31% of SMS delivered to Indonesia with template pr_standard were answered with an opt-out keyword, "
+            "against 2.1% over the previous 28 days: about 28 more members opted out.") in f.sentence
+    # the same count as "what changed" and the Responses page (analytics.responses.opt_out_cells)
+    from switchboard.analytics import responses
+
+    cells = responses.opt_out_cells(con, start=day(1), split=day(29), end=day(29), by=["country_iso2", "template_id"])
+    assert cells[["n1", "k1", "n0", "k0"]].values.tolist() == [[96, 30, 2688, 56]]
 
 
 def test_voice_fallback_failing_alerts():

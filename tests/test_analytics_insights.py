@@ -182,6 +182,163 @@ def test_a_delivery_drop_spread_over_many_codes_has_no_advice_and_none_not_na():
     assert [f.kind for f in ev.findings] == ["delivery_drop"] and "the mix of codes" in ev.findings[0].sentence
 
 
+# --------------------------------------------------------------------------- opt-out rises (issue 18)
+
+
+def _opt_out_world(h: Hand, *, urgent_recent: int = 4, control_last_day: int = 1, otp: int = 80,
+                   rare_recent: int = 0) -> Hand:
+    """Indonesia: experiment exp_x on template mkt_promo, 40 delivered SMS a day per variant (control,
+    urgent), and ``otp`` OTP SMS a day nobody answers. Each baseline day the members of 1 control and 1
+    urgent SMS reply STOP; each recent day ``urgent_recent`` urgent members and 1 control member do, and
+    ``control_last_day`` more control members on the last day. ``rare_recent``: Brazil gets 20 SMS a day of
+    template rare, no opt-out in the baseline, ``rare_recent`` a day in the recent week."""
+    for k in range(DAYS):
+        day, recent = D0 + timedelta(days=k), k >= 28
+        for variant in ("control", "urgent"):
+            sids = [h.sms(day=day, template="mkt_promo", purpose="marketing", experiment="exp_x", variant=variant,
+                          minute=i)[0] for i in range(40)]
+            stops = urgent_recent if recent and variant == "urgent" else 1
+            stops += control_last_day if variant == "control" and k == DAYS - 1 else 0
+            for sid in sids[:stops]:
+                h.reply(sid, "STOP")
+            h.reply(sids[-1], "HELP")  # not an opt-out
+        for i in range(otp):
+            h.sms(day=day, minute=i % 60, hour=13 + i // 60)
+        if rare_recent:
+            sids = [h.sms(day=day, country="BR", carrier="Vivo", template="rare", purpose="marketing", minute=i)[0]
+                    for i in range(20)]
+            for sid in sids[:rare_recent if recent else 0]:
+                h.reply(sid, "stop")
+    return h
+
+
+def test_opt_out_rise_of_a_variant_with_numbers_by_hand():
+    con = _opt_out_world(Hand()).build()
+    df = insights.what_changed(con, end=END)
+    assert list(df.columns) == insights.FINDING_COLUMNS
+    # one finding: the template, Indonesia and Indonesia x mkt_promo rose too, but only through the variant
+    assert len(df) == 1, df["sentence"].tolist()
+    r = df.iloc[0]
+    assert (r.kind, r.metric, r.variant, r.template_id, r.country_iso2, r.carrier) == (
+        "opt_out_rise", "opt_out_rate", "exp_x · urgent", "mkt_promo", None, None)
+    assert pd.isna(r.error_code) and pd.isna(r.error_name)
+    # urgent: baseline 28 of 28 x 40 = 1,120 delivered SMS; recent 7 x 4 = 28 of 7 x 40 = 280;
+    # opt-outs beyond the baseline rate: 28 - 0.025 x 280 = 21 members
+    assert (r.baseline_value, r.recent_value) == pytest.approx((0.025, 0.1))
+    assert (r.messages_baseline, r.messages_recent) == (1120, 280)
+    assert r.opt_outs_added == pytest.approx(21) and pd.isna(r.lost_deliveries)
+    assert r.onset == ONSET and r.q_value <= 0.01 and r["rank"] == 1
+    assert r.sentence == ("Opt-out replies to variant exp_x · urgent (template mkt_promo) rose from 2.5% to 10% of "
+                          "delivered SMS since 30 Nov: about 21 more members opted out.")
+    assert "START" in r.what_to_do
+    # the same count and test as the Responses page's spikes (previous 7 days: 7 of 280)
+    from switchboard.analytics import responses
+
+    spikes = responses.opt_out_spikes(con, start=ONSET, end=END, by="variant")
+    assert spikes["key"].tolist() == ["exp_x · urgent"]
+    assert (spikes["baseline_opt_outs"].iat[0], spikes["opt_outs"].iat[0], spikes["ratio"].iat[0]) == (
+        7, 28, pytest.approx(4.0))
+
+
+def test_no_opt_out_rise_reports_nothing():
+    # every cell answers STOP to 1 in 40 SMS throughout (HELP replies do not count)
+    con = _opt_out_world(Hand(), urgent_recent=1, control_last_day=0).build()
+    assert insights.what_changed(con, end=END).empty
+
+
+def test_opt_out_rise_on_low_volume_is_not_reported():
+    # Brazil's template rare: 0 of 560 in the baseline, 21 of 140 (15%) in the recent week: a real rise on
+    # 140 delivered SMS, under the 200 a cell needs in each period
+    con = _opt_out_world(Hand(), urgent_recent=1, control_last_day=0, rare_recent=3).build()
+    assert insights.what_changed(con, end=END).empty
+    df = insights.what_changed(con, end=END, opt_out_min_volume=100)  # the volume rule is what held it back
+    assert len(df) == 1, df["sentence"].tolist()
+    r = df.iloc[0]
+    assert (r.kind, r.country_iso2, r.template_id, r.variant) == ("opt_out_rise", "BR", "rare", None)
+    assert (r.baseline_value, r.recent_value, r.opt_outs_added) == pytest.approx((0.0, 0.15, 21))
+    assert r.sentence == ("Opt-out replies to template rare in Brazil rose from 0% to 15% of delivered SMS since "
+                          "30 Nov: about 21 more members opted out.")
+
+
+def test_opt_out_rise_ranks_among_delivery_findings_filters_and_old_warehouses():
+    con = _opt_out_world(_world(Hand(), carrier_incident=True), otp=0).build()
+    df = insights.what_changed(con, end=END)
+    # 56 lost deliveries before 21 members opted out
+    assert list(df["kind"]) == ["error_rise", "opt_out_rise"], df["sentence"].tolist()
+    assert list(df["rank"]) == [1, 2] and df["variant"].tolist() == [None, "exp_x · urgent"]
+    assert list(insights.what_changed(con, end=END, opt_outs=False)["kind"]) == ["error_rise"]
+    assert insights.what_changed(con, end=END, filters=Filters(countries=("BR",))).empty
+    only = insights.what_changed(con, end=END, filters=Filters(templates=("mkt_promo",)))
+    assert list(only["kind"]) == ["opt_out_rise"]
+    con.execute("DROP VIEW responses")  # a warehouse from before issue 18: delivery findings only
+    assert list(insights.what_changed(con, end=END)["kind"]) == ["error_rise"]
+
+
+def _opt_out_reference(con, start, split, end, by) -> pd.DataFrame:
+    """opt_out_cells the plain way: every delivered SMS of the period joined to the opt-out replies."""
+    from switchboard.analytics import responses
+    from switchboard.analytics.filters import day_bounds
+
+    lo, hi = day_bounds(start, end)
+    keys = "".join(f"{responses.OPT_OUT_KEYS[k]} AS {k}, " for k in by)
+    df = con.execute(f"""
+        SELECT {keys}
+               count(*) FILTER (WHERE m.sent_at >= $split)::BIGINT AS n1,
+               count(o.linked_sid) FILTER (WHERE m.sent_at >= $split)::BIGINT AS k1,
+               count(*) FILTER (WHERE m.sent_at < $split)::BIGINT AS n0,
+               count(o.linked_sid) FILTER (WHERE m.sent_at < $split)::BIGINT AS k0
+        FROM message_facts m
+        LEFT JOIN (SELECT DISTINCT linked_sid FROM responses WHERE classification = 'opt_out') o
+               ON o.linked_sid = m.sid
+        WHERE m.is_delivered AND m.sent_at >= $lo AND m.sent_at < $hi GROUP BY ALL""",
+                     {"lo": lo, "hi": hi, "split": day_bounds(split, split)[0]}).df()
+    if by:
+        return df.sort_values(by, na_position="last").reset_index(drop=True)
+    return df
+
+
+@pytest.mark.parametrize("by", [[], ["country_iso2"], ["template_id"], ["variant"], ["experiment_id"],
+                                ["country_iso2", "template_id", "variant"], ["sender", "purpose"],
+                                ["campaign_id", "carrier"]])
+def test_opt_out_cells_every_path_counts_what_the_plain_join_counts(by):
+    from datetime import UTC, datetime, time
+
+    from switchboard.analytics import _sql, responses
+
+    h = _opt_out_world(Hand(), rare_recent=3, otp=10)
+    for k in range(DAYS):  # SMS with no send-log record (no template) whose members opt out too
+        for i in range(5):
+            sid, _ = h.sms(day=D0 + timedelta(days=k), country="BR", carrier="Vivo", send_log=False, minute=40 + i)
+            if i == 0 and k % 3 == 0:
+                h.reply(sid, "BAJA")
+    con = h.build()
+    periods = [(D0, ONSET, END), (D0 + timedelta(days=3), ONSET - timedelta(days=2), END - timedelta(days=1)),
+               (datetime.combine(D0, time(12, 20), UTC), datetime.combine(ONSET, time(12, 5), UTC),
+                datetime.combine(END, time(12, 30), UTC))]  # instants, split inside a day
+    for start, split, end in periods:
+        want = _opt_out_reference(con, start, split, end, by)
+        got = {}
+        for rollups in (True, False):
+            _sql.USE_ROLLUPS = rollups
+            try:
+                got[rollups] = responses.opt_out_cells(con, start=start, split=split, end=end, by=by)
+            finally:
+                _sql.USE_ROLLUPS = True
+        con.execute("ALTER TABLE _opt_out_messages RENAME TO _opt_out_messages_away")  # an older warehouse
+        try:
+            got["join"] = responses.opt_out_cells(con, start=start, split=split, end=end, by=by)
+        finally:
+            con.execute("ALTER TABLE _opt_out_messages_away RENAME TO _opt_out_messages")
+        def same(df: pd.DataFrame) -> pd.DataFrame:  # NULL keys compare equal whether None or NaN
+            df = df[[*by, "n1", "k1", "n0", "k0"]].reset_index(drop=True)
+            return df.astype({k: object for k in by}).fillna({k: "<null>" for k in by})
+
+        for path, df in got.items():
+            assert list(df.columns) == [*by, "n1", "k1", "n0", "k0"]
+            pd.testing.assert_frame_equal(same(df), same(want), check_dtype=False, obj=f"{path} {start}..{end} by {by}")
+        assert want["k1"].sum() + want["k0"].sum() > 0
+
+
 def test_empty_warehouse():
     df = insights.what_changed(empty_warehouse(), end=END)
     assert df.empty and list(df.columns) == insights.FINDING_COLUMNS

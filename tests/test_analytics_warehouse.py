@@ -44,17 +44,29 @@ class Hand:
         sid = self._next("SM")
         sent = at(day, hour, minute)
         updated = sent + timedelta(seconds=latency_s) if latency_s is not None else sent
-        self.messages.append(dict(
-            sid=sid, account_sid="AC1", messaging_service_sid=sender, direction="outbound-api",
-            from_number="+15550000000", to_number=f"+62{self._n:09d}", status=status, error_code=error,
-            num_segments=segments, num_media=0, body_encoding=encoding, body_length=10, price=None if price is None
-            else -price, price_unit="USD", price_usd=price, date_created=sent, date_sent=sent, date_updated=updated,
-            to_country=country, to_carrier=carrier, source="api", ingest_run_id=1))
+        self.messages.append({
+            "sid": sid, "account_sid": "AC1", "messaging_service_sid": sender, "direction": "outbound-api",
+            "from_number": "+15550000000", "to_number": f"+62{self._n:09d}", "status": status, "error_code": error,
+            "num_segments": segments, "num_media": 0, "body_encoding": encoding, "body_length": 10, "price": None if price is None
+            else -price, "price_unit": "USD", "price_usd": price, "date_created": sent, "date_sent": sent, "date_updated": updated,
+            "to_country": country, "to_carrier": carrier, "source": "api", "ingest_run_id": 1})
         event = None
         if send_log:
             event = self.send(channel="sms", sid=sid, sent=sent, template=template, purpose=purpose, variant=variant,
                               user=user, country=country, fallback_of=fallback_of, experiment=experiment)
         return sid, event
+
+    def reply(self, sid: str, word: str | None = "STOP", *, after: timedelta = timedelta(minutes=1)) -> str:
+        """The member of outbound SMS ``sid`` texts our number back ``after`` it was sent: ``word`` is the
+        one-word body the ingest keeps (reply_word; None for free text). Returns the inbound SID."""
+        m = next(m for m in self.messages if m["sid"] == sid)
+        rid = self._next("SM")
+        when = m["date_sent"] + after
+        self.messages.append({**m, "sid": rid, "direction": "inbound", "from_number": m["to_number"],
+                              "to_number": m["from_number"], "status": "received", "error_code": None,
+                              "price": -0.0079, "price_usd": 0.0079, "date_created": when, "date_sent": when,
+                              "date_updated": when, "reply_word": word})
+        return rid
 
     def call(self, *, day: date = D0, status: str = "completed", country: str = "ID", carrier: str | None = "Telkomsel",
              duration: int = 30, answered_by: str | None = "human", price: float | None = 0.10,
@@ -63,12 +75,12 @@ class Hand:
              send_log: bool = True) -> tuple[str, str | None]:
         sid = self._next("CA")
         start = at(day, hour, minute, second)
-        self.calls.append(dict(
-            sid=sid, account_sid="AC1", parent_call_sid=None, direction="outbound-api", from_number="+15550000000",
-            to_number=f"+62{self._n:09d}", status=status, answered_by=answered_by, duration_s=duration,
-            price=None if price is None else -price, price_unit="USD", price_usd=price, start_time=start,
-            end_time=start + timedelta(seconds=duration), date_created=start, date_updated=start,
-            to_country=country, to_carrier=carrier, source="api", ingest_run_id=1))
+        self.calls.append({
+            "sid": sid, "account_sid": "AC1", "parent_call_sid": None, "direction": "outbound-api", "from_number": "+15550000000",
+            "to_number": f"+62{self._n:09d}", "status": status, "answered_by": answered_by, "duration_s": duration,
+            "price": None if price is None else -price, "price_unit": "USD", "price_usd": price, "start_time": start,
+            "end_time": start + timedelta(seconds=duration), "date_created": start, "date_updated": start,
+            "to_country": country, "to_carrier": carrier, "source": "api", "ingest_run_id": 1})
         event = None
         if send_log:
             event = self.send(channel="voice", sid=sid, sent=start, template=template, purpose=purpose, user=user,
@@ -79,11 +91,11 @@ class Hand:
              purpose: str | None = None, variant: str | None = None, user: str | None = None,
              country: str | None = None, fallback_of: str | None = None, experiment: str | None = None) -> str:
         event = self._next("EV")
-        self.sends.append(dict(
-            event_id=event, sent_at=sent, channel=channel, purpose=purpose, template_id=template,
-            experiment_id=experiment, variant=variant, campaign_id=None, user_id=user or f"U{self._n}",
-            country=country, locale=None, provider_sid=sid, fallback_of=fallback_of, source_file=None,
-            ingest_run_id=1))
+        self.sends.append({
+            "event_id": event, "sent_at": sent, "channel": channel, "purpose": purpose, "template_id": template,
+            "experiment_id": experiment, "variant": variant, "campaign_id": None, "user_id": user or f"U{self._n}",
+            "country": country, "locale": None, "provider_sid": sid, "fallback_of": fallback_of, "source_file": None,
+            "ingest_run_id": 1})
         return event
 
     def push(self, *, day: date = D0, country: str = "ID", user: str | None = None, template: str = "otp_push",
@@ -92,8 +104,8 @@ class Hand:
                          user=user, country=country)
 
     def convert(self, user: str, when: datetime, kind: str = "verified") -> None:
-        self.conversions.append(dict(event_id=self._next("CV"), user_id=user, conversion_type=kind,
-                                     occurred_at=when, source_file=None, ingest_run_id=1))
+        self.conversions.append({"event_id": self._next("CV"), "user_id": user, "conversion_type": kind,
+                                     "occurred_at": when, "source_file": None, "ingest_run_id": 1})
 
     def build(self, con=None):
         con = con or warehouse.connect(":memory:")

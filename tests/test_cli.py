@@ -47,7 +47,7 @@ def test_demo_without_dashboard_builds_a_warehouse(tmp_path: Path) -> None:
     """The README's first command, minus the long-running dashboard, on a small world."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TWILIO_", "SWITCHBOARD_"))}
     out = switchboard(
-        "demo", "--no-dashboard", "--messages", "3000", "--calls", "300", "--days", "10",
+        "demo", "--still", "--no-dashboard", "--messages", "3000", "--calls", "300", "--days", "10",
         "--sandbox-port", "0", "--data-dir", str(tmp_path), env=env,
     )
     assert out.returncode == 0, out.stdout + out.stderr

@@ -167,7 +167,9 @@ def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.Monk
     at.switch_page(PAGE).run()
     assert not at.exception, [e.value for e in at.exception]
     one_query = f"{ex.experiment_data.__module__}.experiment_data"  # analytics.experiments.data since the split
-    pre_query = f"{ex.preperiod_data.__module__}.preperiod_data"  # the chosen experiment's CUPED sums and opt-outs
+    # the CUPED sums come with experiment_data (the warehouse carries the 28-day covariate): only the chosen
+    # experiment's opt-outs are looked up
+    pre_query = f"{ex.opt_out_data.__module__}.opt_out_data"
     assert queried == [one_query, pre_query]
     queried.clear()
     at.toggle(key="exp_sequential").set_value(True).run()
@@ -185,6 +187,29 @@ def test_page_groups_the_exposures_once(hand_dir: Path, monkeypatch: pytest.Monk
     finally:
         con.close()
     assert list(country["Members"]) == [f"{u:,}" for u in want["users"]]
+
+
+def test_another_pre_period_counts_at_query_time(hand_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pre-period the warehouse does not carry (setting experiment_pre_days): preperiod_data counts it."""
+    from switchboard.dashboard import data
+
+    data.forget_connections()
+    queried: list[str] = []
+    run = data.run
+
+    def counting(fn, *args, **kwargs):
+        queried.append(fn if isinstance(fn, str) else f"{fn.__module__}.{fn.__qualname__}")
+        return run(fn, *args, **kwargs)
+
+    monkeypatch.setattr(data, "run", counting)
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(hand_dir))
+    monkeypatch.setenv("SWITCHBOARD_EXPERIMENT_PRE_DAYS", "14")
+    at = AppTest.from_file(APP, default_timeout=60)
+    at.switch_page(PAGE).run()
+    assert not at.exception, [e.value for e in at.exception]
+    module = ex.preperiod_data.__module__
+    assert [q for q in queried if q.startswith(module)] == [f"{module}.experiment_data", f"{module}.preperiod_data"]
+    assert "14 days" in " ".join(t.help or "" for t in at.toggle)
 
 
 # --------------------------------------------------------------------------- #

@@ -87,6 +87,10 @@ def test_every_page_renders_without_exception(demo: Path, title: str) -> None:
     at = open_page(app(), title)
     assert at.title[0].value == title
     assert not at.warning or title in ("Errors", "Templates", "Data")  # warnings there are content, not failures
+    # issue 16: every page header says how old the data is
+    ages = [c.value for c in at.caption if re.fullmatch(r"data as of (\d\d \w+ \d{4} )?\d\d:\d\d:\d\d UTC \(.+ ago\)",
+                                                           c.value)]
+    assert len(ages) == 1, [c.value for c in at.caption]
 
 
 def test_overview_headline_equals_analytics(demo: Path, con) -> None:

@@ -88,8 +88,52 @@ def test_a_sequence_of_runs_stays_equal_to_the_rebuild(wh) -> None:
     _step(con, path, tmp)
 
 
-def test_a_changed_definition_or_window_means_a_full_build(wh) -> None:
+def test_conversions_that_move_no_attempt_still_move_the_pre_period_covariate(wh) -> None:
+    """Each exposure counts its member's conversions in the 28 days before it (issue 19's CUPED covariate).
+    A conversion can change that count without converting any attempt (none was sent between it and the
+    previous conversion): the later exposures are rebuilt all the same, and a deleted one moves them back."""
     con, path, tmp = wh
+    w = Writer(con)
+
+    def covariates() -> list[tuple]:
+        return con.execute("SELECT user_id, sent_at, pre_conversions_28d FROM _experiment_exposures "
+                           "ORDER BY user_id, sent_at").fetchall()
+
+    w.start()  # u5 exposed on day 0 and day 40; converts an hour after the first
+    for i, days in enumerate((0, 40)):
+        w.message(f"SM5{i}", D0 + timedelta(days=days), status="delivered")
+        w.send(f"e5{i}", D0 + timedelta(days=days), "u5", sid=f"SM5{i}", experiment="x1", variant="A")
+    w.message("SM60", D0 + timedelta(days=30), status="delivered")  # u6: another member, untouched
+    w.send("e60", D0 + timedelta(days=30), "u6", sid="SM60", experiment="x1", variant="B")
+    w.conversion("c50", "u5", D0 + timedelta(hours=1))
+    w.finish()
+    _step(con, path, tmp)
+    assert [r[2] for r in covariates()] == [0, 0, 0]
+
+    w.start()  # day 20: 20 days before the day-40 exposure; converts no attempt (none since the hour-1 one)
+    w.conversion("c51", "u5", D0 + timedelta(days=20))
+    w.conversion("c60", "u6", D0 + timedelta(days=31))  # after u6's only exposure: counts for none
+    w.finish()
+    report = incremental.refresh(con)
+    assert report.mode == "incremental" and report.keys["written"] >= 1
+    _step(con, path, tmp)
+    assert [r[2] for r in covariates()] == [0, 1, 0]
+
+    w.start()  # day 5: 35 days before the day-40 exposure, outside its 28 days
+    w.conversion("c52", "u5", D0 + timedelta(days=5))
+    w.finish()
+    _step(con, path, tmp)
+    assert [r[2] for r in covariates()] == [0, 1, 0]
+
+    w.start()
+    w.delete("conversions", "event_id = 'c51'")
+    w.finish()
+    _step(con, path, tmp)
+    assert [r[2] for r in covariates()] == [0, 0, 0]
+
+
+def test_a_changed_definition_or_window_means_a_full_build(wh) -> None:
+    con, _, _ = wh
     w = Writer(con)
     w.start()
     w.message("SM1", D0, status="delivered")

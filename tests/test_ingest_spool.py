@@ -101,6 +101,25 @@ def test_callback_moves_a_known_message_to_delivered_at_the_next_run(data_dir, b
     assert audit == [("ok", 1, 1, 0, result.cursor)] and result.cursor
 
 
+def test_the_poller_is_the_reconciler_of_record(data_dir, base):
+    """A pushed status is applied at once, and the list API's next read of the row wins over it."""
+    sid = base["sent_sid"]
+    row = base["world"].messages.set_index("sid").loc[sid]
+    assert row["status"] == "delivered"  # what the API will say once the delivery is final
+    with Receiver(data_dir / "spool", TOKEN) as receiver:
+        _callback(receiver, sid, "undelivered", "30003")  # a push the API will contradict
+    _ingest_events(data_dir)
+    assert _message(data_dir, sid)[:2] == ("undelivered", 30003)
+    clock = SimClock(datetime.fromtimestamp(int(row["final_at"]) + 60, UTC))
+    with SandboxServer(base["world"], clock=clock) as server:
+        report = run_ingest(Settings(data_dir=data_dir), sources="twilio", progress=False,
+                            client_factory=sandbox_client_factory(server))
+    assert report.ok, report.summary()
+    status, error, updated = _message(data_dir, sid)
+    assert (status, error) == ("delivered", None) and updated is not None
+    assert _rows(data_dir, "SELECT is_delivered FROM message_facts WHERE sid = ?", [sid]) == [(True,)]
+
+
 def _message_before(data_dir: Path, sid: str) -> tuple:
     con = duckdb.connect(str(data_dir / "ingest.duckdb"), read_only=True)
     try:

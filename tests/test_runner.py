@@ -42,7 +42,7 @@ def _rows(path: Path, sql: str) -> list[tuple]:
         con.close()
 
 
-def test_each_run_publishes_a_heartbeat_and_the_freshness_view(tmp_path: Path, world) -> None:
+def test_each_run_publishes_a_heartbeat_and_the_freshness_view(tmp_path: Path, world, monkeypatch) -> None:
     settings = Settings(data_dir=tmp_path)
     write_send_logs(world, settings.send_logs_dir)
     out, err = io.StringIO(), io.StringIO()
@@ -75,6 +75,21 @@ def test_each_run_publishes_a_heartbeat_and_the_freshness_view(tmp_path: Path, w
         assert newest is not None and age == pytest.approx((visible - newest).total_seconds(), abs=1e-3)
     comments = _rows(wh, "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'freshness' AND comment IS NULL")
     assert comments == [(0,)]  # every column documented
+    # the Data page charts it: per source, lag p95 and the newest record's age at each publish
+    import json
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("SWITCHBOARD_DATA_DIR", str(tmp_path))
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py"), default_timeout=60)
+    at.run()
+    at.switch_page("app_pages/data_health.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    fresh = [c for c in charts if "Freshness per run" in json.dumps(c["layout"].get("title", ""))]
+    assert len(fresh) == 1
+    names = {t["name"] for t in fresh[0]["data"]}
+    assert {"twilio: lag p95", "send-logs: newest record age"} <= names, names
 
 
 def test_a_failed_run_is_logged_and_retried_with_backoff(tmp_path: Path, world) -> None:
@@ -101,6 +116,47 @@ def test_a_failed_run_is_logged_and_retried_with_backoff(tmp_path: Path, world) 
     recovered = loop.run_cycle()
     assert recovered.ok and loop.failures == 0 and loop.published == 2
     assert "run 4 ok" in out.getvalue()
+
+
+def test_the_full_lag_window_is_reread_on_its_own_slower_schedule(tmp_path: Path, world) -> None:
+    """A reconciling cycle re-reads the whole lag window from the list API; the cycles between re-read the last
+    15 minutes; the next reconcile is due ``reconcile_every`` after the last one that published, so one that
+    fails stays due."""
+    from switchboard.ingest.cli import TICK_LAG_HOURS
+
+    settings = Settings(data_dir=tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    with SandboxServer(world, clock=SimClock(END)) as server:
+        loop = ContinuousIngest(settings, every=30, reconcile_every=3600, out=out, err=err,
+                                ingest_kwargs={"sources": "twilio", "client_factory": sandbox_client_factory(server)})
+        assert (loop._lag(True), loop._lag(False)) == (settings.lag_hours, TICK_LAG_HOURS)
+        first, second = loop.run_cycle(), loop.run_cycle()
+        loop.last_reconcile -= 3600  # an hour later on the loop's clock
+        third, fourth = loop.run_cycle(), loop.run_cycle()
+        assert [c.ok for c in (first, second, third, fourth)] == [True] * 4, err.getvalue()
+        assert [c.reconcile for c in (first, second, third, fourth)] == [True, False, True, False]
+        loop.last_reconcile -= 3600
+        hold = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
+        locker = subprocess.Popen([sys.executable, "-c", hold, str(settings.ingest_db_path)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert locker.stdout.readline().strip() == "locked"
+            failed = loop.run_cycle()
+        finally:
+            locker.stdin.close()
+            locker.wait(60)
+        retried = loop.run_cycle()
+    assert failed.reconcile and not failed.ok
+    assert retried.reconcile and retried.ok  # the failed reconcile was not forgotten
+    read = dict(_rows(settings.warehouse_path, "SELECT run_id, rows_read FROM ingest_runs WHERE source = 'twilio' "
+                                               "AND status = 'ok' ORDER BY run_id"))
+    reads = list(read.values())
+    # the whole 2-day history (every message and call, in the 72-hour window) at each reconcile; the last
+    # 15 minutes (and the pending rows fetched by sid) in between
+    assert len(reads) == 5 and reads[0] >= len(world.messages) and reads[2] == reads[0] and reads[4] == reads[0]
+    assert reads[1] < reads[0] / 4 and reads[3] < reads[0] / 4, reads
+    lines = out.getvalue().splitlines()
+    assert ["(reconcile)" in line for line in lines] == [True, False, True, False, True], lines
 
 
 @pytest.mark.parametrize(("args", "words"), [

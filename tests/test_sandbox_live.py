@@ -83,6 +83,28 @@ def test_live_traffic_is_served_newest_first_and_moves_with_the_clock(spec, worl
     assert all(m.date_sent is not None and m.price is not None for m in after.values())
 
 
+def test_live_delivery_delays_are_the_worlds_per_country_ones(world):
+    """Live statuses move with the history's delivery profile of each country: the same median and 90th
+    percentile of seconds from sent to delivered, so a slow country stays slow live."""
+    import numpy as np
+
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=LiveConfig(rate=20)) as server:
+        _run(server, clock, 300, step=2)
+        live = [r for r in server.messages.live if r.get("direction") != "inbound" and r["status"] == "delivered"]
+    m = world.messages
+    history = m[(m["direction"] != "inbound") & (m["status"] == "delivered")]
+    got = {}
+    for cc in ("ID", "BR", "US"):
+        old = (history["final_at"] - history["date_sent"])[history["country"].astype(str) == cc].to_numpy(float)
+        new = np.array([r["final_at"] - r["date_sent"] for r in live if r["country"] == cc], dtype=float)
+        assert len(old) > 300 and len(new) > 1000, (cc, len(old), len(new))
+        for q in (50, 90):
+            assert abs(np.percentile(new, q) - np.percentile(old, q)) <= 0.2 * np.percentile(old, q) + 1, (cc, q)
+        got[cc] = np.percentile(new, 50)
+    assert got["US"] < got["BR"] < got["ID"], got  # the world's profiles: US fastest, Indonesia slowest
+
+
 def test_live_calls_follow_failed_otp_messages(world):
     clock = SimClock(END)
     with SandboxServer(world, clock=clock, live=LiveConfig(rate=20)) as server:
@@ -217,6 +239,39 @@ def test_pumping_sends_codes_to_sequential_numbers_of_new_members_recorded_in_gr
     assert [(r["to"], r["date_created"], r["status"]) for r in live if r not in pumped] == members_only
 
 
+def test_the_incident_flag_repeats_and_ground_truth_records_each(world, tmp_path):
+    import argparse
+
+    from switchboard.sandbox.cli import add_arguments, live_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--live-rate", "20", "--incident", "ID:30004:0.4:60", "--incident", "BR:30007:0.5"])
+    cfg = live_from_args(args, tmp_path)
+    assert [(i.country, i.error_code, i.share, i.after_seconds) for i in cfg.incidents] == [
+        ("ID", 30004, 0.4, 60.0), ("BR", 30007, 0.5, 0.0)]
+    clock = SimClock(END)
+    with SandboxServer(world, clock=clock, live=cfg) as server:
+        _run(server, clock, 200, step=2)
+        messages = _live_messages(_client(server))
+        server.live.flush()
+    truth = {t["country"]: t for t in json.loads((tmp_path / "ground_truth.json").read_text())["live"]["incidents"]}
+    assert set(truth) == {"ID", "BR"}
+    assert (truth["BR"]["error_code"], truth["BR"]["share"], truth["BR"]["start"]) == (30007, 0.5, "2026-06-01T00:00:00Z")
+    assert (truth["ID"]["error_code"], truth["ID"]["start"]) == (30004, "2026-06-01T00:01:00Z")
+    for cc, code in (("ID", 30004), ("BR", 30007)):
+        t = truth[cc]
+        start = END + timedelta(seconds=t["after_seconds"])
+        final = [m for m in messages if m.status in ("delivered", "undelivered", "failed") and m.date_created >= start
+                 and phonenumbers.region_code_for_number(phonenumbers.parse(m.to)) == cc]
+        share = sum(m.error_code == code for m in final) / len(final)
+        assert abs(share - t["share"]) < 4 * math.sqrt(t["share"] * (1 - t["share"]) / len(final)), (cc, share)
+        assert abs(t["observed_share"] - t["share"]) < 4 * math.sqrt(0.25 / t["observed_messages_after_start"])
+    # each incident strikes its own country only (30004 is no error of the world's own mix)
+    others = [m for m in messages if phonenumbers.region_code_for_number(phonenumbers.parse(m.to)) != "ID"]
+    assert others and not [m for m in others if m.error_code == 30004]
+
+
 @pytest.mark.parametrize("flag, says", [
     (["--incident", "ID:30007:1.5"], "SHARE must be in (0, 1]"),
     (["--incident", "ZZ:30007:0.4"], "unknown country"),
@@ -258,6 +313,37 @@ def test_event_stream_signature_is_the_one_twilio_documents():
     assert url.endswith("?bodySHA256=" + __import__("hashlib").sha256(body).hexdigest())
     assert RequestValidator("tok").validate(url, body.decode(), headers["X-Twilio-Signature"])
     assert not RequestValidator("tok").validate(url, body.decode() + " ", headers["X-Twilio-Signature"])
+
+
+# Twilio's documented Messaging.MessageStatus data fields (docs/events/event-types/messaging/outbound-message)
+STATUS_REQUIRED = {"messageSid", "timestamp", "accountSid", "eventName", "apiVersion", "from", "to", "messageStatus"}
+STATUS_OPTIONAL = {"messagingServiceSid", "errorCode", "body", "statusCallBackUrl", "tags", "mnc", "mcc",
+                   "rawDlrDoneDate", "numberOfSegments"}
+
+
+def test_event_streams_events_follow_twilios_outbound_message_schema():
+    from switchboard.sandbox.api.events import DATASCHEMA, message_events
+
+    account = "AC" + "1" * 32
+    rec = {"sid": "SM" + "2" * 32, "from": "+12065550100", "to": "+6281234567890", "body": "Acme: hello",
+           "num_segments": 2, "messaging_service_sid": "MG" + "3" * 32, "error_code": 30007, "country": "ID",
+           "carrier": "Telkomsel", "status": "undelivered", "date_sent": 1_780_000_000.0, "final_at": 1_780_000_004.5}
+    events = [e for _, e in message_events(rec, account)]
+    assert [e["type"] for e in events] == ["com.twilio.messaging.message.sent",
+                                          "com.twilio.messaging.message.undelivered"]
+    for e in events:
+        # a CloudEvents 1.0 envelope, as Twilio sends it
+        assert set(e) == {"specversion", "type", "source", "id", "dataschema", "datacontenttype", "time", "data"}
+        assert e["specversion"] == "1.0" and e["dataschema"] == DATASCHEMA and e["data"]["eventName"] == e["type"]
+        assert STATUS_REQUIRED <= set(e["data"]) <= STATUS_REQUIRED | STATUS_OPTIONAL, set(e["data"])
+        assert e["data"]["messageStatus"] in {"QUEUED", "FAILED", "SENT", "DELIVERED", "UNDELIVERED", "READ"}
+        assert isinstance(e["data"]["numberOfSegments"], int) and e["data"]["messageSid"] == rec["sid"]
+        assert e["time"] == e["data"]["timestamp"] and e["time"].endswith("Z")
+    sent, final = (e["data"] for e in events)
+    assert "errorCode" not in sent and final["errorCode"] == 30007 and isinstance(final["errorCode"], int)
+    assert final["mcc"] == "510" and len(final["mnc"]) == 2  # Indonesia's network
+    assert len({e["id"] for e in events}) == 2
+    assert [e["id"] for _, e in message_events(rec, account)] == [e["id"] for e in events]  # stable: retries dedupe
 
 
 def _wait_callbacks(server: SandboxServer) -> dict[str, int]:

@@ -150,6 +150,7 @@ def test_the_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path: Path
         [
             str(venv / "bin" / "switchboard"),
             "demo",
+            "--still",
             "--no-dashboard",
             "--messages",
             "3000",

@@ -97,7 +97,8 @@ stats = {"sequential": sequential, "alpha": alpha, "mde_relative": mde, "plans":
 
 # One query for the whole page (cached per period, filters and window): the list, the chosen
 # experiment's analysis and its countries are derived from it (analytics.experiments.ExperimentData).
-page_data: ex.ExperimentData = data.run(ex.experiment_data, **view.period, window_minutes=float(window))
+page_data: ex.ExperimentData = data.run(ex.experiment_data, **view.period, window_minutes=float(window),
+                                        pre_days=int(settings.experiment_pre_days))
 experiments = ex.list_from(page_data, **stats, min_sample_size=settings.min_sample_size)
 if experiments.empty:
     st.info(
@@ -135,9 +136,14 @@ if chosen is None:
     st.stop()
 analysis: ex.ExperimentAnalysis = ex.analyse_from(page_data, chosen, **stats,
                                                    min_sample_size=settings.min_sample_size, correction=correction)
-# The pre-period covariate and opt-outs of the chosen experiment (one more query, cached like the first).
-pre: ex.PrePeriodData = data.run(ex.preperiod_data, chosen, **view.period, window_minutes=float(window),
-                                 pre_days=int(settings.experiment_pre_days))
+# The pre-period covariate and opt-outs of the chosen experiment: the CUPED sums came with the page's query
+# when the warehouse carries this pre-period (issue 19), so only the few opt-outs are looked up; else one more
+# query counts them (both cached like the first).
+pre = ex.preperiod_from(page_data, chosen, data.run(ex.opt_out_data, chosen, **view.period)) \
+    if page_data.cuped is not None else None
+if pre is None:
+    pre = data.run(ex.preperiod_data, chosen, **view.period, window_minutes=float(window),
+                   pre_days=int(settings.experiment_pre_days))
 read: ex.Readout = ex.experiment_readout(
     analysis, page_data, pre, method=method.lower(), cuped=cuped, correction=correction,
     min_days=settings.experiment_min_days, min_segment_users=settings.min_sample_size)
