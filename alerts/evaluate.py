@@ -34,7 +34,8 @@ from switchboard.analytics import _sql, insights, responses
 from switchboard.analytics.filters import Filters
 from switchboard.analytics.stats_basic import benjamini_hochberg, two_proportion_z
 
-KIND_OF_METRIC = {"error_rate": "error_rise", "delivery_rate": "delivery_drop", "cost_per_message": "cost_rise"}
+KIND_OF_METRIC = {"error_rate": "error_rise", "delivery_rate": "delivery_drop", "cost_per_message": "cost_rise",
+                  "standing_error_rate": "persistent_error"}
 
 
 @dataclass
@@ -116,13 +117,22 @@ def _filters(where: Iterable[tuple[str, str]]) -> Filters:
 def _insights(con: Any, group: list[Rule], as_of: datetime) -> list[Finding]:
     r0 = group[0]
     _, recent, end = _window(r0, as_of)
-    df = insights.what_changed(
-        con, end=end, since=recent, baseline_days=max(1, round(r0.baseline_days)), filters=_filters(r0.where),
-        alpha=r0.alpha, min_effect=r0.min_effect, min_ratio=r0.min_ratio, min_lost=r0.min_impact,
-        persistent=False, correction="bh", max_findings=50, opt_outs=False)
     by_kind = {KIND_OF_METRIC[r.metric]: r for r in group}
+
+    def changed(persistent: bool) -> pd.DataFrame:
+        return insights.what_changed(
+            con, end=end, since=recent, baseline_days=max(1, round(r0.baseline_days)), filters=_filters(r0.where),
+            alpha=r0.alpha, min_effect=r0.min_effect, min_ratio=r0.min_ratio, min_lost=r0.min_impact,
+            persistent=persistent, correction="bh", max_findings=50, opt_outs=False)
+
+    # the changes, then (a second call, so the standing problems do not join the changes' BH family) the
+    # standing errors: a code failing far more in a country than in the others, before and now alike
+    frames = [changed(False)] if by_kind.keys() - {"persistent_error"} else []
+    if "persistent_error" in by_kind:
+        standing = changed(True)
+        frames.append(standing[standing["kind"] == "persistent_error"])
     out = []
-    for row in df.itertuples(index=False):
+    for row in (row for df in frames for row in df.itertuples(index=False)):
         rule = by_kind.get(row.kind)
         if rule is None:
             continue
@@ -199,6 +209,12 @@ def _with_sentence(f: Finding, rule: Rule, r: Any, templates: list[str], end: da
         name = r.error_name if isinstance(r.error_name, str) else "not in the catalogue"
         text = (f"{head}, {fmt.pct(f.recent_value)} of SMS to {place} failed with {f.error_code} ({name}), against "
                 f"{fmt.pct(f.baseline_value)} {base}: about {fmt.about(f.impact)} members not reached{tpl}.{todo}")
+    elif f.kind == "persistent_error":
+        name = r.error_name if isinstance(r.error_name, str) else "not in the catalogue"
+        text = (f"A standing problem, not a change: over the {fmt.window_words(rule.baseline_days * 24 + rule.recent_hours)}"
+                f" to {end:%d %b %H:%M} UTC, {fmt.pct(f.recent_value)} of SMS to {place} failed with {f.error_code} "
+                f"({name}), against {fmt.pct(f.baseline_value)} in the other countries: about {fmt.about(f.impact)} "
+                f"members not reached{tpl}.{todo}")
     elif f.kind == "delivery_drop":
         text = (f"{head}, {fmt.pct(f.recent_value)} of SMS to {place} were delivered, against "
                 f"{fmt.pct(f.baseline_value)} {base}, with no single error code to blame: about "

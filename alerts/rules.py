@@ -24,6 +24,8 @@ METRICS: dict[str, str] = {
     "error_rate": "insights",        # one error code's share of final SMS rose (new or rising code)
     "delivery_rate": "insights",     # the share of final SMS delivered fell
     "cost_per_message": "insights",  # mean cost per priced SMS rose
+    "standing_error_rate": "insights",  # one code fails far more SMS in a country (or carrier) than elsewhere,
+                                        # over baseline and recent alike: a standing problem, not a change
     "failure_rate": "rate",          # share of final SMS that failed, in any scope (template, sender, purpose ...)
     "fallback_failure_rate": "rate",  # voice fallback calls not answered
     "slow_delivery_rate": "rate",    # delivered SMS slower than latency_seconds
@@ -48,6 +50,7 @@ METRIC_SCOPES: dict[str, frozenset[str]] = {
     "error_rate": frozenset({"country", "carrier", "template"}),
     "delivery_rate": frozenset({"country", "carrier", "template"}),
     "cost_per_message": frozenset({"country", "carrier", "template"}),
+    "standing_error_rate": frozenset({"country", "carrier"}),
 }
 # where-filters the insights metrics accept (analytics.filters.Filters on message_facts)
 INSIGHTS_WHERE = frozenset({"country", "carrier", "template", "sender", "purpose"})
@@ -85,6 +88,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("fallback_failure", "fallback_failure_rate", min_effect=0.05, min_volume=30),
     Rule("latency", "slow_delivery_rate", min_effect=0.05, min_ratio=2.0),
     Rule("cost_rise", "cost_per_message", severity="info"),
+    Rule("standing_error", "standing_error_rate"),
     Rule("opt_out", "opt_out_rate", scope=("country", "template"), min_effect=0.005, min_ratio=2.0,
          min_impact=10),
     Rule("pumping", "pumping", severity="critical", min_volume=100, min_ratio=3.0, min_impact=100),

@@ -136,3 +136,18 @@ def test_the_detector_on_ground_truth_names_the_country_and_the_prefixes_to_bloc
     # the day before the episode: nothing
     before = evaluate.evaluate(con, rules.parse({}), _when(episode["start"]) - timedelta(seconds=1))
     assert not [f for f in before.findings if f.kind == "pumping"]
+
+
+@pytest.mark.slow
+def test_replayed_day_by_day_the_standing_landline_problem_alerts(world, replayed):
+    """Egypt's landline-heavy members fail with 30006 from the first day: no before/after rule sees it, the
+    standing_error rule (a code far above the other countries) does, from the first replayed day and on most
+    days (a day whose cell is small can miss the thresholds), naming the country, the code and the templates."""
+    landline = next(i for i in world[0].ground_truth["incidents"] if i["kind"] == "landline_heavy")
+    hits = {day: f for day, findings in replayed for f in findings
+            if (f.rule, f.country_iso2, f.error_code) == ("standing_error", landline["country"], landline["error_code"])}
+    days = [day for day, _ in replayed]
+    assert days[0] in hits and len(hits) >= 0.8 * len(days), (len(hits), len(days))  # from the first day on
+    f = next(iter(hits.values()))
+    assert f.kind == "persistent_error" and "Egypt" in f.sentence and "30006" in f.sentence, f.sentence
+    assert "standing problem" in f.sentence and f.evidence["templates"], f.sentence
