@@ -125,12 +125,9 @@ def _insights(con: Any, group: list[Rule], as_of: datetime) -> list[Finding]:
             alpha=r0.alpha, min_effect=r0.min_effect, min_ratio=r0.min_ratio, min_lost=r0.min_impact,
             persistent=persistent, correction="bh", max_findings=50, opt_outs=False)
 
-    # the changes, then (a second call, so the standing problems do not join the changes' BH family) the
-    # standing errors: a code failing far more in a country than in the others, before and now alike
-    frames = [changed(False)] if by_kind.keys() - {"persistent_error"} else []
-    if "persistent_error" in by_kind:
-        standing = changed(True)
-        frames.append(standing[standing["kind"] == "persistent_error"])
+    # one call: the changes and (with the standing_error rule) the standing errors, a code failing far more
+    # in a country than in the others, before and now alike, in one BH family
+    frames = [changed("persistent_error" in by_kind)]
     out = []
     for row in (row for df in frames for row in df.itertuples(index=False)):
         rule = by_kind.get(row.kind)
