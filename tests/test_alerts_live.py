@@ -65,10 +65,15 @@ def test_a_live_incident_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Pat
     assert "failed with 30004" in alert["text"] and "Indonesia" in alert["text"]
     con = duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)
     try:
-        rows = con.execute("SELECT status, notifications_sent FROM alerts WHERE error_code = 30004").fetchall()
+        rows = con.execute("SELECT alert_id, status, notifications_sent FROM alerts WHERE rule = 'error_rise' "
+                           "AND country_iso2 = 'ID' AND error_code = 30004").fetchall()
     finally:
         con.close()
-    assert rows and rows[0][0] == "open"
+    # the alert the webhook got is recorded in the published warehouse (the cell that best explains the
+    # incident may move between cycles, e.g. from the country to one carrier, which resolves one alert id and
+    # opens another: the test asserts what was notified, not how the last cycle happened to split the cells)
+    assert opened[0]["alert_id"] in {alert_id for alert_id, _, _ in rows}, (opened[0], rows)
+    assert {status for _, status, _ in rows} <= {"open", "resolved"}, rows
 
 
 def _pumped_codes(data_dir: Path) -> int:
