@@ -127,9 +127,9 @@ def _insights(con: Any, group: list[Rule], as_of: datetime) -> list[Finding]:
 
     # one call: the changes and (with the standing_error rule) the standing errors, a code failing far more
     # in a country than in the others, before and now alike, in one BH family
-    frames = [changed("persistent_error" in by_kind)]
+    df = changed("persistent_error" in by_kind)
     out = []
-    for row in (row for df in frames for row in df.itertuples(index=False)):
+    for row in df.itertuples(index=False):
         rule = by_kind.get(row.kind)
         if rule is None:
             continue
@@ -287,7 +287,6 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
         params[f"w{i}"] = v
     if "$latency" in bad:
         params["latency"] = rule.latency_seconds
-    bad_unit = f"({unit}) AND ({bad})"
     select = "".join(f"{d}, " for d in dims)
     group = f" GROUP BY {', '.join(dims)}" if dims else ""
 
@@ -295,9 +294,9 @@ def _rate_cells(con: Any, rule: Rule, as_of: datetime) -> pd.DataFrame:
         conds = " AND ".join([f"t >= ${lo}", f"t < ${hi}", *where])
         return (f"SELECT {select}"
                 f"count(*) FILTER (WHERE t >= $recent AND ({unit})) AS n1, "
-                f"count(*) FILTER (WHERE t >= $recent AND {bad_unit}) AS k1, "
+                f"count(*) FILTER (WHERE t >= $recent AND ({unit}) AND ({bad})) AS k1, "
                 f"count(*) FILTER (WHERE t < $recent AND ({unit})) AS n0, "
-                f"count(*) FILTER (WHERE t < $recent AND {bad_unit}) AS k0 "
+                f"count(*) FILTER (WHERE t < $recent AND ({unit}) AND ({bad})) AS k0 "
                 f"FROM ({relation}) WHERE {conds}{group}")
 
     rollup = _RATE_ROLLUP.get(rule.metric)

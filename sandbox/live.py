@@ -47,6 +47,15 @@ from switchboard.sandbox.world import (
 )
 
 
+def _country(part: str, text: str) -> str:
+    """The ISO-3166 alpha-2 code of a live flag's COUNTRY part; ValueError with a one-line reason otherwise."""
+    country = part.strip().upper()
+    if country not in COUNTRY_BY_ISO:
+        raise ValueError(f"unknown country {part!r} in {text!r}: use an ISO-3166 alpha-2 code of the "
+                         f"sandbox's countries ({', '.join(sorted(COUNTRY_BY_ISO)[:8])}, ...)")
+    return country
+
+
 @dataclass(frozen=True)
 class LiveIncident:
     """From ``after_seconds`` after the live start, ``share`` of the SMS to ``country`` fail with ``error_code``."""
@@ -62,10 +71,7 @@ class LiveIncident:
         parts = text.split(":")
         if len(parts) not in (3, 4):
             raise ValueError(f"expected COUNTRY:ERROR_CODE:SHARE[:AFTER_SECONDS] (e.g. ID:30007:0.4:60), got {text!r}")
-        country = parts[0].strip().upper()
-        if country not in COUNTRY_BY_ISO:
-            raise ValueError(f"unknown country {parts[0]!r} in {text!r}: use an ISO-3166 alpha-2 code of the "
-                             f"sandbox's countries ({', '.join(sorted(COUNTRY_BY_ISO)[:8])}, ...)")
+        country = _country(parts[0], text)
         try:
             code, share = int(parts[1]), float(parts[2])
             after = float(parts[3]) if len(parts) == 4 else 0.0
@@ -97,10 +103,7 @@ class LivePumping:
         parts = text.split(":")
         if len(parts) not in (2, 3):
             raise ValueError(f"expected COUNTRY:MESSAGES_PER_HOUR[:AFTER_SECONDS] (e.g. NG:600:60), got {text!r}")
-        country = parts[0].strip().upper()
-        if country not in COUNTRY_BY_ISO:
-            raise ValueError(f"unknown country {parts[0]!r} in {text!r}: use an ISO-3166 alpha-2 code of the "
-                             f"sandbox's countries ({', '.join(sorted(COUNTRY_BY_ISO)[:8])}, ...)")
+        country = _country(parts[0], text)
         try:
             rate = float(parts[1])
             after = float(parts[2]) if len(parts) == 3 else 0.0

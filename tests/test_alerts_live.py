@@ -44,17 +44,10 @@ def test_a_live_incident_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Pat
             "--incident", "ID:30004:0.6:0", "--alert-webhook", receiver.url, "--data-dir", str(data_dir)]
     try:
         with Command(args, data_dir, env=env) as demo:
-            demo.wait_line(r"^3/4  Continuous ingest every 2 s")
-            cycles_with_failures = 0
-            for _ in range(40):  # a safety net: the incident's failures appear in the first few runs
-                demo.wait_line(RUN_OK)
-                if _incident_failures(data_dir / "warehouse.duckdb"):
-                    cycles_with_failures += 1
-                opened = [b for b in receiver.bodies if b["event"] == "opened" and b["error_code"] == 30004]
-                if opened:
-                    break
-                assert cycles_with_failures < 3, (cycles_with_failures, receiver.bodies)
-            assert opened, receiver.bodies
+            # a safety net of 40 runs: the incident's failures appear in the first few
+            opened = _opened_within_two_cycles(
+                demo, receiver, lambda: _incident_failures(data_dir / "warehouse.duckdb"),
+                lambda b: b["error_code"] == 30004, runs=40)
             assert demo.interrupt() == 0, demo.stderr()
             assert "Traceback" not in demo.stderr()
     finally:
@@ -74,6 +67,23 @@ def test_a_live_incident_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Pat
     # opens another: the test asserts what was notified, not how the last cycle happened to split the cells)
     assert opened[0]["alert_id"] in {alert_id for alert_id, _, _ in rows}, (opened[0], rows)
     assert {status for _, status, _ in rows} <= {"open", "resolved"}, rows
+
+
+def _opened_within_two_cycles(demo, receiver, arrived, wanted, *, runs: int) -> list[dict]:
+    """The webhook's "opened" bodies that ``wanted`` picks, waited for run by run (tied to the ingest's
+    progress, not the clock): they must come within two ingest cycles of the first one where ``arrived()``
+    (the injected traffic has reached the warehouse)."""
+    demo.wait_line(r"^3/4  Continuous ingest every 2 s")
+    cycles_with_traffic = 0
+    for _ in range(runs):
+        demo.wait_line(RUN_OK)
+        if arrived():
+            cycles_with_traffic += 1
+        opened = [b for b in receiver.bodies if b["event"] == "opened" and wanted(b)]
+        if opened:
+            return opened
+        assert cycles_with_traffic < 3, (cycles_with_traffic, receiver.bodies)
+    raise AssertionError(receiver.bodies)
 
 
 def _pumped_codes(data_dir: Path) -> int:
@@ -108,17 +118,9 @@ def test_live_pumping_alerts_a_webhook_within_two_ingest_cycles(tmp_path: Path) 
             "--pumping", "NG:36000", "--data-dir", str(data_dir)]
     try:
         with Command(args, data_dir, env=env) as demo:
-            demo.wait_line(r"^3/4  Continuous ingest every 2 s")
-            cycles_with_codes = 0
-            for _ in range(60):  # a safety net: the live send-log files come every 10 s
-                demo.wait_line(RUN_OK)
-                if _pumped_codes(data_dir):
-                    cycles_with_codes += 1
-                opened = [b for b in receiver.bodies if b["event"] == "opened" and b["rule"] == "pumping"]
-                if opened:
-                    break
-                assert cycles_with_codes < 3, (cycles_with_codes, receiver.bodies)
-            assert opened, receiver.bodies
+            # a safety net of 60 runs: the live send-log files come every 10 s
+            opened = _opened_within_two_cycles(demo, receiver, lambda: _pumped_codes(data_dir),
+                                               lambda b: b["rule"] == "pumping", runs=60)
             assert demo.interrupt() == 0, demo.stderr()
             assert "Traceback" not in demo.stderr()
     finally:
